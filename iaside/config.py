@@ -1,0 +1,110 @@
+"""Data configuration that travels with a model (timm-style): how a model wants its images."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Preprocessing up to (not including) normalisation, plus the normalisation itself.
+
+    Pixels reach the engine as float in [0, 1], shape (C, H, W) = (channels, *input_size),
+    after: resize the shorter side to ``resize_size`` with ``interpolation``, centre-crop to
+    ``input_size``. ``mean``/``std`` (per channel, in [0, 1] pixel units) are applied inside
+    the model wrapper, after the band split.
+    """
+
+    input_size: tuple[int, int] = (224, 224)
+    resize_size: int = 256
+    interpolation: str = "bilinear"
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    channels: int = 3
+
+    def __post_init__(self) -> None:
+        from .errors import IasideError
+
+        if self.interpolation not in INTERPOLATIONS:
+            raise IasideError(
+                f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}"
+            )
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise IasideError(
+                f"mean {self.mean} and std {self.std} need {self.channels} values (one per channel)"
+            )
+        if any(s <= 0 for s in self.std):
+            raise IasideError(f"std {self.std} must be positive")
+        h, w = self.input_size
+        if h < 1 or w < 1 or self.resize_size < 1:
+            raise IasideError(f"input_size {self.input_size} and resize_size must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DataConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
+
+    def override(self, **changes: Any) -> "DataConfig":
+        """A copy with the given fields replaced; ``None`` values are ignored."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if "input_size" in changes and isinstance(changes["input_size"], int):
+            changes["input_size"] = (changes["input_size"], changes["input_size"])
+        for key in ("mean", "std"):
+            if key in changes and len(changes[key]) == 1:
+                changes[key] = tuple(changes[key]) * self.channels
+        return replace(self, **{k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()})
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"partition": "square", "synthesis": "paper", "fill": "partner"},
+}
+"""Named configurations. 'paper' reproduces the authors' script (SPEC §9)."""
+
+DEFAULTS: dict[str, Any] = {"partition": "linf", "synthesis": "sum", "fill": "partner"}
+
+
+@dataclass(frozen=True)
+class ExplainConfig:
+    """Everything that decides the numbers of a run (batch size and device do not).
+
+    bands: M; partition: linf | l2 | square; fill: partner | zero | mean | noise | gaussian;
+    synthesis: sum | paper; clip: clip coalition images to [0, 1] (sum synthesis);
+    labels: 'given' or 'predicted'; samples: seeded subset size (None = all);
+    n_bootstrap / confidence: the bootstrap intervals; beta: the score's band decay.
+    """
+
+    bands: int = 8
+    partition: str = "linf"
+    fill: str = "partner"
+    synthesis: str = "sum"
+    clip: bool = False
+    preset: str | None = None
+    labels: str = "given"
+    samples: int | None = None
+    seed: int = 0
+    n_bootstrap: int = 1000
+    confidence: float = 0.95
+    beta: float = 0.75
+
+    @classmethod
+    def build(cls, preset: str | None = None, **given: Any) -> "ExplainConfig":
+        """Defaults, then the preset, then what the user gave (``None`` = not given)."""
+        from .errors import IasideError
+
+        if preset is not None and preset not in PRESETS:
+            raise IasideError(f"--preset {preset!r} is not one of {', '.join(PRESETS)}")
+        values = {**DEFAULTS, **(PRESETS[preset] if preset else {})}
+        values.update({k: v for k, v in given.items() if v is not None})
+        return cls(preset=preset, **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ExplainConfig":
+        return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})

@@ -1,0 +1,85 @@
+"""Decode an image file and bring it to a model's input: (C, H, W) float32 in [0, 1]."""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from ..config import DataConfig
+from ..errors import IasideError
+
+MAX_PIXELS = 178_956_970
+"""Largest width × height accepted, read from the header before decoding (PIL's own limit)."""
+
+RESAMPLING = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+def load_image(path: str | os.PathLike, channels: int = 3) -> Image.Image:
+    """Decode ``path`` upright (EXIF orientation applied) as 8-bit RGB (channels 3) or L (1)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > MAX_PIXELS:
+                    raise Image.DecompressionBombError(f"{width}x{height} pixels")
+                img.load()
+                return to_mode(ImageOps.exif_transpose(img), channels)
+    except FileNotFoundError:
+        raise IasideError(f"image {path} does not exist") from None
+    except Image.DecompressionBombError as e:
+        raise IasideError(
+            f"image {path} is too large ({e}; at most {MAX_PIXELS} pixels); downscale it first"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise IasideError(
+            f"image {path} is unreadable or truncated ({e}); re-export it or remove it from the data"
+        ) from None
+
+
+def to_mode(img: Image.Image, channels: int) -> Image.Image:
+    """8-bit RGB (channels 3) or L (channels 1); 16-bit integer images scaled by 1/65535, float
+    images taken as [0, 1], palette and alpha images via RGBA with the alpha dropped."""
+    if channels not in (1, 3):
+        raise IasideError(f"channels={channels}: only 1 (grayscale) or 3 (RGB) are supported")
+    if img.mode == "I" or img.mode == "F" or img.mode.startswith("I;16"):
+        full_scale = 1.0 if img.mode == "F" else 65535.0
+        unit = np.asarray(img, dtype=np.float64) / full_scale
+        img = Image.fromarray(np.rint(np.clip(unit, 0.0, 1.0) * 255).astype(np.uint8), "L")
+    elif img.mode in ("P", "PA"):
+        img = img.convert("RGBA")
+    target = "L" if channels == 1 else "RGB"
+    return img if img.mode == target else img.convert(target)
+
+
+def resized_size(width: int, height: int, resize_size: int, crop_hw: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) with the shorter side at ``resize_size`` (torchvision rounding),
+    enlarged when needed so that the (H, W) crop ``crop_hw`` fits inside."""
+    crop_h, crop_w = crop_hw
+    long_side = int(resize_size * max(width, height) / min(width, height))
+    new_w, new_h = (resize_size, long_side) if width <= height else (long_side, resize_size)
+    if new_w < crop_w or new_h < crop_h:
+        scale = max(crop_w / width, crop_h / height)
+        new_w, new_h = max(crop_w, round(width * scale)), max(crop_h, round(height * scale))
+    return new_w, new_h
+
+
+def preprocess(img: Image.Image, cfg: DataConfig) -> torch.Tensor:
+    """Resize the shorter side, centre-crop to ``cfg.input_size``: (C, H, W) float32 in [0, 1]."""
+    img = to_mode(img, cfg.channels)
+    crop_h, crop_w = cfg.input_size
+    size = resized_size(*img.size, cfg.resize_size, cfg.input_size)
+    if size != img.size:
+        img = img.resize(size, RESAMPLING[cfg.interpolation])
+    top, left = round((size[1] - crop_h) / 2), round((size[0] - crop_w) / 2)
+    img = img.crop((left, top, left + crop_w, top + crop_h))
+    pixels = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
+    return pixels.unsqueeze(0) if pixels.ndim == 2 else pixels.permute(2, 0, 1).contiguous()

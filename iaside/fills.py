@@ -1,0 +1,151 @@
+"""What replaces a removed band (SPEC §3 and §9): partner, zero, mean, noise, gaussian.
+
+A fill maps a batch of images to the fill image b (pixels) or, for the paper preset's
+``gaussian``, to a fill spectrum. Everything random is seeded per (run seed, image index), so
+a result does not depend on batch size, order, shards or resumption.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from .errors import IasideError
+from .spectral import band_energy, split_bands
+
+FILLS = ("partner", "zero", "mean", "noise", "gaussian")
+FILL_ALIASES = {"random": "partner"}  # the authors' script's name for the partner fill
+
+
+def partner_index(n_images: int, seed: int) -> np.ndarray:
+    """Seeded pairing, (N,) int64: image i is filled from image partner[i] ≠ i.
+
+    One random cycle through the data set: a seeded permutation σ, partner[σ_k] = σ_{k+1}.
+    """
+    if n_images < 2:
+        raise IasideError("the partner fill needs at least 2 images; use --fill zero or add images")
+    order = np.random.default_rng(np.random.SeedSequence([seed, 0x9A27])).permutation(n_images)
+    partner = np.empty(n_images, dtype=np.int64)
+    partner[order] = np.roll(order, -1)
+    return partner
+
+
+def image_generator(seed: int, index: int, salt: int) -> torch.Generator:
+    """A CPU generator that depends only on (seed, image index, salt)."""
+    state = np.random.SeedSequence([seed, index, salt]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+class Fill:
+    """Base class. ``domain`` is 'pixels' (b is an image) or 'spectrum' (b is an unshifted DFT)."""
+
+    name = ""
+    domain = "pixels"
+    needs_partner = False
+    needs_fit = False
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def fit(self, batches: Iterable[torch.Tensor], masks: torch.Tensor) -> None:
+        """Collect data set statistics from (B, C, H, W) pixel batches (one pass)."""
+
+    def __call__(
+        self, x: torch.Tensor, indices: torch.Tensor, partner: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, C, H, W) images and their data set indices (B,) -> (B, C, H, W) fill."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(seed={self.seed})"
+
+
+class PartnerFill(Fill):
+    """b = another image of the data set (seeded pairing, never the image itself)."""
+
+    name = "partner"
+    needs_partner = True
+
+    def __call__(self, x, indices, partner=None):
+        if partner is None:
+            raise ValueError("PartnerFill needs the partner images")
+        return partner
+
+
+class ZeroFill(Fill):
+    """b = 0: removed bands are cut out by an ideal band-stop filter."""
+
+    name = "zero"
+
+    def __call__(self, x, indices, partner=None):
+        return torch.zeros_like(x)
+
+
+class MeanFill(Fill):
+    """b = the data set's mean image."""
+
+    name = "mean"
+    needs_fit = True
+
+    def fit(self, batches, masks):
+        total, count = None, 0
+        for x in batches:
+            s = x.to(torch.float64).sum(dim=0)
+            total = s if total is None else total + s
+            count += x.shape[0]
+        self.mean_image = (total / count).to(torch.float32)
+
+    def __call__(self, x, indices, partner=None):
+        return self.mean_image.to(x.device).expand_as(x)
+
+
+class NoiseFill(Fill):
+    """b = Gaussian noise whose energy in every band and channel equals the data set's mean."""
+
+    name = "noise"
+    needs_fit = True
+
+    def fit(self, batches, masks):
+        total, count = None, 0
+        for x in batches:
+            s = band_energy(x, masks, per_channel=True).sum(dim=0)  # (C, M)
+            total = s if total is None else total + s
+            count += x.shape[0]
+        self.masks = masks
+        self.energy_per_band = total / count  # (C, M) float64
+
+    def __call__(self, x, indices, partner=None):
+        b, c, h, w = x.shape
+        white = torch.stack(
+            [torch.randn((c, h, w), generator=image_generator(self.seed, int(i), 1)) for i in indices]
+        )
+        bands = split_bands(white, self.masks)  # (B, M, C, H, W)
+        got = band_energy(white, self.masks, per_channel=True)  # (B, C, M)
+        gain = (self.energy_per_band[None] / got.clamp_min(1e-30)).sqrt().to(torch.float32)
+        return torch.einsum("bmchw,bcm->bchw", bands, gain).to(x.device)
+
+
+class GaussianSpectrumFill(Fill):
+    """The paper preset's 'gaussian': a complex spectrum with real, imaginary parts ~ N(0, 0.5²)."""
+
+    name = "gaussian"
+    domain = "spectrum"
+
+    def __call__(self, x, indices, partner=None):
+        b, c, h, w = x.shape
+        noise = torch.stack(
+            [0.5 * torch.randn((2, c, h, w), generator=image_generator(self.seed, int(i), 2)) for i in indices]
+        )
+        return torch.complex(noise[:, 0], noise[:, 1]).to(x.device)
+
+
+_FILL_CLASSES = {cls.name: cls for cls in (PartnerFill, ZeroFill, MeanFill, NoiseFill, GaussianSpectrumFill)}
+
+
+def make_fill(name: str, seed: int = 0) -> Fill:
+    """The fill called ``name`` (or an alias such as 'random'), seeded."""
+    key = FILL_ALIASES.get(name, name)
+    if key not in _FILL_CLASSES:
+        raise IasideError(f"--fill {name!r} is not one of {', '.join(FILLS)}")
+    return _FILL_CLASSES[key](seed=seed)

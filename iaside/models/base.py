@@ -1,0 +1,50 @@
+"""The model wrapper every source returns: pixels in [0, 1] in, logits out."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..config import DataConfig
+
+
+class Classifier(nn.Module):
+    """Wrap a network so it takes un-normalised pixels.
+
+    forward: (B, C, H, W) float in [0, 1] -> (B, K) logits. Normalisation
+    ``(x - mean) / std`` happens here, after the band split, never in the data pipeline.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        mean: Sequence[float],
+        std: Sequence[float],
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        name: str = "model",
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.num_classes = num_classes
+        self.class_names = list(class_names) if class_names is not None else None
+        self.name = name
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.net((pixels - self.mean.to(pixels.dtype)) / self.std.to(pixels.dtype))
+
+
+@dataclass
+class LoadedModel:
+    """What the registry returns: the wrapped model and the data config it expects."""
+
+    model: Classifier
+    data_config: DataConfig
+    spec: str
+    fingerprint: str
+    source: str = ""
+    extra: dict = field(default_factory=dict)

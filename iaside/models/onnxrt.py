@@ -1,0 +1,71 @@
+"""``onnx:PATH``: an ONNX graph run by onnxruntime behind a torch module."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import DataConfig
+from ..errors import IasideError
+from ._common import Built, existing_file, file_fingerprint, reject_weights
+
+IMAGENET_CROP_FRACTION = 224 / 256
+
+
+class OnnxNet(nn.Module):
+    """An onnxruntime session as a module: (B, C, H, W) float -> (B, K) float32 on the input's device.
+
+    A graph with a fixed batch size N gets the batch in chunks of N, the last one zero-padded.
+    No gradients flow through it.
+    """
+
+    def __init__(self, session) -> None:
+        super().__init__()
+        self.session = session
+        graph_input = session.get_inputs()[0]
+        self.input_name = graph_input.name
+        self.fixed_batch = graph_input.shape[0] if isinstance(graph_input.shape[0], int) else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pixels = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        step = self.fixed_batch or len(pixels)
+        outputs = []
+        for start in range(0, len(pixels), step):
+            chunk = pixels[start:start + step]
+            n = len(chunk)
+            if n < step:
+                chunk = np.concatenate([chunk, np.zeros((step - n, *chunk.shape[1:]), np.float32)])
+            outputs.append(self.session.run(None, {self.input_name: chunk})[0][:n])
+        return torch.from_numpy(np.concatenate(outputs).astype(np.float32, copy=False)).to(x.device)
+
+
+def load_onnx(path: str, *, weights: str | None, device: torch.device, num_classes: int | None) -> Built:
+    """An ONNX classifier; CUDA provider when ``device`` is cuda and onnxruntime has it.
+
+    DataConfig: ImageNet defaults, with input (H, W) from the graph when static.
+    """
+    reject_weights(weights, "ONNX")
+    p = existing_file(path, "ONNX file")
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise IasideError("onnx:PATH needs onnxruntime: pip install 'iaside[onnx]'") from e
+    providers = ["CPUExecutionProvider"]
+    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        session = ort.InferenceSession(str(p), providers=providers)
+    except Exception as e:
+        raise IasideError(f"onnxruntime cannot open {str(p)!r}: {e}") from e
+    inputs = session.get_inputs()
+    if len(inputs) != 1 or len(inputs[0].shape) != 4:
+        raise IasideError(f"{str(p)!r} must take one (B, C, H, W) image input; it takes {[(i.name, i.shape) for i in inputs]}")
+    height, width = inputs[0].shape[2:]
+    config = DataConfig()
+    if isinstance(height, int) and isinstance(width, int):
+        config = config.override(input_size=(height, width), resize_size=math.floor(min(height, width) / IMAGENET_CROP_FRACTION))
+    net = OnnxNet(session)
+    return Built(net, config, file_fingerprint(p), extra={"path": str(p), "providers": session.get_providers(),
+                                                         "fixed_batch": net.fixed_batch})
