@@ -17,6 +17,7 @@ from torch import nn
 from iaside.errors import IasideError
 from iaside.models import Classifier, LoadedModel, available_models, load_model
 from iaside.models._shim import import_torchvision
+from iaside.models.lite import load_lite
 from iaside.runtime import apply_malloc_fix
 
 apply_malloc_fix()
@@ -109,7 +110,7 @@ def test_efficientnet_lite0_classifies_the_foolbox_samples():
 
 @pytest.mark.parametrize(("name", "res"), [("efficientnet-lite1", 240), ("efficientnet-lite2", 260)])
 def test_larger_lites_carry_their_resolution(name, res):
-    cfg = load_model(name).data_config
+    cfg = load_lite(name, weights=None, device=torch.device("cpu"), num_classes=None).data_config
     assert (cfg.input_size, cfg.resize_size) == ((res, res), res + 32)
     with pytest.raises(IasideError, match="needs trained weights"):
         load_model(name, num_classes=10)
@@ -131,7 +132,9 @@ def test_torchscript_round_trip(tmp_path, compile_with):
 
 def test_module_factory_with_weights(tmp_path, helper_module):
     torch.manual_seed(2)
-    trained = nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4))
+    trained = nn.Sequential(
+        nn.Conv2d(3, 6, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4)
+    )
     weights = tmp_path / "trained.pth"
     torch.save({"state_dict": trained.state_dict()}, weights)
     loaded = load_model(f"module:{helper_module}:build", weights=str(weights))

@@ -45,7 +45,9 @@ def with_fields(config: DataConfig, changes: Mapping[str, Any] | None, culprit: 
     """``config`` with DataConfig fields from ``changes`` replaced (None values ignored)."""
     unknown = sorted(set(changes or {}) - set(CONFIG_FIELDS))
     if unknown:
-        raise IasideError(f"{culprit} has unknown data-config fields {unknown}; allowed: {', '.join(CONFIG_FIELDS)}")
+        raise IasideError(
+            f"{culprit} has unknown data-config fields {unknown}; allowed: {', '.join(CONFIG_FIELDS)}"
+        )
     return config.override(**(changes or {}))
 
 
@@ -74,7 +76,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise IasideError(f"weights file {str(p)!r} is not a torch state_dict ({e}); save one with torch.save(model.state_dict(), PATH)") from e
+        raise IasideError(
+            f"weights file {str(p)!r} is not a torch state_dict ({e}); "
+            "save one with torch.save(model.state_dict(), PATH)"
+        ) from e
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -96,5 +101,7 @@ def load_weights(net: nn.Module, path: str | Path, what: str = "the model") -> N
     if missing or unexpected or shapes:
         found = "; ".join(f"{name} {keys[:5]}" for name, keys in
                           (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if keys)
-        raise IasideError(f"weights file {str(path)!r} does not fit {what}: {found}; pass weights saved from this architecture")
+        raise IasideError(
+            f"weights file {str(path)!r} does not fit {what}: {found}; pass weights saved from this architecture"
+        )
     net.load_state_dict(state)

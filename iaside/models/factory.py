@@ -23,14 +23,20 @@ def load_factory(target: str, *, weights: str | None, device: torch.device, num_
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise IasideError(f"cannot import {module_name!r} for module:{target} ({e}); install it or put it on PYTHONPATH") from e
+        raise IasideError(
+            f"cannot import {module_name!r} for module:{target} ({e}); install it or put it on PYTHONPATH"
+        ) from e
     factory = getattr(module, factory_name, None)
     if not callable(factory):
-        raise IasideError(f"module {module_name!r} has no function {factory_name!r}; name the function that builds the network")
+        raise IasideError(
+            f"module {module_name!r} has no function {factory_name!r}; name the function that builds the network"
+        )
     made = factory(num_classes=num_classes) if num_classes is not None else factory()
     net, fields = made if isinstance(made, tuple) and len(made) == 2 else (made, {})
     if not isinstance(net, nn.Module):
-        raise IasideError(f"{module_name}:{factory_name}() returned {type(net).__name__}; it must return an nn.Module")
+        raise IasideError(
+            f"{module_name}:{factory_name}() returned {type(net).__name__}; it must return an nn.Module"
+        )
     config = with_fields(DataConfig(), getattr(module, "DATA_CONFIG", {}), f"{module_name}.DATA_CONFIG")
     config = with_fields(config, fields, f"{module_name}:{factory_name}()")
     if weights is None:

@@ -28,8 +28,8 @@ def load_timm(name: str, *, weights: str | None, device: torch.device, num_class
         if weights is not None:
             raise IasideError(f"timm could not load weights file {weights!r} into {name}: {e}") from e
         raise IasideError(
-            f"could not fetch pretrained weights for timm:{name} ({e}); offline machines cannot reach the hub: "
-            "download the file elsewhere and pass weights=PATH (--weights PATH)"
+            f"could not fetch pretrained weights for timm:{name} ({e}); offline machines cannot reach "
+            "the hub: download the file elsewhere and pass weights=PATH (--weights PATH)"
         ) from e
     from timm.data import ImageNetInfo, infer_imagenet_subset, resolve_data_config
 

