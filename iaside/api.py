@@ -30,23 +30,24 @@ STATE_NPZ = "state.npz"
 
 
 def _resolve_model(model, weights, device, data_config, overrides) -> LoadedModel:
-    """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel."""
+    """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel.
+
+    ``data_config`` then ``overrides`` replace the source's config, mean/std included.
+    """
+    given = {**(data_config.to_dict() if data_config else {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
     if isinstance(model, LoadedModel):
-        loaded = model
-    elif isinstance(model, str):
+        if given:
+            raise IasideError("a LoadedModel carries its data config; pass overrides to load_model instead")
+        return model
+    if isinstance(model, str):
         from .models import load_model
 
-        loaded = load_model(model, weights=weights, device=device, overrides=overrides)
-    elif isinstance(model, nn.Module):
-        cfg = data_config or DataConfig(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-        cfg = cfg.override(**(overrides or {}))
-        net = model if isinstance(model, Classifier) else Classifier(model, cfg.mean, cfg.std, name=type(model).__name__)
-        loaded = LoadedModel(net, cfg, spec=f"module:{type(model).__name__}", fingerprint=module_fingerprint(net))
-    else:
+        return load_model(model, weights=weights, device=device, overrides=given)
+    if not isinstance(model, nn.Module):
         raise IasideError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
-    if data_config is not None and not isinstance(model, nn.Module):
-        loaded.data_config = data_config.override(**(overrides or {}))
-    return loaded
+    cfg = DataConfig(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)).override(**given)
+    net = model if isinstance(model, Classifier) else Classifier(model, cfg.mean, cfg.std, name=type(model).__name__)
+    return LoadedModel(net, cfg, spec=f"module:{type(model).__name__}", fingerprint=module_fingerprint(net))
 
 
 def module_fingerprint(module: nn.Module) -> str:
@@ -178,6 +179,8 @@ def explain(
     dataset = _resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
     if len(dataset) == 0:
         raise IasideError("the data set is empty")
+    if hasattr(dataset, "min_side"):
+        dataset.min_side = 2 * config.bands
     if config.labels == "predicted" or getattr(dataset, "labels_kind", "given") == "predicted":
         config = ExplainConfig.from_dict({**config.to_dict(), "labels": "predicted"})
     first = dataset[0].pixels

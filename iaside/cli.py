@@ -119,6 +119,14 @@ def _cmd_models(args) -> int:
     return 0
 
 
+def _one_line(err: Exception) -> str:
+    """The message itself, also when a data-loader worker wrapped it in its traceback."""
+    text = str(err).strip()
+    if "Original Traceback" in text:
+        text = text.splitlines()[-1].split("IasideError: ", 1)[-1]
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     apply_malloc_fix()
     from .errors import IasideError
@@ -127,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": _cmd_run, "show": _cmd_show, "models": _cmd_models}[args.command](args)
     except IasideError as err:
-        print(f"iaside: error: {err}", file=sys.stderr)
+        print(f"iaside: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("iaside: interrupted; rerun the same command to resume", file=sys.stderr)

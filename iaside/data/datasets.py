@@ -59,6 +59,7 @@ class ImageDataset(Dataset):
         self.class_names = class_names
         self.description = description
         self.labels_kind = "predicted" if all(label == PREDICTED for label in self.labels) else "given"
+        self.min_side = 1  # smallest source side accepted; the engine sets 2·M
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -67,6 +68,11 @@ class ImageDataset(Dataset):
         i = range(len(self))[i]
         source = self.sources[i]
         img = source if isinstance(source, Image.Image) else load_image(source, self.cfg.channels)
+        if min(img.size) < self.min_side:
+            raise IasideError(
+                f"image {self.names[i]!r} is {img.size[0]}x{img.size[1]} pixels, smaller than {self.min_side} on a "
+                f"side (2 per band); use fewer --bands or remove the image"
+            )
         return ImageItem(preprocess(img, self.cfg), self.labels[i], i, self.names[i])
 
     def __repr__(self) -> str:
