@@ -1,0 +1,5 @@
+"""Subcommands, one module each: ``NAME``, ``HELP``, ``add_arguments(parser)``, ``run(args) -> int``.
+
+The CLI finds every module listed in ``COMMANDS``; a new command is a new module plus one entry.
+"""
+COMMANDS = ["run", "show", "models"]

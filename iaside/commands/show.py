@@ -1,0 +1,16 @@
+"""iaside show: print a finished result."""
+from pathlib import Path
+
+NAME = "show"
+HELP = "print a finished result as a table with one sentence of interpretation"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("run_dir", type=Path, help="the --out folder of a run")
+
+
+def run(args) -> int:
+    from ..result import Result
+
+    print(Result.load(args.run_dir).table())
+    return 0
