@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from .coalitions import CoalitionSynthesizer
 from .data.base import PREDICTED, ImageItem
 from .errors import IasideError
-from .fills import Fill, partner_index
+from .fills import Fill, partner_index, processing_order
 from .game import coalition_bits
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
@@ -112,10 +112,12 @@ class EngineState:
 
 @dataclass
 class EngineStats:
-    """What the run cost: images and forward passes done here, wall-clock seconds by stage."""
+    """What the run cost: images and coalition passes done here (``reused``: coalitions taken
+    from the clean pass or a shared empty coalition instead), wall-clock seconds by stage."""
 
     images: int = 0
     passes: int = 0
+    reused: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
     def add_time(self, stage: str, seconds: float) -> None:
@@ -166,19 +168,32 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 
 
 class _Chunk:
-    """One loader batch in flight: its prepared terms and the rows being filled."""
+    """One loader batch in flight: its prepared terms, clean-image facts and the rows being filled.
 
-    def __init__(self, names, indices, labels, prepared, n_coalitions):
+    rows: (B, K) float64 log-probabilities; a row is written to the state only when complete,
+    so a stopped or killed run never leaves a half-filled row behind.
+    """
+
+    def __init__(self, names, indices, labels, top1, clean_logp, prepared, n_coalitions):
         self.names, self.indices, self.labels, self.prepared = names, indices, labels, prepared
-        self.rows = torch.empty((len(names), n_coalitions), dtype=torch.float64)
-        self.remaining = len(names) * n_coalitions
+        self.top1, self.clean_logp = top1, clean_logp
+        self.rows = torch.zeros((len(names), n_coalitions), dtype=torch.float64)
+        self.remaining = np.zeros(len(names), dtype=np.int64)
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
 
 
 class Engine:
     """Streams a data set through a model for one synthesizer and fill.
 
     ``run(dataset)`` returns the filled ``EngineState``; pass ``state`` to resume (images
-    already done are skipped) and ``indices`` to process a subset (a shard).
+    already done are skipped) and ``indices`` to process a subset (a shard). ``coalitions``
+    (K, M) bool picks the coalitions to evaluate (default: all 2**M in bit-mask order); the
+    empty coalition first and the grand coalition last let the engine reuse passes:
+    the grand coalition is the clean image (sum synthesis), and the empty coalition is shared
+    by all images (zero and mean fills, paper synthesis) or is the partner's clean image.
     """
 
     def __init__(
@@ -187,30 +202,47 @@ class Engine:
         synthesizer: CoalitionSynthesizer,
         fill: Fill,
         *,
-        batch_size: int = 64,
+        batch_size: int | str = 64,
         device: str | torch.device = "cpu",
         precision: str = "fp32",
         num_workers: int = 0,
         seed: int = 0,
+        coalitions: np.ndarray | None = None,
+        compile: bool = False,
         show_progress: bool = True,
         checkpoint: Callable[[EngineState], None] | None = None,
         checkpoint_every_s: float = 60.0,
     ) -> None:
-        if batch_size < 1:
-            raise IasideError(f"--batch-size must be at least 1, got {batch_size}")
+        if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
+            raise IasideError(f"--batch-size must be a positive integer or 'auto', got {batch_size!r}")
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
         self.channels_last = any(isinstance(m, nn.Conv2d) for m in self.model.modules())
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward = torch.compile(self.model) if compile else self.model
         self.synth, self.fill = synthesizer, fill
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.autocast_dtype = resolve_precision(precision, self.device)
         self.show_progress = show_progress
         self.checkpoint, self.checkpoint_every_s = checkpoint, checkpoint_every_s
         self.n_bands = synthesizer.n_bands
-        self.bits_np = coalition_bits(self.n_bands)
+        self.bits_np = coalition_bits(self.n_bands) if coalitions is None else np.asarray(coalitions, dtype=bool)
+        if self.bits_np.ndim != 2 or self.bits_np.shape[1] != self.n_bands:
+            raise IasideError(f"coalitions must be (K, {self.n_bands}) bool, got {self.bits_np.shape}")
         self.bits = torch.from_numpy(self.bits_np).to(self.device, torch.float32)
+        self.n_coalitions = len(self.bits_np)
+        self.reuse_full = synthesizer.synthesis == "sum" and bool(self.bits_np[-1].all()) and self.n_coalitions > 1
+        if self.bits_np[0].any():
+            self.empty_mode = None
+        elif synthesizer.synthesis == "paper" or fill.name in ("zero", "mean"):
+            self.empty_mode = "shared"
+        elif fill.name == "partner":
+            self.empty_mode = "partner"
+        else:
+            self.empty_mode = None
+        self._empty_logits: torch.Tensor | None = None
+        self._partner: np.ndarray | None = None
 
     # -- model -----------------------------------------------------------------------------
     def _logits(self, images: torch.Tensor) -> torch.Tensor:
@@ -223,7 +255,7 @@ class Engine:
             else nullcontext()
         )
         with ctx:
-            out = self.model(images)
+            out = self.forward(images)
         if isinstance(out, (tuple, list)):
             out = out[0]
         if hasattr(out, "logits"):
@@ -246,8 +278,43 @@ class Engine:
                 "check the model and its input normalisation (try --precision fp32)"
             )
 
+    @torch.inference_mode()
+    def probe_batch_size(self, image_shape: Sequence[int], candidates: Sequence[int] | None = None) -> int:
+        """The batch size with the best images/s on random pixels of ``image_shape`` (C, H, W).
+
+        Grows through ``candidates`` until throughput drops by 10 % or memory runs out.
+        """
+        if candidates is None:
+            candidates = (16, 32, 64, 128) if self.device.type == "cpu" else (32, 64, 128, 256, 512, 1024)
+        best, best_rate = candidates[0], 0.0
+        for size in candidates:
+            x = torch.rand((size, *image_shape), device=self.device)
+            try:
+                self._logits(x)  # warm-up
+                self._sync()
+                t0 = time.perf_counter()
+                for _ in range(2):
+                    self._logits(x)
+                self._sync()
+            except RuntimeError as err:
+                if not _is_oom(err):
+                    raise
+                break
+            rate = 2 * size / (time.perf_counter() - t0)
+            if rate > best_rate:
+                best, best_rate = size, rate
+            elif rate < 0.9 * best_rate:
+                break
+        return best
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     # -- streaming -------------------------------------------------------------------------
-    def _prepare_chunk(self, batch, state: EngineState) -> _Chunk:
+    def _prepare_chunk(self, batch) -> tuple[_Chunk, list[list]]:
+        """Clean pass, labels, fill and band split for one loader batch; returns the chunk and
+        the coalition ranges [chunk, row, first, end] that still need the model."""
         pixels, labels, indices, names, partners = batch
         x = pixels.to(self.device, non_blocking=True)
         clean = self._logits(x)
@@ -262,36 +329,67 @@ class Engine:
                 f"image {names[k]!r} has label {int(y[k])}, outside the model's {n_classes} classes; "
                 "check the labels file or class folders"
             )
-        clean_logp = torch.log_softmax(clean, dim=1).gather(1, y.to(self.device)[:, None])[:, 0]
-        idx = indices.numpy()
-        state.label[idx] = y.numpy()
-        state.clean_top1[idx] = top1.numpy()
-        state.clean_logp_nats[idx] = clean_logp.double().cpu().numpy()
+        y_dev = y.to(self.device)
+        clean_logsoft = torch.log_softmax(clean, dim=1)
+        clean_logp = clean_logsoft.gather(1, y_dev[:, None])[:, 0].double().cpu()
         fill = self.fill(x, indices, None if partners is None else partners.to(self.device))
         prepared = self.synth.prepare(x, fill)
-        return _Chunk(names, idx, y.to(self.device), prepared, 2**self.n_bands)
+        chunk = _Chunk(names, indices.numpy(), y_dev, top1.numpy(), clean_logp.numpy(), prepared, self.n_coalitions)
+        lo = np.zeros(len(names), dtype=np.int64)
+        hi = np.full(len(names), self.n_coalitions, dtype=np.int64)
+        if self.reuse_full:
+            chunk.rows[:, -1] = clean_logp
+            hi -= 1
+        if self.empty_mode == "shared":
+            if self._empty_logits is None:
+                empty = self.synth.render(prepared.base[0], prepared.deltas[0], self.bits[:1])
+                self._empty_logits = self._logits(empty)[0]
+                self._check_finite(self._empty_logits[None], lambda k: "the empty coalition (shared by all images)")
+            chunk.rows[:, 0] = torch.log_softmax(self._empty_logits, 0)[y_dev].double().cpu()
+            lo += 1
+        elif self.empty_mode == "partner":
+            position = {int(ix): k for k, ix in enumerate(chunk.indices)}
+            for j, ix in enumerate(chunk.indices):
+                k = position.get(int(self._partner[ix]))
+                if k is not None:  # the partner's clean image is this image's empty coalition
+                    chunk.rows[j, 0] = float(clean_logsoft[k, y[j]])
+                    lo[j] = 1
+        chunk.remaining = hi - lo
+        return chunk, [[chunk, j, int(lo[j]), int(hi[j])] for j in range(len(names)) if hi[j] > lo[j]]
 
     def _describe_pair(self, segments, k: int) -> str:
         """'image NAME, coalition {bands}' for row k of a model batch built from segments."""
         for c, i, s0, s1 in segments:
             if k < s1 - s0:
                 bands = ",".join(str(b) for b in np.flatnonzero(self.bits_np[s0 + k]))
-                return f"image {c.names[i]!r}, coalition {{{bands}}} (bit mask {s0 + k})"
+                return f"image {c.names[i]!r}, coalition {{{bands}}} (position {s0 + k})"
             k -= s1 - s0
         raise IndexError(k)
 
-    def _run_batch(self, segments, state: EngineState, stats: EngineStats, on_image_done) -> None:
-        """segments: [(chunk, image row, first coalition, end coalition)] totalling ≤ batch_size."""
-        t0 = time.perf_counter()
-        images = torch.cat(
-            [self.synth.render(c.prepared.base[i], c.prepared.deltas[i], self.bits[s0:s1]) for c, i, s0, s1 in segments]
-        )
-        t1 = time.perf_counter()
-        logits = self._logits(images)
-        t2 = time.perf_counter()
+    def _run_segments(self, segments, stats: EngineStats) -> None:
+        """Model passes for segments [(chunk, row, first, end)]; halves the batch on out-of-memory."""
+        try:
+            t0 = time.perf_counter()
+            images = torch.cat(
+                [self.synth.render(c.prepared.base[i], c.prepared.deltas[i], self.bits[s0:s1]) for c, i, s0, s1 in segments]
+            )
+            t1 = time.perf_counter()
+            logits = self._logits(images)
+        except RuntimeError as err:
+            n = sum(s1 - s0 for _, _, s0, s1 in segments)
+            if not _is_oom(err) or n == 1:
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            self.batch_size = max(1, n // 2)
+            first, second = _split_segments(segments, n // 2)
+            self._run_segments(first, stats)
+            self._run_segments(second, stats)
+            return
         self._check_finite(logits, lambda k: self._describe_pair(segments, k))
         y = torch.cat([c.labels[i].expand(s1 - s0) for c, i, s0, s1 in segments])
         logp = torch.log_softmax(logits, dim=1).gather(1, y[:, None])[:, 0].double().cpu()
+        t2 = time.perf_counter()
         stats.passes += images.shape[0]
         stats.add_time("synthesis", t1 - t0)
         stats.add_time("model", t2 - t1)
@@ -299,11 +397,7 @@ class Engine:
         for c, i, s0, s1 in segments:
             c.rows[i, s0:s1] = logp[at : at + s1 - s0]
             at += s1 - s0
-            c.remaining -= s1 - s0
-            if c.remaining == 0:
-                state.logp_nats[c.indices] = c.rows.numpy()
-                state.done[c.indices] = 1
-                on_image_done(len(c.indices))
+            c.remaining[i] -= s1 - s0
 
     def _loader(self, dataset: Dataset, indices: Sequence[int], images_per_batch: int) -> DataLoader:
         partner = partner_index(len(dataset), self.seed) if self.fill.needs_partner else None
@@ -314,6 +408,7 @@ class Engine:
             num_workers=self.num_workers,
             collate_fn=_collate,
             pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
         )
 
     def fit_fill(self, dataset: Dataset) -> None:
@@ -325,70 +420,123 @@ class Engine:
 
     @torch.inference_mode()
     def run(
-        self, dataset: Dataset, state: EngineState | None = None, indices: Sequence[int] | None = None
+        self,
+        dataset: Dataset,
+        state: EngineState | None = None,
+        indices: Sequence[int] | None = None,
+        stop: Callable[[EngineState], bool] | None = None,
+        check_every: int = 10,
     ) -> tuple[EngineState, EngineStats]:
-        """Evaluate every (image, coalition) not yet done; returns (state, stats)."""
+        """Evaluate every (image, coalition) not yet done, images in the order of ``indices``
+        (default: ``processing_order``); returns (state, stats). ``stop(state)`` is asked every
+        ``check_every`` finished images; when it says True the run ends early."""
         from tqdm.auto import tqdm
 
-        n_coal = 2**self.n_bands
-        state = state or EngineState.empty(len(dataset), self.n_bands)
+        n_images = len(dataset)
+        state = state or EngineState(
+            logp_nats=np.zeros((n_images, self.n_coalitions)), done=np.zeros(n_images, np.int64),
+            label=np.zeros(n_images, np.int64), clean_top1=np.zeros(n_images, np.int64),
+            clean_logp_nats=np.zeros(n_images),
+        )
         state.clear_unfinished()
-        wanted = range(len(dataset)) if indices is None else indices
+        wanted = processing_order(n_images, self.seed) if indices is None else indices
         todo = [int(i) for i in wanted if state.done[int(i)] == 0]
         stats = EngineStats()
         t_start = time.perf_counter()
         self.fit_fill(dataset)
         stats.add_time("fill_fit", time.perf_counter() - t_start)
+        if self.fill.needs_partner:
+            self._partner = partner_index(n_images, self.seed)
         if not todo:
+            stats.seconds["total"] = time.perf_counter() - t_start
             return state, stats
-        images_per_batch = max(1, -(-self.batch_size // n_coal))
+        if self.batch_size == "auto":
+            t0 = time.perf_counter()
+            self.batch_size = self.probe_batch_size(tuple(dataset[todo[0]].pixels.shape))
+            stats.add_time("batch_probe", time.perf_counter() - t0)
+        images_per_batch = max(-(-self.batch_size // self.n_coalitions), 4 if self.empty_mode == "partner" else 1)
         bar = tqdm(total=len(todo), unit="img", disable=not self.show_progress, desc="I-ASIDE", dynamic_ncols=True)
         last_ckpt = time.perf_counter()
+        since_check = 0
+        pending: deque = deque()
+        n_pending = 0
 
-        def on_image_done(n: int) -> None:
-            nonlocal last_ckpt
-            stats.images += n
-            bar.update(n)
-            elapsed = time.perf_counter() - t_start
-            bar.set_postfix(passes_per_s=f"{stats.passes / max(elapsed, 1e-9):.0f}")
+        def finish(chunk: _Chunk) -> None:
+            nonlocal last_ckpt, since_check
+            idx = chunk.indices
+            state.logp_nats[idx] = chunk.rows.numpy()
+            state.label[idx] = chunk.labels.cpu().numpy()
+            state.clean_top1[idx] = chunk.top1
+            state.clean_logp_nats[idx] = chunk.clean_logp
+            state.done[idx] = 1
+            stats.images += len(idx)
+            since_check += len(idx)
+            bar.update(len(idx))
+            bar.set_postfix(passes_per_s=f"{stats.passes / max(time.perf_counter() - t_start, 1e-9):.0f}")
             if self.checkpoint is not None and time.perf_counter() - last_ckpt >= self.checkpoint_every_s:
                 self.checkpoint(state)
                 last_ckpt = time.perf_counter()
 
-        pending: deque = deque()
-        n_pending = 0
+        def flush(size: int) -> int:
+            segments, taken = [], 0
+            while pending and taken < size:
+                seg = pending[0]
+                chunk, i, s0, s1 = seg
+                k = min(s1 - s0, size - taken)
+                segments.append((chunk, i, s0, s0 + k))
+                taken += k
+                if s0 + k == s1:
+                    pending.popleft()
+                else:
+                    seg[2] = s0 + k
+            self._run_segments(segments, stats)
+            for chunk in {id(c): c for c, _, _, _ in segments}.values():
+                if not chunk.remaining.any() and not getattr(chunk, "finished", False):
+                    chunk.finished = True
+                    finish(chunk)
+            return taken
+
         t_load = time.perf_counter()
         try:
             for batch in self._loader(dataset, todo, images_per_batch):
                 t_prep = time.perf_counter()
                 stats.add_time("load", t_prep - t_load)
-                chunk = self._prepare_chunk(batch, state)
+                chunk, segments = self._prepare_chunk(batch)
+                stats.reused += len(chunk.names) * self.n_coalitions - int(chunk.remaining.sum())
                 stats.add_time("prepare", time.perf_counter() - t_prep)
-                for i in range(len(chunk.names)):
-                    pending.append([chunk, i, 0, n_coal])
-                n_pending += len(chunk.names) * n_coal
+                if not segments:
+                    chunk.finished = True
+                    finish(chunk)
+                pending.extend(segments)
+                n_pending += sum(s1 - s0 for _, _, s0, s1 in segments)
                 while n_pending >= self.batch_size:
-                    n_pending -= self._flush(pending, self.batch_size, state, stats, on_image_done)
+                    n_pending -= flush(self.batch_size)
+                if stop is not None and since_check >= check_every:
+                    since_check = 0
+                    if stop(state):
+                        pending.clear()
+                        n_pending = 0
+                        break
                 t_load = time.perf_counter()
             while n_pending > 0:
-                n_pending -= self._flush(pending, self.batch_size, state, stats, on_image_done)
+                n_pending -= flush(self.batch_size)
         finally:
             bar.close()
         stats.seconds["total"] = time.perf_counter() - t_start
         return state, stats
 
-    def _flush(self, pending: deque, size: int, state, stats, on_image_done) -> int:
-        """Take up to ``size`` pairs off the queue and run them as one model batch."""
-        segments, taken = [], 0
-        while pending and taken < size:
-            seg = pending[0]
-            chunk, i, s0, s1 = seg
-            k = min(s1 - s0, size - taken)
-            segments.append((chunk, i, s0, s0 + k))
-            taken += k
-            if s0 + k == s1:
-                pending.popleft()
-            else:
-                seg[2] = s0 + k
-        self._run_batch(segments, state, stats, on_image_done)
-        return taken
+
+def _split_segments(segments, n_first: int):
+    """Split a segment list after ``n_first`` pairs (cutting one segment if needed)."""
+    first, second, taken = [], [], 0
+    for c, i, s0, s1 in segments:
+        if taken >= n_first:
+            second.append((c, i, s0, s1))
+        elif taken + (s1 - s0) <= n_first:
+            first.append((c, i, s0, s1))
+        else:
+            cut = s0 + n_first - taken
+            first.append((c, i, s0, cut))
+            second.append((c, i, cut, s1))
+        taken += s1 - s0
+    return first, second

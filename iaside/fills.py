@@ -18,14 +18,20 @@ FILLS = ("partner", "zero", "mean", "noise", "gaussian")
 FILL_ALIASES = {"random": "partner"}  # the authors' script's name for the partner fill
 
 
+def processing_order(n_images: int, seed: int) -> np.ndarray:
+    """The seeded permutation σ, (N,) int64, that images are processed in: any prefix is a
+    random sample (for --target-ci), and consecutive images are partners (for pass reuse)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, 0x9A27])).permutation(n_images)
+
+
 def partner_index(n_images: int, seed: int) -> np.ndarray:
     """Seeded pairing, (N,) int64: image i is filled from image partner[i] ≠ i.
 
-    One random cycle through the data set: a seeded permutation σ, partner[σ_k] = σ_{k+1}.
+    One random cycle through the data set: partner[σ_k] = σ_{k+1} for σ = processing_order.
     """
     if n_images < 2:
         raise IasideError("the partner fill needs at least 2 images; use --fill zero or add images")
-    order = np.random.default_rng(np.random.SeedSequence([seed, 0x9A27])).permutation(n_images)
+    order = processing_order(n_images, seed)
     partner = np.empty(n_images, dtype=np.int64)
     partner[order] = np.roll(order, -1)
     return partner

@@ -37,7 +37,8 @@ def test_run_and_show_end_to_end(tmp_path, scripted, image_folder, capsys):
     assert "score" in stdout and "bands carry" in stdout
     result = json.loads((out / "result.json").read_text())
     assert result["data"]["n_images"] == 9 and len(result["v_nats"]) == 8
-    assert result["meta"]["forward_passes"] == 9 * 8
+    meta = result["meta"]  # every (image, coalition) is a pass or reused; plus one clean pass per image
+    assert meta["forward_passes"] - 9 + meta["reused_coalitions"] == 9 * 8 and meta["reused_coalitions"] >= 9
     assert result["data"]["data_config"]["input_size"] == [32, 32]
     assert (out / "per_image.npz").exists() and (out / "sid.png").exists()
     code, shown, _ = run_cli(["show", out], capsys)
