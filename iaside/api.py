@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -18,15 +19,19 @@ from .config import DataConfig, ExplainConfig
 from .data.base import PREDICTED
 from .engine import Engine, EngineState
 from .errors import IasideError
-from .fills import make_fill
+from .fills import make_fill, processing_order
+from .game import (
+    full_coalition_masks, masks_to_bits, permutation_matrix, permutation_plan, permutation_standard_error,
+)
 from .models.base import Classifier, LoadedModel
-from .result import Result
+from .result import SID_PNG, Result
 from .runtime import apply_malloc_fix
 from .spectral import band_masks
 from .summary import summarize
 
 RUN_JSON = "run.json"
 STATE_NPZ = "state.npz"
+DEFAULT_PERMUTATIONS = 32
 
 
 def _resolve_model(model, weights, device, data_config, overrides) -> LoadedModel:
@@ -85,7 +90,7 @@ def _resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str
 
 
 def _identity(config: ExplainConfig, loaded: LoadedModel, dataset, precision: str) -> dict[str, Any]:
-    """What must match for a folder's saved state to be resumed."""
+    """What must match for saved states to be resumed or merged (not the shard, not the batch size)."""
     return {
         "config": config.to_dict(),
         "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint},
@@ -106,11 +111,17 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _open_run_folder(out: Path, identity: dict, n_images: int, n_bands: int) -> EngineState | None:
-    """Check ``out`` against this run; return the saved state to resume, if any."""
+def state_file(shard: tuple[int, int] | None) -> str:
+    """The state file of a whole run, or of shard i of n (shards and ranks may share a folder)."""
+    return STATE_NPZ if shard is None else f"state-shard{shard[0]}of{shard[1]}.npz"
+
+
+def _open_run_folder(out: Path, run_info: dict, shard, n_images: int, n_coalitions: int) -> EngineState | None:
+    """Check ``out`` against this run (refusing a different configuration); return the saved
+    state to resume, if any."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        probe = out / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
@@ -118,19 +129,86 @@ def _open_run_folder(out: Path, identity: dict, n_images: int, n_bands: int) -> 
     run_file = out / RUN_JSON
     if run_file.exists():
         old = json.loads(run_file.read_text())
-        diff = _differences(old, identity)
+        diff = _differences(old.get("identity", {}), run_info["identity"])
         if diff:
             raise IasideError(
                 f"{out} holds a run with a different configuration ({'; '.join(diff[:4])}); "
                 "use another --out or delete the folder"
             )
-        if (out / STATE_NPZ).exists():
-            state = EngineState.load(out / STATE_NPZ)
-            if state.logp_nats.shape == (n_images, 2**n_bands):
+        path = out / state_file(shard)
+        if path.exists():
+            state = EngineState.load(path)
+            if state.logp_nats.shape == (n_images, n_coalitions):
                 return state
     else:
-        run_file.write_text(json.dumps(identity, indent=1))
+        _atomic_write_json(run_file, run_info)
     return None
+
+
+def _atomic_write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def coalition_plan(config: ExplainConfig) -> tuple[np.ndarray, np.ndarray | None]:
+    """Coalition bit masks to evaluate (K,) int64, and the Shapley map (K, M) (None = exact)."""
+    if config.estimator == "exact":
+        if config.bands > 16:
+            raise IasideError(
+                f"exact I-ASIDE with {config.bands} bands needs 2**{config.bands} passes per image; "
+                "use --estimator permutation"
+            )
+        return full_coalition_masks(config.bands), None
+    if config.estimator == "permutation":
+        masks, perms = permutation_plan(config.bands, config.permutations or DEFAULT_PERMUTATIONS, config.seed)
+        return masks, permutation_matrix(masks, perms)
+    raise IasideError(f"--estimator {config.estimator!r} is not one of exact, permutation")
+
+
+def _distributed(device: str) -> tuple[tuple[int, int] | None, str]:
+    """Under torchrun (WORLD_SIZE > 1): join the process group; returns ((rank, world), device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None, device
+    import torch.distributed as dist
+
+    if device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return (dist.get_rank(), dist.get_world_size()), device
+
+
+def _all_reduce(state: EngineState, device: str) -> EngineState:
+    """Sum every rank's state (they hold disjoint images): the merge by addition, over processes."""
+    import torch.distributed as dist
+
+    reduced = {}
+    for key, array in state.arrays().items():
+        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        reduced[key] = tensor.cpu().numpy()
+    return EngineState(**reduced)
+
+
+def shard_indices(n_images: int, seed: int, shard: tuple[int, int]) -> np.ndarray:
+    """Shard i of n: the i-th contiguous block of the seeded processing order (keeps partners
+    together, and every shard is a random sample)."""
+    i, n = shard
+    if not (n >= 1 and 0 <= i < n):
+        raise IasideError(f"--shard {i}/{n} is not valid: use i/n with 0 <= i < n")
+    order = processing_order(n_images, seed)
+    return order[i * n_images // n : (i + 1) * n_images // n]
+
+
+def _score_half_width(state: EngineState, shapley_map, config: ExplainConfig) -> float:
+    """95 % half-width of the score over the finished images (200 bootstrap resamples)."""
+    done = state.done == 1
+    s = summarize(state.logp_nats[done], state.label[done], n_bootstrap=200, seed=config.seed, beta=config.beta,
+                  shapley_map=shapley_map, confidence=config.confidence)
+    return float(s["score"].high - s["score"].low) / 2
 
 
 def explain(
@@ -145,35 +223,51 @@ def explain(
     labels: str | None = None,
     samples: int | None = None,
     seed: int = 0,
+    estimator: str = "exact",
+    permutations: int | None = None,
     n_bootstrap: int = 1000,
-    batch_size: int = 64,
+    target_ci: float | None = None,
+    batch_size: int | str = 64,
     device: str = "cpu",
     precision: str = "fp32",
     num_workers: int = 0,
+    compile: bool = False,
+    shard: tuple[int, int] | None = None,
     weights: str | None = None,
     data_config: DataConfig | None = None,
     overrides: dict | None = None,
     out: str | Path | None = None,
     show_progress: bool = True,
-    checkpoint_every_s: float = 60.0,
-) -> Result:
-    """Exact I-ASIDE of ``model`` over ``data``.
+    checkpoint_every_s: float = 30.0,
+) -> Result | None:
+    """I-ASIDE of ``model`` over ``data``.
 
     model: a spec ('efficientnet-lite0', 'onnx:PATH', ...), a LoadedModel, or any nn.Module
     taking (B, C, H, W) pixels (normalised inside with ``data_config``'s mean/std, if given).
     data: a spec ('samples:imagenet', a folder), a data set of ``ImageItem``s, a (N, C, H, W)
     tensor in [0, 1] (predicted labels) or a (images, labels) pair.
     labels: None/'given', 'predicted', or a CSV path for a flat folder.
+    estimator: 'exact' (2**M passes per image) or 'permutation' (``permutations`` antithetic
+    permutations; for large M). target_ci: stop once the score's 95 % half-width is below it.
+    shard (i, n): process the i-th of n blocks and save its state (``iaside merge`` combines);
+    under torchrun each rank takes its block and rank 0 writes the result (others get None).
     With ``out``, the run resumes from that folder's checkpoint and writes its files there.
     """
     apply_malloc_fix()
     label_mode = "predicted" if labels == "predicted" else "given"
     config = ExplainConfig.build(
         preset, bands=bands, partition=partition, fill=fill, clip=clip, labels=label_mode,
-        samples=samples, seed=seed, n_bootstrap=n_bootstrap,
+        samples=samples, seed=seed, n_bootstrap=n_bootstrap, estimator=estimator, permutations=permutations,
     )
     if samples is not None and samples < 1:
         raise IasideError(f"--samples must be at least 1, got {samples}")
+    rank, device = _distributed(device)
+    if rank is not None:
+        if shard is not None:
+            raise IasideError("--shard and torchrun both split the data; use one of them")
+        shard = rank
+    if target_ci is not None and shard is not None:
+        raise IasideError("--target-ci needs one process over the whole data set; drop --shard/torchrun")
     loaded = _resolve_model(model, weights, device, data_config, overrides)
     labels_file = labels if labels not in (None, "given", "predicted") else None
     dataset = _resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
@@ -185,45 +279,85 @@ def explain(
         config = ExplainConfig.from_dict({**config.to_dict(), "labels": "predicted"})
     first = dataset[0].pixels
     masks = band_masks(first.shape[-2], first.shape[-1], config.bands, config.partition)
-    synth = CoalitionSynthesizer(masks, config.synthesis, config.clip)
-    engine_fill = make_fill(config.fill, config.seed)
-
+    coalitions, shapley_map = coalition_plan(config)
+    engine = Engine(
+        loaded.model, CoalitionSynthesizer(masks, config.synthesis, config.clip), make_fill(config.fill, config.seed),
+        batch_size=batch_size, device=device, precision=precision, num_workers=num_workers, seed=config.seed,
+        coalitions=masks_to_bits(coalitions, config.bands), compile=compile,
+        show_progress=show_progress and (rank is None or rank[0] == 0), checkpoint_every_s=checkpoint_every_s,
+    )
+    run_info = {
+        "identity": _identity(config, loaded, dataset, precision),
+        "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint, "num_classes": loaded.model.num_classes},
+        "data": {
+            "spec": getattr(dataset, "description", type(dataset).__name__),
+            "fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None,
+            "n_images": len(dataset),
+            "labels": config.labels,
+            "data_config": loaded.data_config.to_dict(),
+        },
+        "names": [str(n) for n in getattr(dataset, "names", range(len(dataset)))],
+    }
     out_dir = Path(out) if out is not None else None
     state = None
-    checkpoint = None
     if out_dir is not None:
-        identity = _identity(config, loaded, dataset, precision)
-        state = _open_run_folder(out_dir, identity, len(dataset), config.bands)
-        checkpoint = lambda s: s.save(out_dir / STATE_NPZ)  # noqa: E731
-    engine = Engine(
-        loaded.model, synth, engine_fill, batch_size=batch_size, device=device, precision=precision,
-        num_workers=num_workers, seed=config.seed, show_progress=show_progress,
-        checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s,
-    )
+        state = _open_run_folder(out_dir, run_info, shard, len(dataset), len(coalitions))
+        engine.checkpoint = lambda s: s.save(out_dir / state_file(shard))
+    indices = shard_indices(len(dataset), config.seed, shard) if shard is not None else None
+    stop = None
+    if target_ci is not None:
+        stop = lambda s: (s.done == 1).sum() >= 10 and _score_half_width(s, shapley_map, config) < target_ci  # noqa: E731
     t0 = time.perf_counter()
-    state, stats = engine.run(dataset, state)
-    if checkpoint is not None:
-        checkpoint(state)
+    state, stats = engine.run(dataset, state, indices=indices, stop=stop)
+    if engine.checkpoint is not None:
+        engine.checkpoint(state)
+    run_meta = {
+        "device": str(device), "precision": precision, "batch_size": engine.batch_size,
+        "forward_passes": stats.passes + stats.images,  # coalition passes + one clean pass per image
+        "reused_coalitions": stats.reused, "images_this_session": stats.images, "timings_s": dict(stats.seconds),
+        "images_per_s": stats.images / max(stats.seconds.get("total", 0.0), 1e-9) if stats.images else None,
+        "target_ci": target_ci,
+    }
+    if rank is not None:
+        state = _all_reduce(state, device)
+        if rank[0] != 0:
+            return None
+        if out_dir is not None:
+            state.save(out_dir / STATE_NPZ)
+        run_meta["world_size"] = rank[1]
+    elif shard is not None:
+        return None
     t_summary = time.perf_counter()
-    result = _build_result(config, loaded, dataset, state, stats, precision, batch_size, device)
+    result = build_result(run_info, state, run_meta)
     result.meta["timings_s"]["summary"] = time.perf_counter() - t_summary
     result.meta["timings_s"]["wall"] = time.perf_counter() - t0
     if out_dir is not None:
         result.save(out_dir)
         from .report.plots import plot_sid
 
-        plot_sid(result, out_dir / "sid.png")
+        plot_sid(result, out_dir / SID_PNG)
     return result
 
 
-def _build_result(config, loaded, dataset, state: EngineState, stats, precision, batch_size, device) -> Result:
+def build_result(run_info: dict, state: EngineState, run_meta: dict | None = None) -> Result:
+    """Summarise the finished images of a state into a Result (also used by ``iaside merge``)."""
+    config = ExplainConfig.from_dict(run_info["identity"]["config"])
+    done = state.done == 1
+    if not done.any():
+        raise IasideError("no image is finished yet: nothing to summarise")
+    coalitions, shapley_map = coalition_plan(config)
+    logp = state.logp_nats[done]
     summary = summarize(
-        state.logp_nats, state.label, n_bootstrap=config.n_bootstrap, confidence=config.confidence,
-        seed=config.seed, beta=config.beta,
+        logp, state.label[done], n_bootstrap=config.n_bootstrap, confidence=config.confidence,
+        seed=config.seed, beta=config.beta, shapley_map=shapley_map,
     )
+    estimator = {"name": config.estimator}
+    if config.estimator == "permutation":
+        masks, perms = permutation_plan(config.bands, config.permutations or DEFAULT_PERMUTATIONS, config.seed)
+        estimator.update(permutations=len(perms), passes_per_image=len(masks),
+                         phi_se=permutation_standard_error(logp.mean(axis=0), masks, perms).tolist())
     labels_given = config.labels == "given"
-    clean_accuracy = float(np.mean(state.clean_top1 == state.label)) if labels_given else None
-    names = np.asarray(getattr(dataset, "names", [str(i) for i in range(len(dataset))]), dtype=str)
+    data = {**run_info["data"], "n_images": int(done.sum()), "n_images_available": int(len(done))}
     meta = {
         "iaside_version": __version__,
         "torch_version": torch.__version__,
@@ -231,25 +365,13 @@ def _build_result(config, loaded, dataset, state: EngineState, stats, precision,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "device": str(device),
-        "precision": precision,
-        "batch_size": batch_size,
-        "forward_passes": stats.passes + stats.images,  # coalition passes + one clean pass per image
-        "reused_coalitions": stats.reused,
-        "images_this_session": stats.images,
-        "timings_s": dict(stats.seconds),
-        "images_per_s": stats.images / max(stats.seconds.get("total", 0.0), 1e-9) if stats.images else None,
+        **(run_meta or {}),
     }
+    meta.setdefault("timings_s", {})
     return Result(
         config=config.to_dict(),
-        model={"spec": loaded.spec, "fingerprint": loaded.fingerprint, "num_classes": loaded.model.num_classes},
-        data={
-            "spec": getattr(dataset, "description", type(dataset).__name__),
-            "fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None,
-            "n_images": len(dataset),
-            "labels": config.labels,
-            "data_config": loaded.data_config.to_dict(),
-        },
+        model=run_info["model"],
+        data=data,
         meta=meta,
         v_nats=summary["v"],
         phi=summary["phi"],
@@ -258,14 +380,17 @@ def _build_result(config, loaded, dataset, state: EngineState, stats, precision,
         score=summary["score"],
         score_signed=summary["score_signed"],
         per_class=summary["per_class"],
-        clean_accuracy=clean_accuracy,
+        clean_accuracy=float(np.mean(state.clean_top1[done] == state.label[done])) if labels_given else None,
         efficiency_gap=summary["efficiency_gap"],
+        coalitions=coalitions,
+        estimator=estimator,
         per_image={
-            "logp_nats": state.logp_nats,
+            "logp_nats": logp,
             "phi_per_image": summary["phi_per_image"],
-            "label": state.label,
-            "clean_top1": state.clean_top1,
-            "clean_logp_nats": state.clean_logp_nats,
-            "names": names,
+            "label": state.label[done],
+            "clean_top1": state.clean_top1[done],
+            "clean_logp_nats": state.clean_logp_nats[done],
+            "index": np.flatnonzero(done),
+            "names": np.asarray(run_info["names"], dtype=str)[done],
         },
     )

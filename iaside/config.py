@@ -75,7 +75,9 @@ class ExplainConfig:
     bands: M; partition: linf | l2 | square; fill: partner | zero | mean | noise | gaussian;
     synthesis: sum | paper; clip: clip coalition images to [0, 1] (sum synthesis);
     labels: 'given' or 'predicted'; samples: seeded subset size (None = all);
-    n_bootstrap / confidence: the bootstrap intervals; beta: the score's band decay.
+    estimator: 'exact' (all 2**M coalitions) or 'permutation' (antithetic permutation sampling
+    with ``permutations`` permutations, for large M); n_bootstrap / confidence: the bootstrap
+    intervals; beta: the score's band decay.
     """
 
     bands: int = 8
@@ -87,6 +89,8 @@ class ExplainConfig:
     labels: str = "given"
     samples: int | None = None
     seed: int = 0
+    estimator: str = "exact"
+    permutations: int | None = None
     n_bootstrap: int = 1000
     confidence: float = 0.95
     beta: float = 0.75

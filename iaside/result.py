@@ -22,7 +22,8 @@ _ESTIMATES = ("phi", "sid", "shares", "score", "score_signed")
 class Result:
     """I-ASIDE of one model on one data set.
 
-    v_nats: (2**M,) mean log p(y | x_S) per coalition bit mask; phi (M,) nats, sid (M,),
+    v_nats: (K,) mean log p(y | x_S) per evaluated coalition, whose bit masks are
+    ``coalitions`` (K,) (all 2**M in order for the exact estimator); phi (M,) nats, sid (M,),
     shares (M,), score, score_signed: ``Estimate`` with bootstrap intervals; per_class:
     {label: {n, phi, sid}}; per-image arrays (not in JSON): logp_nats (N, 2**M), phi_per_image
     (N, M), label (N,), clean_top1 (N,), names (N,).
@@ -41,6 +42,8 @@ class Result:
     per_class: dict[int, dict[str, Any]]
     clean_accuracy: float | None
     efficiency_gap: float
+    coalitions: np.ndarray | None = None
+    estimator: dict[str, Any] = field(default_factory=lambda: {"name": "exact"})
     per_image: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -61,6 +64,8 @@ class Result:
             },
             "clean_accuracy": self.clean_accuracy,
             "efficiency_gap": self.efficiency_gap,
+            "coalitions": None if self.coalitions is None else np.asarray(self.coalitions).tolist(),
+            "estimator": self.estimator,
         }
 
     @classmethod
@@ -78,6 +83,8 @@ class Result:
             },
             clean_accuracy=d["clean_accuracy"],
             efficiency_gap=d["efficiency_gap"],
+            coalitions=None if d.get("coalitions") is None else np.asarray(d["coalitions"], dtype=np.int64),
+            estimator=d.get("estimator", {"name": "exact"}),
             per_image=per_image or {},
         )
 

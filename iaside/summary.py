@@ -95,13 +95,16 @@ def summarize(
     confidence: float = 0.95,
     seed: int = 0,
     beta: float = BETA,
+    shapley_map: np.ndarray | None = None,
 ) -> dict:
-    """Everything SPEC §6 reports, from the per-image table (N, 2**M) float64 nats.
+    """Everything SPEC §6 reports, from the per-image table (N, K) float64 nats.
 
-    Returns plain arrays and ``Estimate``s: v (2**M,), phi/sid/shares (M,), score,
-    score_signed, per-image phi (N, M), per-class {label: {n, phi, sid}}, efficiency gap.
+    ``shapley_map`` (K, M) turns a row of v into φ (default: exact, K = 2**M in bit-mask
+    order; the permutation estimator passes its own map). Returns plain arrays and
+    ``Estimate``s: v (K,), phi/sid/shares (M,), score, score_signed, per-image phi (N, M),
+    per-class {label: {n, phi, sid}}, efficiency gap.
     """
-    phi_per_image = exact_shapley(logp_nats)  # (N, M)
+    phi_per_image = exact_shapley(logp_nats) if shapley_map is None else logp_nats @ shapley_map  # (N, M)
     point = _statistics(phi_per_image.mean(axis=0), beta)
     alpha = (1.0 - confidence) / 2
     if n_bootstrap > 0 and logp_nats.shape[0] > 1:

@@ -26,6 +26,23 @@ def size(text: str) -> tuple[int, int]:
     return (values[0], values[-1])
 
 
+def shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected i/n, e.g. 0/4, got {text!r}") from None
+    return i, n
+
+
+def batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+
+
 def default_out(model: str, data: str) -> Path:
     slug = lambda s: re.sub(r"[^A-Za-z0-9.-]+", "-", Path(s).name if "/" in s else s).strip("-")  # noqa: E731
     return Path("runs") / f"{slug(model)}_{slug(data)}"
@@ -69,10 +86,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=["paper"], help="'paper' reproduces the authors' script")
     parser.add_argument("--clip", action="store_true", default=None, help="clip coalition images to [0, 1]")
     parser.add_argument("--samples", type=int, help="analyse a seeded subset of N images")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    parser.add_argument("--batch-size", type=batch_size, default=64,
+                        help="coalition images per forward pass, or 'auto' (a short probe picks it; default 64)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--estimator", choices=["exact", "permutation"], default="exact",
+                        help="exact: all 2**M coalitions; permutation: antithetic permutation sampling for large M")
+    parser.add_argument("--permutations", type=int, help="permutations for --estimator permutation (even; default 32)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--target-ci", type=float, help="stop once the score's 95%% CI half-width is below this")
+    parser.add_argument("--shard", type=shard, help="process block i of n (e.g. 0/4); combine with 'iaside merge'")
     parser.add_argument("--workers", type=int, default=0, help="data-loader processes (default 0)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--out", type=Path, help="output folder (default runs/MODEL_DATA); reruns resume")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -84,9 +108,14 @@ def run(args) -> int:
     result = explain(
         args.model, args.data, bands=args.bands, partition=args.partition, fill=args.fill, preset=args.preset,
         clip=args.clip, labels=args.labels, samples=args.samples, seed=args.seed, n_bootstrap=args.bootstrap,
+        estimator=args.estimator, permutations=args.permutations, target_ci=args.target_ci, shard=args.shard,
         batch_size=args.batch_size, device=args.device, precision=args.precision, num_workers=args.workers,
-        weights=args.weights, overrides=overrides(args), out=out, show_progress=not args.quiet,
+        compile=args.compile, weights=args.weights, overrides=overrides(args), out=out, show_progress=not args.quiet,
     )
+    if result is None:  # a shard, or a torchrun rank other than 0
+        if args.shard is not None:
+            print(f"shard {args.shard[0]}/{args.shard[1]} done: state saved in {out}; combine with 'iaside merge'")
+        return 0
     print(result.table())
     rate = result.meta.get("images_per_s")
     if rate:

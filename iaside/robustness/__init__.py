@@ -1,0 +1,1 @@
+"""Measured robustness to compare the I-ASIDE score with: corruptions, attacks, SNR, mCE, correlations."""

@@ -1,0 +1,148 @@
+"""Correlation between the I-ASIDE score and measured robustness across models (SPEC §8).
+
+Spearman, Kendall (τ-b) and Pearson, each with scipy's two-sided p-value on the models given
+and a percentile bootstrap interval over models (resample models with replacement). The
+bootstrap statistics are computed vectorised here and equal scipy's on every resample (the
+tests check it); resamples where x or y is constant have no correlation and are dropped,
+and how many were kept is reported.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+from ..errors import IasideError
+
+METHODS = ("spearman", "kendall", "pearson")
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """r with its p-value (scipy, two-sided) and a bootstrap interval over the n models."""
+
+    method: str
+    x: str
+    y: str
+    n: int
+    r: float
+    p_value: float
+    low: float
+    high: float
+    n_bootstrap: int
+    n_valid: int
+    confidence: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        return (f"{self.x} vs {self.y}: {self.method} {self.r:+.3f} (p={self.p_value:.3g}, "
+                f"{int(round(100 * self.confidence))}% CI {self.low:+.3f} – {self.high:+.3f}, n={self.n})")
+
+
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r of each row pair, (R, n) × (R, n) -> (R,); NaN where a row is constant."""
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    sx = np.sqrt((xc * xc).sum(axis=1))
+    sy = np.sqrt((yc * yc).sum(axis=1))
+    ok = (np.ptp(x, axis=1) > 0) & (np.ptp(y, axis=1) > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (xc * yc).sum(axis=1) / (sx * sy)
+    return np.where(ok, np.clip(r, -1.0, 1.0), np.nan)
+
+
+def _kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall τ-b of each row pair: Σ sign(Δx)sign(Δy) / sqrt(Σ sign(Δx)² Σ sign(Δy)²) over pairs."""
+    sx = np.sign(x[:, :, None] - x[:, None, :])
+    sy = np.sign(y[:, :, None] - y[:, None, :])
+    num = (sx * sy).sum(axis=(1, 2))
+    den = np.sqrt((sx * sx).sum(axis=(1, 2)) * (sy * sy).sum(axis=(1, 2)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def statistic_rows(method: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The correlation of each row pair, (R, n) × (R, n) -> (R,) float64 (NaN when undefined)."""
+    x, y = np.atleast_2d(np.asarray(x, np.float64)), np.atleast_2d(np.asarray(y, np.float64))
+    if method == "pearson":
+        return _pearson_rows(x, y)
+    if method == "spearman":
+        return _pearson_rows(stats.rankdata(x, axis=1), stats.rankdata(y, axis=1))
+    if method == "kendall":
+        return _kendall_rows(x, y)
+    raise IasideError(f"correlation method {method!r} is not one of {', '.join(METHODS)}")
+
+
+def _scipy(method: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant input: scipy warns and returns NaN, as we report
+        if method == "pearson":
+            res = stats.pearsonr(x, y)
+        elif method == "spearman":
+            res = stats.spearmanr(x, y)
+        else:
+            res = stats.kendalltau(x, y)
+    return float(res.statistic), float(res.pvalue)
+
+
+def correlate(
+    x,
+    y,
+    method: str = "spearman",
+    *,
+    x_name: str = "x",
+    y_name: str = "y",
+    n_bootstrap: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Correlation:
+    """Correlation of x and y (one value per model) with p-value and bootstrap interval.
+
+    x, y: (n,) float; models where either is NaN are left out. With fewer than 3 models,
+    r and the interval are NaN (no correlation can be tested).
+    """
+    if method not in METHODS:
+        raise IasideError(f"correlation method {method!r} is not one of {', '.join(METHODS)}")
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise IasideError(f"x and y need one value per model, got shapes {x.shape} and {y.shape}")
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    n = int(x.size)
+    nan = float("nan")
+    if n < 3:
+        return Correlation(method, x_name, y_name, n, nan, nan, nan, nan, n_bootstrap, 0, confidence)
+    r, p = _scipy(method, x, y)
+    low = high = nan
+    n_valid = 0
+    if n_bootstrap > 0:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0xC0FF]))
+        rows = rng.integers(0, n, size=(n_bootstrap, n))
+        boot = statistic_rows(method, x[rows], y[rows])
+        valid = boot[np.isfinite(boot)]
+        n_valid = int(valid.size)
+        if n_valid:
+            alpha = (1.0 - confidence) / 2
+            low, high = (float(v) for v in np.quantile(valid, [alpha, 1 - alpha]))
+    return Correlation(method, x_name, y_name, n, r, p, low, high, n_bootstrap, n_valid, confidence)
+
+
+def correlation_table(
+    scores: dict[str, np.ndarray],
+    measures: dict[str, np.ndarray],
+    *,
+    methods=METHODS,
+    n_bootstrap: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> list[Correlation]:
+    """Every (score, measure, method) combination, in that nesting order."""
+    return [
+        correlate(sx, my, method, x_name=xs, y_name=ym, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+        for xs, sx in scores.items() for ym, my in measures.items() for method in methods
+    ]
