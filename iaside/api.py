@@ -182,7 +182,10 @@ def _distributed(device: str) -> tuple[tuple[int, int] | None, str]:
 
 
 def _all_reduce(state: EngineState, device: str) -> EngineState:
-    """Sum every rank's state (they hold disjoint images): the merge by addition, over processes."""
+    """Sum every rank's state (they hold disjoint images): the merge by addition, over processes.
+
+    Ends with a barrier and tears the group down, so no rank exits while another still talks.
+    """
     import torch.distributed as dist
 
     reduced = {}
@@ -190,6 +193,8 @@ def _all_reduce(state: EngineState, device: str) -> EngineState:
         tensor = torch.from_numpy(np.ascontiguousarray(array)).to(device)
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         reduced[key] = tensor.cpu().numpy()
+    dist.barrier()
+    dist.destroy_process_group()
     return EngineState(**reduced)
 
 
@@ -333,6 +338,9 @@ def explain(
     result.meta["timings_s"]["wall"] = time.perf_counter() - t0
     if out_dir is not None:
         result.save(out_dir)
+        from .store import record_run
+
+        record_run(result, out_dir)
         from .report.plots import plot_sid
 
         plot_sid(result, out_dir / SID_PNG)

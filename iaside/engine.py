@@ -124,31 +124,36 @@ class EngineStats:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
 
-class _EngineItems(Dataset):
-    """Wraps a data set so one item carries the image and, for the partner fill, its partner."""
+class _EngineChunks(Dataset):
+    """Item b is a whole chunk: its images and, for the partner fill, their partners' pixels.
 
-    def __init__(self, dataset: Dataset, indices: Sequence[int], partner: np.ndarray | None) -> None:
-        self.dataset, self.indices, self.partner = dataset, list(indices), partner
+    Each image is decoded once per chunk, even when it is also another image's partner (with
+    the processing order, an image's partner is the next image, so usually in the same chunk).
+    """
+
+    def __init__(self, dataset: Dataset, chunks: list[list[int]], partner: np.ndarray | None) -> None:
+        self.dataset, self.chunks, self.partner = dataset, chunks, partner
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return len(self.chunks)
 
-    def __getitem__(self, k: int):
-        item: ImageItem = self.dataset[self.indices[k]]
-        other = self.dataset[int(self.partner[item.index])].pixels if self.partner is not None else None
-        return item, other
-
-
-def _collate(batch):
-    items = [b[0] for b in batch]
-    partners = [b[1] for b in batch]
-    return (
-        torch.stack([it.pixels for it in items]),
-        torch.tensor([it.label for it in items], dtype=torch.int64),
-        torch.tensor([it.index for it in items], dtype=torch.int64),
-        [it.name for it in items],
-        torch.stack(partners) if partners[0] is not None else None,
-    )
+    def __getitem__(self, b: int):
+        wanted = self.chunks[b]
+        items: dict[int, ImageItem] = {i: self.dataset[i] for i in wanted}
+        partners = None
+        if self.partner is not None:
+            for p in (int(self.partner[i]) for i in wanted):
+                if p not in items:
+                    items[p] = self.dataset[p]
+            partners = torch.stack([items[int(self.partner[i])].pixels for i in wanted])
+        own = [items[i] for i in wanted]
+        return (
+            torch.stack([it.pixels for it in own]),
+            torch.tensor([it.label for it in own], dtype=torch.int64),
+            torch.tensor([it.index for it in own], dtype=torch.int64),
+            [it.name for it in own],
+            partners,
+        )
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
@@ -400,15 +405,16 @@ class Engine:
             c.remaining[i] -= s1 - s0
 
     def _loader(self, dataset: Dataset, indices: Sequence[int], images_per_batch: int) -> DataLoader:
+        """Chunks of ``images_per_batch`` images in the order of ``indices``, decoded by workers."""
+        indices = [int(i) for i in indices]
+        chunks = [indices[k : k + images_per_batch] for k in range(0, len(indices), images_per_batch)]
         partner = partner_index(len(dataset), self.seed) if self.fill.needs_partner else None
         return DataLoader(
-            _EngineItems(dataset, indices, partner),
-            batch_size=images_per_batch,
+            _EngineChunks(dataset, chunks, partner),
+            batch_size=None,
             shuffle=False,
             num_workers=self.num_workers,
-            collate_fn=_collate,
             pin_memory=self.device.type == "cuda",
-            persistent_workers=False,
         )
 
     def fit_fill(self, dataset: Dataset) -> None:

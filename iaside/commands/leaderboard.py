@@ -18,7 +18,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..store import leaderboard, store_path
-    from .runs import config_text, format_table, interval
+    from .runs import config_text, format_table, interval, short_data
 
     boards = leaderboard(args.store, model=args.model, data=args.data, preset=args.preset, by=args.by)
     if not boards:
@@ -27,7 +27,7 @@ def run(args) -> int:
     for k, board in enumerate(boards):
         if k:
             print()
-        print(f"{board['data_spec']}  N={board['n_images']}  {config_text(board['config'])}  "
+        print(f"{short_data(board['data_spec'])}  N={board['n_images']}  {config_text(board['config'])}  "
               f"({len(board['rows'])} model(s), ranked by {args.by}, higher = more robust)")
         table = [
             [str(rank), r["model_spec"] or "-", (r["model_fingerprint"] or "")[:8],

@@ -19,6 +19,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-images", action="store_true",
                         help="do not reopen the data for band images (per-image SIDs are still shown)")
     parser.add_argument("--title", help="the report's title")
+    parser.add_argument("--screenshot", type=Path, metavar="PNG",
+                        help="also render the report with headless Chromium into this PNG (the whole page)")
+    parser.add_argument("--screenshot-width", type=int, default=1400, metavar="PX",
+                        help="browser window width for --screenshot in CSS pixels (default 1400)")
+    parser.add_argument("--screenshot-height", type=int, metavar="PX",
+                        help="window height for --screenshot (default: the whole page)")
 
 
 def run(args) -> int:
@@ -27,4 +33,9 @@ def run(args) -> int:
     out = write_report(args.run_dirs, args.output, robustness_files=args.robustness, max_images=args.images,
                        with_images=not args.no_images, title=args.title)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(args.run_dirs)} run(s))")
+    if args.screenshot:
+        from ..report.browser import screenshot
+
+        shot = screenshot(out, args.screenshot, width=args.screenshot_width, height=args.screenshot_height)
+        print(f"wrote {shot}")
     return 0

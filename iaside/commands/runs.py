@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 NAME = "runs"
@@ -44,6 +45,11 @@ def config_text(row: dict) -> str:
     return " ".join(parts)
 
 
+def short_data(spec: str | None) -> str:
+    """A data set description without its parenthesised details: 'samples:imagenet [5 of 20]'."""
+    return re.sub(r" \([^)]*\)", "", spec or "-") or "-"
+
+
 def format_table(headers: list[str], rows: list[list[str]]) -> str:
     """Left-aligned columns separated by two spaces."""
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
@@ -64,7 +70,7 @@ def run(args) -> int:
         return 0
     table = [
         [str(r["id"]), (r["created"] or "")[:16].replace("T", " "), r["model_spec"] or "-",
-         f"{r['data_spec'] or '-'}"[:48], str(r["n_images"]), config_text(r),
+         short_data(r["data_spec"]), str(r["n_images"]), config_text(r),
          interval(r["score"], r["score_low"], r["score_high"]),
          interval(r["score_signed"], None, None, signed=True),
          r["run_dir"] + ("" if r["exists"] else "  (folder gone)")]

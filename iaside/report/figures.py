@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..game import coalition_bits, coalition_size
+from ..game import coalition_size
 
 DPI = 110
 LOW_COLOUR, HIGH_COLOUR = "#2b6cb0", "#c05621"
@@ -26,10 +26,16 @@ def _plt():
 
 
 def _png(fig) -> bytes:
+    """The figure as a 256-colour palette PNG (about a third of the size of a full-colour one)."""
+    from PIL import Image
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     _plt().close(fig)
-    return buf.getvalue()
+    image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    out = io.BytesIO()
+    image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, format="png", optimize=True)
+    return out.getvalue()
 
 
 def _band_colours(m: int):
@@ -71,25 +77,41 @@ def sid_phi(result) -> bytes:
     return _png(fig)
 
 
+def coalition_masks(result) -> np.ndarray:
+    """Bit masks of the coalitions ``result.v_nats`` is indexed by, (K,) int64 (all 2**M in order
+    unless the run evaluated a subset)."""
+    masks = getattr(result, "coalitions", None)
+    return np.arange(2**result.n_bands, dtype=np.int64) if masks is None else np.asarray(masks, dtype=np.int64)
+
+
+def value_of(result, mask: int) -> float | None:
+    """v(S) of the coalition with bit mask ``mask`` (nats), or None if it was not evaluated."""
+    hits = np.flatnonzero(coalition_masks(result) == mask)
+    return float(result.v_nats[hits[0]]) if hits.size else None
+
+
 def coalition_values(result) -> bytes:
     """v(S) of every coalition against |S|, coloured by whether band 0 is in S, with the mean per size."""
     plt = _plt()
     m = result.n_bands
     v = np.asarray(result.v_nats, dtype=np.float64)
-    size = coalition_size(m)
-    has_low = coalition_bits(m)[:, 0]
+    masks = coalition_masks(result)
+    size = coalition_size(m)[masks]
+    has_low = (masks & 1).astype(bool)
     jitter = (np.random.default_rng(0).random(v.shape[0]) - 0.5) * 0.35
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for mask, colour, label in ((has_low, LOW_COLOUR, "S contains band 0"),
                                 (~has_low, HIGH_COLOUR, "S lacks band 0")):
         ax.scatter(size[mask] + jitter[mask], v[mask], s=9, alpha=0.6, color=colour, label=label, linewidths=0)
-    sizes = np.arange(m + 1)
+    sizes = np.unique(size)
     ax.plot(sizes, [v[size == k].mean() for k in sizes], color="black", marker="o", markersize=3,
             linewidth=1.2, label="mean over coalitions of that size")
-    ax.set_xticks(sizes)
+    ax.set_xticks(np.arange(m + 1))
     ax.set_xlabel("coalition size |S| (bands kept from the image)")
     ax.set_ylabel("v(S) = mean log p(y | x_S) (nats)")
-    ax.set_title(f"Characteristic function: v(∅) = {v[0]:.2f}, v(N) = {v[-1]:.2f} nats", fontsize=9)
+    empty, full = value_of(result, 0), value_of(result, 2**m - 1)
+    ends = ", ".join(f"{name} = {val:.2f}" for name, val in (("v(∅)", empty), ("v(N)", full)) if val is not None)
+    ax.set_title("Characteristic function" + (f": {ends} nats" if ends else ""), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()

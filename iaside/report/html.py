@@ -141,8 +141,10 @@ def _key_numbers(r) -> str:
         ("score_signed", _interval(r.score_signed, signed=True), "1 = band 0 only, 0 = uniform"),
         ("clean top-1", "-" if r.clean_accuracy is None else f"{r.clean_accuracy:.3f}", "accuracy on these images"),
         ("low-band share", f"{r.low_band_share():.3f}", f"SID on the lowest {max(1, r.n_bands // 4)} band(s)"),
-        ("v(N) − v(∅)", f"{r.v_nats[-1] - r.v_nats[0]:+.3f} nats", f"= Σφ (gap {r.efficiency_gap:.1e})"),
     ]
+    empty, full = figures.value_of(r, 0), figures.value_of(r, 2**r.n_bands - 1)
+    if empty is not None and full is not None:
+        boxes.append(("v(N) − v(∅)", f"{full - empty:+.3f} nats", f"= Σφ (gap {r.efficiency_gap:.1e})"))
     return '<div class="key">' + "".join(
         f"<div><span>{_e(name)}</span><b>{_e(value)}</b><span>{_e(sub)}</span></div>" for name, value, sub in boxes
     ) + "</div>"
@@ -219,7 +221,7 @@ def _run_section(k: int, run: RunView, max_images: int, with_images: bool) -> st
                          f"{ci}% bootstrap percentile intervals over images."))
     parts.append('<div class="cols">')
     parts.append(_figure(figures.coalition_values(r), f"v(S) against coalition size for {run.name}",
-                         "Every one of the 2<sup>M</sup> coalitions: v(S), the mean log-probability of the label when "
+                         "Every evaluated coalition (all 2<sup>M</sup> for the exact estimator): v(S), the mean log-probability of the label when "
                          "only the bands in S are kept (the others replaced by the fill), against |S|. Small "
                          "horizontal jitter separates the points."))
     heat, left_out = figures.per_class_heatmap(r, class_names)

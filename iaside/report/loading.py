@@ -22,12 +22,14 @@ _SCALAR_METRICS = {
     "mce": ("mCE", False),
     "relative_mce": ("relative mCE", False),
     "mean_corruption_error": ("mean corruption error", False),
+    "mean_error": ("mean corruption error", False),
     "unnormalized_mce": ("mean corruption error", False),
     "unnormalised_mce": ("mean corruption error", False),
     "corruption_error": ("mean corruption error", False),
     "corruption_accuracy": ("corruption accuracy", True),
     "mean_corruption_accuracy": ("corruption accuracy", True),
     "adversarial_accuracy": ("adversarial accuracy", True),
+    "adversarial": ("adversarial accuracy", True),
     "adv_accuracy": ("adversarial accuracy", True),
     "robust_accuracy": ("adversarial accuracy", True),
     "clean_accuracy": ("clean accuracy", True),
@@ -103,11 +105,14 @@ def _metric_family(name: str, value: Any, higher: bool) -> dict[str, Metric]:
         for rec in value:
             if not isinstance(rec, dict):
                 continue
-            x = _as_float({k: v for k, v in rec.items() if k in ("value", "accuracy", "acc", "error")})
-            parts = [str(rec[k]) for k in ("attack", "norm") if k in rec]
-            eps = next((rec[k] for k in ("eps", "epsilon", "ε") if k in rec), None)
-            if eps is not None:
-                parts.append(_eps_label(eps))
+            x = _as_float({k: v for k, v in rec.items() if k in ("value", "accuracy", "acc")})
+            if "label" in rec:
+                parts = [str(rec["label"])]
+            else:
+                parts = [str(rec[k]) for k in ("attack", "norm") if k in rec]
+                eps = next((rec[k] for k in ("eps", "epsilon", "ε") if k in rec), None)
+                if eps is not None:
+                    parts.append(_eps_label(eps))
             if x is not None and parts:
                 label = f"{name} ({', '.join(parts)})"
                 out[label] = Metric(label, x, higher)
@@ -117,10 +122,11 @@ def _metric_family(name: str, value: Any, higher: bool) -> dict[str, Metric]:
 def parse_robustness(doc: Any) -> dict[str, Metric]:
     """The robustness numbers a report can use from a robustness JSON of unknown exact layout.
 
-    Reads the known metric names (mCE, mean corruption error, adversarial accuracy, ...) at the
-    top level or under 'summary'/'metrics'/'results'; adversarial accuracy may be a number, a
-    {eps: accuracy} mapping (optionally by norm) or a list of {eps, accuracy} records. Anything
-    else is ignored.
+    Reads the known metric names (mce, mean_error, adversarial_accuracy, ...) at the top level or
+    under 'summary'/'metrics'/'results' (the layout ``iaside robustness`` writes: 'mce' (null
+    without a reference model), 'mean_error', 'adversarial': [{label, norm, eps, accuracy}]);
+    adversarial accuracy may be a number, an {eps: accuracy} mapping (optionally by norm) or a
+    list of records. Anything else is ignored.
     """
     if not isinstance(doc, dict):
         return {}

@@ -91,8 +91,8 @@ class RobustnessReport:
             problems.append("corruptions differ")
         if list(reference.severities) != list(self.severities):
             problems.append(f"severities {reference.severities} vs {self.severities}")
-        if reference.data.get("images_fingerprint") != self.data.get("images_fingerprint"):
-            problems.append(f"data {reference.data.get('spec')!r} vs {self.data.get('spec')!r}")
+        if reference.data.get("source_fingerprint") != self.data.get("source_fingerprint"):
+            problems.append(f"images {reference.data.get('spec')!r} vs {self.data.get('spec')!r}")
         if reference.seed != self.seed:
             problems.append(f"seed {reference.seed} vs {self.seed}")
         if problems:
@@ -211,6 +211,15 @@ def images_fingerprint(images: torch.Tensor, labels: np.ndarray) -> str:
 
     h = hashlib.sha256((quantize(images) * 255).round().to(torch.uint8).numpy().tobytes())
     h.update(np.asarray(labels, np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def source_fingerprint(names, labels) -> str:
+    """sha256 (16 hex) of the image names and labels in order: the same images, whatever the model's
+    resolution (models with different input sizes see the same files at their own size)."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps([list(map(str, names)), np.asarray(labels, np.int64).tolist()]).encode())
     return h.hexdigest()[:16]
 
 

@@ -1,0 +1,139 @@
+"""Engine speed against the model alone and against the authors' design, one process, one table.
+
+    python benchmarks/engine.py [--images 20] [--rounds 3] [--bands 8] [--batch-size 64]
+
+Rows, measured interleaved in each round (median and min–max over rounds):
+- floor: the same N·2**M coalition images, prepared in advance (untimed), through the model in
+  float32 at the same batch size;
+- engine fp32 / bf16: ``iaside.explain`` end to end (decode, resize, band split, coalition
+  synthesis, model, log-softmax, accumulation, summaries with 1000 bootstrap resamples);
+- naive: the authors' design (SPEC §9): coalitions in the outer loop, every image re-read and
+  decoded for every coalition, FFT, mask, inverse FFT, abs and min–max per coalition batch,
+  batch size 10, no inference mode.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from iaside.runtime import apply_malloc_fix, configure_threads
+
+
+def floor_seconds(model, dataset, masks, n_bands, batch_size) -> float:
+    """Model time alone on the engine's coalition images (partner fill), prepared in advance."""
+    from iaside.coalitions import CoalitionSynthesizer
+    from iaside.fills import partner_index
+    from iaside.game import coalition_bits
+
+    synth = CoalitionSynthesizer(masks)
+    bits = torch.from_numpy(coalition_bits(n_bands)).float()
+    partner = partner_index(len(dataset), 0)
+    images = []
+    with torch.inference_mode():
+        for i in range(len(dataset)):
+            x = dataset[i].pixels[None]
+            prep = synth.prepare(x, dataset[int(partner[i])].pixels[None])
+            images.append(synth.render(prep.base[0], prep.deltas[0], bits))
+        images = torch.cat(images).contiguous(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)
+        model(images[:batch_size])  # warm-up
+        t0 = time.perf_counter()
+        for start in range(0, len(images), batch_size):
+            torch.log_softmax(model(images[start : start + batch_size]), dim=1)
+        return time.perf_counter() - t0
+
+
+def engine_seconds(model_spec, data_spec, n_images, n_bands, batch_size, precision) -> tuple[float, object]:
+    import iaside
+
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        result = iaside.explain(model_spec, data_spec, bands=n_bands, samples=n_images, batch_size=batch_size,
+                                precision=precision, out=out, show_progress=False)
+        return time.perf_counter() - t0, result
+
+
+def naive_seconds(model, dataset, n_bands, n_images) -> float:
+    """The authors' design: for every coalition, re-read every image and filter it in batches of 10."""
+    from iaside.data import load_image, preprocess
+    from iaside.spectral import square_band_masks_centred
+
+    d = dataset.cfg.input_size[0]
+    centred = torch.from_numpy(square_band_masks_centred(d, n_bands))
+    paths = dataset.sources[:n_images]
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for s in range(2**n_bands):
+            mask = centred[[i for i in range(n_bands) if s >> i & 1]].any(0) if s else torch.zeros(d, d, dtype=torch.bool)
+            for start in range(0, len(paths), 10):
+                x = torch.stack([preprocess(load_image(p), dataset.cfg) for p in paths[start : start + 10]])
+                partner = x.roll(1, dims=0)
+                spec = torch.fft.fftshift(torch.fft.fft2(x), dim=(-2, -1))
+                fill = torch.fft.fftshift(torch.fft.fft2(partner), dim=(-2, -1))
+                mixed = spec * mask + fill * ~mask
+                img = torch.fft.ifft2(torch.fft.ifftshift(mixed, dim=(-2, -1))).abs()
+                lo, hi = img.amin(dim=(1, 2, 3), keepdim=True), img.amax(dim=(1, 2, 3), keepdim=True)
+                img = ((img - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
+                torch.log_softmax(model(img), dim=1)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    apply_malloc_fix()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bands", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--skip-naive", action="store_true")
+    args = parser.parse_args()
+    threads = configure_threads()
+
+    from iaside.data import open_dataset
+    from iaside.models import load_model
+    from iaside.spectral import band_masks
+
+    loaded = load_model("efficientnet-lite0")
+    dataset = open_dataset("samples:imagenet", loaded.data_config)
+    dataset = dataset.subset(range(min(args.images, len(dataset))))
+    n, m, bs = len(dataset), args.bands, args.batch_size
+    masks = band_masks(*loaded.data_config.input_size, m, "linf")
+    passes = n * 2**m
+    rows: dict[str, list[float]] = {"floor fp32": [], "engine fp32": [], "engine bf16": []}
+    if not args.skip_naive:
+        rows["naive (authors' design) fp32"] = []
+    results = {}
+    for r in range(args.rounds):
+        rows["floor fp32"].append(floor_seconds(loaded.model, dataset, masks, m, bs))
+        for precision in ("fp32", "bf16"):
+            seconds, results[precision] = engine_seconds("efficientnet-lite0", "samples:imagenet", n, m, bs, precision)
+            rows[f"engine {precision}"].append(seconds)
+        if not args.skip_naive:
+            rows["naive (authors' design) fp32"].append(naive_seconds(loaded.model, dataset, m, n))
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in rows.items()), flush=True)
+
+    floor = statistics.median(rows["floor fp32"])
+    print(f"\nEfficientNet-Lite0 at 224, samples:imagenet N={n}, M={m} ({passes} coalition passes), batch {bs}")
+    print(f"machine: {platform.processor() or platform.machine()}, {threads} threads, torch {torch.__version__}\n")
+    print("| variant | median s | min–max s | images/s | passes/s | time / floor |")
+    print("|---|---|---|---|---|---|")
+    for name, values in rows.items():
+        med = statistics.median(values)
+        print(f"| {name} | {med:.1f} | {min(values):.1f}–{max(values):.1f} | {n / med:.3f} | {passes / med:.0f} | "
+              f"{med / floor:.3f} |")
+    fp32, bf16 = results["fp32"], results["bf16"]
+    sid_l1 = float(np.abs(np.asarray(fp32.sid.value) - np.asarray(bf16.sid.value)).sum())
+    score_diff = abs(float(fp32.score.value) - float(bf16.score.value))
+    print(f"\nengine fp32 / floor = {statistics.median(rows['engine fp32']) / floor:.3f} (target <= 1.05)")
+    print(f"floor / engine bf16 = {floor / statistics.median(rows['engine bf16']):.2f}x (target >= 1.8)")
+    print(f"bf16 vs fp32: SID L1 {sid_l1:.4f} (target <= 0.01), |score diff| {score_diff:.4f} (target <= 0.005)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""iaside compare: several models on the same images: score versus measured robustness, with correlations."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .robustness import add_perturbation_arguments, attacks_of, slug
+from .run import floats, overrides, size
+
+NAME = "compare"
+HELP = "compare models: I-ASIDE score and SID against mCE and adversarial accuracy, with correlations"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..config import INTERPOLATIONS
+    from ..engine import PRECISIONS
+    from ..fills import FILLS
+    from ..spectral import PARTITIONS
+
+    g = parser.add_argument_group("models (at least two in all)")
+    g.add_argument("--model", action="append", default=[], help="a model spec to analyse and measure now "
+                   "(repeat the option for several)")
+    g.add_argument("--weights", action="append", default=[], help="weights for the --model of the same position "
+                   "('-' for none); give none or one per --model")
+    g.add_argument("--name", action="append", default=[], help="display name of the --model of the same position")
+    g.add_argument("--run", action="append", default=[], type=Path, help="a finished `iaside run` folder; its "
+                   "robustness.json is looked for in the folder and among --robustness")
+    g.add_argument("--robustness", action="append", default=[], type=Path,
+                   help="a robustness.json from `iaside robustness` (matched to a --run by model fingerprint)")
+    parser.add_argument("--reference", help="name of the model mCE is relative to (default: the first model)")
+    parser.add_argument("--data", help="samples:imagenet, samples:photos, or a folder (needed with --model)")
+    parser.add_argument("--labels", help="'predicted', 'sorted', or a CSV filename,label")
+    parser.add_argument("--samples", type=int, help="a seeded subset of N images")
+    parser.add_argument("--bands", type=int, default=8, help="bands M for the I-ASIDE runs (default 8)")
+    parser.add_argument("--partition", choices=PARTITIONS)
+    parser.add_argument("--fill", choices=FILLS + ("random",))
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over images and models")
+    add_perturbation_arguments(parser)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="precision of the I-ASIDE runs")
+    cfg = parser.add_argument_group("data config overrides, applied to every --model")
+    cfg.add_argument("--input-size", type=size)
+    cfg.add_argument("--resize-size", type=int)
+    cfg.add_argument("--interpolation", choices=INTERPOLATIONS)
+    cfg.add_argument("--mean", type=floats)
+    cfg.add_argument("--std", type=floats)
+    cfg.add_argument("--channels", type=int)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("runs") / "compare", help="output folder (default runs/compare)")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def _entries_from_runs(args):
+    from ..errors import IasideError
+    from ..result import Result
+    from ..robustness.compare import ModelEntry
+    from ..robustness.evaluate import ROBUSTNESS_JSON, RobustnessReport
+
+    reports = [RobustnessReport.load(p) for p in args.robustness]
+    entries = []
+    for run_dir in args.run:
+        result = Result.load(run_dir)
+        fingerprint = result.model.get("fingerprint")
+        matches = [r for r in reports if r.model.get("fingerprint") == fingerprint]
+        if (Path(run_dir) / ROBUSTNESS_JSON).exists():
+            matches.insert(0, RobustnessReport.load(Path(run_dir) / ROBUSTNESS_JSON))
+        if not matches:
+            raise IasideError(
+                f"no robustness report for the model of {run_dir} (fingerprint {fingerprint}): run "
+                f"`iaside robustness --model {result.model.get('spec')} --out {run_dir}` or pass --robustness"
+            )
+        entries.append(ModelEntry(matches[0].name, result, matches[0]))
+    return entries
+
+
+def _entries_from_models(args, attacks):
+    """Analyse and measure every --model; models sharing a data config share the corrupted images."""
+    from ..api import explain
+    from ..errors import IasideError
+    from ..models import load_model
+    from ..robustness.compare import ModelEntry
+    from ..robustness.corruptions import corruption_names
+    from ..robustness.evaluate import build_report, evaluate_robustness
+    from .robustness import load_images
+
+    if not args.model:
+        return []
+    if not args.data:
+        raise IasideError("--model needs --data: the images to analyse and corrupt")
+    weights = args.weights or ["-"] * len(args.model)
+    names = args.name or list(args.model)
+    if len(weights) != len(args.model) or len(names) != len(args.model):
+        raise IasideError(f"{len(args.model)} --model but {len(args.weights)} --weights and {len(args.name)} --name: "
+                          "give none or one per --model ('-' for no weights)")
+    loaded = [load_model(spec, weights=None if w == "-" else w, device=args.device, overrides=overrides(args))
+              for spec, w in zip(args.model, weights)]
+    corruptions = corruption_names(args.corruptions)
+    groups: dict[str, list[int]] = {}
+    for k, lm in enumerate(loaded):
+        groups.setdefault(repr(sorted(lm.data_config.to_dict().items())), []).append(k)
+    reports = {}
+    for members in groups.values():
+        images, labels, info = load_images(loaded[members[0]], args.data, args.labels, args.samples, args.seed)
+        measured = evaluate_robustness(
+            {names[k]: loaded[k].model for k in members}, images.to(args.device), labels, corruptions=corruptions,
+            severities=args.severities, attacks=attacks, seed=args.seed, batch_size=args.batch_size,
+            show_progress=not args.quiet)
+        for k in members:
+            reports[k] = build_report(
+                measured[names[k]], model={"name": names[k], "spec": args.model[k], "fingerprint": loaded[k].fingerprint},
+                data=info, corruptions=corruptions, severities=args.severities, seed=args.seed, attacks=attacks)
+    entries = []
+    for k, lm in enumerate(loaded):
+        folder = args.out / slug(names[k])
+        result = explain(lm, args.data, bands=args.bands, partition=args.partition, fill=args.fill,
+                         labels=args.labels, samples=args.samples, seed=args.seed, n_bootstrap=args.bootstrap,
+                         batch_size=args.batch_size, device=args.device, precision=args.precision, out=folder,
+                         show_progress=not args.quiet)
+        reports[k].save(folder)
+        entries.append(ModelEntry(names[k], result, reports[k]))
+    return entries
+
+
+def run(args) -> int:
+    from ..robustness.compare import compare_models
+    from ..runtime import apply_malloc_fix
+
+    apply_malloc_fix()
+    attacks = attacks_of(args)
+    entries = _entries_from_models(args, attacks) + _entries_from_runs(args)
+    comparison = compare_models(entries, reference=args.reference, n_bootstrap=args.bootstrap, seed=args.seed)
+    comparison.save(args.out)
+    print(comparison.table())
+    print()
+    print(comparison.correlation_table())
+    print(f"wrote {args.out}/compare.json, compare.csv, correlations.csv, sids.png, score_vs_mce.png, "
+          "score_vs_adversarial.png")
+    return 0

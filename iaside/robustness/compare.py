@@ -1,0 +1,210 @@
+"""Several models side by side: I-ASIDE score against measured robustness, with correlations (SPEC §8).
+
+A ``ModelEntry`` pairs one model's I-ASIDE ``Result`` with its ``RobustnessReport``;
+``compare_models`` puts every report on the same reference (mCE), builds the table and
+correlates score and score_signed with every robustness measure across the models.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import IasideError
+from ..result import Result
+from .correlation import METHODS, Correlation, correlation_table
+from .evaluate import RobustnessReport
+
+COMPARE_JSON = "compare.json"
+COMPARE_CSV = "compare.csv"
+CORRELATIONS_CSV = "correlations.csv"
+MEAN_ADVERSARIAL = "adversarial accuracy (mean)"
+
+
+@dataclass
+class ModelEntry:
+    """One model: its name, I-ASIDE result, robustness report, and an optional group (data set) label."""
+
+    name: str
+    result: Result
+    report: RobustnessReport
+    group: str = ""
+
+
+@dataclass
+class Comparison:
+    """The table and the correlations of a set of models measured on the same images."""
+
+    entries: list[ModelEntry]
+    reference: str
+    attack_labels: list[str]
+    correlations: list[Correlation]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def measures(self) -> dict[str, np.ndarray]:
+        """Robustness measures, one value per model: mCE, mean corruption error, adversarial accuracies."""
+        out: dict[str, np.ndarray] = {}
+        reports = [e.report for e in self.entries]
+        if reports and reports[0].corruptions:
+            out["mCE"] = np.array([r.mce for r in reports], np.float64)
+            out["mean corruption error"] = np.array([r.mean_error for r in reports])
+        for label in self.attack_labels:
+            out[f"accuracy {label}"] = np.array([r.adversarial_accuracy(label) for r in reports])
+        if len(self.attack_labels) > 1:
+            out[MEAN_ADVERSARIAL] = np.mean([out[f"accuracy {a}"] for a in self.attack_labels], axis=0)
+        return out
+
+    def scores(self) -> dict[str, np.ndarray]:
+        return {
+            "score": np.array([float(e.result.score.value) for e in self.entries]),
+            "score_signed": np.array([float(e.result.score_signed.value) for e in self.entries]),
+        }
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per model: the columns of compare.csv."""
+        measures = self.measures()
+        rows = []
+        for k, e in enumerate(self.entries):
+            r, rep = e.result, e.report
+            row = {
+                "model": e.name, "group": e.group, "clean_accuracy": rep.clean_accuracy,
+                "score": float(r.score.value), "score_low": float(r.score.low), "score_high": float(r.score.high),
+                "score_signed": float(r.score_signed.value), "score_signed_low": float(r.score_signed.low),
+                "score_signed_high": float(r.score_signed.high),
+                "sid": " ".join(f"{v:.3f}" for v in np.asarray(r.sid.value)),
+                "iaside_images": r.data.get("n_images"), "robustness_images": rep.data.get("n_images"),
+            }
+            row.update({name: float(values[k]) for name, values in measures.items()})
+            rows.append(row)
+        return rows
+
+    def table(self) -> str:
+        """Markdown: one row per model, then the correlations."""
+        measures = list(self.measures())
+        short = {"mean corruption error": "mean err", MEAN_ADVERSARIAL: "adv acc (mean)"}
+        head = ["model", "clean acc", "score [95% CI]", "score_signed [95% CI]", *[short.get(m, m) for m in measures]]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for row in self.rows():
+            cells = [row["model"], f"{row['clean_accuracy']:.3f}",
+                     f"{row['score']:.3f} [{row['score_low']:.3f}, {row['score_high']:.3f}]",
+                     f"{row['score_signed']:+.3f} [{row['score_signed_low']:+.3f}, {row['score_signed_high']:+.3f}]",
+                     *[_num(row[m]) for m in measures]]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def correlation_table(self) -> str:
+        head = ["score", "measure", *[f"{m} r [95% CI], p" for m in METHODS]]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        pairs = dict.fromkeys((c.x, c.y) for c in self.correlations)
+        for x, y in pairs:
+            cells = [x, y]
+            for method in METHODS:
+                c = next(c for c in self.correlations if (c.x, c.y, c.method) == (x, y, method))
+                cells.append(f"{c.r:+.2f} [{c.low:+.2f}, {c.high:+.2f}], p={c.p_value:.2g}")
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"reference": self.reference, "attacks": self.attack_labels, "models": self.rows(),
+                "sids": {e.name: {"value": np.asarray(e.result.sid.value).tolist(),
+                                  "low": np.asarray(e.result.sid.low).tolist(),
+                                  "high": np.asarray(e.result.sid.high).tolist()} for e in self.entries},
+                "correlations": [c.to_dict() for c in self.correlations], "meta": self.meta}
+
+    def save(self, out_dir: str | os.PathLike, plots: bool = True) -> Path:
+        """compare.json, compare.csv, correlations.csv and (with plots) sids.png, score_vs_mce.png,
+        score_vs_adversarial.png."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / COMPARE_JSON).write_text(json.dumps(_json_safe(self.to_json_dict()), indent=1))
+        rows = self.rows()
+        with open(out / COMPARE_CSV, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        with open(out / CORRELATIONS_CSV, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["score", "measure", "method", "n", "r", "p_value", "ci_low", "ci_high", "n_bootstrap",
+                        "n_valid_resamples"])
+            for c in self.correlations:
+                w.writerow([c.x, c.y, c.method, c.n, f"{c.r:.6f}", f"{c.p_value:.6g}", f"{c.low:.6f}",
+                            f"{c.high:.6f}", c.n_bootstrap, c.n_valid])
+        if plots:
+            self.plot(out)
+        return out
+
+    def plot(self, out_dir: str | os.PathLike, prefix: str = "") -> list[Path]:
+        from ..report.robustness_plots import plot_score_vs, plot_sids
+
+        out = Path(out_dir)
+        names = [e.name for e in self.entries]
+        groups = [e.group for e in self.entries]
+        scores = [e.result.score for e in self.entries]
+        paths = [plot_sids(names, [e.result.sid for e in self.entries], [float(s.value) for s in scores],
+                           out / f"{prefix}sids.png")]
+        measures = self.measures()
+        wanted = [("mCE", f"mCE (reference {self.reference}; lower = more robust)", "score_vs_mce.png")]
+        adv = MEAN_ADVERSARIAL if MEAN_ADVERSARIAL in measures else next(
+            (m for m in measures if m.startswith("accuracy ")), None)
+        if adv:
+            wanted.append((adv, adv + (f" over {', '.join(self.attack_labels)}" if adv == MEAN_ADVERSARIAL else ""),
+                           "score_vs_adversarial.png"))
+        for key, label, file in wanted:
+            if key not in measures:
+                continue
+            corr = next((c for c in self.correlations if (c.x, c.y, c.method) == ("score", key, "spearman")), None)
+            paths.append(plot_score_vs(names, scores, measures[key], label, out / f"{prefix}{file}", corr,
+                                       groups=groups if any(groups) else None))
+        return paths
+
+
+def _num(v: float) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
+
+
+def _json_safe(obj):
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def compare_models(
+    entries: Sequence[ModelEntry],
+    *,
+    reference: str | None = None,
+    n_bootstrap: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Comparison:
+    """Put every report on the same reference model and correlate the scores with the measures.
+
+    reference: the name of one entry (default the first). Adversarial columns are the attacks
+    every model was measured with.
+    """
+    entries = list(entries)
+    if len(entries) < 2:
+        raise IasideError(f"compare needs at least 2 models, got {len(entries)}")
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise IasideError(f"model names must be unique, got {names}; pass --name for each model")
+    reference = reference or names[0]
+    if reference not in names:
+        raise IasideError(f"--reference {reference!r} is not one of the compared models: {', '.join(names)}")
+    ref_report = entries[names.index(reference)].report
+    entries = [ModelEntry(e.name, e.result, e.report.with_reference(ref_report), e.group) for e in entries]
+    labels = [a["label"] for a in entries[0].report.adversarial]
+    common = [a for a in labels if all(a in {r["label"] for r in e.report.adversarial} for e in entries)]
+    comparison = Comparison(entries, reference, common, [])
+    comparison.correlations = correlation_table(comparison.scores(), comparison.measures(),
+                                                n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+    comparison.meta = {"n_bootstrap": n_bootstrap, "confidence": confidence, "seed": seed}
+    return comparison

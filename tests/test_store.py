@@ -1,0 +1,234 @@
+"""The results store: recording from ``explain``, listing, leaderboards, two writers at once,
+and never touching the real home folder from a test."""
+import copy
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import iaside
+from iaside import store
+from iaside.cli import main
+from iaside.result import Result
+from iaside.summary import Estimate
+
+from conftest import tiny_cnn
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    path = tmp_path / "store" / "runs.sqlite"
+    monkeypatch.setenv(store.ENV, str(path))
+    return path
+
+
+@pytest.fixture
+def run_dir(tmp_path, db):
+    """A finished run folder of a tiny model (recorded in ``db`` by explain itself)."""
+    x = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    out = tmp_path / "run-a"
+    iaside.explain(tiny_cnn(n_classes=3), (x, y), bands=3, n_bootstrap=50, show_progress=False, out=out)
+    return out
+
+
+def variant(result: Result, spec: str, score: float, **config) -> Result:
+    """A copy of ``result`` as if another model (``spec``) had scored ``score``."""
+    r = copy.deepcopy(result)
+    r.model = {**r.model, "spec": spec, "fingerprint": f"fp-{spec}"}
+    r.score = Estimate(score, score - 0.05, score + 0.05)
+    r.config = {**r.config, **config}
+    return r
+
+
+def test_explain_records_the_run(run_dir, db):
+    rows = store.list_runs()
+    assert len(rows) == 1
+    row, result = rows[0], Result.load(run_dir)
+    assert row["run_dir"] == str(run_dir.resolve()) and row["exists"]
+    assert row["model_spec"] == result.model["spec"] and row["model_fingerprint"] == result.model["fingerprint"]
+    assert row["data_fingerprint"] == result.data["fingerprint"] and row["n_images"] == 6
+    assert row["bands"] == 3 and row["fill"] == "partner" and row["partition"] == "linf"
+    assert row["score"] == pytest.approx(float(result.score.value))
+    assert row["score_low"] == pytest.approx(float(result.score.low))
+    assert row["score_signed_high"] == pytest.approx(float(result.score_signed.high))
+    assert np.allclose(row["sid"], result.sid.value) and np.allclose(row["sid_high"], result.sid.high)
+    assert row["config"] == result.config and row["torch_version"] == torch.__version__
+    assert row["wall_s"] == pytest.approx(result.meta["timings_s"]["wall"])
+    assert db.exists()
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_recording_a_folder_again_replaces_its_row(run_dir, db):
+    result = Result.load(run_dir)
+    first = store.list_runs()[0]["id"]
+    again = store.record_run(variant(result, result.model["spec"], 0.42), run_dir, strict=True)
+    rows = store.list_runs()
+    assert len(rows) == 1 and again == first and rows[0]["score"] == pytest.approx(0.42)
+
+
+def test_filters(run_dir, db, tmp_path):
+    result = Result.load(run_dir)
+    store.record_run(variant(result, "efficientnet-lite1", 0.3), tmp_path / "b", strict=True)
+    store.record_run(variant(result, "efficientnet-lite2", 0.2, preset="paper"), tmp_path / "c", strict=True)
+    assert {r["model_spec"] for r in store.list_runs(model="LITE")} == {"efficientnet-lite1", "efficientnet-lite2"}
+    assert [r["model_spec"] for r in store.list_runs(preset="paper")] == ["efficientnet-lite2"]
+    assert len(store.list_runs(preset="none")) == 2
+    assert store.list_runs(data="no such data") == []
+    assert len(store.list_runs(data="tensor")) == 3
+    assert len(store.list_runs(limit=2)) == 2
+    assert store.list_runs(model="%") == []  # LIKE wildcards are taken literally
+
+
+def test_leaderboard_ranks_models_within_one_configuration(run_dir, db, tmp_path):
+    result = Result.load(run_dir)
+    base = float(result.score.value)
+    store.record_run(variant(result, "m-high", base + 0.3), tmp_path / "high", strict=True)
+    store.record_run(variant(result, "m-low", base - 0.3), tmp_path / "low", strict=True)
+    store.record_run(variant(result, "m-other-bands", 0.9, bands=4), tmp_path / "other", strict=True)
+    # a newer run of m-low replaces its older one on the board
+    store.record_run(variant(result, "m-low", base + 0.1), tmp_path / "low-again", strict=True)
+    boards = store.leaderboard()
+    assert len(boards) == 2
+    main_board = boards[0]
+    assert [r["model_spec"] for r in main_board["rows"]] == ["m-high", "m-low", result.model["spec"]]
+    assert main_board["rows"][1]["run_dir"].endswith("low-again")
+    assert [r["model_spec"] for r in boards[1]["rows"]] == ["m-other-bands"]
+    by_signed = store.leaderboard(by="score_signed")[0]["rows"]
+    signed = [r["score_signed"] for r in by_signed]
+    assert signed == sorted(signed, reverse=True)
+
+
+def test_runs_and_leaderboard_commands(run_dir, db, tmp_path, capsys):
+    result = Result.load(run_dir)
+    store.record_run(variant(result, "m-best", 0.9), tmp_path / "best", strict=True)
+    assert main(["runs", "--store", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "m-best" in out and result.model["spec"] in out and "2 run(s)" in out
+    assert main(["runs", "--json", "--model", "m-best"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["score"] == pytest.approx(0.9)
+    assert main(["leaderboard"]) == 0
+    out = capsys.readouterr().out
+    ranked = [line.split()[1] for line in out.splitlines() if line[:1].isdigit()]
+    assert ranked == ["m-best", result.model["spec"]]
+    assert "0.9000 [0.8500, 0.9500]" in out
+
+
+def test_store_location(monkeypatch, tmp_path):
+    monkeypatch.setenv(store.ENV, str(tmp_path / "x.sqlite"))
+    assert store.store_path() == tmp_path / "x.sqlite"
+    assert store.store_path(tmp_path / "given.sqlite") == tmp_path / "given.sqlite"
+    monkeypatch.setenv(store.ENV, "off")
+    assert store.store_path() is None
+    monkeypatch.delenv(store.ENV)
+    assert store.store_path() is None  # under pytest: never the real home folder
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert store.store_path() == tmp_path / "home" / ".iaside" / "runs.sqlite"
+
+
+def test_a_test_run_never_writes_to_home(monkeypatch, tmp_path):
+    import matplotlib
+
+    monkeypatch.setenv("MPLCONFIGDIR", matplotlib.get_cachedir())  # keep matplotlib's font cache
+    monkeypatch.delenv(store.ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    iaside.explain(tiny_cnn(n_classes=3), (x, torch.tensor([0, 1, 2, 0])), bands=3, n_bootstrap=0,
+                   show_progress=False, out=tmp_path / "run")
+    assert (tmp_path / "run" / "result.json").exists()
+    assert not (tmp_path / "home" / ".iaside").exists()
+
+
+def test_an_unwritable_store_warns_but_does_not_fail_the_run(monkeypatch, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(store.ENV, str(blocker / "runs.sqlite"))
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    iaside.explain(tiny_cnn(n_classes=3), (x, torch.tensor([0, 1, 2, 0])), bands=3, n_bootstrap=0,
+                   show_progress=False, out=tmp_path / "run")
+    assert (tmp_path / "run" / "result.json").exists()
+    assert "was not recorded" in capsys.readouterr().err
+    with pytest.raises(iaside.IasideError):
+        store.record_run(Result.load(tmp_path / "run"), tmp_path / "run", strict=True)
+
+
+WRITER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from iaside import store
+    from iaside.result import Result
+    run_dir, db, tag, n, barrier = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), Path(sys.argv[5])
+    if len(sys.argv) > 6:
+        store.BUSY_TIMEOUT_S = float(sys.argv[6])
+    result = Result.load(run_dir)
+    Path(f"{barrier}.ready-{tag}").touch()
+    while not barrier.exists():
+        time.sleep(0.002)
+    start = time.monotonic()
+    for k in range(n):
+        store.record_run(result, f"{run_dir}-{tag}-{k}", db, strict=True)
+    print(start, time.monotonic())
+""")
+
+
+def _writers(run_dir, db, tmp_path, n, tags, *extra):
+    """Start one writer process per tag, release them together once all are ready; returns
+    [(exit code, stdout, stderr)]."""
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    barrier = tmp_path / f"go-{'-'.join(tags)}"
+    procs = [subprocess.Popen([sys.executable, str(script), str(run_dir), str(db), tag, str(n), str(barrier), *extra],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for tag in tags]
+    while not all(Path(f"{barrier}.ready-{tag}").exists() or p.poll() is not None for tag, p in zip(tags, procs)):
+        time.sleep(0.01)
+    barrier.touch()
+    return [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in procs]
+
+
+def test_two_processes_writing_at_once_lose_nothing(run_dir, tmp_path):
+    db = tmp_path / "concurrent" / "runs.sqlite"  # new: both writers also race to create it
+    n = 150
+    results = _writers(run_dir, db, tmp_path, n, ["a", "b"])
+    for code, _, err in results:
+        assert code == 0, err
+        assert "locked" not in err
+    spans = [[float(v) for v in out.split()] for _, out, _ in results]
+    assert max(s for s, _ in spans) < min(e for _, e in spans)  # the two writers did overlap
+    with sqlite3.connect(db) as con:
+        dirs = [r[0] for r in con.execute("SELECT run_dir FROM runs")]
+    assert len(dirs) == len(set(dirs)) == 2 * n
+    assert {d.rsplit("-", 2)[-2] for d in dirs} == {"a", "b"}
+
+
+def test_a_writer_waits_for_a_held_lock_and_fails_fast_without_busy_timeout(run_dir, tmp_path):
+    """The negative control for the test above: contention is real, the busy timeout is what helps."""
+    db = tmp_path / "held" / "runs.sqlite"
+    store.record_run(Result.load(run_dir), run_dir, db, strict=True)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        [(code, _, err)] = _writers(run_dir, db, tmp_path, 1, ["impatient"], "0")
+    finally:
+        holder.execute("ROLLBACK")
+    assert code != 0 and "locked" in err
+    holder.execute("BEGIN IMMEDIATE")
+    barrier = tmp_path / "go-patient"
+    barrier.touch()
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "writer.py"), str(run_dir), str(db), "patient", "1",
+                             str(barrier)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # the writer starts and blocks on the held lock (not an assertion on time)
+    holder.execute("COMMIT")
+    holder.close()
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
