@@ -89,6 +89,40 @@ def _resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str
     return dataset
 
 
+class _Probe(torch.utils.data.Dataset):
+    """Decodes image i and reports (i, None) or (i, the reason it is unreadable)."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        try:
+            self.dataset[i]
+            return i, None
+        except IasideError as err:
+            return i, str(err)
+
+
+def drop_bad_images(dataset, num_workers: int = 0) -> tuple[Any, list[dict[str, str]]]:
+    """Decode every image once; return the data set without the unreadable ones and the list
+    of skipped images [{name, reason}] (``--on-bad-image skip``)."""
+    loader = torch.utils.data.DataLoader(_Probe(dataset), batch_size=None, num_workers=num_workers)
+    bad = [(i, reason) for i, reason in loader if reason is not None]
+    if not bad:
+        return dataset, []
+    if not hasattr(dataset, "subset"):
+        raise IasideError(f"{len(bad)} images are unreadable and this data set cannot drop them: {bad[0][1]}")
+    names = getattr(dataset, "names", [str(i) for i in range(len(dataset))])
+    skipped = [{"name": str(names[i]), "reason": reason} for i, reason in bad]
+    keep = sorted(set(range(len(dataset))) - {i for i, _ in bad})
+    if not keep:
+        raise IasideError(f"all {len(dataset)} images are unreadable; first: {bad[0][1]}")
+    return dataset.subset(keep), skipped
+
+
 def _identity(config: ExplainConfig, loaded: LoadedModel, dataset, precision: str) -> dict[str, Any]:
     """What must match for saved states to be resumed or merged (not the shard, not the batch size)."""
     return {
@@ -238,6 +272,7 @@ def explain(
     num_workers: int = 0,
     compile: bool = False,
     shard: tuple[int, int] | None = None,
+    on_bad_image: str = "error",
     weights: str | None = None,
     data_config: DataConfig | None = None,
     overrides: dict | None = None,
@@ -256,9 +291,13 @@ def explain(
     permutations; for large M). target_ci: stop once the score's 95 % half-width is below it.
     shard (i, n): process the i-th of n blocks and save its state (``iaside merge`` combines);
     under torchrun each rank takes its block and rank 0 writes the result (others get None).
+    on_bad_image: 'error' (stop at the first unreadable image, naming it) or 'skip' (check
+    every image first; skipped ones are counted and listed in the result).
     With ``out``, the run resumes from that folder's checkpoint and writes its files there.
     """
     apply_malloc_fix()
+    if on_bad_image not in ("error", "skip"):
+        raise IasideError(f"--on-bad-image {on_bad_image!r} is not one of error, skip")
     label_mode = "predicted" if labels == "predicted" else "given"
     config = ExplainConfig.build(
         preset, bands=bands, partition=partition, fill=fill, clip=clip, labels=label_mode,
@@ -280,6 +319,9 @@ def explain(
         raise IasideError("the data set is empty")
     if hasattr(dataset, "min_side"):
         dataset.min_side = 2 * config.bands
+    skipped: list[dict[str, str]] = []
+    if on_bad_image == "skip":
+        dataset, skipped = drop_bad_images(dataset, num_workers)
     if config.labels == "predicted" or getattr(dataset, "labels_kind", "given") == "predicted":
         config = ExplainConfig.from_dict({**config.to_dict(), "labels": "predicted"})
     first = dataset[0].pixels
@@ -300,6 +342,7 @@ def explain(
             "n_images": len(dataset),
             "labels": config.labels,
             "data_config": loaded.data_config.to_dict(),
+            "skipped": skipped,
         },
         "names": [str(n) for n in getattr(dataset, "names", range(len(dataset)))],
     }

@@ -109,3 +109,17 @@ def test_onnx_model_gives_the_same_explanation_as_torch(tmp_path):
     via_onnx = iaside.explain(f"onnx:{path}", data, **kw)
     assert np.allclose(via_onnx.per_image["logp_nats"], via_torch.per_image["logp_nats"], atol=1e-4)
     assert np.allclose(via_onnx.phi.value, via_torch.phi.value, atol=1e-4)
+
+
+def test_on_bad_image_skip_counts_and_lists(tmp_path, scripted, image_folder, capsys):
+    (image_folder / "1" / "broken.png").write_text("not an image")
+    (image_folder / "2" / "empty.png").write_bytes(b"")
+    args = ["run", "--model", f"torchscript:{scripted}", "--data", image_folder, *TINY]
+    code, _, err = run_cli(args + ["--out", tmp_path / "a"], capsys)
+    assert code == 2 and ("broken.png" in err or "empty.png" in err)
+    code, out, _ = run_cli(args + ["--on-bad-image", "skip", "--out", tmp_path / "b"], capsys)
+    assert code == 0
+    result = json.loads((tmp_path / "b" / "result.json").read_text())
+    assert result["data"]["n_images"] == 9
+    assert sorted(s["name"].split("/")[-1] for s in result["data"]["skipped"]) == ["broken.png", "empty.png"]
+    assert "skipped" in out and "broken.png" in out

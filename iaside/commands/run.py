@@ -96,6 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-ci", type=float, help="stop once the score's 95%% CI half-width is below this")
     parser.add_argument("--shard", type=shard, help="process block i of n (e.g. 0/4); combine with 'iaside merge'")
     parser.add_argument("--workers", type=int, default=0, help="data-loader processes (default 0)")
+    parser.add_argument("--on-bad-image", choices=["error", "skip"], default="error",
+                        help="error: stop at an unreadable image, naming it; skip: drop it and list it in the result")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--out", type=Path, help="output folder (default runs/MODEL_DATA); reruns resume")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -109,6 +111,7 @@ def run(args) -> int:
         args.model, args.data, bands=args.bands, partition=args.partition, fill=args.fill, preset=args.preset,
         clip=args.clip, labels=args.labels, samples=args.samples, seed=args.seed, n_bootstrap=args.bootstrap,
         estimator=args.estimator, permutations=args.permutations, target_ci=args.target_ci, shard=args.shard,
+        on_bad_image=args.on_bad_image,
         batch_size=args.batch_size, device=args.device, precision=args.precision, num_workers=args.workers,
         compile=args.compile, weights=args.weights, overrides=overrides(args), out=out, show_progress=not args.quiet,
     )
@@ -117,6 +120,8 @@ def run(args) -> int:
             print(f"shard {args.shard[0]}/{args.shard[1]} done: state saved in {out}; combine with 'iaside merge'")
         return 0
     print(result.table())
+    for bad in result.data.get("skipped", []):
+        print(f"skipped {bad['name']}: {bad['reason']}")
     rate = result.meta.get("images_per_s")
     if rate:
         print(f"{result.meta['forward_passes']} forward passes, {rate:.2f} images/s "
