@@ -1,0 +1,93 @@
+"""The logic of the speed features, checked on CPU (no timing assertions)."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import iaside
+from iaside.coalitions import CoalitionSynthesizer
+from iaside.data.tensors import TensorImages
+from iaside.engine import Engine, resolve_precision
+from iaside.fills import make_fill
+from iaside.game import coalition_bits
+from iaside.spectral import band_masks
+
+from conftest import tiny_cnn
+
+
+def images(n=5, size=32):
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(n, 3, size, size, generator=g), torch.arange(n) % 5
+
+
+class OutOfMemoryAbove(nn.Module):
+    """Raises the out-of-memory error a GPU raises when a batch is larger than ``limit``."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.net, self.limit, self.sizes = tiny_cnn(), limit, []
+
+    def forward(self, x):
+        if x.shape[0] > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        self.sizes.append(x.shape[0])
+        return self.net(x)
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_every_number():
+    x, y = images()
+    reference = iaside.explain(tiny_cnn(), (x, y), bands=3, show_progress=False, n_bootstrap=0, batch_size=16)
+    model = OutOfMemoryAbove(limit=5)
+    engine = Engine(model, CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill("partner"), batch_size=16,
+                    show_progress=False)
+    state, _ = engine.run(TensorImages(x, y))
+    assert engine.batch_size <= 5 and max(model.sizes) <= 5
+    assert np.allclose(state.logp_nats, reference.per_image["logp_nats"][np.argsort(reference.per_image["index"])],
+                       atol=1e-5)
+
+
+def test_other_runtime_errors_are_not_swallowed():
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    engine = Engine(Broken(), CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill("zero"), show_progress=False)
+    with pytest.raises(RuntimeError, match="mat1"):
+        engine.run(TensorImages(*images()))
+
+
+def test_batch_size_probe_picks_a_candidate_and_backs_off_on_oom():
+    engine = Engine(tiny_cnn(), CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill("zero"), show_progress=False)
+    assert engine.probe_batch_size((3, 32, 32), candidates=(4, 8, 16)) in (4, 8, 16)
+    limited = Engine(OutOfMemoryAbove(8), CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill("zero"),
+                     show_progress=False)
+    assert limited.probe_batch_size((3, 32, 32), candidates=(4, 8, 16, 32)) in (4, 8)
+    r = iaside.explain(tiny_cnn(), images(), bands=3, show_progress=False, n_bootstrap=0, batch_size="auto")
+    assert r.meta["batch_size"] in (16, 32, 64, 128)
+
+
+@pytest.mark.parametrize("fill,synthesis", [("zero", "sum"), ("mean", "sum"), ("partner", "sum"), ("partner", "paper")])
+def test_reused_coalitions_equal_evaluated_ones(fill, synthesis):
+    """Reuse (clean = grand coalition, shared or partner empty coalition) changes no number:
+    compare with the same coalitions listed in an order that disables every reuse."""
+    x, y = images(6)
+    masks = band_masks(32, 32, 3, "square" if synthesis == "paper" else "linf")
+    bits = coalition_bits(3)
+    reorder = np.r_[1:8, 0]  # the empty coalition last: no reuse applies
+    runs = []
+    for order in (np.arange(8), reorder):
+        engine = Engine(tiny_cnn(), CoalitionSynthesizer(masks, synthesis), make_fill(fill), coalitions=bits[order],
+                        batch_size=7, show_progress=False)
+        state, stats = engine.run(TensorImages(x, y))
+        runs.append((state.logp_nats[:, np.argsort(order)], stats))
+    (reused, s1), (plain, s2) = runs
+    assert s2.reused == 0 and s1.reused > 0 and s1.passes < s2.passes
+    assert np.allclose(reused, plain, atol=2e-5)
+
+
+def test_precision_names():
+    assert resolve_precision("fp32", torch.device("cpu")) is None
+    assert resolve_precision("bf16", torch.device("cpu")) is torch.bfloat16
+    assert resolve_precision("auto", torch.device("cpu")) in (None, torch.bfloat16)
+    with pytest.raises(iaside.IasideError, match="precision"):
+        resolve_precision("int8", torch.device("cpu"))
