@@ -33,7 +33,8 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 class EngineState:
     """Per-image results of a run. Merges by addition: rows of unfinished images are zero.
 
-    logp_nats: (N, 2**M) float64, log p(y | x_S) for coalition bit mask S;
+    logp_nats: (N, K) float64, log p(y | x_S) for the K evaluated coalitions (all 2**M in
+    bit-mask order for the exact estimator);
     done: (N,) int64, 1 where the image's row is complete; label: (N,) int64, the class
     scored (ground truth, or the clean top-1 for predicted labels); clean_top1: (N,) int64;
     clean_logp_nats: (N,) float64, log p(y | x) of the unmodified image.
@@ -46,9 +47,9 @@ class EngineState:
     clean_logp_nats: np.ndarray
 
     @classmethod
-    def empty(cls, n_images: int, n_bands: int) -> "EngineState":
+    def empty(cls, n_images: int, n_coalitions: int) -> "EngineState":
         return cls(
-            logp_nats=np.zeros((n_images, 2**n_bands)),
+            logp_nats=np.zeros((n_images, n_coalitions)),
             done=np.zeros(n_images, np.int64),
             label=np.zeros(n_images, np.int64),
             clean_top1=np.zeros(n_images, np.int64),
@@ -58,10 +59,6 @@ class EngineState:
     @property
     def n_images(self) -> int:
         return self.done.shape[0]
-
-    @property
-    def n_bands(self) -> int:
-        return int(round(np.log2(self.logp_nats.shape[1])))
 
     @property
     def complete(self) -> bool:
@@ -439,11 +436,7 @@ class Engine:
         from tqdm.auto import tqdm
 
         n_images = len(dataset)
-        state = state or EngineState(
-            logp_nats=np.zeros((n_images, self.n_coalitions)), done=np.zeros(n_images, np.int64),
-            label=np.zeros(n_images, np.int64), clean_top1=np.zeros(n_images, np.int64),
-            clean_logp_nats=np.zeros(n_images),
-        )
+        state = state or EngineState.empty(n_images, self.n_coalitions)
         state.clear_unfinished()
         wanted = processing_order(n_images, self.seed) if indices is None else indices
         todo = [int(i) for i in wanted if state.done[int(i)] == 0]
