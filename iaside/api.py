@@ -277,6 +277,7 @@ def explain(
     data_config: DataConfig | None = None,
     overrides: dict | None = None,
     out: str | Path | None = None,
+    record: bool = True,
     show_progress: bool = True,
     checkpoint_every_s: float = 30.0,
 ) -> Result | None:
@@ -293,7 +294,8 @@ def explain(
     under torchrun each rank takes its block and rank 0 writes the result (others get None).
     on_bad_image: 'error' (stop at the first unreadable image, naming it) or 'skip' (check
     every image first; skipped ones are counted and listed in the result).
-    With ``out``, the run resumes from that folder's checkpoint and writes its files there.
+    With ``out``, the run resumes from that folder's checkpoint and writes its files there, and
+    (with ``record``) is recorded in the results store (``iaside runs``).
     """
     apply_malloc_fix()
     if on_bad_image not in ("error", "skip"):
@@ -338,6 +340,7 @@ def explain(
         "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint, "num_classes": loaded.model.num_classes},
         "data": {
             "spec": getattr(dataset, "description", type(dataset).__name__),
+            "source": os.fspath(data) if isinstance(data, (str, os.PathLike)) else None,  # the spec as given
             "fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None,
             "n_images": len(dataset),
             "labels": config.labels,
@@ -380,13 +383,13 @@ def explain(
     result.meta["timings_s"]["summary"] = time.perf_counter() - t_summary
     result.meta["timings_s"]["wall"] = time.perf_counter() - t0
     if out_dir is not None:
-        result.save(out_dir)
+        from .report.plots import plot_sid
         from .store import record_run
 
-        record_run(result, out_dir)
-        from .report.plots import plot_sid
-
+        result.save(out_dir)
         plot_sid(result, out_dir / SID_PNG)
+        if record:
+            record_run(result, out_dir)
     return result
 
 

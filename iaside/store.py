@@ -299,9 +299,9 @@ def _like(text: str) -> str:
 
 def list_runs(db_path: str | os.PathLike | None = None, *, model: str | None = None, data: str | None = None,
               preset: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Recorded runs, newest first, as dicts (JSON columns decoded; ``exists``: the folder is there)."""
+    """Recorded runs, newest (by creation) first, as dicts (JSON columns decoded; ``exists``: the folder is there)."""
     where, params = _filters(model, data, preset)
-    rows = list(_query(db_path, where, params, "recorded_at DESC, id DESC"))
+    rows = list(_query(db_path, where, params, "COALESCE(created, recorded_at) DESC, id DESC"))
     return rows[:limit] if limit else rows
 
 
@@ -317,7 +317,7 @@ def leaderboard(db_path: str | os.PathLike | None = None, *, model: str | None =
         raise IasideError(f"--by {by!r} is not one of score, score_signed")
     where, params = _filters(model, data, preset)
     boards: dict[str, dict[str, Any]] = {}
-    for run in _query(db_path, where, params, "recorded_at DESC, id DESC"):
+    for run in _query(db_path, where, params, "COALESCE(created, recorded_at) DESC, id DESC"):
         board = boards.setdefault(run["config_key"], {
             "key": run["config_key"], "data_spec": run["data_spec"], "n_images": run["n_images"],
             "config": {k: run[k] for k in COMPARABLE}, "rows": {},

@@ -15,7 +15,7 @@ import iaside
 from iaside.cli import main
 from iaside.report import figures
 from iaside.report.html import build_report
-from iaside.report.loading import data_source, load_runs, parse_robustness, reopen_images
+from iaside.report.loading import band_images, data_source, load_runs, parse_robustness, reopen_images
 from iaside.result import Result
 
 from conftest import tiny_cnn
@@ -47,7 +47,8 @@ def runs(tmp_path_factory):
         (out / "robustness.json").write_text(json.dumps({
             "model": {"name": f"cnn{k}", "spec": "module:Sequential", "fingerprint": "x"},
             "mce": [1.0, 0.8, 1.3][k], "mean_error": [0.5, 0.4, 0.7][k], "clean_error": 0.1,
-            "adversarial": [{"norm": "linf", "eps": 2 / 255, "label": "pgd-linf 2/255", "accuracy": [0.2, 0.5, 0.1][k]}],
+            "adversarial": [{"norm": "linf", "eps": 2 / 255, "label": "pgd-linf 2/255",
+                             "accuracy": [0.2, 0.5, 0.1][k]}],
         }))
         dirs.append(out)
     return {"data": data, "dirs": dirs, "base": base}
@@ -67,7 +68,7 @@ def images_of(page: str) -> list[Image.Image]:
 def text_of(page: str) -> str:
     import html
 
-    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
 
 
 def test_report_shows_every_run_and_the_comparison(runs, page):
@@ -98,8 +99,16 @@ def test_correlations_are_scipys(runs, page):
     mce = np.array([1.0, 0.8, 1.3])
     for fn in (stats.spearmanr, stats.kendalltau, stats.pearsonr):
         res = fn(scores, mce)
-        assert f"{float(res[0]):+.3f} (p = {float(res[1]):.3g})" in text
+        assert f"{float(res[0]):+.3f} (p = {float(res[1]):.3g}" in text
     assert "pgd-linf 2/255" in text and "mean corruption error" in text
+
+
+def test_too_few_models_for_a_correlation(runs):
+    page = build_report(runs["dirs"][:2], max_images=0)
+    text = text_of(page)
+    assert "Score against measured robustness" in text and "Correlations across models" not in text
+    assert "needs at least 3 models" in text and "mCE (2 model(s))" in text
+    assert len(images_of(page)) == 2 + 2 * 3  # across runs, per run; no scatter
 
 
 def test_runs_are_ranked_by_score(runs, page):
@@ -209,3 +218,17 @@ def test_report_command(runs, tmp_path, capsys):
     assert "<title>Two tiny CNNs</title>" in page and "switched off" in page
     assert main(["report", str(tmp_path / "nothing-here"), "-o", str(out)]) == 2
     assert "the --out folder of a finished run" in capsys.readouterr().err
+
+
+def test_paper_preset_run_with_predicted_labels(runs, tmp_path):
+    """Square bands (not Hermitian: the band images are real parts) and no clean accuracy."""
+    out = tmp_path / "paper"
+    iaside.explain(tiny_cnn(n_classes=3), str(runs["data"]), bands=3, preset="paper", labels="predicted",
+                   n_bootstrap=50, overrides=TINY, show_progress=False, out=out)
+    page = build_report([out], max_images=1)
+    text = text_of(page)
+    assert "square" in text and "labels predicted" in text and "band images are not shown" not in text
+    result = Result.load(out)
+    pixels, note = reopen_images(result, [str(result.per_image["names"][0])])
+    [image] = pixels.values()
+    assert note is None and np.allclose(band_images(image, 3, "square").sum(axis=0), image.numpy(), atol=1e-5)

@@ -121,6 +121,10 @@ def test_runs_and_leaderboard_commands(run_dir, db, tmp_path, capsys):
     ranked = [line.split()[1] for line in out.splitlines() if line[:1].isdigit()]
     assert ranked == ["m-best", result.model["spec"]]
     assert "0.9000 [0.8500, 0.9500]" in out
+    other = tmp_path / "other-store.sqlite"
+    assert main(["runs", "--store", str(other), "--add", str(run_dir)]) == 0
+    assert f"recorded {run_dir} as run 1" in capsys.readouterr().out
+    assert [r["run_dir"] for r in store.list_runs(other)] == [str(run_dir.resolve())]
 
 
 def test_store_location(monkeypatch, tmp_path):

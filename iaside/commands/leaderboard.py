@@ -17,8 +17,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from ..report.loading import short_data
     from ..store import leaderboard, store_path
-    from .runs import config_text, format_table, interval, short_data
+    from .runs import config_text, format_table, interval
 
     boards = leaderboard(args.store, model=args.model, data=args.data, preset=args.preset, by=args.by)
     if not boards:

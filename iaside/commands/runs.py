@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 NAME = "runs"
@@ -22,6 +21,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--preset", help="only this preset ('none' = runs without a preset)")
     parser.add_argument("--limit", type=int, help="show at most N runs")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON lines")
+    parser.add_argument("--add", type=Path, action="append", default=[], metavar="DIR",
+                        help="record this finished run folder first (repeatable; for runs made before the store "
+                             "existed or with recording off)")
 
 
 def interval(value, low, high, signed: bool = False) -> str:
@@ -45,11 +47,6 @@ def config_text(row: dict) -> str:
     return " ".join(parts)
 
 
-def short_data(spec: str | None) -> str:
-    """A data set description without its parenthesised details: 'samples:imagenet [5 of 20]'."""
-    return re.sub(r" \([^)]*\)", "", spec or "-") or "-"
-
-
 def format_table(headers: list[str], rows: list[list[str]]) -> str:
     """Left-aligned columns separated by two spaces."""
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
@@ -58,8 +55,13 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def run(args) -> int:
-    from ..store import list_runs, store_path
+    from ..report.loading import short_data
+    from ..result import Result
+    from ..store import list_runs, record_run, store_path
 
+    for folder in args.add:
+        row = record_run(Result.load(folder), folder, args.store, strict=True)
+        print(f"recorded {folder} as run {row}" if row is not None else "not recorded: the store is off")
     rows = list_runs(args.store, model=args.model, data=args.data, preset=args.preset, limit=args.limit)
     if args.json:
         for row in rows:

@@ -25,7 +25,8 @@ window.addEventListener('load', function () {{
   var imgs = Array.prototype.slice.call(document.images);
   var found = {{
     images: imgs.length,
-    broken: imgs.filter(function (i) {{ return !(i.complete && i.naturalWidth > 0); }}).map(function (i) {{ return i.alt; }}),
+    broken: imgs.filter(function (i) {{ return !(i.complete && i.naturalWidth > 0); }})
+                .map(function (i) {{ return i.alt; }}),
     widths: imgs.map(function (i) {{ return i.naturalWidth; }}),
     height: document.documentElement.scrollHeight,
     width: document.documentElement.scrollWidth,

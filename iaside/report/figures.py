@@ -34,7 +34,8 @@ def _png(fig) -> bytes:
     _plt().close(fig)
     image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
     out = io.BytesIO()
-    image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, format="png", optimize=True)
+    palette = image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    palette.save(out, format="png", optimize=True)
     return out.getvalue()
 
 
@@ -258,8 +259,8 @@ def score_vs_robustness(names: Sequence[str], scores: Sequence, values: Sequence
         ax.plot(float(est.value), value, "o", color=LOW_COLOUR)
         ax.annotate(name, (float(est.value), value), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel("I-ASIDE score (dimensionless)")
-    ax.set_ylabel(f"{metric} ({'higher' if higher_is_better else 'lower'} = more robust)", fontsize=8)
-    ax.set_title(f"score vs {metric}", fontsize=9)
+    ax.set_ylabel(metric, fontsize=8)
+    ax.set_title(f"score vs {metric}\n({'higher' if higher_is_better else 'lower'} {metric} = more robust)", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _png(fig)

@@ -21,7 +21,7 @@ import numpy as np
 from .. import __version__
 from ..summary import sid_from_phi
 from . import figures
-from .loading import RunView, band_images, load_runs, reopen_images
+from .loading import RunView, band_images, load_runs, reopen_images, short_data
 
 MIN_RUNS_FOR_CORRELATION = 3
 
@@ -45,9 +45,9 @@ figure { margin: 8px 0 14px; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 figcaption { color: var(--muted); font-size: 0.85em; max-width: 100ch; }
 .cols { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 8px 24px; }
-.key { display: flex; flex-wrap: wrap; gap: 10px; margin: 8px 0; }
-.key div { border: 1px solid var(--line); border-radius: 6px; padding: 6px 12px; min-width: 150px; }
-.key b { display: block; font-size: 1.25em; font-variant-numeric: tabular-nums; }
+.key { display: flex; flex-wrap: wrap; gap: 8px; margin: 8px 0; }
+.key div { border: 1px solid var(--line); border-radius: 6px; padding: 5px 10px; min-width: 130px; }
+.key b { display: block; font-size: 1.1em; font-variant-numeric: tabular-nums; }
 .key span { color: var(--muted); font-size: 0.8em; }
 nav a { margin-right: 12px; }
 a { color: var(--accent); }
@@ -221,9 +221,9 @@ def _run_section(k: int, run: RunView, max_images: int, with_images: bool) -> st
                          f"{ci}% bootstrap percentile intervals over images."))
     parts.append('<div class="cols">')
     parts.append(_figure(figures.coalition_values(r), f"v(S) against coalition size for {run.name}",
-                         "Every evaluated coalition (all 2<sup>M</sup> for the exact estimator): v(S), the mean log-probability of the label when "
-                         "only the bands in S are kept (the others replaced by the fill), against |S|. Small "
-                         "horizontal jitter separates the points."))
+                         "Every evaluated coalition (all 2<sup>M</sup> for the exact estimator): v(S), the mean "
+                         "log-probability of the label when only the bands in S are kept (the others replaced by the "
+                         "fill), against |S|. Small horizontal jitter separates the points."))
     heat, left_out = figures.per_class_heatmap(r, class_names)
     parts.append(_figure(heat, f"per-class SIDs of {run.name}",
                          "SID of each class from the mean per-image φ of its images"
@@ -240,7 +240,8 @@ def _summary_section(runs: list[RunView]) -> str:
     for rank, k in enumerate(order, 1):
         r = runs[k].result
         rows.append((
-            str(rank), f'<a href="#{_anchor(k)}">{_e(runs[k].name)}</a>', _e(r.data.get("spec")),
+            str(rank), f'<a href="#{_anchor(k)}">{_e(runs[k].name)}</a>',
+            f'<span title="{_e(r.data.get("spec"))}">{_e(short_data(r.data.get("spec")))}</span>',
             _e(r.data.get("n_images")),
             _e(f"M={r.config.get('bands')} {r.config.get('partition')} {r.config.get('fill')}"
                + (f" preset={r.config['preset']}" if r.config.get("preset") else "")),
@@ -266,13 +267,28 @@ def _mismatch_note(runs: list[RunView]) -> str:
 
 
 def _correlations(x: np.ndarray, y: np.ndarray) -> list[str]:
-    from scipy import stats
-
+    """Spearman, Kendall and Pearson cells: 'r (p = …, 95% CI [low, high])', the interval a
+    bootstrap over models (``iaside.robustness.correlation``), or without it when that is absent."""
+    try:
+        from ..robustness.correlation import correlate
+    except ImportError:
+        correlate = None
     cells = []
-    for fn in (stats.spearmanr, stats.kendalltau, stats.pearsonr):
-        res = fn(x, y)
-        stat, p = float(res[0]), float(res[1])
-        cells.append("n/a" if not np.isfinite(stat) else f"{stat:+.3f} (p = {p:.3g})")
+    for method in ("spearman", "kendall", "pearson"):
+        if correlate is not None:
+            c = correlate(x, y, method)
+            r, p, interval = c.r, c.p_value, (c.low, c.high)
+        else:
+            from scipy import stats
+
+            res = {"spearman": stats.spearmanr, "kendall": stats.kendalltau, "pearson": stats.pearsonr}[method](x, y)
+            r, p, interval = float(res[0]), float(res[1]), (float("nan"), float("nan"))
+        if not np.isfinite(r):
+            cells.append("n/a")
+            continue
+        detail = f"p = {p:.3g}" + (f", 95% CI [{interval[0]:+.2f}, {interval[1]:+.2f}]"
+                                   if np.all(np.isfinite(interval)) else "")
+        cells.append(f'<b>{r:+.3f}</b> <span class="muted">({detail})</span>')
     return cells
 
 
@@ -290,28 +306,34 @@ def _robustness_section(runs: list[RunView]) -> str:
     values_rows = [[_e(run.name)] + [
         f"{run.robustness[m].value:.4g}" if m in run.robustness else "-" for m in metric_names] for run in runs]
     parts.append(_table(["model", *metric_names], values_rows, numeric=tuple(range(1, len(metric_names) + 1))))
-    corr_rows, plots = [], []
+    corr_rows, plots, skipped = [], [], []
     for metric in metric_names:
         have = [run for run in runs if metric in run.robustness]
         higher = have[0].robustness[metric].higher_is_better
         values = np.array([run.robustness[metric].value for run in have])
-        if len(have) >= 2:
-            plots.append(_figure(
-                figures.score_vs_robustness([run.name for run in have], [run.result.score for run in have], values,
-                                            metric, higher),
-                f"score against {metric}", f"I-ASIDE score (with its interval) against {_e(metric)}, one point per "
-                                           "model."))
+        if len(have) < MIN_RUNS_FOR_CORRELATION or np.ptp(values) == 0:
+            skipped.append(f"{metric} ({len(have)} model(s)" + (", all equal" if np.ptp(values) == 0 else "") + ")")
+            continue
+        plots.append(_figure(
+            figures.score_vs_robustness([run.name for run in have], [run.result.score for run in have], values,
+                                        metric, higher),
+            f"score against {metric}", f"I-ASIDE score (with its interval) against {_e(metric)} "
+                                       f"({'higher' if higher else 'lower'} = more robust), one point per model."))
         for attr in ("score", "score_signed"):
             x = np.array([float(getattr(run.result, attr).value) for run in have])
-            if len(have) >= MIN_RUNS_FOR_CORRELATION and np.ptp(values) > 0 and np.ptp(x) > 0:
-                cells = _correlations(x, values)
-            else:
-                cells = [f"needs ≥ {MIN_RUNS_FOR_CORRELATION} models with different values"] + ["", ""]
+            cells = _correlations(x, values) if np.ptp(x) > 0 else ["n/a (equal scores)"] * 3
             corr_rows.append((_e(metric), attr, str(len(have)), "higher" if higher else "lower", *cells))
     parts.append('<div class="cols">' + "".join(plots) + "</div>")
-    parts.append("<h3>Correlations across models</h3>")
-    parts.append(_table(["robustness number", "against", "models", "more robust is", "Spearman ρ", "Kendall τ",
-                         "Pearson r"], corr_rows, numeric=(2, 4, 5, 6)))
+    if corr_rows:
+        parts.append("<h3>Correlations across models</h3>")
+        parts.append(_table(["robustness number", "against", "models", "more robust is", "Spearman ρ", "Kendall τ",
+                             "Pearson r"], corr_rows, numeric=(2,)))
+    if skipped:
+        parts.append(f'<p class="note">No scatter or correlation for {_e("; ".join(skipped))}: that needs at least '
+                     f"{MIN_RUNS_FOR_CORRELATION} models with different values.</p>")
+    parts.append('<p class="muted">p-values: scipy\'s two-sided tests on these models; intervals: percentile '
+                 "bootstrap over models (resampled with replacement). A handful of models is an illustration, "
+                 "not evidence.</p>")
     return "".join(parts)
 
 

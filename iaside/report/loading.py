@@ -215,6 +215,11 @@ def _disambiguate(runs: list[RunView]) -> None:
             run.name = f"{run.name} ({run.run_dir.name})"
 
 
+def short_data(spec: str | None) -> str:
+    """A data set description without its parenthesised details: 'samples:imagenet [5 of 20]'."""
+    return re.sub(r" \([^)]*\)", "", spec or "-") or "-"
+
+
 def data_source(data: dict[str, Any]) -> str | None:
     """The data spec to reopen a run's images with: ``data['source']`` when the run recorded it,
     else parsed from the description (samples:NAME, or the folder path)."""

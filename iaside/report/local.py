@@ -145,8 +145,8 @@ class LocalExplanation:
 
     def smallest_flipping_removal(self) -> int | None:
         """Bit mask R of the smallest set of bands whose removal changes the top-1 (the coalition
-        kept is N \\ R; ties: the lowest probability of the full image's class); None if no
-        removal flips it."""
+        kept is N \\ R); None if no removal flips it. Ties: the lowest p(y | x_{N∖R}) when y is the
+        full image's top-1, else the most confident new prediction."""
         target = self.top1[self.full]
         bits = coalition_bits(self.n_bands)
         flipped = np.flatnonzero(self.top1 != target)
@@ -167,8 +167,8 @@ class LocalExplanation:
         """The φ table and the coalition findings, for a terminal."""
         m = self.n_bands
         fill = self.fill + (f" ({self.n_partners} partner images)" if self.n_partners else "")
-        lines = [f"label y = {self.class_name(self.label)} ({'given' if self.label_given else 'the full image top-1'}), "
-                 f"M = {m}, fill {fill}",
+        origin = "given" if self.label_given else "the full image top-1"
+        lines = [f"label y = {self.class_name(self.label)} ({origin}), M = {m}, fill {fill}",
                  f"{'band':>4}  {'phi (nats)':>10}  {'SID':>6}" + ("  global SID" if global_sid is not None else "")]
         for i in range(m):
             lines.append(f"{i:>4}  {self.phi[i]:>+10.4f}  {self.sid[i]:>6.3f}"
