@@ -106,21 +106,24 @@ class _Probe(torch.utils.data.Dataset):
             return i, str(err)
 
 
-def drop_bad_images(dataset, num_workers: int = 0) -> tuple[Any, list[dict[str, str]]]:
-    """Decode every image once; return the data set without the unreadable ones and the list
-    of skipped images [{name, reason}] (``--on-bad-image skip``)."""
+def find_bad_images(dataset, num_workers: int = 0) -> dict[int, str]:
+    """Decode every image once: {index: reason} for the unreadable ones (``--on-bad-image skip``)."""
     loader = torch.utils.data.DataLoader(_Probe(dataset), batch_size=None, num_workers=num_workers)
-    bad = [(i, reason) for i, reason in loader if reason is not None]
-    if not bad:
-        return dataset, []
-    if not hasattr(dataset, "subset"):
-        raise IasideError(f"{len(bad)} images are unreadable and this data set cannot drop them: {bad[0][1]}")
-    names = getattr(dataset, "names", [str(i) for i in range(len(dataset))])
-    skipped = [{"name": str(names[i]), "reason": reason} for i, reason in bad]
-    keep = sorted(set(range(len(dataset))) - {i for i, _ in bad})
-    if not keep:
-        raise IasideError(f"all {len(dataset)} images are unreadable; first: {bad[0][1]}")
-    return dataset.subset(keep), skipped
+    bad = {int(i): reason for i, reason in loader if reason is not None}
+    if len(bad) == len(dataset):
+        raise IasideError(f"all {len(dataset)} images are unreadable; first: {next(iter(bad.values()))}")
+    return bad
+
+
+def _save(what: str, path: Path, write) -> None:
+    """Run ``write()``; a failing disk becomes a one-line error that names the file."""
+    try:
+        write()
+    except OSError as err:
+        raise IasideError(
+            f"cannot write {what} {path} ({err.strerror or err}); the last checkpoint in {path.parent} is kept: "
+            "free some space (or choose another --out) and rerun the same command"
+        ) from err
 
 
 def _identity(config: ExplainConfig, loaded: LoadedModel, dataset, precision: str) -> dict[str, Any]:
@@ -162,7 +165,10 @@ def _open_run_folder(out: Path, run_info: dict, shard, n_images: int, n_coalitio
         raise IasideError(f"cannot write to the output folder {out} ({err.strerror}); choose another --out") from err
     run_file = out / RUN_JSON
     if run_file.exists():
-        old = json.loads(run_file.read_text())
+        try:
+            old = json.loads(run_file.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise IasideError(f"{run_file} is damaged ({err}); delete {out} (or the file) to start over") from err
         diff = _differences(old.get("identity", {}), run_info["identity"])
         if diff:
             raise IasideError(
@@ -175,7 +181,7 @@ def _open_run_folder(out: Path, run_info: dict, shard, n_images: int, n_coalitio
             if state.logp_nats.shape == (n_images, n_coalitions):
                 return state
     else:
-        _atomic_write_json(run_file, run_info)
+        _save("the run description", run_file, lambda: _atomic_write_json(run_file, run_info))
     return None
 
 
@@ -225,7 +231,7 @@ def _all_reduce(state: EngineState, device: str) -> EngineState:
     reduced = {}
     for key, array in state.arrays().items():
         tensor = torch.from_numpy(np.ascontiguousarray(array)).to(device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX if key == "skipped" else dist.ReduceOp.SUM)
         reduced[key] = tensor.cpu().numpy()
     dist.barrier()
     dist.destroy_process_group()
@@ -321,9 +327,7 @@ def explain(
         raise IasideError("the data set is empty")
     if hasattr(dataset, "min_side"):
         dataset.min_side = 2 * config.bands
-    skipped: list[dict[str, str]] = []
-    if on_bad_image == "skip":
-        dataset, skipped = drop_bad_images(dataset, num_workers)
+    bad = find_bad_images(dataset, num_workers) if on_bad_image == "skip" else {}
     if config.labels == "predicted" or getattr(dataset, "labels_kind", "given") == "predicted":
         config = ExplainConfig.from_dict({**config.to_dict(), "labels": "predicted"})
     first = dataset[0].pixels
@@ -345,7 +349,6 @@ def explain(
             "n_images": len(dataset),
             "labels": config.labels,
             "data_config": loaded.data_config.to_dict(),
-            "skipped": skipped,
         },
         "names": [str(n) for n in getattr(dataset, "names", range(len(dataset)))],
     }
@@ -353,13 +356,14 @@ def explain(
     state = None
     if out_dir is not None:
         state = _open_run_folder(out_dir, run_info, shard, len(dataset), len(coalitions))
-        engine.checkpoint = lambda s: s.save(out_dir / state_file(shard))
+        path = out_dir / state_file(shard)
+        engine.checkpoint = lambda s: _save("the checkpoint", path, lambda: s.save(path))
     indices = shard_indices(len(dataset), config.seed, shard) if shard is not None else None
     stop = None
     if target_ci is not None:
         stop = lambda s: (s.done == 1).sum() >= 10 and _score_half_width(s, shapley_map, config) < target_ci  # noqa: E731
     t0 = time.perf_counter()
-    state, stats = engine.run(dataset, state, indices=indices, stop=stop)
+    state, stats = engine.run(dataset, state, indices=indices, stop=stop, exclude=sorted(bad))
     if engine.checkpoint is not None:
         engine.checkpoint(state)
     run_meta = {
@@ -368,13 +372,14 @@ def explain(
         "reused_coalitions": stats.reused, "images_this_session": stats.images, "timings_s": dict(stats.seconds),
         "images_per_s": stats.images / max(stats.seconds.get("total", 0.0), 1e-9) if stats.images else None,
         "target_ci": target_ci,
+        "skip_reasons": {run_info["names"][i]: reason for i, reason in bad.items()},
     }
     if rank is not None:
         state = _all_reduce(state, device)
         if rank[0] != 0:
             return None
         if out_dir is not None:
-            state.save(out_dir / STATE_NPZ)
+            _save("the checkpoint", out_dir / STATE_NPZ, lambda: state.save(out_dir / STATE_NPZ))
         run_meta["world_size"] = rank[1]
     elif shard is not None:
         return None
@@ -386,8 +391,8 @@ def explain(
         from .report.plots import plot_sid
         from .store import record_run
 
-        result.save(out_dir)
-        plot_sid(result, out_dir / SID_PNG)
+        _save("the result", out_dir / "result.json", lambda: result.save(out_dir))
+        _save("the SID plot", out_dir / SID_PNG, lambda: plot_sid(result, out_dir / SID_PNG))
         if record:
             record_run(result, out_dir)
     return result
@@ -411,7 +416,11 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
         estimator.update(permutations=len(perms), passes_per_image=len(masks),
                          phi_se=permutation_standard_error(logp.mean(axis=0), masks, perms).tolist())
     labels_given = config.labels == "given"
-    data = {**run_info["data"], "n_images": int(done.sum()), "n_images_available": int(len(done))}
+    reasons = (run_meta or {}).pop("skip_reasons", {})
+    skipped = [{"name": run_info["names"][i], "reason": reasons.get(run_info["names"][i], "unreadable")}
+               for i in np.flatnonzero(state.skipped)]
+    data = {**run_info["data"], "n_images": int(done.sum()), "n_images_available": int(len(done)),
+            "skipped": skipped}
     meta = {
         "iaside_version": __version__,
         "torch_version": torch.__version__,

@@ -35,13 +35,15 @@ class EngineState:
 
     logp_nats: (N, K) float64, log p(y | x_S) for the K evaluated coalitions (all 2**M in
     bit-mask order for the exact estimator);
-    done: (N,) int64, 1 where the image's row is complete; label: (N,) int64, the class
+    done: (N,) int64, 1 where the image's row is complete; skipped: (N,) int64, 1 for images
+    left out as unreadable (the one field that merges by maximum); label: (N,) int64, the class
     scored (ground truth, or the clean top-1 for predicted labels); clean_top1: (N,) int64;
     clean_logp_nats: (N,) float64, log p(y | x) of the unmodified image.
     """
 
     logp_nats: np.ndarray
     done: np.ndarray
+    skipped: np.ndarray
     label: np.ndarray
     clean_top1: np.ndarray
     clean_logp_nats: np.ndarray
@@ -51,6 +53,7 @@ class EngineState:
         return cls(
             logp_nats=np.zeros((n_images, n_coalitions)),
             done=np.zeros(n_images, np.int64),
+            skipped=np.zeros(n_images, np.int64),
             label=np.zeros(n_images, np.int64),
             clean_top1=np.zeros(n_images, np.int64),
             clean_logp_nats=np.zeros(n_images),
@@ -62,7 +65,8 @@ class EngineState:
 
     @property
     def complete(self) -> bool:
-        return bool((self.done == 1).all())
+        """Every image that is not skipped is done."""
+        return bool(((self.done == 1) | (self.skipped == 1)).all())
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -77,13 +81,16 @@ class EngineState:
         both = np.flatnonzero((self.done > 0) & (other.done > 0))
         if both.size:
             raise IasideError(f"cannot merge: {both.size} images are in both states (first: index {both[0]})")
-        return EngineState(**{k: v + other.arrays()[k] for k, v in self.arrays().items()})
+        merged = {k: v + other.arrays()[k] for k, v in self.arrays().items()}
+        merged["skipped"] = np.maximum(self.skipped, other.skipped)  # every shard knows the same skips
+        return EngineState(**merged)
 
     def clear_unfinished(self) -> None:
         """Zero the rows of images that are not done (they will be recomputed)."""
         todo = self.done == 0
-        for v in self.arrays().values():
-            v[todo] = 0
+        for key, v in self.arrays().items():
+            if key != "skipped":
+                v[todo] = 0
 
     def save(self, path: str | os.PathLike) -> None:
         """Write atomically: temporary file in the same folder, fsync, rename."""
@@ -103,8 +110,15 @@ class EngineState:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "EngineState":
-        with np.load(path) as z:
-            return cls(**{k: z[k].copy() for k in cls.__dataclass_fields__})
+        import zipfile
+
+        try:
+            with np.load(path) as z:
+                return cls(**{k: z[k].copy() for k in cls.__dataclass_fields__})
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            raise IasideError(
+                f"the saved state {path} is damaged ({type(err).__name__}: {err}); delete it to start the run over"
+            ) from err
 
 
 @dataclass
@@ -134,14 +148,20 @@ class _EngineChunks(Dataset):
     def __len__(self) -> int:
         return len(self.chunks)
 
+    def _read(self, i: int) -> ImageItem:
+        try:
+            return self.dataset[i]
+        except IasideError as err:
+            raise IasideError(f"{err}; or rerun with --on-bad-image skip to leave it out (finished images are kept)") from err
+
     def __getitem__(self, b: int):
         wanted = self.chunks[b]
-        items: dict[int, ImageItem] = {i: self.dataset[i] for i in wanted}
+        items: dict[int, ImageItem] = {i: self._read(i) for i in wanted}
         partners = None
         if self.partner is not None:
             for p in (int(self.partner[i]) for i in wanted):
                 if p not in items:
-                    items[p] = self.dataset[p]
+                    items[p] = self._read(p)
             partners = torch.stack([items[int(self.partner[i])].pixels for i in wanted])
         own = [items[i] for i in wanted]
         return (
@@ -245,6 +265,7 @@ class Engine:
             self.empty_mode = None
         self._empty_logits: torch.Tensor | None = None
         self._partner: np.ndarray | None = None
+        self._excluded: set[int] = set()
 
     # -- model -----------------------------------------------------------------------------
     def _logits(self, images: torch.Tensor) -> torch.Tensor:
@@ -405,9 +426,8 @@ class Engine:
         """Chunks of ``images_per_batch`` images in the order of ``indices``, decoded by workers."""
         indices = [int(i) for i in indices]
         chunks = [indices[k : k + images_per_batch] for k in range(0, len(indices), images_per_batch)]
-        partner = partner_index(len(dataset), self.seed) if self.fill.needs_partner else None
         return DataLoader(
-            _EngineChunks(dataset, chunks, partner),
+            _EngineChunks(dataset, chunks, self._partner if self.fill.needs_partner else None),
             batch_size=None,
             shuffle=False,
             num_workers=self.num_workers,
@@ -418,7 +438,7 @@ class Engine:
         """The fill's one pass over the whole data set (mean image, per-band energy)."""
         if not self.fill.needs_fit:
             return
-        loader = self._loader(dataset, range(len(dataset)), 32)
+        loader = self._loader(dataset, [i for i in range(len(dataset)) if i not in self._excluded], 32)
         self.fill.fit((batch[0] for batch in loader), self.synth.masks)
 
     @torch.inference_mode()
@@ -429,23 +449,28 @@ class Engine:
         indices: Sequence[int] | None = None,
         stop: Callable[[EngineState], bool] | None = None,
         check_every: int = 10,
+        exclude: Sequence[int] = (),
     ) -> tuple[EngineState, EngineStats]:
         """Evaluate every (image, coalition) not yet done, images in the order of ``indices``
         (default: ``processing_order``); returns (state, stats). ``stop(state)`` is asked every
-        ``check_every`` finished images; when it says True the run ends early."""
+        ``check_every`` finished images; when it says True the run ends early. ``exclude``:
+        images left out (unreadable); nobody is paired with them. If anything fails, the
+        finished images are checkpointed before the error propagates."""
         from tqdm.auto import tqdm
 
         n_images = len(dataset)
         state = state or EngineState.empty(n_images, self.n_coalitions)
         state.clear_unfinished()
+        state.skipped[list(exclude)] = 1
         wanted = processing_order(n_images, self.seed) if indices is None else indices
-        todo = [int(i) for i in wanted if state.done[int(i)] == 0]
+        todo = [int(i) for i in wanted if state.done[int(i)] == 0 and state.skipped[int(i)] == 0]
         stats = EngineStats()
         t_start = time.perf_counter()
+        self._excluded = set(np.flatnonzero(state.skipped).tolist())
+        if self.fill.needs_partner:
+            self._partner = partner_index(n_images, self.seed, sorted(self._excluded))
         self.fit_fill(dataset)
         stats.add_time("fill_fit", time.perf_counter() - t_start)
-        if self.fill.needs_partner:
-            self._partner = partner_index(n_images, self.seed)
         if not todo:
             stats.seconds["total"] = time.perf_counter() - t_start
             return state, stats
@@ -496,8 +521,17 @@ class Engine:
             return taken
 
         t_load = time.perf_counter()
+        batches = iter(self._loader(dataset, todo, images_per_batch))
         try:
-            for batch in self._loader(dataset, todo, images_per_batch):
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                except IasideError:  # an unreadable image: finish what is loaded, then report it
+                    while n_pending > 0:
+                        n_pending -= flush(self.batch_size)
+                    raise
                 t_prep = time.perf_counter()
                 stats.add_time("load", t_prep - t_load)
                 chunk, segments = self._prepare_chunk(batch)
@@ -519,6 +553,13 @@ class Engine:
                 t_load = time.perf_counter()
             while n_pending > 0:
                 n_pending -= flush(self.batch_size)
+        except BaseException:
+            if self.checkpoint is not None and stats.images:
+                try:
+                    self.checkpoint(state)  # keep every finished image before the error propagates
+                except Exception:  # noqa: BLE001 - the original error is the one to report
+                    pass
+            raise
         finally:
             bar.close()
         stats.seconds["total"] = time.perf_counter() - t_start

@@ -6,7 +6,7 @@ a result does not depend on batch size, order, shards or resumption.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -24,16 +24,19 @@ def processing_order(n_images: int, seed: int) -> np.ndarray:
     return np.random.default_rng(np.random.SeedSequence([seed, 0x9A27])).permutation(n_images)
 
 
-def partner_index(n_images: int, seed: int) -> np.ndarray:
+def partner_index(n_images: int, seed: int, exclude: Sequence[int] = ()) -> np.ndarray:
     """Seeded pairing, (N,) int64: image i is filled from image partner[i] ≠ i.
 
-    One random cycle through the data set: partner[σ_k] = σ_{k+1} for σ = processing_order.
+    One random cycle through the data set: partner[σ_k] = the next image after σ_k in
+    σ = processing_order that is not excluded (unreadable, skipped), so leaving an image out
+    changes only the partner of the image before it. Excluded images get −1.
     """
-    if n_images < 2:
-        raise IasideError("the partner fill needs at least 2 images; use --fill zero or add images")
     order = processing_order(n_images, seed)
-    partner = np.empty(n_images, dtype=np.int64)
-    partner[order] = np.roll(order, -1)
+    good = order[~np.isin(order, np.asarray(exclude, dtype=np.int64))]
+    if len(good) < 2:
+        raise IasideError("the partner fill needs at least 2 images; use --fill zero or add images")
+    partner = np.full(n_images, -1, dtype=np.int64)
+    partner[good] = np.roll(good, -1)
     return partner
 
 

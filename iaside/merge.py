@@ -36,7 +36,7 @@ def merge_runs(run_dirs: list[Path], out: Path) -> Result:
             except IasideError as err:
                 raise IasideError(f"{path}: {err}") from err
             sources.append(str(path))
-    missing = int((state.done == 0).sum())
+    missing = int(((state.done == 0) & (state.skipped == 0)).sum())
     if missing:
         raise IasideError(f"{missing} of {state.n_images} images are in no shard: run the missing shards first")
     out = Path(out)

@@ -225,9 +225,14 @@ def _csv_items(root: Path, files: list[str], csv_path: Path, class_names: list[s
     if not csv_path.is_file():
         raise IasideError(f"labels file {csv_path} does not exist; pass a CSV of filename,label lines,"
                           " --labels sorted or --labels predicted")
-    with csv_path.open(newline="", encoding="utf-8-sig") as f:
-        rows = [(line, [c.strip() for c in row])
-                for line, row in enumerate(csv.reader(f), 1) if any(c.strip() for c in row)]
+    try:
+        with csv_path.open(newline="", encoding="utf-8-sig") as f:
+            rows = [(line, [c.strip() for c in row])
+                    for line, row in enumerate(csv.reader(f), 1) if any(c.strip() for c in row)]
+    except UnicodeDecodeError as err:
+        raise IasideError(f"labels file {csv_path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from err
+    except csv.Error as err:
+        raise IasideError(f"labels file {csv_path} is not a readable CSV ({err}); expected filename,label lines") from err
     resolve, present = _label_resolver(class_names), set(files)
     if rows and len(rows[0][1]) == 2 and rows[0][1][0] not in present and resolve(rows[0][1][1]) is None:
         rows = rows[1:]
@@ -262,7 +267,7 @@ def _label_resolver(class_names: Sequence[str] | None) -> Callable[[str], int | 
 
     def resolve(text: str) -> int | None:
         if text.isascii() and text.isdigit():
-            return int(text)
+            return int(text) if len(text) <= 9 else None  # no model has a billion classes
         if text in exact or _loose(text) in loose:
             return exact.get(text, loose.get(_loose(text)))
         if len(names) == 1000 and WNID.fullmatch(text):

