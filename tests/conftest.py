@@ -27,15 +27,38 @@ def cnn() -> nn.Module:
     return tiny_cnn()
 
 
+TINY_ARGS = ["--input-size", "32", "--resize-size", "32", "--bands", "3", "--bootstrap", "50", "--quiet"]
+"""``iaside run`` options for the tiny model and images: 32×32 pixels, 3 bands (8 coalitions)."""
+
+
+def write_image_folder(root, n_images: int, n_classes: int = 3, seed: int = 0):
+    """root/<k mod n_classes>/<k>.png: smooth random 40×36 pictures (a 5×5 grid, bicubic)."""
+    rng = np.random.default_rng(seed)
+    for k in range(n_images):
+        (root / str(k % n_classes)).mkdir(parents=True, exist_ok=True)
+        small = (rng.random((5, 5, 3)) * 255).astype(np.uint8)
+        Image.fromarray(small).resize((40, 36), Image.BICUBIC).save(root / str(k % n_classes) / f"{k}.png")
+    return root
+
+
 @pytest.fixture
 def image_folder(tmp_path):
-    """tmp/imgs/<class index>/k.png: 3 classes × 3 images of 40×36 smooth random pictures."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "imgs"
-    for label in range(3):
-        (root / str(label)).mkdir(parents=True)
-        for k in range(3):
-            base = rng.random((5, 5, 3))
-            img = Image.fromarray((base * 255).astype(np.uint8)).resize((40, 36), Image.BICUBIC)
-            img.save(root / str(label) / f"{k}.png")
-    return root
+    """tmp/imgs/<class index>/<k>.png: 9 images in 3 class folders."""
+    return write_image_folder(tmp_path / "imgs", 9)
+
+
+@pytest.fixture
+def scripted(tmp_path):
+    """A TorchScript file of the tiny CNN with 3 classes."""
+    path = tmp_path / "tiny.pt"
+    torch.jit.script(tiny_cnn(n_classes=3)).save(str(path))
+    return path
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread (as in child processes; immune to a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

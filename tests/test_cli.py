@@ -11,16 +11,11 @@ import torch
 import iaside
 from iaside.cli import main
 
+from conftest import TINY_ARGS as TINY
 from conftest import tiny_cnn
 
-TINY = ["--input-size", "32", "--resize-size", "32", "--bands", "3", "--bootstrap", "100", "--quiet"]
 
 
-@pytest.fixture
-def scripted(tmp_path):
-    path = tmp_path / "tiny.pt"
-    torch.jit.script(tiny_cnn(n_classes=3)).save(str(path))
-    return path
 
 
 def run_cli(args, capsys):

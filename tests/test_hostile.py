@@ -24,38 +24,22 @@ from iaside.cli import main
 from iaside.config import DataConfig
 from iaside.data import open_dataset
 
-from conftest import tiny_cnn
+from conftest import TINY_ARGS as TINY
+from conftest import tiny_cnn, write_image_folder
 
-TINY = ["--input-size", "32", "--resize-size", "32", "--bands", "3", "--bootstrap", "50", "--quiet"]
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 MIN_SIDE = 6  # 2 per band, 3 bands
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
-@pytest.fixture
-def scripted(tmp_path):
-    path = tmp_path / "tiny.pt"
-    torch.jit.script(tiny_cnn(n_classes=3)).save(str(path))
-    return path
 
 
 @pytest.fixture
 def folder(tmp_path):
     """tmp/imgs/<label>/<k>.png: 3 classes × 2 smooth random 40×36 pictures."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "imgs"
-    for label in range(3):
-        (root / str(label)).mkdir(parents=True)
-        for k in range(2):
-            small = (rng.random((5, 5, 3)) * 255).astype(np.uint8)
-            Image.fromarray(small).resize((40, 36), Image.BICUBIC).save(root / str(label) / f"{k}.png")
-    return root
+    return write_image_folder(tmp_path / "imgs", 6)
 
 
 def run(capsys, scripted, data, out, *extra):

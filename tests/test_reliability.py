@@ -33,43 +33,27 @@ from iaside.errors import IasideError
 from iaside.fills import processing_order
 from iaside.merge import merge_runs
 
-from conftest import tiny_cnn
+from conftest import TINY_ARGS as TINY
+from conftest import tiny_cnn, write_image_folder
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CHILD = Path(__file__).with_name("reliability_child.py")
 CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "IASIDE_STORE": "off"}
 N_IMAGES = 24
 KW = dict(bands=5, batch_size=8, overrides={"input_size": [32, 32], "resize_size": 32}, n_bootstrap=100,
           show_progress=False)
-TINY = ["--input-size", "32", "--resize-size", "32", "--bands", "3", "--bootstrap", "50", "--quiet"]
 RUN_FILES = {"run.json", "state.npz", "result.json", "per_image.npz", "sid.png"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread, as in the child processes (and immune to a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
-@pytest.fixture
-def scripted(tmp_path):
-    path = tmp_path / "tiny.pt"
-    torch.jit.script(tiny_cnn(n_classes=3)).save(str(path))
-    return path
 
 
 @pytest.fixture
 def folder(tmp_path):
     """tmp/many/<label>/<k>.png: 24 smooth random 40×36 pictures in 3 class folders."""
-    rng = np.random.default_rng(1)
-    root = tmp_path / "many"
-    for k in range(N_IMAGES):
-        (root / str(k % 3)).mkdir(parents=True, exist_ok=True)
-        small = (rng.random((6, 6, 3)) * 255).astype(np.uint8)
-        Image.fromarray(small).resize((40, 36), Image.BICUBIC).save(root / str(k % 3) / f"{k}.png")
-    return root
+    return write_image_folder(tmp_path / "many", N_IMAGES, seed=1)
 
 
 def jitter(model_path, folder) -> float:

@@ -17,16 +17,11 @@ from iaside.game import (
     exact_shapley, permutation_matrix, permutation_plan, permutation_standard_error,
 )
 
+from conftest import TINY_ARGS as TINY
 from conftest import tiny_cnn
 
-TINY = ["--input-size", "32", "--resize-size", "32", "--bands", "3", "--bootstrap", "100", "--quiet"]
 
 
-@pytest.fixture
-def scripted(tmp_path):
-    path = tmp_path / "tiny.pt"
-    torch.jit.script(tiny_cnn(n_classes=3)).save(str(path))
-    return path
 
 
 def test_shards_cover_the_data_once():
