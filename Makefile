@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install --quiet --constraint constraints.txt
 STAMP  := $(VENV)/.installed
-EXTRAS ?= lite,onnx,photos,dev
+EXTRAS ?= lite,onnx,photos,robustness,dev
 
 .PHONY: install demo test test-all clean
 
@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PIP) -e '.[$(EXTRAS)]'
 	# data-only packages: their files are read, their code (and its dependencies) never imported
 	$(PIP) --no-deps foolbox==3.3.4
+	# torchattacks declares torchvision (a CUDA build here) but its code never imports it
+	$(PIP) --no-deps torchattacks==3.5.1
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -62,7 +62,7 @@ def module_fingerprint(module: nn.Module) -> str:
     h = hashlib.sha256()
     for key, tensor in module.state_dict().items():
         h.update(key.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
 

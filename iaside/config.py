@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+import numpy as np
+
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
 
 
@@ -54,9 +56,12 @@ class DataConfig:
         changes = {k: v for k, v in changes.items() if v is not None}
         if "input_size" in changes and isinstance(changes["input_size"], int):
             changes["input_size"] = (changes["input_size"], changes["input_size"])
+        channels = changes.get("channels", self.channels)
         for key in ("mean", "std"):
             if key in changes and len(changes[key]) == 1:
-                changes[key] = tuple(changes[key]) * self.channels
+                changes[key] = tuple(changes[key]) * channels
+            elif key not in changes and channels != self.channels:  # a channel change keeps the mean value
+                changes[key] = (float(np.mean(getattr(self, key))),) * channels
         return replace(self, **{k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()})
 
 

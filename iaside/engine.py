@@ -114,7 +114,9 @@ class EngineState:
 
         try:
             with np.load(path) as z:
-                return cls(**{k: z[k].copy() for k in cls.__dataclass_fields__})
+                arrays = {k: z[k].copy() for k in z.files if k in cls.__dataclass_fields__}
+            arrays.setdefault("skipped", np.zeros_like(arrays["done"]))  # states saved before skips existed
+            return cls(**arrays)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             raise IasideError(
                 f"the saved state {path} is damaged ({type(err).__name__}: {err}); delete it to start the run over"

@@ -143,7 +143,8 @@ def test_removed_bands_are_dummy_players(s, data):
     phi = r.per_image["phi_per_image"]
     assert np.abs(phi[:, k:]).max() < FLOAT32_TOL
     assert np.abs(r.phi.value[k:]).max() < FLOAT32_TOL
-    assert np.ptp(r.sid.value[k:]) < 1e-3  # dummies share one ψ = 0 − min φ (not 0: SID shifts by min φ)
+    if np.ptp(r.phi.value) > 1e3 * FLOAT32_TOL:  # the SID divides by Σψ: meaningless when φ is all noise
+        assert np.ptp(r.sid.value[k:]) < 1e-3  # dummies share one ψ = 0 − min φ (not 0: SID shifts by min φ)
     assume(np.abs(phi[:, :k]).max() > 50 * FLOAT32_TOL)  # the kept bands are real players
 
 

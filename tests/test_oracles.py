@@ -26,9 +26,6 @@ import iaside
 from iaside.fills import partner_index
 from iaside.models.base import Classifier
 
-captum_attr = pytest.importorskip("captum.attr")
-shap = pytest.importorskip("shap")
-
 ORACLE_TOL = 1e-5
 
 
@@ -72,6 +69,7 @@ class BandGate:
 
 
 def captum_phi(gate: BandGate, m: int) -> np.ndarray:
+    captum_attr = pytest.importorskip("captum.attr")
     sv = captum_attr.ShapleyValues(gate)
     phi = sv.attribute(
         torch.ones(1, m, dtype=torch.float64), baselines=torch.zeros(1, m, dtype=torch.float64),
@@ -81,6 +79,7 @@ def captum_phi(gate: BandGate, m: int) -> np.ndarray:
 
 
 def shap_phi(gate: BandGate, m: int) -> tuple[np.ndarray, float]:
+    shap = pytest.importorskip("shap")
     explainer = shap.explainers.Exact(lambda g: gate(g).numpy(), shap.maskers.Independent(np.zeros((1, m))))
     out = explainer(np.ones((1, m)), silent=True)
     return out.values[0], float(np.ravel(out.base_values)[0])

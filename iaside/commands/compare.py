@@ -134,6 +134,6 @@ def run(args) -> int:
     print(comparison.table())
     print()
     print(comparison.correlation_table())
-    print(f"wrote {args.out}/compare.json, compare.csv, correlations.csv, sids.png, score_vs_mce.png, "
-          "score_vs_adversarial.png")
+    print(f"wrote {args.out}/compare.json, compare.csv, correlations.csv, sids.png, score[_signed]_vs_mce.png, "
+          "score[_signed]_vs_adversarial.png")
     return 0

@@ -96,11 +96,16 @@ def plot_snr_levels(result, path) -> Path:
     return _save(fig, path)
 
 
-def plot_sids(names: Sequence[str], sids: Sequence, scores: Sequence[float], path, title: str = "") -> Path:
-    """SIDs side by side: grouped bars with intervals for up to 6 models, else a heatmap sorted by score.
+def plot_sids(names: Sequence[str], sids: Sequence, scores: Sequence[float], path, title: str = "",
+              signed: Sequence[float] | None = None) -> Path:
+    """SIDs side by side: grouped bars with intervals for up to 6 models, else a heatmap.
 
-    sids: ``Estimate``s with value/low/high (M,); scores: one number per model, shown with the name.
+    sids: ``Estimate``s with value/low/high (M,); scores: one number per model, shown with the
+    name; signed: score_signed per model, shown too, and the heatmap rows are sorted by it
+    (else by score).
     """
+    if signed is not None:
+        names = [f"{n} ({s:+.2f})" for n, s in zip(names, signed)]
     plt = _plt()
     k = len(names)
     m = len(np.asarray(sids[0].value))
@@ -120,7 +125,7 @@ def plot_sids(names: Sequence[str], sids: Sequence, scores: Sequence[float], pat
         ax.legend(fontsize=7)
         ax.grid(axis="y", alpha=0.3)
     else:
-        order = np.argsort(scores)[::-1]
+        order = np.argsort(signed if signed is not None else scores)[::-1]
         table = np.array([np.asarray(sids[i].value) for i in order])
         fig, ax = plt.subplots(figsize=(1.0 * m + 3.5, 0.32 * k + 1.4), dpi=120)
         im = ax.imshow(table, aspect="auto", cmap="viridis", vmin=0)
@@ -133,7 +138,9 @@ def plot_sids(names: Sequence[str], sids: Sequence, scores: Sequence[float], pat
         ax.set_xticks(np.arange(m))
         ax.set_xlabel("spectral band (0 = lowest frequency)")
         fig.colorbar(im, ax=ax, label="SID")
-    ax.set_title(title or ("spectral importance distributions" + (" (sorted by score)" if k > 6 else "")), fontsize=9)
+    sorted_by = "score_signed" if signed is not None else "score"
+    ax.set_title(title or ("spectral importance distributions" + (f" (sorted by {sorted_by})" if k > 6 else "")
+                           + ("; name (score_signed) (score)" if signed is not None else "")), fontsize=9)
     return _save(fig, path)
 
 

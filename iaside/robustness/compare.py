@@ -118,7 +118,7 @@ class Comparison:
 
     def save(self, out_dir: str | os.PathLike, plots: bool = True) -> Path:
         """compare.json, compare.csv, correlations.csv and (with plots) sids.png, score_vs_mce.png,
-        score_vs_adversarial.png."""
+        score_vs_adversarial.png and the same two for score_signed."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / COMPARE_JSON).write_text(json.dumps(_json_safe(self.to_json_dict()), indent=1))
@@ -130,10 +130,10 @@ class Comparison:
         with open(out / CORRELATIONS_CSV, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["score", "measure", "method", "n", "r", "p_value", "ci_low", "ci_high", "n_bootstrap",
-                        "n_valid_resamples"])
+                        "n_valid_resamples", "p_method"])
             for c in self.correlations:
                 w.writerow([c.x, c.y, c.method, c.n, f"{c.r:.6f}", f"{c.p_value:.6g}", f"{c.low:.6f}",
-                            f"{c.high:.6f}", c.n_bootstrap, c.n_valid])
+                            f"{c.high:.6f}", c.n_bootstrap, c.n_valid, c.p_method])
         if plots:
             self.plot(out)
         return out
@@ -146,7 +146,7 @@ class Comparison:
         groups = [e.group for e in self.entries]
         scores = [e.result.score for e in self.entries]
         paths = [plot_sids(names, [e.result.sid for e in self.entries], [float(s.value) for s in scores],
-                           out / f"{prefix}sids.png")]
+                           out / f"{prefix}sids.png", signed=[float(e.result.score_signed.value) for e in self.entries])]
         measures = self.measures()
         wanted = [("mCE", f"mCE (reference {self.reference}; lower = more robust)", "score_vs_mce.png")]
         adv = MEAN_ADVERSARIAL if MEAN_ADVERSARIAL in measures else next(
@@ -154,12 +154,15 @@ class Comparison:
         if adv:
             wanted.append((adv, adv + (f" over {', '.join(self.attack_labels)}" if adv == MEAN_ADVERSARIAL else ""),
                            "score_vs_adversarial.png"))
+        signed = [e.result.score_signed for e in self.entries]
         for key, label, file in wanted:
             if key not in measures:
                 continue
-            corr = next((c for c in self.correlations if (c.x, c.y, c.method) == ("score", key, "spearman")), None)
-            paths.append(plot_score_vs(names, scores, measures[key], label, out / f"{prefix}{file}", corr,
-                                       groups=groups if any(groups) else None))
+            for x_name, x_values, x_file in (("score", scores, file),
+                                             ("score_signed", signed, file.replace("score_", "score_signed_"))):
+                corr = next((c for c in self.correlations if (c.x, c.y, c.method) == (x_name, key, "spearman")), None)
+                paths.append(plot_score_vs(names, x_values, measures[key], label, out / f"{prefix}{x_file}", corr,
+                                           score_label=f"I-ASIDE {x_name}", groups=groups if any(groups) else None))
         return paths
 
 

@@ -1,7 +1,10 @@
 """Correlation between the I-ASIDE score and measured robustness across models (SPEC §8).
 
-Spearman, Kendall (τ-b) and Pearson, each with scipy's two-sided p-value on the models given
-and a percentile bootstrap interval over models (resample models with replacement). The
+Spearman, Kendall (τ-b) and Pearson, each with a two-sided p-value on the models given and a
+percentile bootstrap interval over models (resample models with replacement). p-values come
+from scipy: for up to 8 models the exact permutation test (``scipy.stats.permutation_test``
+over all n! pairings; scipy's t-based p-value says p = 0 for r = 1 with 3 models), beyond that
+``pearsonr``/``spearmanr``/``kendalltau``. The
 bootstrap statistics are computed vectorised here and equal scipy's on every resample (the
 tests check it); resamples where x or y is constant have no correlation and are dropped,
 and how many were kept is reported.
@@ -16,6 +19,8 @@ from scipy import stats
 from ..errors import IasideError
 
 METHODS = ("spearman", "kendall", "pearson")
+EXACT_MAX_N = 8
+"""Up to this many models the p-value is the exact permutation test (8! = 40320 pairings)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class Correlation:
     n_bootstrap: int
     n_valid: int
     confidence: float
+    p_method: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,7 +82,8 @@ def statistic_rows(method: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     raise IasideError(f"correlation method {method!r} is not one of {', '.join(METHODS)}")
 
 
-def _scipy(method: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def _scipy(method: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float, str]:
+    """(r, two-sided p, how p was computed)."""
     import warnings
 
     with warnings.catch_warnings():
@@ -87,7 +94,19 @@ def _scipy(method: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
             res = stats.spearmanr(x, y)
         else:
             res = stats.kendalltau(x, y)
-    return float(res.statistic), float(res.pvalue)
+        r, p, how = float(res.statistic), float(res.pvalue), f"scipy.stats.{res.__class__.__name__}"
+        n = x.size
+        if n <= EXACT_MAX_N and np.isfinite(r):
+
+            def statistic(b, axis=-1):  # x fixed, y in every order: n! pairings
+                b = np.moveaxis(b, axis, -1)
+                rows = b.reshape(-1, n)
+                return statistic_rows(method, np.broadcast_to(x, rows.shape), rows).reshape(b.shape[:-1])
+
+            res = stats.permutation_test((y,), statistic, permutation_type="pairings", vectorized=True,
+                                         n_resamples=np.inf, alternative="two-sided")
+            p, how = float(res.pvalue), f"exact permutation test over {n}! pairings (scipy)"
+    return r, p, how
 
 
 def correlate(
@@ -116,8 +135,8 @@ def correlate(
     n = int(x.size)
     nan = float("nan")
     if n < 3:
-        return Correlation(method, x_name, y_name, n, nan, nan, nan, nan, n_bootstrap, 0, confidence)
-    r, p = _scipy(method, x, y)
+        return Correlation(method, x_name, y_name, n, nan, nan, nan, nan, n_bootstrap, 0, confidence, "n < 3")
+    r, p, how = _scipy(method, x, y)
     low = high = nan
     n_valid = 0
     if n_bootstrap > 0:
@@ -129,7 +148,7 @@ def correlate(
         if n_valid:
             alpha = (1.0 - confidence) / 2
             low, high = (float(v) for v in np.quantile(valid, [alpha, 1 - alpha]))
-    return Correlation(method, x_name, y_name, n, r, p, low, high, n_bootstrap, n_valid, confidence)
+    return Correlation(method, x_name, y_name, n, r, p, low, high, n_bootstrap, n_valid, confidence, how)
 
 
 def correlation_table(

@@ -260,7 +260,8 @@ def evaluate_robustness(
     images: (N, C, H, W) in [0, 1] (quantised to 8 bits here, so clean and corrupted images
     are on the same grid); labels: (N,) int64, or all PREDICTED for each model's own clean
     top-1. Returns {name: {clean_error, errors (C, S), adversarial [...], labels (N,),
-    seconds {...}}}.
+    seconds {clean, model (its passes on corrupted images), corruptions_shared (making the
+    corrupted images, once for all models), one entry per attack}}}.
     """
     corruptions = corruption_names(list(corruptions))
     severities = check_severities(severities) if corruptions else tuple(severities)
@@ -283,7 +284,7 @@ def evaluate_robustness(
             raise IasideError(f"labels go up to {own.max()} but {name} has {nc} classes; check the labels")
         out[name] = {"labels": own, "clean_error": float(np.mean(clean != own)),
                      "wrong": np.zeros((len(corruptions), len(severities)), np.int64),
-                     "seconds": {"clean": time.perf_counter() - t0, "corruptions": 0.0, "model": 0.0}}
+                     "seconds": {"clean": time.perf_counter() - t0, "model": 0.0}}
     t_corrupt = 0.0
     steps = [(ci, si) for ci in range(len(corruptions)) for si in range(len(severities))]
     progress = _progress(len(steps) * ((n + chunk - 1) // chunk), "corruptions", show_progress)
