@@ -51,7 +51,9 @@ def _resolve_model(model, weights, device, data_config, overrides) -> LoadedMode
     if not isinstance(model, nn.Module):
         raise IasideError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
     cfg = DataConfig(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)).override(**given)
-    net = model if isinstance(model, Classifier) else Classifier(model, cfg.mean, cfg.std, name=type(model).__name__)
+    # without a given mean/std the wrapper is the identity, for any number of channels
+    mean, std = (cfg.mean, cfg.std) if {"mean", "std"} & set(given) else ((0.0,), (1.0,))
+    net = model if isinstance(model, Classifier) else Classifier(model, mean, std, name=type(model).__name__)
     return LoadedModel(net, cfg, spec=f"module:{type(model).__name__}", fingerprint=module_fingerprint(net))
 
 

@@ -140,29 +140,22 @@ def test_iaside_puts_the_largest_share_on_the_planted_band(band, partition):
     assert r.sid.low[band] > 0.5  # the bootstrap interval agrees
 
 
-BUG_GREY_BARE_MODULE = (
-    "iaside.api._resolve_model wraps a bare nn.Module in Classifier with the default 3-channel "
-    "mean/std (0, 0, 0)/(1, 1, 1), so (B, 1, H, W) images broadcast to 3 channels and a 1-channel "
-    "CNN fails; data_config=DataConfig(channels=1, mean=(0.,), std=(1.,)) is refused too, because "
-    "override() expands length-1 mean/std with the *old* channel count. Workaround: pass "
-    "Classifier(net, (0.,), (1.,)). Reported in docs/proofs.md."
-)
-BUG_BATCHNORM_FINGERPRINT = (
-    "iaside.api.module_fingerprint views every state_dict tensor as uint8, which fails on "
-    "BatchNorm's 0-dim int64 num_batches_tracked buffer. Workaround: fold batch norm into the "
-    "convolutions (torch.nn.utils.fusion.fuse_conv_bn_eval). Reported in docs/proofs.md."
-)
-
-
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=BUG_GREY_BARE_MODULE)
 def test_bare_module_on_grey_planted_images():
+    """A bare nn.Module without a data config is wrapped with the identity for any channel count."""
     x, y = planted_images(4, size=16, n_bands=4)  # channels=1 by default
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
-    iaside.explain(net, (x, y), bands=4, n_bootstrap=0, show_progress=False)
+    r = iaside.explain(net, (x, y), bands=4, n_bootstrap=0, show_progress=False)
+    assert r.phi.value.shape == (4,)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=BUG_BATCHNORM_FINGERPRINT)
-def test_module_with_batchnorm():
+def test_grey_planted_images_with_a_data_config_and_batchnorm():
+    """The documented ways in work: a 1-channel DataConfig, and a network with batch norm
+    (its 0-dim num_batches_tracked buffer once broke the model fingerprint)."""
     x, y = planted_images(4, size=16, n_bands=4)
+    torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
-    iaside.explain(Classifier(net, (0.0,), (1.0,)), (x, y), bands=4, n_bootstrap=0, show_progress=False)
+    r = iaside.explain(
+        net, (x, y), bands=4, n_bootstrap=0, show_progress=False,
+        data_config=iaside.DataConfig(channels=1, mean=(0.0,), std=(1.0,)),
+    )
+    assert r.phi.value.shape == (4,) and abs(r.phi.value.sum() - (r.v_nats[-1] - r.v_nats[0])) < 1e-9
