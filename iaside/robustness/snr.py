@@ -121,32 +121,27 @@ class SnrResult:
     seed: int
     curves: list[SnrCurve]
 
+    def _pooled(self, members: list[SnrCurve], name: str, family: str, level: str) -> SnrCurve:
+        """The mean of ``members``' curves, with the decay fits redone on the mean."""
+        band = np.mean([c.band_db for c in members], axis=0)
+        grid = np.mean([c.grid_db for c in members], axis=0)
+        sd = np.mean([c.band_db_sd for c in members], axis=0)
+        r = ring_centres(self.n_rings)
+        fits = {"band": fit_line(np.arange(self.n_bands), band), "grid_exponential": fit_line(r, grid),
+                "grid_power": fit_line(np.log10(r), grid)}
+        return SnrCurve(name, family, level, band, sd, grid, members[0].n_images, fits)
+
     def families(self) -> dict[str, SnrCurve]:
         """One curve per family: the mean of its members' curves over all their levels."""
-        out = {}
-        for fam in dict.fromkeys(c.family for c in self.curves):
-            members = [c for c in self.curves if c.family == fam]
-            band = np.mean([c.band_db for c in members], axis=0)
-            grid = np.mean([c.grid_db for c in members], axis=0)
-            sd = np.mean([c.band_db_sd for c in members], axis=0)
-            r = ring_centres(self.n_rings)
-            fits = {"band": fit_line(np.arange(self.n_bands), band), "grid_exponential": fit_line(r, grid),
-                    "grid_power": fit_line(np.log10(r), grid)}
-            out[fam] = SnrCurve(fam, fam, "all", band, sd, grid, members[0].n_images, fits)
-        return out
+        return {fam: self._pooled([c for c in self.curves if c.family == fam], fam, fam, "all")
+                for fam in dict.fromkeys(c.family for c in self.curves)}
 
     def by_name(self) -> dict[str, SnrCurve]:
         """One curve per perturbation (a corruption, or one attack norm): mean over its levels."""
         out = {}
         for name in dict.fromkeys(c.name for c in self.curves):
             members = [c for c in self.curves if c.name == name]
-            band = np.mean([c.band_db for c in members], axis=0)
-            grid = np.mean([c.grid_db for c in members], axis=0)
-            sd = np.mean([c.band_db_sd for c in members], axis=0)
-            r = ring_centres(self.n_rings)
-            fits = {"band": fit_line(np.arange(self.n_bands), band), "grid_exponential": fit_line(r, grid),
-                    "grid_power": fit_line(np.log10(r), grid)}
-            out[name] = SnrCurve(name, members[0].family, "mean", band, sd, grid, members[0].n_images, fits)
+            out[name] = self._pooled(members, name, members[0].family, "mean")
         return out
 
     def to_json_dict(self) -> dict[str, Any]:
