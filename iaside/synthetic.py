@@ -19,7 +19,7 @@ How an image is made (all in float64, cast to float32 at the end):
 Range without clipping or rescaling: each term has peak |value| ≤ 1, so |image − 0.5| ≤
 A·(1 + Σ s_j) = 0.5 and pixels lie in [0, 1] by construction. Nothing is clipped, so no energy
 leaks across bands; every band other than the planted ones is A · (that band of the
-background), which does not depend on the label. ``strength`` is therefore a ratio of *peak*
+background), plus the constant 0.5 in band 0, which does not depend on the label. ``strength`` is therefore a ratio of *peak*
 amplitudes (pattern peak / background peak); the energy ratio it implies depends on how many
 bins the band and sector hold: measured on 32×32 images with 8 bands, a pattern's peak/RMS is
 1.41 in band 0 (a single grating) and 2.7–3.2 in bands 2–7, so at strength 1 the pattern's RMS

@@ -40,11 +40,8 @@ def small_cnn(n_classes: int = 4, pool: int = 1) -> nn.Module:
 
 
 def fuse_batchnorm(net: nn.Sequential) -> nn.Sequential:
-    """Fold every BatchNorm2d into the Conv2d before it (eval-mode arithmetic, same outputs).
-
-    Also sidesteps iaside.api.module_fingerprint failing on BatchNorm's 0-dim
-    ``num_batches_tracked`` buffer (reported in docs/proofs.md).
-    """
+    """Fold every BatchNorm2d into the Conv2d before it: the same eval-mode outputs (to float
+    rounding) from a plain conv net, which is what the numbers in docs/proofs.md were run on."""
     layers = list(net)
     out = []
     for layer in layers:
