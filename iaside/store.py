@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -119,11 +120,33 @@ def connect(db_path: str | os.PathLike | None = None) -> sqlite3.Connection:
         raise IasideError(f"cannot open the run store {path} ({err}); pass --store PATH or set {ENV}") from err
     con.row_factory = sqlite3.Row
     con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    _retry_while_locked(lambda: _set_up(con, path))
+    return con
+
+
+def _set_up(con: sqlite3.Connection, path: Path) -> None:
     if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
         con.execute("PRAGMA journal_mode = WAL")
     con.execute("PRAGMA synchronous = NORMAL")
     _ensure_schema(con, path)
-    return con
+
+
+def _retry_while_locked(step) -> None:
+    """Run ``step``, retrying for up to BUSY_TIMEOUT_S while another process holds the lock.
+
+    Switching to WAL and creating the schema can fail with 'database is locked' at once (SQLite
+    does not wait on those locks), when two processes open a new store together.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.01
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) and "busy" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 class _Transaction:
