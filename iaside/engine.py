@@ -203,6 +203,7 @@ class _Chunk:
         self.top1, self.clean_logp = top1, clean_logp
         self.rows = torch.zeros((len(names), n_coalitions), dtype=torch.float64)
         self.remaining = np.zeros(len(names), dtype=np.int64)
+        self.finished = False  # rows copied into the state
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -489,6 +490,7 @@ class Engine:
 
         def finish(chunk: _Chunk) -> None:
             nonlocal last_ckpt, since_check
+            chunk.finished = True
             idx = chunk.indices
             state.logp_nats[idx] = chunk.rows.numpy()
             state.label[idx] = chunk.labels.cpu().numpy()
@@ -517,8 +519,7 @@ class Engine:
                     seg[2] = s0 + k
             self._run_segments(segments, stats)
             for chunk in {id(c): c for c, _, _, _ in segments}.values():
-                if not chunk.remaining.any() and not getattr(chunk, "finished", False):
-                    chunk.finished = True
+                if not chunk.remaining.any() and not chunk.finished:
                     finish(chunk)
             return taken
 
@@ -540,7 +541,6 @@ class Engine:
                 stats.reused += len(chunk.names) * self.n_coalitions - int(chunk.remaining.sum())
                 stats.add_time("prepare", time.perf_counter() - t_prep)
                 if not segments:
-                    chunk.finished = True
                     finish(chunk)
                 pending.extend(segments)
                 n_pending += sum(s1 - s0 for _, _, s0, s1 in segments)

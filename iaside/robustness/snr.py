@@ -185,7 +185,10 @@ class SnrResult:
         file = p / SNR_JSON if p.is_dir() else p
         if not file.exists():
             raise IasideError(f"{file} does not exist: pass the --out folder of `iaside snr`")
-        return cls.from_json_dict(json.loads(file.read_text()))
+        try:
+            return cls.from_json_dict(json.loads(file.read_text()))
+        except (json.JSONDecodeError, KeyError) as err:
+            raise IasideError(f"{file} is not an snr.json written by `iaside snr` ({err})") from err
 
     def table(self, rows: str = "name") -> str:
         """Markdown table: one row per perturbation (mean over levels) or per family; dB per band, fit."""
