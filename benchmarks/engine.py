@@ -7,7 +7,8 @@ Rows, measured interleaved in each round (median and min–max over rounds):
   float32 at the same batch size;
 - engine fp32 / bf16: ``iaside.explain`` end to end (decode, resize, band split, coalition
   synthesis, model, log-softmax, accumulation, summaries with 1000 bootstrap resamples, files
-  and plot); the model is loaded once beforehand, as the floor's is;
+  and plot); the model is loaded once beforehand, as the floor's is; "+ freeze" rows run with
+  ``optimize="freeze"`` (the model traced and frozen: batch norm folded, ops fused);
 - naive: the authors' design (SPEC §9): coalitions in the outer loop, every image re-read and
   decoded for every coalition, FFT, mask, inverse FFT, abs and min–max per coalition batch,
   batch size 10, no inference mode.
@@ -50,13 +51,13 @@ def floor_seconds(model, dataset, masks, n_bands, batch_size) -> float:
         return time.perf_counter() - t0
 
 
-def engine_seconds(loaded, data_spec, n_images, n_bands, batch_size, precision) -> tuple[float, object]:
+def engine_seconds(loaded, data_spec, n_images, n_bands, batch_size, precision, optimize) -> tuple[float, object]:
     import iaside
 
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         result = iaside.explain(loaded, data_spec, bands=n_bands, samples=n_images, batch_size=batch_size,
-                                precision=precision, out=out, record=False, show_progress=False)
+                                precision=precision, optimize=optimize, out=out, record=False, show_progress=False)
         return time.perf_counter() - t0, result
 
 
@@ -93,6 +94,8 @@ def main() -> None:
     parser.add_argument("--bands", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--variants", nargs="+", default=["fp32", "bf16", "fp32+freeze", "bf16+freeze"],
+                        help="engine variants: precision, optionally +freeze")
     args = parser.parse_args()
     threads = configure_threads()
 
@@ -105,15 +108,19 @@ def main() -> None:
     n, m, bs = len(dataset), args.bands, args.batch_size
     masks = band_masks(*loaded.data_config.input_size, m, "linf")
     passes = n * 2**m
-    rows: dict[str, list[float]] = {"floor fp32": [], "engine fp32": [], "engine bf16": []}
+    variants = [(v.split("+")[0], v.split("+")[1] if "+" in v else "none") for v in args.variants]
+    if ("fp32", "none") not in variants:
+        variants.insert(0, ("fp32", "none"))
+    names = {v: f"engine {v[0]}" + (" + freeze" if v[1] == "freeze" else "") for v in variants}
+    rows: dict[str, list[float]] = {"floor fp32": [], **{names[v]: [] for v in variants}}
     if not args.skip_naive:
         rows["naive (authors' design) fp32"] = []
     results = {}
     for r in range(args.rounds):
         rows["floor fp32"].append(floor_seconds(loaded.model, dataset, masks, m, bs))
-        for precision in ("fp32", "bf16"):
-            seconds, results[precision] = engine_seconds(loaded, "samples:imagenet", n, m, bs, precision)
-            rows[f"engine {precision}"].append(seconds)
+        for v in variants:
+            seconds, results[v] = engine_seconds(loaded, "samples:imagenet", n, m, bs, *v)
+            rows[names[v]].append(seconds)
         if not args.skip_naive:
             rows["naive (authors' design) fp32"].append(naive_seconds(loaded.model, dataset, m, n))
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in rows.items()), flush=True)
@@ -121,19 +128,23 @@ def main() -> None:
     floor = statistics.median(rows["floor fp32"])
     print(f"\nEfficientNet-Lite0 at 224, samples:imagenet N={n}, M={m} ({passes} coalition passes), batch {bs}")
     print(f"machine: {platform.processor() or platform.machine()}, {threads} threads, torch {torch.__version__}\n")
-    print("| variant | median s | min–max s | images/s | passes/s | time / floor |")
-    print("|---|---|---|---|---|---|")
+    print("| variant | median s | min–max s | images/s | passes/s | time / floor (medians) | "
+          "time / floor per round: median (min–max) |")
+    print("|---|---|---|---|---|---|---|")
     for name, values in rows.items():
         med = statistics.median(values)
+        paired = [v / f for v, f in zip(values, rows["floor fp32"])]  # same round, same machine conditions
         print(f"| {name} | {med:.1f} | {min(values):.1f}–{max(values):.1f} | {n / med:.3f} | {passes / med:.0f} | "
-              f"{med / floor:.3f} |")
-    fp32, bf16 = results["fp32"], results["bf16"]
-    sid_l1 = float(np.abs(np.asarray(fp32.sid.value) - np.asarray(bf16.sid.value)).sum())
-    score_diff = abs(float(fp32.score.value) - float(bf16.score.value))
+              f"{med / floor:.3f} | {statistics.median(paired):.3f} ({min(paired):.3f}–{max(paired):.3f}) |")
+    fp32 = results[("fp32", "none")]
     print(f"\nengine fp32 / floor = {statistics.median(rows['engine fp32']) / floor:.3f} (target <= 1.05)")
-    print(f"floor / engine bf16 = {floor / statistics.median(rows['engine bf16']):.2f}x (target >= 1.8)")
-    print(f"bf16 vs fp32: SID L1 {sid_l1:.4f} (target <= 0.01), |score diff| {score_diff:.4f} (target <= 0.005)")
-
+    for v in variants[1:]:
+        other = results[v]
+        sid_l1 = float(np.abs(np.asarray(fp32.sid.value) - np.asarray(other.sid.value)).sum())
+        score_diff = abs(float(fp32.score.value) - float(other.score.value))
+        print(f"{names[v]}: floor / it = {floor / statistics.median(rows[names[v]]):.2f}x (bf16 target >= 1.8); "
+              f"against engine fp32: SID L1 {sid_l1:.4f} (target <= 0.01), |score diff| {score_diff:.4f} "
+              "(target <= 0.005)")
 
 if __name__ == "__main__":
     main()

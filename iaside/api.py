@@ -21,7 +21,8 @@ from .engine import Engine, EngineState
 from .errors import IasideError
 from .fills import make_fill, processing_order
 from .game import (
-    full_coalition_masks, masks_to_bits, permutation_matrix, permutation_plan, permutation_standard_error,
+    KernelPlan, full_coalition_masks, kernel_matrix, kernel_plan, kernel_standard_error, masks_to_bits,
+    permutation_matrix, permutation_plan, permutation_standard_error,
 )
 from .models.base import Classifier, LoadedModel
 from .result import SID_PNG, Result
@@ -32,6 +33,12 @@ from .summary import summarize
 RUN_JSON = "run.json"
 STATE_NPZ = "state.npz"
 DEFAULT_PERMUTATIONS = 32
+ESTIMATORS = ("exact", "kernel", "permutation")
+
+
+def default_kernel_coalitions(n_bands: int) -> int:
+    """Coalitions per image for --estimator kernel when not given: 10 % of 2**M, at most 1024."""
+    return max(2 * n_bands + 2, min(2**n_bands // 10, 1024))
 
 
 def _resolve_model(model, weights, device, data_config, overrides) -> LoadedModel:
@@ -199,13 +206,41 @@ def coalition_plan(config: ExplainConfig) -> tuple[np.ndarray, np.ndarray | None
         if config.bands > 16:
             raise IasideError(
                 f"exact I-ASIDE with {config.bands} bands needs 2**{config.bands} passes per image; "
-                "use --estimator permutation"
+                "use --estimator kernel (or permutation)"
             )
         return full_coalition_masks(config.bands), None
+    if config.estimator == "kernel":
+        plan = _kernel_plan(config)
+        return plan.masks, kernel_matrix(plan)
     if config.estimator == "permutation":
         masks, perms = permutation_plan(config.bands, config.permutations or DEFAULT_PERMUTATIONS, config.seed)
         return masks, permutation_matrix(masks, perms)
-    raise IasideError(f"--estimator {config.estimator!r} is not one of exact, permutation")
+    raise IasideError(f"--estimator {config.estimator!r} is not one of {', '.join(ESTIMATORS)}")
+
+
+def _kernel_plan(config: ExplainConfig) -> KernelPlan:
+    try:
+        return kernel_plan(config.bands, config.coalitions or default_kernel_coalitions(config.bands), config.seed)
+    except ValueError as err:
+        raise IasideError(f"--coalitions: {err}") from err
+
+
+def estimator_info(config: ExplainConfig, logp_nats: np.ndarray) -> dict[str, Any]:
+    """The estimator's name, its cost and the standard error of φ over the coalitions drawn."""
+    info: dict[str, Any] = {"name": config.estimator}
+    mean_game = logp_nats.mean(axis=0)
+    if config.estimator == "permutation":
+        masks, perms = permutation_plan(config.bands, config.permutations or DEFAULT_PERMUTATIONS, config.seed)
+        info.update(permutations=len(perms), passes_per_image=len(masks),
+                    phi_se=permutation_standard_error(mean_game, masks, perms).tolist())
+    elif config.estimator == "kernel":
+        plan = _kernel_plan(config)
+        info.update(coalitions=len(plan.masks), passes_per_image=len(plan.masks),
+                    enumerated_sizes=[s for s in range(1, config.bands)
+                                      if s < plan.enumerated_below or s > config.bands - plan.enumerated_below],
+                    phi_se=[None if np.isnan(se) else float(se)  # None: nothing drawn to estimate it from
+                            for se in kernel_standard_error(mean_game, plan, seed=config.seed)])
+    return info
 
 
 def _distributed(device: str) -> tuple[tuple[int, int] | None, str]:
@@ -272,13 +307,14 @@ def explain(
     seed: int = 0,
     estimator: str = "exact",
     permutations: int | None = None,
+    coalitions: int | None = None,
     n_bootstrap: int = 1000,
     target_ci: float | None = None,
     batch_size: int | str = 64,
     device: str = "cpu",
     precision: str = "fp32",
     num_workers: int = 0,
-    compile: bool = False,
+    optimize: str = "none",
     shard: tuple[int, int] | None = None,
     on_bad_image: str = "error",
     weights: str | None = None,
@@ -296,12 +332,15 @@ def explain(
     data: a spec ('samples:imagenet', a folder), a data set of ``ImageItem``s, a (N, C, H, W)
     tensor in [0, 1] (predicted labels) or a (images, labels) pair.
     labels: None/'given', 'predicted', or a CSV path for a flat folder.
-    estimator: 'exact' (2**M passes per image) or 'permutation' (``permutations`` antithetic
-    permutations; for large M). target_ci: stop once the score's 95 % half-width is below it.
+    estimator: 'exact' (2**M passes per image), 'kernel' (paired KernelSHAP on ``coalitions``
+    coalitions per image; default 10 % of 2**M, at most 1024) or 'permutation'
+    (``permutations`` antithetic permutations); the last two for large M. target_ci: stop once the score's 95 % half-width is below it.
     shard (i, n): process the i-th of n blocks and save its state (``iaside merge`` combines);
     under torchrun each rank takes its block and rank 0 writes the result (others get None).
     on_bad_image: 'error' (stop at the first unreadable image, naming it) or 'skip' (check
     every image first; skipped ones are counted and listed in the result).
+    optimize: 'none', 'freeze' (trace and freeze the model, checked against it on the first
+    batch; falls back with a warning) or 'compile' (torch.compile).
     With ``out``, the run resumes from that folder's checkpoint and writes its files there, and
     (with ``record``) is recorded in the results store (``iaside runs``).
     """
@@ -312,6 +351,7 @@ def explain(
     config = ExplainConfig.build(
         preset, bands=bands, partition=partition, fill=fill, clip=clip, labels=label_mode,
         samples=samples, seed=seed, n_bootstrap=n_bootstrap, estimator=estimator, permutations=permutations,
+        coalitions=coalitions,
     )
     if samples is not None and samples < 1:
         raise IasideError(f"--samples must be at least 1, got {samples}")
@@ -338,7 +378,7 @@ def explain(
     engine = Engine(
         loaded.model, CoalitionSynthesizer(masks, config.synthesis, config.clip), make_fill(config.fill, config.seed),
         batch_size=batch_size, device=device, precision=precision, num_workers=num_workers, seed=config.seed,
-        coalitions=masks_to_bits(coalitions, config.bands), compile=compile,
+        coalitions=masks_to_bits(coalitions, config.bands), optimize=optimize,
         show_progress=show_progress and (rank is None or rank[0] == 0), checkpoint_every_s=checkpoint_every_s,
     )
     run_info = {
@@ -370,6 +410,7 @@ def explain(
         engine.checkpoint(state)
     run_meta = {
         "device": str(device), "precision": precision, "batch_size": engine.batch_size,
+        "optimize": {"requested": optimize, "applied": engine.optimized_as},
         "forward_passes": stats.passes + stats.images,  # coalition passes + one clean pass per image
         "reused_coalitions": stats.reused, "images_this_session": stats.images, "timings_s": dict(stats.seconds),
         "images_per_s": stats.images / max(stats.seconds.get("total", 0.0), 1e-9) if stats.images else None,
@@ -412,11 +453,7 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
         logp, state.label[done], n_bootstrap=config.n_bootstrap, confidence=config.confidence,
         seed=config.seed, beta=config.beta, shapley_map=shapley_map,
     )
-    estimator = {"name": config.estimator}
-    if config.estimator == "permutation":
-        masks, perms = permutation_plan(config.bands, config.permutations or DEFAULT_PERMUTATIONS, config.seed)
-        estimator.update(permutations=len(perms), passes_per_image=len(masks),
-                         phi_se=permutation_standard_error(logp.mean(axis=0), masks, perms).tolist())
+    estimator = estimator_info(config, logp)
     labels_given = config.labels == "given"
     reasons = (run_meta or {}).pop("skip_reasons", {})
     skipped = [{"name": run_info["names"][i], "reason": reasons.get(run_info["names"][i], "unreadable")}

@@ -23,6 +23,8 @@ class Prepared:
 
     base: (B, C, H, W) the fill as an image (complex for 'paper');
     deltas: (B, M, C, H, W) band images of x − b (complex for 'paper').
+    For 'sum' both are stored channels-last (pixel order H, W, C), so a coalition image is one
+    matrix product written straight into the model's channels-last input.
     """
 
     base: torch.Tensor
@@ -51,19 +53,30 @@ class CoalitionSynthesizer:
         if self.synthesis == "sum":
             if fill.is_complex():
                 raise IasideError("a spectrum fill (gaussian) needs the paper preset; use --fill noise")
-            return Prepared(base=fill, deltas=split_bands(x - fill, masks))
+            return Prepared(base=_channels_last(fill), deltas=_channels_last(split_bands(x - fill, masks)))
         fill_spectrum = fill if fill.is_complex() else torch.fft.fft2(fill)
         return Prepared(
             base=torch.fft.ifft2(fill_spectrum),
             deltas=split_bands_complex(torch.fft.fft2(x) - fill_spectrum, masks),
         )
 
-    def render(self, base: torch.Tensor, deltas: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    def render(
+        self, base: torch.Tensor, deltas: torch.Tensor, bits: torch.Tensor, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Coalition images of one image: base (C, H, W), deltas (M, C, H, W), bits (K, M) float
-        -> (K, C, H, W) float32 pixels."""
-        m = deltas.shape[0]
+        -> (K, C, H, W) float32 pixels in channels-last memory.
+
+        out: optional (K, H*W*C) float32 rows to write the images into (channels-last pixel
+        order); the result is then a view of ``out``.
+        """
+        m, (c, h, w), k = deltas.shape[0], base.shape[-3:], bits.shape[0]
         if self.synthesis == "sum":
-            images = base + (bits @ deltas.reshape(m, -1)).view(-1, *base.shape)
+            flat_deltas = deltas.movedim(1, -1).reshape(m, -1)  # a view when prepared channels-last
+            flat_base = base.movedim(0, -1).reshape(-1)
+            # matmul then add (not addmm, whose rounding depends on K): a coalition's pixels must
+            # not depend on how many others share its batch, or a resumed run would differ
+            flat = torch.mm(bits, flat_deltas, out=out) if out is not None else bits @ flat_deltas
+            images = flat.add_(flat_base).view(k, h, w, c).movedim(-1, 1)
             return images.clamp_(0.0, 1.0) if self.clip else images
         flat = torch.view_as_real(deltas).reshape(m, -1)  # complex as interleaved (re, im)
         z = torch.view_as_complex((bits @ flat).view(-1, *base.shape, 2)) + base
@@ -75,4 +88,13 @@ class CoalitionSynthesizer:
         empty = bits.sum(dim=1) == 0
         if bool(empty.any()):
             images[empty] = 0.0
-        return images
+        if out is None:
+            return images
+        target = out.view(k, h, w, c)
+        target.copy_(images.movedim(1, -1))
+        return target.movedim(-1, 1)
+
+
+def _channels_last(t: torch.Tensor) -> torch.Tensor:
+    """The same (..., C, H, W) tensor stored with C innermost."""
+    return t.movedim(-3, -1).contiguous().movedim(-1, -3)

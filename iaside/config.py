@@ -80,8 +80,9 @@ class ExplainConfig:
     bands: M; partition: linf | l2 | square; fill: partner | zero | mean | noise | gaussian;
     synthesis: sum | paper; clip: clip coalition images to [0, 1] (sum synthesis);
     labels: 'given' or 'predicted'; samples: seeded subset size (None = all);
-    estimator: 'exact' (all 2**M coalitions) or 'permutation' (antithetic permutation sampling
-    with ``permutations`` permutations, for large M); n_bootstrap / confidence: the bootstrap
+    estimator: 'exact' (all 2**M coalitions), 'kernel' (paired KernelSHAP on ``coalitions``
+    coalitions per image) or 'permutation' (antithetic permutation sampling with
+    ``permutations`` permutations), the last two for large M; n_bootstrap / confidence: the bootstrap
     intervals; beta: the score's band decay.
     """
 
@@ -96,6 +97,7 @@ class ExplainConfig:
     seed: int = 0
     estimator: str = "exact"
     permutations: int | None = None
+    coalitions: int | None = None
     n_bootstrap: int = 1000
     confidence: float = 0.95
     beta: float = 0.75

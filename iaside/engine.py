@@ -27,6 +27,10 @@ from .fills import Fill, partner_index, processing_order
 from .game import coalition_bits
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+OPTIMIZATIONS = ("none", "freeze", "compile")
+"""none: the model as given. freeze: torch.jit.trace + freeze (folds batch norm into the
+convolutions, fuses ops), checked against the model as given on the first batch and dropped
+with a warning when it differs or cannot be traced. compile: torch.compile."""
 
 
 @dataclass
@@ -191,6 +195,32 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else None
 
 
+class _Logits(nn.Module):
+    """The model under the run's autocast, returning its (B, K) class scores."""
+
+    def __init__(self, model: nn.Module, device_type: str, autocast_dtype: torch.dtype | None) -> None:
+        super().__init__()
+        self.model, self.device_type, self.autocast_dtype = model, device_type, autocast_dtype
+
+    def forward(self, images: torch.Tensor):
+        ctx = torch.autocast(self.device_type, dtype=self.autocast_dtype) if self.autocast_dtype else nullcontext()
+        with ctx:
+            out = self.model(images)
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        if hasattr(out, "logits"):
+            out = out.logits
+        return out
+
+
+def _freeze(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings are answered by the check against eager
+        return torch.jit.freeze(torch.jit.trace(module.eval(), example, check_trace=False, strict=False))
+
+
 class _Chunk:
     """One loader batch in flight: its prepared terms, clean-image facts and the rows being filled.
 
@@ -233,7 +263,7 @@ class Engine:
         num_workers: int = 0,
         seed: int = 0,
         coalitions: np.ndarray | None = None,
-        compile: bool = False,
+        optimize: str = "none",
         show_progress: bool = True,
         checkpoint: Callable[[EngineState], None] | None = None,
         checkpoint_every_s: float = 60.0,
@@ -245,7 +275,11 @@ class Engine:
         self.channels_last = any(isinstance(m, nn.Conv2d) for m in self.model.modules())
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward = torch.compile(self.model) if compile else self.model
+        if optimize not in OPTIMIZATIONS:
+            raise IasideError(f"--optimize {optimize!r} is not one of {', '.join(OPTIMIZATIONS)}")
+        self.optimize = optimize
+        self.optimized_as = "none"  # what the model actually runs as (freeze may fall back)
+        self.forward: Callable | None = None  # set on the first batch (tracing needs an input)
         self.synth, self.fill = synthesizer, fill
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.autocast_dtype = resolve_precision(precision, self.device)
@@ -269,23 +303,16 @@ class Engine:
         self._empty_logits: torch.Tensor | None = None
         self._partner: np.ndarray | None = None
         self._excluded: set[int] = set()
+        self._rows: torch.Tensor | None = None
 
     # -- model -----------------------------------------------------------------------------
     def _logits(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) pixels -> (B, K) float32 logits, checked for shape."""
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        ctx = (
-            torch.autocast(self.device.type, dtype=self.autocast_dtype)
-            if self.autocast_dtype is not None
-            else nullcontext()
-        )
-        with ctx:
-            out = self.forward(images)
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        if hasattr(out, "logits"):
-            out = out.logits
+        if self.forward is None:
+            self.forward = self._make_forward(images)
+        out = self.forward(images)
         if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != images.shape[0]:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise IasideError(
@@ -293,6 +320,34 @@ class Engine:
                 "expected (B, K) logits — wrap it so forward returns class scores"
             )
         return out.float()
+
+    def _make_forward(self, example: torch.Tensor) -> Callable:
+        """The callable the run uses, built for ``self.optimize`` on the first batch."""
+        eager = _Logits(self.model, self.device.type, self.autocast_dtype)
+        if self.optimize == "compile":
+            self.optimized_as = "compile"
+            return torch.compile(eager)
+        if self.optimize == "none":
+            return eager
+        try:  # freeze: trace at 2 images, check at the batch's own size in float32, then the run's precision
+            reference = _Logits(self.model, self.device.type, None)
+            frozen = _freeze(reference, example[:2])
+            want, got = reference(example), frozen(example)
+            if not isinstance(want, torch.Tensor) or not isinstance(got, torch.Tensor):
+                raise IasideError(f"the model returned {type(want).__name__}, not a tensor")
+            tol = 1e-3 * (1.0 + float(want.abs().max()))
+            if got.shape != want.shape or not bool(((got - want).abs() <= tol).all()):
+                raise IasideError("the traced model's output differs from the model's (data-dependent control flow?)")
+            if self.autocast_dtype is not None:
+                frozen = _freeze(eager, example[:2])
+        except Exception as err:  # noqa: BLE001 - any tracing failure means: run the model as given
+            import sys
+
+            print(f"iaside: warning: --optimize freeze does not apply to this model ({str(err).splitlines()[0]}); "
+                  "running it as given", file=sys.stderr)
+            return eager
+        self.optimized_as = "freeze"
+        return frozen
 
     @staticmethod
     def _check_finite(logits: torch.Tensor, describe: Callable[[int], str]) -> None:
@@ -394,17 +449,23 @@ class Engine:
 
     def _run_segments(self, segments, stats: EngineStats) -> None:
         """Model passes for segments [(chunk, row, first, end)]; halves the batch on out-of-memory."""
+        n = sum(s1 - s0 for _, _, s0, s1 in segments)
         try:
             t0 = time.perf_counter()
-            images = torch.cat(
-                [self.synth.render(c.prepared.base[i], c.prepared.deltas[i], self.bits[s0:s1]) for c, i, s0, s1 in segments]
-            )
+            rows = self._input_rows(n, segments[0][0].prepared.base[0])
+            at, images = 0, None
+            for c, i, s0, s1 in segments:
+                out = rows[at : at + s1 - s0]
+                images = self.synth.render(c.prepared.base[i], c.prepared.deltas[i], self.bits[s0:s1], out=out)
+                at += s1 - s0
+            channels, h, w = images.shape[1:]
+            images = rows.view(n, h, w, channels).movedim(-1, 1)  # (n, C, H, W), channels-last memory
             t1 = time.perf_counter()
             logits = self._logits(images)
         except RuntimeError as err:
-            n = sum(s1 - s0 for _, _, s0, s1 in segments)
             if not _is_oom(err) or n == 1:
                 raise
+            self._rows = None  # reallocated at the smaller batch size
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             self.batch_size = max(1, n // 2)
@@ -424,6 +485,14 @@ class Engine:
             c.rows[i, s0:s1] = logp[at : at + s1 - s0]
             at += s1 - s0
             c.remaining[i] -= s1 - s0
+
+    def _input_rows(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        """(n, H*W*C) float32 rows of one reused model-input buffer (channels-last pixel order)."""
+        size = like.numel()
+        if self._rows is None or self._rows.shape[1] != size or self._rows.shape[0] < n:
+            self._rows = torch.empty((max(n, self.batch_size if isinstance(self.batch_size, int) else n), size),
+                                     device=self.device, dtype=torch.float32)
+        return self._rows[:n]
 
     def _loader(self, dataset: Dataset, indices: Sequence[int], images_per_batch: int) -> DataLoader:
         """Chunks of ``images_per_batch`` images in the order of ``indices``, decoded by workers."""

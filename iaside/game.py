@@ -5,8 +5,9 @@ the empty coalition and s = 2**M − 1 the grand coalition.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
-from math import factorial
+from math import comb, factorial
 
 import numpy as np
 import torch
@@ -112,3 +113,115 @@ def permutation_standard_error(values: np.ndarray, masks: np.ndarray, perms: np.
         [values @ permutation_matrix(masks, perms[[k, k + half]]) for k in range(half)]
     )  # (P/2, M)
     return per_pair.std(axis=0, ddof=1) / np.sqrt(half) if half > 1 else np.full(perms.shape[1], np.nan)
+
+
+
+# -- paired KernelSHAP (large M) ---------------------------------------------------------------
+@dataclass(frozen=True)
+class KernelPlan:
+    """Coalitions of a paired-KernelSHAP estimate.
+
+    masks (K,) int64: every coalition evaluated, the empty one first and the grand one last;
+    enumerated_below: sizes s < enumerated_below and s > M − enumerated_below are enumerated
+    completely; draws (D,) int64: the coalitions drawn (with repeats) from the other sizes.
+    """
+
+    n_players: int
+    masks: np.ndarray
+    enumerated_below: int
+    draws: np.ndarray
+
+
+def _size_mass(n_players: int) -> np.ndarray:
+    """The Shapley kernel's total weight on each coalition size, (M+1,): (M−1)/(s(M−s)), 0 at 0 and M."""
+    s = np.arange(1, n_players, dtype=np.float64)
+    return np.concatenate([[0.0], (n_players - 1) / (s * (n_players - s)), [0.0]])
+
+
+def kernel_plan(n_players: int, n_coalitions: int, seed: int = 0) -> KernelPlan:
+    """Coalitions for paired KernelSHAP with a budget of ``n_coalitions`` per image.
+
+    Sizes are taken in pairs (1 and M−1, then 2 and M−2, ...) and enumerated completely while
+    they fit in the budget: they carry most of the Shapley kernel's weight. The rest of the
+    budget goes to complement pairs (S, N∖S) drawn from the remaining sizes in proportion to
+    their kernel weight. With a budget of 2**M every coalition is enumerated (exact Shapley).
+    """
+    full = 2**n_players - 1
+    n_coalitions = min(int(n_coalitions), 2**n_players)
+    if n_coalitions < 2 * n_players + 2:
+        raise ValueError(f"KernelSHAP with {n_players} bands needs at least {2 * n_players + 2} coalitions "
+                         f"per image, got {n_coalitions}")
+    sizes = coalition_size(n_players)
+    left, low = n_coalitions - 2, 1
+    while low <= n_players - low:
+        n_pair = int(((sizes == low) | (sizes == n_players - low)).sum())
+        if n_pair > left:
+            break
+        left, low = left - n_pair, low + 1
+    chosen = set(np.flatnonzero((sizes > 0) & (sizes < low) | (sizes > n_players - low) & (sizes < n_players)).tolist())
+    draws: list[int] = []
+    if low <= n_players - low:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4B53]))
+        mass = _size_mass(n_players)
+        mass[:low] = mass[n_players - low + 1 :] = 0.0
+        picked: set[int] = set()
+        while left - len(picked) >= 2:
+            size = int(rng.choice(n_players + 1, p=mass / mass.sum()))
+            s = int(np.sum(1 << rng.choice(n_players, size=size, replace=False)))
+            draws += [s, full ^ s]
+            picked.update((s, full ^ s))
+        chosen |= picked
+    inner = np.array(sorted(chosen), dtype=np.int64)
+    return KernelPlan(n_players, np.concatenate([[0], inner, [full]]).astype(np.int64), low,
+                      np.array(draws, dtype=np.int64))
+
+
+def kernel_weights(plan: KernelPlan, draws: np.ndarray | None = None) -> np.ndarray:
+    """Regression weight of each coalition of ``plan``, (K,) float64; 0 for the empty and grand
+    ones (they enter through the efficiency constraint). ``draws`` replaces the plan's (bootstrap)."""
+    m, low = plan.n_players, plan.enumerated_below
+    draws = plan.draws if draws is None else draws
+    sizes = masks_to_bits(plan.masks, m).sum(axis=1)
+    mass = _size_mass(m)
+    enumerated = (sizes < low) | (sizes > m - low)
+    counts = np.array([comb(m, int(k)) for k in sizes], dtype=np.float64)
+    weights = np.where(enumerated, mass[sizes] / counts, 0.0)
+    if len(draws):
+        column = {int(s): k for k, s in enumerate(plan.masks)}
+        drawn = np.bincount([column[int(d)] for d in draws], minlength=len(plan.masks))
+        weights = weights + mass[low : m - low + 1].sum() * drawn / len(draws)
+    weights[[0, -1]] = 0.0
+    return weights
+
+
+def kernel_matrix(plan: KernelPlan, draws: np.ndarray | None = None) -> np.ndarray:
+    """The linear map of the paired-KernelSHAP estimate, (K, M) float64: φ̂ = v @ W.
+
+    φ̂ minimises Σ_S w(S)(v(S) − v(∅) − Σ_{i∈S} φ_i)² subject to Σ φ_i = v(N) − v(∅).
+    """
+    m = plan.n_players
+    weights = kernel_weights(plan, draws)
+    z = masks_to_bits(plan.masks, m).astype(np.float64)  # (K, M)
+    a_inv = np.linalg.inv(z.T @ (weights[:, None] * z))  # (M, M)
+    b = a_inv @ (z * weights[:, None]).T  # (M, K): unconstrained solution for y = v − v(∅)
+    u = a_inv.sum(axis=1) / a_inv.sum()  # (M,) direction that restores efficiency
+    project = np.eye(m) - np.outer(u, np.ones(m))
+    mat = project @ b  # acts on y, whose empty and grand entries carry weight 0
+    mat[:, 0] -= mat.sum(axis=1)  # y = v − v(∅): every weighted column also subtracts v(∅)
+    mat[:, 0] -= u  # Δ = v(N) − v(∅)
+    mat[:, -1] += u
+    return mat.T
+
+
+def kernel_standard_error(values: np.ndarray, plan: KernelPlan, n_resamples: int = 200, seed: int = 0) -> np.ndarray:
+    """Standard error of the KernelSHAP estimate of a game v over ``plan.masks``, (K,) -> (M,):
+    the spread of the estimate over bootstrap resamples of the drawn pairs. With nothing drawn it
+    is 0 when every coalition is enumerated (exact) and NaN otherwise (unknown: only the
+    smallest and largest sizes were evaluated)."""
+    if not len(plan.draws):
+        return np.zeros(plan.n_players) if len(plan.masks) == 2**plan.n_players else np.full(plan.n_players, np.nan)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E]))
+    pairs = plan.draws.reshape(-1, 2)
+    estimates = [values @ kernel_matrix(plan, pairs[rng.integers(0, len(pairs), len(pairs))].ravel())
+                 for _ in range(n_resamples)]
+    return np.std(estimates, axis=0, ddof=1)

@@ -91,3 +91,54 @@ def test_precision_names():
     assert resolve_precision("auto", torch.device("cpu")) in (None, torch.bfloat16)
     with pytest.raises(iaside.IasideError, match="precision"):
         resolve_precision("int8", torch.device("cpu"))
+
+
+class ShapeDependent(nn.Module):
+    """Branches in Python on its input (the batch size): a trace records one branch only, so
+    freezing must be refused."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = tiny_cnn()
+
+    def forward(self, x):
+        out = self.net(x)
+        return out if x.shape[0] <= 2 else -out
+
+
+def run_with(model, optimize, precision="fp32", n=5):
+    x, y = images(n)
+    engine = Engine(model, CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill("partner", 0), batch_size=7,
+                    optimize=optimize, precision=precision, show_progress=False)
+    state, _ = engine.run(TensorImages(x, y))
+    return engine, state
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_freeze_gives_the_same_numbers_as_the_model(precision):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(8, 5))
+    with torch.no_grad():  # batch norm with non-trivial statistics, so folding it changes the graph
+        net[1].running_mean.uniform_(-0.5, 0.5)
+        net[1].running_var.uniform_(0.5, 2.0)
+    _, plain = run_with(net, "none", precision)
+    engine, frozen = run_with(net, "freeze", precision)
+    assert engine.optimized_as == "freeze"
+    assert isinstance(engine.forward, torch.jit.ScriptModule)
+    tol = 1e-4 if precision == "fp32" else 0.05
+    assert np.abs(frozen.logp_nats - plain.logp_nats).max() < tol
+    assert frozen.done.all()
+
+
+def test_freeze_falls_back_when_tracing_would_change_the_model(capsys):
+    engine, state = run_with(ShapeDependent(), "freeze")
+    assert engine.optimized_as == "none"
+    assert "--optimize freeze does not apply" in capsys.readouterr().err
+    _, plain = run_with(ShapeDependent(), "none")
+    assert np.allclose(state.logp_nats, plain.logp_nats)
+
+
+def test_optimize_names():
+    with pytest.raises(iaside.IasideError, match="optimize"):
+        Engine(tiny_cnn(), CoalitionSynthesizer(band_masks(8, 8, 2)), make_fill("zero", 0), optimize="fast")

@@ -1,4 +1,4 @@
-"""Shards, merge, torchrun, early stopping and the permutation estimator."""
+"""Shards, merge, torchrun, early stopping and the sampling estimators (permutation, kernel)."""
 import json
 import os
 import subprocess
@@ -14,7 +14,8 @@ from iaside.cli import main
 from iaside.engine import EngineState
 from iaside.errors import IasideError
 from iaside.game import (
-    exact_shapley, permutation_matrix, permutation_plan, permutation_standard_error,
+    exact_shapley, full_coalition_masks, kernel_matrix, kernel_plan, kernel_standard_error, masks_to_bits,
+    permutation_matrix, permutation_plan, permutation_standard_error,
 )
 
 from conftest import TINY_ARGS as TINY
@@ -114,3 +115,68 @@ def test_permutation_estimator_end_to_end_close_to_exact():
     assert approx.estimator["passes_per_image"] < 256 and approx.coalitions.shape[0] < 256
     assert np.all(np.abs(approx.phi.value - exact.phi.value) < 5 * se + 1e-9)
     assert abs(approx.phi.value.sum() - exact.phi.value.sum()) < 1e-6  # efficiency: same v(N) − v(∅)
+
+
+def smooth_game(m: int, seed: int = 0) -> np.ndarray:
+    """A game with main effects, pairwise and higher-order interactions, (2**M,)."""
+    rng = np.random.default_rng(seed)
+    bits = masks_to_bits(full_coalition_masks(m), m).astype(float)
+    pairs = rng.normal(size=(m, m)) / m
+    return (np.tanh(bits @ rng.normal(size=m) / 2) + np.einsum("ki,ij,kj->k", bits, pairs, bits)
+            + 0.3 * np.sin(bits @ rng.normal(size=m)))
+
+
+@pytest.mark.parametrize("m", [3, 5, 8])
+def test_kernel_estimator_is_exact_with_every_coalition_and_on_additive_games(m):
+    v = smooth_game(m)
+    plan = kernel_plan(m, 2**m, seed=0)
+    assert len(plan.draws) == 0 and np.array_equal(plan.masks, full_coalition_masks(m))
+    assert np.allclose(v[plan.masks] @ kernel_matrix(plan), exact_shapley(v), atol=1e-12)
+    # an additive game is recovered exactly from the smallest budget (sizes 1 and M−1 only)
+    a = np.random.default_rng(m).normal(size=m)
+    additive = masks_to_bits(full_coalition_masks(m), m) @ a + 3.0
+    small = kernel_plan(m, 2 * m + 2, seed=1)
+    assert len(small.masks) == 2 * m + 2
+    assert np.allclose(additive[small.masks] @ kernel_matrix(small), a, atol=1e-12)
+    with pytest.raises(ValueError, match="at least"):
+        kernel_plan(m, 2 * m + 1)
+
+
+def test_kernel_estimator_converges_and_reports_its_own_error():
+    m = 10
+    v = smooth_game(m)
+    exact = exact_shapley(v)
+    rmse, ratio = {}, {}
+    for budget in (40, 400):
+        estimates, errors = [], []
+        for seed in range(60):
+            plan = kernel_plan(m, budget, seed)
+            assert plan.masks[0] == 0 and plan.masks[-1] == 2**m - 1 and len(np.unique(plan.masks)) == len(plan.masks)
+            assert budget - 1 <= len(plan.masks) <= budget
+            estimates.append(v[plan.masks] @ kernel_matrix(plan))
+            assert estimates[-1].sum() == pytest.approx(v[-1] - v[0])  # efficient for every draw
+            errors.append(kernel_standard_error(v[plan.masks], plan, n_resamples=100, seed=seed))
+        estimates = np.array(estimates)
+        rmse[budget] = np.sqrt(((estimates - exact) ** 2).mean())
+        ratio[budget] = np.mean(errors, axis=0) / estimates.std(0, ddof=1)
+    assert rmse[400] < rmse[40] / 2.5, rmse
+    assert np.all((ratio[400] > 0.6) & (ratio[400] < 1.5)), ratio[400]
+
+
+def test_kernel_estimator_end_to_end_close_to_exact(tmp_path, scripted, image_folder):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 32, 32, generator=g)
+    model = tiny_cnn()
+    exact = iaside.explain(model, x, bands=8, show_progress=False, n_bootstrap=0)
+    approx = iaside.explain(model, x, bands=8, show_progress=False, n_bootstrap=0, estimator="kernel", coalitions=64)
+    se = np.asarray(approx.estimator["phi_se"])
+    assert approx.estimator["coalitions"] == approx.coalitions.shape[0] <= 64
+    assert approx.estimator["enumerated_sizes"] == [1, 7]  # 16 coalitions, then 28 + 28 do not fit in 62
+    assert np.all(np.abs(approx.phi.value - exact.phi.value) < 5 * se + 1e-9)
+    assert abs(approx.phi.value.sum() - exact.phi.value.sum()) < 1e-6
+    out = tmp_path / "kernel"
+    args = ["run", "--model", f"torchscript:{scripted}", "--data", str(image_folder), *TINY, "--bands", "5",
+            "--estimator", "kernel", "--coalitions", "20", "--out", str(out)]
+    assert main(args) == 0
+    assert json.loads((out / "result.json").read_text())["estimator"]["coalitions"] in (19, 20)  # of 32
+    assert main(args[:-4] + ["--coalitions", "3", "--out", str(tmp_path / "bad")]) == 2

@@ -73,6 +73,8 @@ def overrides(args) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..api import ESTIMATORS
+    from ..engine import OPTIMIZATIONS
     from ..fills import FILLS
     from ..spectral import PARTITIONS
 
@@ -89,16 +91,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=batch_size, default=64,
                         help="coalition images per forward pass, or 'auto' (a short probe picks it; default 64)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--estimator", choices=["exact", "permutation"], default="exact",
-                        help="exact: all 2**M coalitions; permutation: antithetic permutation sampling for large M")
+    parser.add_argument("--estimator", choices=ESTIMATORS, default="exact",
+                        help="exact: all 2**M coalitions; kernel: paired KernelSHAP, permutation: antithetic "
+                        "permutation sampling (both for large M)")
     parser.add_argument("--permutations", type=int, help="permutations for --estimator permutation (even; default 32)")
+    parser.add_argument("--coalitions", type=int,
+                        help="coalitions per image for --estimator kernel (default 10%% of 2**M, at most 1024)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     parser.add_argument("--target-ci", type=float, help="stop once the score's 95%% CI half-width is below this")
     parser.add_argument("--shard", type=shard, help="process block i of n (e.g. 0/4); combine with 'iaside merge'")
     parser.add_argument("--workers", type=int, default=0, help="data-loader processes (default 0)")
     parser.add_argument("--on-bad-image", choices=["error", "skip"], default="error",
                         help="error: stop at an unreadable image, naming it; skip: drop it and list it in the result")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--optimize", choices=OPTIMIZATIONS, default="none",
+                        help="freeze: trace and freeze the model (folds batch norm; checked against the model, "
+                        "falls back with a warning); compile: torch.compile (default none)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/MODEL_DATA); reruns resume")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -110,10 +117,10 @@ def run(args) -> int:
     result = explain(
         args.model, args.data, bands=args.bands, partition=args.partition, fill=args.fill, preset=args.preset,
         clip=args.clip, labels=args.labels, samples=args.samples, seed=args.seed, n_bootstrap=args.bootstrap,
-        estimator=args.estimator, permutations=args.permutations, target_ci=args.target_ci, shard=args.shard,
+        estimator=args.estimator, permutations=args.permutations, coalitions=args.coalitions, target_ci=args.target_ci, shard=args.shard,
         on_bad_image=args.on_bad_image,
         batch_size=args.batch_size, device=args.device, precision=args.precision, num_workers=args.workers,
-        compile=args.compile, weights=args.weights, overrides=overrides(args), out=out, show_progress=not args.quiet,
+        optimize=args.optimize, weights=args.weights, overrides=overrides(args), out=out, show_progress=not args.quiet,
     )
     if result is None:  # a shard, or a torchrun rank other than 0
         if args.shard is not None:
