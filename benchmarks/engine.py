@@ -4,7 +4,7 @@
 
 Rows, measured interleaved in each round (median and min–max over rounds):
 - floor: the same N·2**M coalition images, prepared in advance (untimed), through the model in
-  float32 at the same batch size;
+  float32 at the same batch size (and once more under bf16 autocast: the model's own bf16 gain);
 - engine fp32 / bf16: ``iaside.explain`` end to end (decode, resize, band split, coalition
   synthesis, model, log-softmax, accumulation, summaries with 1000 bootstrap resamples, files
   and plot); the model is loaded once beforehand, as the floor's is; "+ freeze" rows run with
@@ -27,8 +27,11 @@ import torch
 from iaside.runtime import apply_malloc_fix, configure_threads
 
 
-def floor_seconds(model, dataset, masks, n_bands, batch_size) -> float:
-    """Model time alone on the engine's coalition images (partner fill), prepared in advance."""
+def floor_seconds(model, dataset, masks, n_bands, batch_size, autocast_dtype=None) -> float:
+    """Model time alone on the engine's coalition images (partner fill), prepared in advance;
+    ``autocast_dtype`` runs the model under autocast (the model's own bf16 speed)."""
+    from contextlib import nullcontext
+
     from iaside.coalitions import CoalitionSynthesizer
     from iaside.fills import partner_index
     from iaside.game import coalition_bits
@@ -44,11 +47,13 @@ def floor_seconds(model, dataset, masks, n_bands, batch_size) -> float:
             images.append(synth.render(prep.base[0], prep.deltas[0], bits))
         images = torch.cat(images).contiguous(memory_format=torch.channels_last)
         model = model.to(memory_format=torch.channels_last)
-        model(images[:batch_size])  # warm-up
-        t0 = time.perf_counter()
-        for start in range(0, len(images), batch_size):
-            torch.log_softmax(model(images[start : start + batch_size]), dim=1)
-        return time.perf_counter() - t0
+        ctx = torch.autocast("cpu", dtype=autocast_dtype) if autocast_dtype is not None else nullcontext()
+        with ctx:
+            model(images[:batch_size])  # warm-up
+            t0 = time.perf_counter()
+            for start in range(0, len(images), batch_size):
+                torch.log_softmax(model(images[start : start + batch_size]).float(), dim=1)
+            return time.perf_counter() - t0
 
 
 def engine_seconds(loaded, data_spec, n_images, n_bands, batch_size, precision, optimize) -> tuple[float, object]:
@@ -112,12 +117,13 @@ def main() -> None:
     if ("fp32", "none") not in variants:
         variants.insert(0, ("fp32", "none"))
     names = {v: f"engine {v[0]}" + (" + freeze" if v[1] == "freeze" else "") for v in variants}
-    rows: dict[str, list[float]] = {"floor fp32": [], **{names[v]: [] for v in variants}}
+    rows: dict[str, list[float]] = {"floor fp32": [], "floor bf16 (model alone)": [], **{names[v]: [] for v in variants}}
     if not args.skip_naive:
         rows["naive (authors' design) fp32"] = []
     results = {}
     for r in range(args.rounds):
         rows["floor fp32"].append(floor_seconds(loaded.model, dataset, masks, m, bs))
+        rows["floor bf16 (model alone)"].append(floor_seconds(loaded.model, dataset, masks, m, bs, torch.bfloat16))
         for v in variants:
             seconds, results[v] = engine_seconds(loaded, "samples:imagenet", n, m, bs, *v)
             rows[names[v]].append(seconds)
@@ -138,6 +144,7 @@ def main() -> None:
               f"{med / floor:.3f} | {statistics.median(paired):.3f} ({min(paired):.3f}–{max(paired):.3f}) |")
     fp32 = results[("fp32", "none")]
     print(f"\nengine fp32 / floor = {statistics.median(rows['engine fp32']) / floor:.3f} (target <= 1.05)")
+    print(f"model alone: floor fp32 / floor bf16 = {floor / statistics.median(rows['floor bf16 (model alone)']):.2f}x")
     for v in variants[1:]:
         other = results[v]
         sid_l1 = float(np.abs(np.asarray(fp32.sid.value) - np.asarray(other.sid.value)).sum())
@@ -145,6 +152,7 @@ def main() -> None:
         print(f"{names[v]}: floor / it = {floor / statistics.median(rows[names[v]]):.2f}x (bf16 target >= 1.8); "
               f"against engine fp32: SID L1 {sid_l1:.4f} (target <= 0.01), |score diff| {score_diff:.4f} "
               "(target <= 0.005)")
+
 
 if __name__ == "__main__":
     main()
