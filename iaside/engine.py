@@ -329,18 +329,21 @@ class Engine:
             return torch.compile(eager)
         if self.optimize == "none":
             return eager
-        try:  # freeze: trace at 2 images, check at the batch's own size in float32, then the run's precision
+        try:  # freeze: trace at 1 image, check at 3 or more in float32, then trace at the run's precision
             reference = _Logits(self.model, self.device.type, None)
-            frozen = _freeze(reference, example[:2])
-            want, got = reference(example), frozen(example)
+            frozen = _freeze(reference, example[:1])
+            check = example if len(example) >= 3 else example.repeat(3, 1, 1, 1)[:3]
+            want, got = reference(check), frozen(check)
             if not isinstance(want, torch.Tensor) or not isinstance(got, torch.Tensor):
                 raise IasideError(f"the model returned {type(want).__name__}, not a tensor")
             tol = 1e-3 * (1.0 + float(want.abs().max()))
             if got.shape != want.shape or not bool(((got - want).abs() <= tol).all()):
                 raise IasideError("the traced model's output differs from the model's (data-dependent control flow?)")
             if self.autocast_dtype is not None:
-                frozen = _freeze(eager, example[:2])
+                frozen = _freeze(eager, example[:1])
         except Exception as err:  # noqa: BLE001 - any tracing failure means: run the model as given
+            if isinstance(err, RuntimeError) and _is_oom(err):
+                raise
             import sys
 
             print(f"iaside: warning: --optimize freeze does not apply to this model ({str(err).splitlines()[0]}); "
@@ -450,10 +453,11 @@ class Engine:
     def _run_segments(self, segments, stats: EngineStats) -> None:
         """Model passes for segments [(chunk, row, first, end)]; halves the batch on out-of-memory."""
         n = sum(s1 - s0 for _, _, s0, s1 in segments)
+        rows = out = images = None
         try:
             t0 = time.perf_counter()
             rows = self._input_rows(n, segments[0][0].prepared.base[0])
-            at, images = 0, None
+            at = 0
             for c, i, s0, s1 in segments:
                 out = rows[at : at + s1 - s0]
                 images = self.synth.render(c.prepared.base[i], c.prepared.deltas[i], self.bits[s0:s1], out=out)
@@ -465,6 +469,11 @@ class Engine:
         except RuntimeError as err:
             if not _is_oom(err) or n == 1:
                 raise
+            out_of_memory = True
+        else:
+            out_of_memory = False
+        if out_of_memory:  # outside the except block, so the failed batch's tensors are released
+            rows = out = images = None
             self._rows = None  # reallocated at the smaller batch size
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import combinations
 from math import comb, factorial
 
 import numpy as np
@@ -148,17 +149,21 @@ def kernel_plan(n_players: int, n_coalitions: int, seed: int = 0) -> KernelPlan:
     """
     full = 2**n_players - 1
     n_coalitions = min(int(n_coalitions), 2**n_players)
-    if n_coalitions < 2 * n_players + 2:
-        raise ValueError(f"KernelSHAP with {n_players} bands needs at least {2 * n_players + 2} coalitions "
+    smallest = min(2 * n_players + 2, 2**n_players)
+    if n_coalitions < smallest:
+        raise ValueError(f"KernelSHAP with {n_players} bands needs at least {smallest} coalitions "
                          f"per image, got {n_coalitions}")
-    sizes = coalition_size(n_players)
     left, low = n_coalitions - 2, 1
-    while low <= n_players - low:
-        n_pair = int(((sizes == low) | (sizes == n_players - low)).sum())
+    while low <= n_players - low:  # never touches all 2**M coalitions: M may be 32
+        n_pair = comb(n_players, low) + (comb(n_players, n_players - low) if 2 * low != n_players else 0)
         if n_pair > left:
             break
         left, low = left - n_pair, low + 1
-    chosen = set(np.flatnonzero((sizes > 0) & (sizes < low) | (sizes > n_players - low) & (sizes < n_players)).tolist())
+    chosen: set[int] = set()
+    for size in range(1, low):
+        for members in combinations(range(n_players), size):
+            mask = sum(1 << i for i in members)
+            chosen.update((mask, full ^ mask))
     draws: list[int] = []
     if low <= n_players - low:
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4B53]))
@@ -215,11 +220,12 @@ def kernel_matrix(plan: KernelPlan, draws: np.ndarray | None = None) -> np.ndarr
 
 def kernel_standard_error(values: np.ndarray, plan: KernelPlan, n_resamples: int = 200, seed: int = 0) -> np.ndarray:
     """Standard error of the KernelSHAP estimate of a game v over ``plan.masks``, (K,) -> (M,):
-    the spread of the estimate over bootstrap resamples of the drawn pairs. With nothing drawn it
-    is 0 when every coalition is enumerated (exact) and NaN otherwise (unknown: only the
-    smallest and largest sizes were evaluated)."""
-    if not len(plan.draws):
-        return np.zeros(plan.n_players) if len(plan.masks) == 2**plan.n_players else np.full(plan.n_players, np.nan)
+    the spread of the estimate over bootstrap resamples of the drawn pairs; 0 when every
+    coalition is evaluated (exact), NaN when fewer than two pairs were drawn (unknown)."""
+    if len(plan.masks) == 2**plan.n_players:
+        return np.zeros(plan.n_players)  # every coalition evaluated: exact
+    if len(plan.draws) < 4:  # fewer than two drawn pairs: no spread to measure
+        return np.full(plan.n_players, np.nan)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E]))
     pairs = plan.draws.reshape(-1, 2)
     estimates = [values @ kernel_matrix(plan, pairs[rng.integers(0, len(pairs), len(pairs))].ravel())

@@ -139,7 +139,17 @@ def test_kernel_estimator_is_exact_with_every_coalition_and_on_additive_games(m)
     assert len(small.masks) == 2 * m + 2
     assert np.allclose(additive[small.masks] @ kernel_matrix(small), a, atol=1e-12)
     with pytest.raises(ValueError, match="at least"):
-        kernel_plan(m, 2 * m + 1)
+        kernel_plan(m, min(2 * m + 1, 2**m - 1))
+    # one drawn pair has no spread to measure: the standard error is unknown, not 0
+    one_pair = kernel_plan(m, 2 * m + 4, seed=0)
+    if len(one_pair.draws) == 2:
+        assert np.isnan(kernel_standard_error(v[one_pair.masks], one_pair)).all()
+
+
+def test_kernel_plan_for_large_m_never_builds_every_coalition():
+    plan = kernel_plan(30, 600, seed=0)  # 2**30 coalitions: enumerating them would need ~30 GB
+    assert len(plan.masks) in (599, 600) and plan.enumerated_below == 2  # sizes 1 and 29 (60), then draws
+    assert kernel_matrix(plan).shape == (len(plan.masks), 30)
 
 
 def test_kernel_estimator_converges_and_reports_its_own_error():
