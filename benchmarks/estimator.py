@@ -94,6 +94,7 @@ def main() -> None:
 
         phi_exact = exact_shapley(game)
         sid_exact = sid_from_phi(phi_exact)
+        print(f"M={m}: exact phi (nats) {np.round(phi_exact, 3).tolist()}", flush=True)
         for estimator in args.estimators:
             budgets = ([max(2 * m + 2, int(round(f * 2**m))) for f in args.fractions] if estimator == "kernel"
                        else args.permutations)
