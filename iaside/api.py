@@ -20,11 +20,8 @@ from .data.base import PREDICTED
 from .engine import Engine, EngineState
 from .errors import IasideError
 from .fills import make_fill, processing_order
-from .game import (
-    KernelPlan, full_coalition_masks, kernel_matrix, kernel_plan, kernel_standard_error, masks_to_bits,
-    permutation_matrix, permutation_plan, permutation_standard_error,
-)
 from .models.base import Classifier, LoadedModel
+from .plans import ESTIMATORS, CoalitionPlan, default_kernel_coalitions  # noqa: F401 - re-exported
 from .result import SID_PNG, Result
 from .runtime import apply_malloc_fix
 from .spectral import band_masks
@@ -32,13 +29,6 @@ from .summary import summarize
 
 RUN_JSON = "run.json"
 STATE_NPZ = "state.npz"
-DEFAULT_PERMUTATIONS = 32
-ESTIMATORS = ("exact", "kernel", "permutation")
-
-
-def default_kernel_coalitions(n_bands: int) -> int:
-    """Coalitions per image for --estimator kernel when not given: 10 % of 2**M, at most 1024."""
-    return max(2 * n_bands + 2, min(2**n_bands // 10, 1024))
 
 
 def _resolve_model(model, weights, device, data_config, overrides) -> LoadedModel:
@@ -200,49 +190,6 @@ def _atomic_write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def coalition_plan(config: ExplainConfig) -> tuple[np.ndarray, np.ndarray | None]:
-    """Coalition bit masks to evaluate (K,) int64, and the Shapley map (K, M) (None = exact)."""
-    if config.estimator == "exact":
-        if config.bands > 16:
-            raise IasideError(
-                f"exact I-ASIDE with {config.bands} bands needs 2**{config.bands} passes per image; "
-                "use --estimator kernel (or permutation)"
-            )
-        return full_coalition_masks(config.bands), None
-    if config.estimator == "kernel":
-        plan = _kernel_plan(config)
-        return plan.masks, kernel_matrix(plan)
-    if config.estimator == "permutation":
-        masks, perms = permutation_plan(config.bands, config.permutations or DEFAULT_PERMUTATIONS, config.seed)
-        return masks, permutation_matrix(masks, perms)
-    raise IasideError(f"--estimator {config.estimator!r} is not one of {', '.join(ESTIMATORS)}")
-
-
-def _kernel_plan(config: ExplainConfig) -> KernelPlan:
-    try:
-        return kernel_plan(config.bands, config.coalitions or default_kernel_coalitions(config.bands), config.seed)
-    except ValueError as err:
-        raise IasideError(f"--coalitions: {err}") from err
-
-
-def estimator_info(config: ExplainConfig, logp_nats: np.ndarray) -> dict[str, Any]:
-    """The estimator's name, its cost and the standard error of φ over the coalitions drawn."""
-    info: dict[str, Any] = {"name": config.estimator}
-    mean_game = logp_nats.mean(axis=0)
-    if config.estimator == "permutation":
-        masks, perms = permutation_plan(config.bands, config.permutations or DEFAULT_PERMUTATIONS, config.seed)
-        info.update(permutations=len(perms), passes_per_image=len(masks),
-                    phi_se=permutation_standard_error(mean_game, masks, perms).tolist())
-    elif config.estimator == "kernel":
-        plan = _kernel_plan(config)
-        info.update(coalitions=len(plan.masks), passes_per_image=len(plan.masks),
-                    enumerated_sizes=[s for s in range(1, config.bands)
-                                      if s < plan.enumerated_below or s > config.bands - plan.enumerated_below],
-                    phi_se=[None if np.isnan(se) else float(se)  # None: nothing drawn to estimate it from
-                            for se in kernel_standard_error(mean_game, plan, seed=config.seed)])
-    return info
-
-
 def _distributed(device: str) -> tuple[tuple[int, int] | None, str]:
     """Under torchrun (WORLD_SIZE > 1): join the process group; returns ((rank, world), device)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -285,11 +232,12 @@ def shard_indices(n_images: int, seed: int, shard: tuple[int, int]) -> np.ndarra
     return order[i * n_images // n : (i + 1) * n_images // n]
 
 
-def _score_half_width(state: EngineState, shapley_map, config: ExplainConfig) -> float:
+def _score_half_width(state: EngineState, plan: CoalitionPlan, config: ExplainConfig) -> float:
     """95 % half-width of the score over the finished images (200 bootstrap resamples)."""
     done = state.done == 1
-    s = summarize(state.logp_nats[done], state.label[done], n_bootstrap=200, seed=config.seed, beta=config.beta,
-                  shapley_map=shapley_map, confidence=config.confidence)
+    phi = plan.phi(state.logp_nats[done], np.flatnonzero(done))
+    s = summarize(phi, state.label[done], n_bootstrap=200, seed=config.seed, beta=config.beta,
+                  confidence=config.confidence)
     return float(s["score"].high - s["score"].low) / 2
 
 
@@ -308,6 +256,7 @@ def explain(
     estimator: str = "exact",
     permutations: int | None = None,
     coalitions: int | None = None,
+    draws: str | None = None,
     n_bootstrap: int = 1000,
     target_ci: float | None = None,
     batch_size: int | str = 64,
@@ -334,7 +283,10 @@ def explain(
     labels: None/'given', 'predicted', or a CSV path for a flat folder.
     estimator: 'exact' (2**M passes per image), 'kernel' (paired KernelSHAP on ``coalitions``
     coalitions per image; default 10 % of 2**M, at most 1024) or 'permutation'
-    (``permutations`` antithetic permutations); the last two for large M. target_ci: stop once the score's 95 % half-width is below it.
+    (``permutations`` antithetic permutations per image); the last two for large M.
+    draws: 'per-image' (default; each image draws its own coalitions, so the intervals include
+    the sampling error) or 'shared' (one draw for all images). target_ci: stop once the
+    score's 95 % half-width is below it.
     shard (i, n): process the i-th of n blocks and save its state (``iaside merge`` combines);
     under torchrun each rank takes its block and rank 0 writes the result (others get None).
     on_bad_image: 'error' (stop at the first unreadable image, naming it) or 'skip' (check
@@ -351,7 +303,7 @@ def explain(
     config = ExplainConfig.build(
         preset, bands=bands, partition=partition, fill=fill, clip=clip, labels=label_mode,
         samples=samples, seed=seed, n_bootstrap=n_bootstrap, estimator=estimator, permutations=permutations,
-        coalitions=coalitions,
+        coalitions=coalitions, draws=draws,
     )
     if samples is not None and samples < 1:
         raise IasideError(f"--samples must be at least 1, got {samples}")
@@ -374,11 +326,11 @@ def explain(
         config = ExplainConfig.from_dict({**config.to_dict(), "labels": "predicted"})
     first = dataset[0].pixels
     masks = band_masks(first.shape[-2], first.shape[-1], config.bands, config.partition)
-    coalitions, shapley_map = coalition_plan(config)
+    plan = CoalitionPlan.from_config(config)
     engine = Engine(
         loaded.model, CoalitionSynthesizer(masks, config.synthesis, config.clip), make_fill(config.fill, config.seed),
         batch_size=batch_size, device=device, precision=precision, num_workers=num_workers, seed=config.seed,
-        coalitions=masks_to_bits(coalitions, config.bands), optimize=optimize,
+        coalitions=plan.bits if plan.per_image else plan.bits(), optimize=optimize,
         show_progress=show_progress and (rank is None or rank[0] == 0), checkpoint_every_s=checkpoint_every_s,
     )
     run_info = {
@@ -397,13 +349,13 @@ def explain(
     out_dir = Path(out) if out is not None else None
     state = None
     if out_dir is not None:
-        state = _open_run_folder(out_dir, run_info, shard, len(dataset), len(coalitions))
+        state = _open_run_folder(out_dir, run_info, shard, len(dataset), plan.n_coalitions)
         path = out_dir / state_file(shard)
         engine.checkpoint = lambda s: _save("the checkpoint", path, lambda: s.save(path))
     indices = shard_indices(len(dataset), config.seed, shard) if shard is not None else None
     stop = None
     if target_ci is not None:
-        stop = lambda s: (s.done == 1).sum() >= 10 and _score_half_width(s, shapley_map, config) < target_ci  # noqa: E731
+        stop = lambda s: (s.done == 1).sum() >= 10 and _score_half_width(s, plan, config) < target_ci  # noqa: E731
     t0 = time.perf_counter()
     state, stats = engine.run(dataset, state, indices=indices, stop=stop, exclude=sorted(bad))
     if engine.checkpoint is not None:
@@ -447,13 +399,16 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
     done = state.done == 1
     if not done.any():
         raise IasideError("no image is finished yet: nothing to summarise")
-    coalitions, shapley_map = coalition_plan(config)
-    logp = state.logp_nats[done]
+    plan = CoalitionPlan.from_config(config)
+    logp, index = state.logp_nats[done], np.flatnonzero(done)
+    phi_per_image = plan.phi(logp, index)
     summary = summarize(
-        logp, state.label[done], n_bootstrap=config.n_bootstrap, confidence=config.confidence,
-        seed=config.seed, beta=config.beta, shapley_map=shapley_map,
+        phi_per_image, state.label[done], n_bootstrap=config.n_bootstrap, confidence=config.confidence,
+        seed=config.seed, beta=config.beta,
     )
-    estimator = estimator_info(config, logp)
+    coalitions, v_nats = plan.common_values(logp, index)
+    efficiency_gap = float(abs(phi_per_image.mean(axis=0).sum() - (logp[:, -1].mean() - logp[:, 0].mean())))
+    estimator = plan.info(logp, phi_per_image)
     labels_given = config.labels == "given"
     reasons = (run_meta or {}).pop("skip_reasons", {})
     skipped = [{"name": run_info["names"][i], "reason": reasons.get(run_info["names"][i], "unreadable")}
@@ -475,7 +430,7 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
         model=run_info["model"],
         data=data,
         meta=meta,
-        v_nats=summary["v"],
+        v_nats=v_nats,
         phi=summary["phi"],
         sid=summary["sid"],
         shares=summary["shares"],
@@ -483,7 +438,7 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
         score_signed=summary["score_signed"],
         per_class=summary["per_class"],
         clean_accuracy=float(np.mean(state.clean_top1[done] == state.label[done])) if labels_given else None,
-        efficiency_gap=summary["efficiency_gap"],
+        efficiency_gap=efficiency_gap,
         coalitions=coalitions,
         estimator=estimator,
         per_image={
@@ -492,7 +447,7 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
             "label": state.label[done],
             "clean_top1": state.clean_top1[done],
             "clean_logp_nats": state.clean_logp_nats[done],
-            "index": np.flatnonzero(done),
+            "index": index,
             "names": np.asarray(run_info["names"], dtype=str)[done],
         },
     )

@@ -70,7 +70,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 """Named configurations. 'paper' reproduces the authors' script (SPEC §9)."""
 
-DEFAULTS: dict[str, Any] = {"partition": "linf", "synthesis": "sum", "fill": "partner"}
+DEFAULTS: dict[str, Any] = {"partition": "linf", "synthesis": "sum", "fill": "partner", "draws": "per-image"}
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,9 @@ class ExplainConfig:
     labels: 'given' or 'predicted'; samples: seeded subset size (None = all);
     estimator: 'exact' (all 2**M coalitions), 'kernel' (paired KernelSHAP on ``coalitions``
     coalitions per image) or 'permutation' (antithetic permutation sampling with
-    ``permutations`` permutations), the last two for large M; n_bootstrap / confidence: the bootstrap
+    ``permutations`` permutations), the last two for large M; draws: 'per-image' (each image
+    draws its own permutations from (seed, index); the default for permutation) or 'shared'
+    (one draw for the run; exact, kernel, and results saved before per-image draws existed); n_bootstrap / confidence: the bootstrap
     intervals; beta: the score's band decay.
     """
 
@@ -98,6 +100,7 @@ class ExplainConfig:
     estimator: str = "exact"
     permutations: int | None = None
     coalitions: int | None = None
+    draws: str = "shared"
     n_bootstrap: int = 1000
     confidence: float = 0.95
     beta: float = 0.75
@@ -111,6 +114,8 @@ class ExplainConfig:
             raise IasideError(f"--preset {preset!r} is not one of {', '.join(PRESETS)}")
         values = {**DEFAULTS, **(PRESETS[preset] if preset else {})}
         values.update({k: v for k, v in given.items() if v is not None})
+        if values.get("estimator", "exact") != "permutation" and given.get("draws") is None:
+            values["draws"] = "shared"  # exact: all 2**M coalitions; kernel: a regression on common ones
         return cls(preset=preset, **values)
 
     def to_dict(self) -> dict[str, Any]:

@@ -232,6 +232,7 @@ class _Chunk:
         self.names, self.indices, self.labels, self.prepared = names, indices, labels, prepared
         self.top1, self.clean_logp = top1, clean_logp
         self.rows = torch.zeros((len(names), n_coalitions), dtype=torch.float64)
+        self.bits: list[tuple[np.ndarray, torch.Tensor]] = []  # per image: its coalitions (K, M) bool and float
         self.remaining = np.zeros(len(names), dtype=np.int64)
         self.finished = False  # rows copied into the state
 
@@ -245,8 +246,10 @@ class Engine:
 
     ``run(dataset)`` returns the filled ``EngineState``; pass ``state`` to resume (images
     already done are skipped) and ``indices`` to process a subset (a shard). ``coalitions``
-    (K, M) bool picks the coalitions to evaluate (default: all 2**M in bit-mask order); the
-    empty coalition first and the grand coalition last let the engine reuse passes:
+    (K, M) bool picks the coalitions to evaluate (default: all 2**M in bit-mask order), or is
+    a function of the image's data-set index returning its own (K, M) (per-image draws, the
+    same K for every image); the empty coalition first and the grand coalition last let the
+    engine reuse passes:
     the grand coalition is the clean image (sum synthesis), and the empty coalition is shared
     by all images (zero and mean fills, paper synthesis) or is the partner's clean image.
     """
@@ -262,7 +265,7 @@ class Engine:
         precision: str = "fp32",
         num_workers: int = 0,
         seed: int = 0,
-        coalitions: np.ndarray | None = None,
+        coalitions: np.ndarray | Callable[[int], np.ndarray] | None = None,
         optimize: str = "none",
         show_progress: bool = True,
         checkpoint: Callable[[EngineState], None] | None = None,
@@ -286,9 +289,9 @@ class Engine:
         self.show_progress = show_progress
         self.checkpoint, self.checkpoint_every_s = checkpoint, checkpoint_every_s
         self.n_bands = synthesizer.n_bands
-        self.bits_np = coalition_bits(self.n_bands) if coalitions is None else np.asarray(coalitions, dtype=bool)
-        if self.bits_np.ndim != 2 or self.bits_np.shape[1] != self.n_bands:
-            raise IasideError(f"coalitions must be (K, {self.n_bands}) bool, got {self.bits_np.shape}")
+        self.coalitions_of = coalitions if callable(coalitions) else None
+        self.bits_np = self._checked_bits(coalition_bits(self.n_bands) if coalitions is None
+                                          else coalitions(0) if callable(coalitions) else coalitions)
         self.bits = torch.from_numpy(self.bits_np).to(self.device, torch.float32)
         self.n_coalitions = len(self.bits_np)
         self.reuse_full = synthesizer.synthesis == "sum" and bool(self.bits_np[-1].all()) and self.n_coalitions > 1
@@ -304,6 +307,23 @@ class Engine:
         self._partner: np.ndarray | None = None
         self._excluded: set[int] = set()
         self._rows: torch.Tensor | None = None
+
+    def _checked_bits(self, bits) -> np.ndarray:
+        bits = np.asarray(bits, dtype=bool)
+        if bits.ndim != 2 or bits.shape[1] != self.n_bands:
+            raise IasideError(f"coalitions must be (K, {self.n_bands}) bool, got {bits.shape}")
+        return bits
+
+    def _image_bits(self, index: int) -> tuple[np.ndarray, torch.Tensor]:
+        """The coalitions of the image with data-set index ``index``: (K, M) bool and float32 on the device."""
+        if self.coalitions_of is None:
+            return self.bits_np, self.bits
+        bits = self._checked_bits(self.coalitions_of(index))
+        ends = (self.bits_np[0], self.bits_np[-1])
+        if bits.shape != self.bits_np.shape or (bits[0] != ends[0]).any() or (bits[-1] != ends[1]).any():
+            raise IasideError(f"per-image coalitions must all be {self.bits_np.shape} with the same first and "
+                              f"last coalition; image index {index} has {bits.shape}")
+        return bits, torch.from_numpy(bits).to(self.device, torch.float32)
 
     # -- model -----------------------------------------------------------------------------
     def _logits(self, images: torch.Tensor) -> torch.Tensor:
@@ -419,6 +439,7 @@ class Engine:
         fill = self.fill(x, indices, None if partners is None else partners.to(self.device))
         prepared = self.synth.prepare(x, fill)
         chunk = _Chunk(names, indices.numpy(), y_dev, top1.numpy(), clean_logp.numpy(), prepared, self.n_coalitions)
+        chunk.bits = [self._image_bits(int(ix)) for ix in chunk.indices]
         lo = np.zeros(len(names), dtype=np.int64)
         hi = np.full(len(names), self.n_coalitions, dtype=np.int64)
         if self.reuse_full:
@@ -445,7 +466,7 @@ class Engine:
         """'image NAME, coalition {bands}' for row k of a model batch built from segments."""
         for c, i, s0, s1 in segments:
             if k < s1 - s0:
-                bands = ",".join(str(b) for b in np.flatnonzero(self.bits_np[s0 + k]))
+                bands = ",".join(str(b) for b in np.flatnonzero(c.bits[i][0][s0 + k]))
                 return f"image {c.names[i]!r}, coalition {{{bands}}} (position {s0 + k})"
             k -= s1 - s0
         raise IndexError(k)
@@ -460,7 +481,7 @@ class Engine:
             at = 0
             for c, i, s0, s1 in segments:
                 out = rows[at : at + s1 - s0]
-                images = self.synth.render(c.prepared.base[i], c.prepared.deltas[i], self.bits[s0:s1], out=out)
+                images = self.synth.render(c.prepared.base[i], c.prepared.deltas[i], c.bits[i][1][s0:s1], out=out)
                 at += s1 - s0
             channels, h, w = images.shape[1:]
             images = rows.view(n, h, w, channels).movedim(-1, 1)  # (n, C, H, W), channels-last memory

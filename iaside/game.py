@@ -68,22 +68,53 @@ def masks_to_bits(masks: np.ndarray, n_players: int) -> np.ndarray:
     return ((np.asarray(masks, dtype=np.int64)[:, None] >> np.arange(n_players)) & 1).astype(bool)
 
 
-def permutation_plan(n_players: int, n_permutations: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Coalitions needed by antithetic permutation sampling, and the permutations.
+def _rng(seed: int | tuple[int, ...], tag: int) -> np.random.Generator:
+    """The generator of one draw: ``seed`` is the run's seed, or (seed, image index) for per-image draws."""
+    entropy = list(seed) if isinstance(seed, tuple) else [seed]
+    return np.random.default_rng(np.random.SeedSequence([*entropy, tag]))
 
-    Draws n_permutations/2 uniform permutations and pairs each with its reverse (antithetic).
-    Returns (masks (K,) int64: every prefix coalition once, the empty one first and the grand
-    one last; perms (P, M) int64).
-    """
+
+def antithetic_permutations(n_players: int, n_permutations: int, seed: int | tuple[int, ...] = 0) -> np.ndarray:
+    """n_permutations/2 uniform permutations, then their reverses, (P, M) int64: pair k and
+    k + P/2 are antithetic."""
     if n_permutations < 2 or n_permutations % 2:
         raise ValueError(f"n_permutations must be an even number >= 2, got {n_permutations}")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5A3B]))
+    rng = _rng(seed, 0x5A3B)
     half = np.stack([rng.permutation(n_players) for _ in range(n_permutations // 2)])
-    perms = np.concatenate([half, half[:, ::-1]])  # pair k and k + P/2 are antithetic
+    return np.concatenate([half, half[:, ::-1]])
+
+
+def permutation_plan(n_players: int, n_permutations: int, seed: int | tuple[int, ...] = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Coalitions needed by antithetic permutation sampling, and the permutations.
+
+    Returns (masks (K,) int64: every prefix coalition once, the empty one first and the grand
+    one last; perms (P, M) int64 from ``antithetic_permutations``).
+    """
+    perms = antithetic_permutations(n_players, n_permutations, seed)
     prefixes = np.concatenate([np.zeros((len(perms), 1), np.int64), np.cumsum(1 << perms, axis=1)], axis=1)
     full = 2**n_players - 1
     inner = np.setdiff1d(np.unique(prefixes), [0, full])
     return np.concatenate([[0], inner, [full]]).astype(np.int64), perms
+
+
+def permutation_walk(n_players: int, n_permutations: int, seed: int | tuple[int, ...] = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Antithetic permutation sampling with a fixed number of coalitions: (masks (K,) int64,
+    map (K, M) float64) with K = 2 + P(M−1): the empty coalition, each permutation's M−1
+    proper prefixes in turn (repeats are kept), the grand coalition. φ̂ = v @ map is the
+    estimate of ``permutation_matrix`` for the same permutations; every image of a per-image
+    run then has the same K."""
+    perms = antithetic_permutations(n_players, n_permutations, seed)
+    n_perm, m = perms.shape
+    n_cols = 2 + n_perm * (m - 1)
+    prefixes = np.cumsum(np.int64(1) << perms, axis=1)[:, :-1]  # (P, M−1)
+    masks = np.concatenate([[0], prefixes.ravel(), [2**m - 1]]).astype(np.int64)
+    cols = np.empty((n_perm, m + 1), np.int64)  # column of the prefix of length j of permutation p
+    cols[:, 0], cols[:, m] = 0, n_cols - 1
+    cols[:, 1:m] = 1 + np.arange(n_perm)[:, None] * (m - 1) + np.arange(m - 1)
+    mat = np.zeros((n_cols, m))
+    np.add.at(mat, (cols[:, 1:].ravel(), perms.ravel()), 1.0)
+    np.add.at(mat, (cols[:, :-1].ravel(), perms.ravel()), -1.0)
+    return masks, mat / n_perm
 
 
 def permutation_matrix(masks: np.ndarray, perms: np.ndarray) -> np.ndarray:
@@ -139,7 +170,25 @@ def _size_mass(n_players: int) -> np.ndarray:
     return np.concatenate([[0.0], (n_players - 1) / (s * (n_players - s)), [0.0]])
 
 
-def kernel_plan(n_players: int, n_coalitions: int, seed: int = 0) -> KernelPlan:
+@lru_cache(maxsize=8)
+def _kernel_enumerated(n_players: int, n_coalitions: int) -> tuple[int, int, tuple[int, ...]]:
+    """(first size not enumerated, budget left for draws, the enumerated coalitions' masks)."""
+    full = 2**n_players - 1
+    left, low = n_coalitions - 2, 1
+    while low <= n_players - low:  # never touches all 2**M coalitions: M may be 32
+        n_pair = comb(n_players, low) + (comb(n_players, n_players - low) if 2 * low != n_players else 0)
+        if n_pair > left:
+            break
+        left, low = left - n_pair, low + 1
+    chosen: set[int] = set()
+    for size in range(1, low):
+        for members in combinations(range(n_players), size):
+            mask = sum(1 << i for i in members)
+            chosen.update((mask, full ^ mask))
+    return low, left, tuple(sorted(chosen))
+
+
+def kernel_plan(n_players: int, n_coalitions: int, seed: int | tuple[int, ...] = 0) -> KernelPlan:
     """Coalitions for paired KernelSHAP with a budget of ``n_coalitions`` per image.
 
     Sizes are taken in pairs (1 and M−1, then 2 and M−2, ...) and enumerated completely while
@@ -153,20 +202,11 @@ def kernel_plan(n_players: int, n_coalitions: int, seed: int = 0) -> KernelPlan:
     if n_coalitions < smallest:
         raise ValueError(f"KernelSHAP with {n_players} bands needs at least {smallest} coalitions "
                          f"per image, got {n_coalitions}")
-    left, low = n_coalitions - 2, 1
-    while low <= n_players - low:  # never touches all 2**M coalitions: M may be 32
-        n_pair = comb(n_players, low) + (comb(n_players, n_players - low) if 2 * low != n_players else 0)
-        if n_pair > left:
-            break
-        left, low = left - n_pair, low + 1
-    chosen: set[int] = set()
-    for size in range(1, low):
-        for members in combinations(range(n_players), size):
-            mask = sum(1 << i for i in members)
-            chosen.update((mask, full ^ mask))
+    low, left, enumerated = _kernel_enumerated(n_players, n_coalitions)
+    chosen = set(enumerated)
     draws: list[int] = []
     if low <= n_players - low:
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4B53]))
+        rng = _rng(seed, 0x4B53)
         mass = _size_mass(n_players)
         mass[:low] = mass[n_players - low + 1 :] = 0.0
         picked: set[int] = set()
@@ -203,6 +243,8 @@ def kernel_matrix(plan: KernelPlan, draws: np.ndarray | None = None) -> np.ndarr
     """The linear map of the paired-KernelSHAP estimate, (K, M) float64: φ̂ = v @ W.
 
     φ̂ minimises Σ_S w(S)(v(S) − v(∅) − Σ_{i∈S} φ_i)² subject to Σ φ_i = v(N) − v(∅).
+    A ratio of sample sums, so it is biased for a finite draw: averaging independent draws
+    does not remove the bias (use permutation sampling for per-image draws).
     """
     m = plan.n_players
     weights = kernel_weights(plan, draws)

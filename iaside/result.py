@@ -22,11 +22,13 @@ _ESTIMATES = ("phi", "sid", "shares", "score", "score_signed")
 class Result:
     """I-ASIDE of one model on one data set.
 
-    v_nats: (K,) mean log p(y | x_S) per evaluated coalition, whose bit masks are
-    ``coalitions`` (K,) (all 2**M in order for the exact estimator); phi (M,) nats, sid (M,),
-    shares (M,), score, score_signed: ``Estimate`` with bootstrap intervals; per_class:
-    {label: {n, phi, sid}}; per-image arrays (not in JSON): logp_nats (N, 2**M), phi_per_image
-    (N, M), label (N,), clean_top1 (N,), names (N,).
+    v_nats: (K_c,) mean log p(y | x_S) per coalition evaluated on every image, whose bit masks
+    are ``coalitions`` (K_c,) (all 2**M in order for the exact estimator; for per-image draws
+    only the empty and grand coalitions); phi (M,) nats, sid (M,), shares (M,), score,
+    score_signed: ``Estimate`` with bootstrap intervals; per_class: {label: {n, phi, sid}};
+    per-image arrays (not in JSON): logp_nats (N, K) in the order of each image's coalitions
+    (``iaside.plans.CoalitionPlan.from_config(config).masks(index)``), phi_per_image (N, M),
+    label (N,), clean_top1 (N,), index (N,), names (N,).
     """
 
     config: dict[str, Any]

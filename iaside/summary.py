@@ -1,11 +1,9 @@
-"""From the per-image table to the answers: φ, SID, shares, scores and their intervals (SPEC §6)."""
+"""From per-image Shapley values to the answers: φ, SID, shares, scores and their intervals (SPEC §6)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
-from .game import exact_shapley
 
 BETA = 0.75
 
@@ -88,41 +86,31 @@ def bootstrap_means(per_image: np.ndarray, n_resamples: int, seed: int, chunk: i
 
 
 def summarize(
-    logp_nats: np.ndarray,
+    phi_per_image: np.ndarray,
     labels: np.ndarray,
     *,
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
     beta: float = BETA,
-    shapley_map: np.ndarray | None = None,
 ) -> dict:
-    """Everything SPEC §6 reports, from the per-image table (N, K) float64 nats.
+    """Everything SPEC §6 reports from the per-image Shapley values (N, M) float64 nats
+    (``CoalitionPlan.phi``; ``exact_shapley`` of the (N, 2**M) values for exact runs).
 
-    ``shapley_map`` (K, M) turns a row of v into φ (default: exact, K = 2**M in bit-mask
-    order; the permutation estimator passes its own map). Returns plain arrays and
-    ``Estimate``s: v (K,), phi/sid/shares (M,), score, score_signed, per-image phi (N, M),
-    per-class {label: {n, phi, sid}}, efficiency gap.
+    Returns plain arrays and ``Estimate``s: phi/sid/shares (M,), score, score_signed (bootstrap
+    over images), per-image phi (N, M), per-class {label: {n, phi, sid}}.
     """
-    phi_per_image = exact_shapley(logp_nats) if shapley_map is None else logp_nats @ shapley_map  # (N, M)
     point = _statistics(phi_per_image.mean(axis=0), beta)
     alpha = (1.0 - confidence) / 2
-    if n_bootstrap > 0 and logp_nats.shape[0] > 1:
+    if n_bootstrap > 0 and phi_per_image.shape[0] > 1:
         boot = _statistics(bootstrap_means(phi_per_image, n_bootstrap, seed), beta)
         q = lambda a: (np.nanquantile(a, alpha, axis=0), np.nanquantile(a, 1 - alpha, axis=0))  # noqa: E731
         estimates = {k: Estimate(point[k], *q(boot[k])) for k in point}
     else:
         estimates = {k: Estimate(point[k], np.full_like(point[k], np.nan), np.full_like(point[k], np.nan)) for k in point}
-    v = logp_nats.mean(axis=0)
     per_class = {}
     for label in np.unique(labels):
         rows = labels == label
         mean_phi = phi_per_image[rows].mean(axis=0)
         per_class[int(label)] = {"n": int(rows.sum()), "phi": mean_phi, "sid": sid_from_phi(mean_phi)}
-    return {
-        "v": v,
-        **estimates,
-        "phi_per_image": phi_per_image,
-        "per_class": per_class,
-        "efficiency_gap": float(abs(phi_per_image.mean(axis=0).sum() - (v[-1] - v[0]))),
-    }
+    return {**estimates, "phi_per_image": phi_per_image, "per_class": per_class}

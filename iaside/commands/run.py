@@ -73,7 +73,7 @@ def overrides(args) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..api import ESTIMATORS
+    from ..plans import DRAWS, ESTIMATORS
     from ..engine import OPTIMIZATIONS
     from ..fills import FILLS
     from ..spectral import PARTITIONS
@@ -94,9 +94,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--estimator", choices=ESTIMATORS, default="exact",
                         help="exact: all 2**M coalitions; kernel: paired KernelSHAP, permutation: antithetic "
                         "permutation sampling (both for large M)")
-    parser.add_argument("--permutations", type=int, help="permutations for --estimator permutation (even; default 32)")
+    parser.add_argument("--permutations", type=int, help="permutations per image for --estimator permutation "
+                        "(even; default: about as many passes as the kernel default)")
     parser.add_argument("--coalitions", type=int,
                         help="coalitions per image for --estimator kernel (default 10%% of 2**M, at most 1024)")
+    parser.add_argument("--draws", choices=DRAWS, help="for --estimator permutation: per-image (default) draws "
+                        "each image's own permutations, so the sampling error averages out over images and the "
+                        "intervals include it; shared: one draw for all images (always so for kernel)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     parser.add_argument("--target-ci", type=float, help="stop once the score's 95%% CI half-width is below this")
     parser.add_argument("--shard", type=shard, help="process block i of n (e.g. 0/4); combine with 'iaside merge'")
@@ -117,7 +121,7 @@ def run(args) -> int:
     result = explain(
         args.model, args.data, bands=args.bands, partition=args.partition, fill=args.fill, preset=args.preset,
         clip=args.clip, labels=args.labels, samples=args.samples, seed=args.seed, n_bootstrap=args.bootstrap,
-        estimator=args.estimator, permutations=args.permutations, coalitions=args.coalitions, target_ci=args.target_ci, shard=args.shard,
+        estimator=args.estimator, permutations=args.permutations, coalitions=args.coalitions, draws=args.draws, target_ci=args.target_ci, shard=args.shard,
         on_bad_image=args.on_bad_image,
         batch_size=args.batch_size, device=args.device, precision=args.precision, num_workers=args.workers,
         optimize=args.optimize, weights=args.weights, overrides=overrides(args), out=out, show_progress=not args.quiet,

@@ -221,7 +221,8 @@ def _run_section(k: int, run: RunView, max_images: int, with_images: bool) -> st
                          f"{ci}% bootstrap percentile intervals over images."))
     parts.append('<div class="cols">')
     parts.append(_figure(figures.coalition_values(r), f"v(S) against coalition size for {run.name}",
-                         "Every evaluated coalition (all 2<sup>M</sup> for the exact estimator): v(S), the mean "
+                         "Every coalition evaluated on all images (all 2<sup>M</sup> for the exact estimator; only the "
+                         "empty and full ones when each image draws its own permutations): v(S), the mean "
                          "log-probability of the label when only the bands in S are kept (the others replaced by the "
                          "fill), against |S|. Small horizontal jitter separates the points."))
     heat, left_out = figures.per_class_heatmap(r, class_names)
