@@ -21,7 +21,7 @@ from .engine import Engine, EngineState
 from .errors import IasideError
 from .fills import make_fill, processing_order
 from .models.base import Classifier, LoadedModel
-from .plans import ESTIMATORS, CoalitionPlan, default_kernel_coalitions  # noqa: F401 - re-exported
+from .plans import CoalitionPlan, default_kernel_coalitions, default_permutations
 from .result import SID_PNG, Result
 from .runtime import apply_malloc_fix
 from .spectral import band_masks
@@ -168,7 +168,10 @@ def _open_run_folder(out: Path, run_info: dict, shard, n_images: int, n_coalitio
             old = json.loads(run_file.read_text())
         except (ValueError, UnicodeDecodeError) as err:
             raise IasideError(f"{run_file} is damaged ({err}); delete {out} (or the file) to start over") from err
-        diff = _differences(old.get("identity", {}), run_info["identity"])
+        identity = dict(old.get("identity", {}))
+        if "config" in identity:  # as this version reads it (configs saved before a field existed)
+            identity["config"] = ExplainConfig.from_dict(identity["config"]).to_dict()
+        diff = _differences(identity, run_info["identity"])
         if diff:
             raise IasideError(
                 f"{out} holds a run with a different configuration ({'; '.join(diff[:4])}); "
@@ -232,13 +235,34 @@ def shard_indices(n_images: int, seed: int, shard: tuple[int, int]) -> np.ndarra
     return order[i * n_images // n : (i + 1) * n_images // n]
 
 
-def _score_half_width(state: EngineState, plan: CoalitionPlan, config: ExplainConfig) -> float:
-    """95 % half-width of the score over the finished images (200 bootstrap resamples)."""
-    done = state.done == 1
-    phi = plan.phi(state.logp_nats[done], np.flatnonzero(done))
-    s = summarize(phi, state.label[done], n_bootstrap=200, seed=config.seed, beta=config.beta,
-                  confidence=config.confidence)
-    return float(s["score"].high - s["score"].low) / 2
+def resolve_budget(config: ExplainConfig) -> ExplainConfig:
+    """The config with the sampling budget written out (permutations or coalitions per image),
+    so a saved run names its plan even if the defaults change."""
+    if config.estimator == "permutation" and config.permutations is None:
+        return ExplainConfig.from_dict({**config.to_dict(), "permutations": default_permutations(config.bands)})
+    if config.estimator == "kernel" and config.coalitions is None:
+        return ExplainConfig.from_dict({**config.to_dict(), "coalitions": default_kernel_coalitions(config.bands)})
+    return config
+
+
+def _target_ci_stop(plan: CoalitionPlan, config: ExplainConfig, n_images: int, target_ci: float):
+    """``stop(state)`` for --target-ci: True once the score's 95 % half-width over the finished
+    images (200 bootstrap resamples) is below ``target_ci``. Each image's φ is computed once."""
+    phi = np.zeros((n_images, config.bands))
+    known = np.zeros(n_images, dtype=bool)
+
+    def stop(state: EngineState) -> bool:
+        done = state.done == 1
+        new = done & ~known
+        phi[new] = plan.phi(state.logp_nats[new], np.flatnonzero(new))
+        known[new] = True
+        if done.sum() < 10:
+            return False
+        s = summarize(phi[done], state.label[done], n_bootstrap=200, seed=config.seed, beta=config.beta,
+                      confidence=config.confidence)
+        return float(s["score"].high - s["score"].low) / 2 < target_ci
+
+    return stop
 
 
 def explain(
@@ -307,6 +331,7 @@ def explain(
     )
     if samples is not None and samples < 1:
         raise IasideError(f"--samples must be at least 1, got {samples}")
+    config = resolve_budget(config)
     rank, device = _distributed(device)
     if rank is not None:
         if shard is not None:
@@ -353,9 +378,7 @@ def explain(
         path = out_dir / state_file(shard)
         engine.checkpoint = lambda s: _save("the checkpoint", path, lambda: s.save(path))
     indices = shard_indices(len(dataset), config.seed, shard) if shard is not None else None
-    stop = None
-    if target_ci is not None:
-        stop = lambda s: (s.done == 1).sum() >= 10 and _score_half_width(s, plan, config) < target_ci  # noqa: E731
+    stop = None if target_ci is None else _target_ci_stop(plan, config, len(dataset), target_ci)
     t0 = time.perf_counter()
     state, stats = engine.run(dataset, state, indices=indices, stop=stop, exclude=sorted(bad))
     if engine.checkpoint is not None:
@@ -401,6 +424,9 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
         raise IasideError("no image is finished yet: nothing to summarise")
     plan = CoalitionPlan.from_config(config)
     logp, index = state.logp_nats[done], np.flatnonzero(done)
+    if logp.shape[1] != plan.n_coalitions:
+        raise IasideError(f"the saved state has {logp.shape[1]} coalitions per image but its configuration's plan "
+                          f"has {plan.n_coalitions}; it was written by another version: rerun it")
     phi_per_image = plan.phi(logp, index)
     summary = summarize(
         phi_per_image, state.label[done], n_bootstrap=config.n_bootstrap, confidence=config.confidence,

@@ -123,4 +123,9 @@ class ExplainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ExplainConfig":
-        return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
+        """Also reads configs saved before ``draws`` existed: they drew one set of coalitions for
+        the run, and their permutation default was 32."""
+        values = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
+        if "draws" not in d and values.get("estimator") == "permutation" and values.get("permutations") is None:
+            values["permutations"] = 32
+        return cls(**values)

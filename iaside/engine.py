@@ -314,16 +314,20 @@ class Engine:
             raise IasideError(f"coalitions must be (K, {self.n_bands}) bool, got {bits.shape}")
         return bits
 
-    def _image_bits(self, index: int) -> tuple[np.ndarray, torch.Tensor]:
-        """The coalitions of the image with data-set index ``index``: (K, M) bool and float32 on the device."""
+    def _chunk_bits(self, indices: np.ndarray) -> list[tuple[np.ndarray, torch.Tensor]]:
+        """The coalitions of each image of a chunk (by data-set index): (K, M) bool, and float32
+        on the device (one transfer per chunk)."""
         if self.coalitions_of is None:
-            return self.bits_np, self.bits
-        bits = self._checked_bits(self.coalitions_of(index))
-        ends = (self.bits_np[0], self.bits_np[-1])
-        if bits.shape != self.bits_np.shape or (bits[0] != ends[0]).any() or (bits[-1] != ends[1]).any():
-            raise IasideError(f"per-image coalitions must all be {self.bits_np.shape} with the same first and "
-                              f"last coalition; image index {index} has {bits.shape}")
-        return bits, torch.from_numpy(bits).to(self.device, torch.float32)
+            return [(self.bits_np, self.bits)] * len(indices)
+        own = []
+        for index in indices:
+            bits = self._checked_bits(self.coalitions_of(int(index)))
+            if bits.shape != self.bits_np.shape or (bits[[0, -1]] != self.bits_np[[0, -1]]).any():
+                raise IasideError(f"per-image coalitions must all be {self.bits_np.shape} with the same first and "
+                                  f"last coalition; image index {index} has {bits.shape}")
+            own.append(bits)
+        stacked = torch.from_numpy(np.stack(own)).to(self.device, torch.float32)  # (B, K, M)
+        return list(zip(own, stacked))
 
     # -- model -----------------------------------------------------------------------------
     def _logits(self, images: torch.Tensor) -> torch.Tensor:
@@ -439,7 +443,7 @@ class Engine:
         fill = self.fill(x, indices, None if partners is None else partners.to(self.device))
         prepared = self.synth.prepare(x, fill)
         chunk = _Chunk(names, indices.numpy(), y_dev, top1.numpy(), clean_logp.numpy(), prepared, self.n_coalitions)
-        chunk.bits = [self._image_bits(int(ix)) for ix in chunk.indices]
+        chunk.bits = self._chunk_bits(chunk.indices)
         lo = np.zeros(len(names), dtype=np.int64)
         hi = np.full(len(names), self.n_coalitions, dtype=np.int64)
         if self.reuse_full:

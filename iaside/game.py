@@ -69,9 +69,10 @@ def masks_to_bits(masks: np.ndarray, n_players: int) -> np.ndarray:
 
 
 def _rng(seed: int | tuple[int, ...], tag: int) -> np.random.Generator:
-    """The generator of one draw: ``seed`` is the run's seed, or (seed, image index) for per-image draws."""
-    entropy = list(seed) if isinstance(seed, tuple) else [seed]
-    return np.random.default_rng(np.random.SeedSequence([*entropy, tag]))
+    """The generator of one draw: ``seed`` is the run's seed, or (seed, image index) for per-image
+    draws (with a trailing word of their own, so no run seed can reproduce an image's draw)."""
+    entropy = [*seed, tag, 0x1D] if isinstance(seed, tuple) else [seed, tag]
+    return np.random.default_rng(np.random.SeedSequence(entropy))
 
 
 def antithetic_permutations(n_players: int, n_permutations: int, seed: int | tuple[int, ...] = 0) -> np.ndarray:
@@ -97,6 +98,13 @@ def permutation_plan(n_players: int, n_permutations: int, seed: int | tuple[int,
     return np.concatenate([[0], inner, [full]]).astype(np.int64), perms
 
 
+def walk_masks(perms: np.ndarray) -> np.ndarray:
+    """The coalitions of ``permutation_walk`` for permutations (P, M): (K,) int64, K = 2 + P(M−1)."""
+    m = perms.shape[1]
+    prefixes = np.cumsum(np.int64(1) << perms, axis=1)[:, :-1]  # (P, M−1)
+    return np.concatenate([[0], prefixes.ravel(), [2**m - 1]]).astype(np.int64)
+
+
 def permutation_walk(n_players: int, n_permutations: int, seed: int | tuple[int, ...] = 0) -> tuple[np.ndarray, np.ndarray]:
     """Antithetic permutation sampling with a fixed number of coalitions: (masks (K,) int64,
     map (K, M) float64) with K = 2 + P(M−1): the empty coalition, each permutation's M−1
@@ -106,15 +114,13 @@ def permutation_walk(n_players: int, n_permutations: int, seed: int | tuple[int,
     perms = antithetic_permutations(n_players, n_permutations, seed)
     n_perm, m = perms.shape
     n_cols = 2 + n_perm * (m - 1)
-    prefixes = np.cumsum(np.int64(1) << perms, axis=1)[:, :-1]  # (P, M−1)
-    masks = np.concatenate([[0], prefixes.ravel(), [2**m - 1]]).astype(np.int64)
     cols = np.empty((n_perm, m + 1), np.int64)  # column of the prefix of length j of permutation p
     cols[:, 0], cols[:, m] = 0, n_cols - 1
     cols[:, 1:m] = 1 + np.arange(n_perm)[:, None] * (m - 1) + np.arange(m - 1)
     mat = np.zeros((n_cols, m))
     np.add.at(mat, (cols[:, 1:].ravel(), perms.ravel()), 1.0)
     np.add.at(mat, (cols[:, :-1].ravel(), perms.ravel()), -1.0)
-    return masks, mat / n_perm
+    return walk_masks(perms), mat / n_perm
 
 
 def permutation_matrix(masks: np.ndarray, perms: np.ndarray) -> np.ndarray:

@@ -27,7 +27,8 @@ from .config import ExplainConfig
 from .errors import IasideError
 from .game import (
     KernelPlan, full_coalition_masks, kernel_matrix, kernel_plan, kernel_standard_error, masks_to_bits,
-    permutation_matrix, permutation_plan, permutation_standard_error, permutation_walk, shapley_matrix,
+    antithetic_permutations, permutation_matrix, permutation_plan, permutation_standard_error, permutation_walk,
+    shapley_matrix, walk_masks,
 )
 
 ESTIMATORS = ("exact", "kernel", "permutation")
@@ -117,7 +118,9 @@ class CoalitionPlan:
 
     def masks(self, index: int = 0) -> np.ndarray:
         """Bit masks of the coalitions image ``index`` is evaluated on, (K,) int64."""
-        return self._draw(index)[0] if self.per_image else self._shared[0]
+        if self.per_image:  # the masks alone: the engine needs no Shapley map
+            return walk_masks(antithetic_permutations(self.n_bands, self.setting, self._seed(index)))
+        return self._shared[0]
 
     def bits(self, index: int = 0) -> np.ndarray:
         """Membership of those coalitions, (K, M) bool."""
@@ -136,23 +139,10 @@ class CoalitionPlan:
 
     def common_values(self, logp_nats: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The coalitions every image is evaluated on (K_c,) int64 and their mean values (K_c,)
-        nats: all of them for shared plans; for per-image plans the empty and grand coalitions
-        and, for kernel, the enumerated sizes."""
+        nats: all of them for shared plans; the empty and grand ones (first and last) for per-image plans."""
         if not self.per_image:
             return self.masks(), logp_nats.mean(axis=0)
-        full = 2**self.n_bands - 1
-        common = np.array([0, full], np.int64)
-        if self.estimator == "kernel":
-            k0 = self.kernel(0)
-            sizes = masks_to_bits(k0.masks, self.n_bands).sum(axis=1)
-            low = k0.enumerated_below
-            common = k0.masks[(sizes < low) | (sizes > self.n_bands - low)]
-        values = np.zeros(len(common))
-        for row, i in zip(logp_nats, indices):
-            masks = self.masks(int(i))
-            order = np.argsort(masks, kind="stable")
-            values += row[order[np.searchsorted(masks[order], common)]]
-        return common, values / max(len(indices), 1)
+        return np.array([0, 2**self.n_bands - 1], np.int64), logp_nats[:, [0, -1]].mean(axis=0)
 
     def info(self, logp_nats: np.ndarray, phi_per_image: np.ndarray) -> dict[str, Any]:
         """The estimator's name, its cost and the standard error of the data set's φ that the
@@ -168,7 +158,7 @@ class CoalitionPlan:
                                           if s < k0.enumerated_below or s > self.n_bands - k0.enumerated_below])
         else:
             info.update(permutations=self.setting)
-        if self.per_image:
+        if self.per_image:  # over images and draws: the same error the bootstrap intervals carry
             n = phi_per_image.shape[0]
             se = phi_per_image.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.full(self.n_bands, np.nan)
         elif self.estimator == "kernel":
