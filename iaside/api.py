@@ -21,7 +21,7 @@ from .engine import Engine, EngineState
 from .errors import IasideError
 from .fills import make_fill, processing_order
 from .models.base import Classifier, LoadedModel
-from .plans import CoalitionPlan, default_kernel_coalitions, default_permutations
+from .plans import CoalitionPlan, resolve_budget
 from .result import SID_PNG, Result
 from .runtime import apply_malloc_fix
 from .spectral import band_masks
@@ -233,16 +233,6 @@ def shard_indices(n_images: int, seed: int, shard: tuple[int, int]) -> np.ndarra
         raise IasideError(f"--shard {i}/{n} is not valid: use i/n with 0 <= i < n")
     order = processing_order(n_images, seed)
     return order[i * n_images // n : (i + 1) * n_images // n]
-
-
-def resolve_budget(config: ExplainConfig) -> ExplainConfig:
-    """The config with the sampling budget written out (permutations or coalitions per image),
-    so a saved run names its plan even if the defaults change."""
-    if config.estimator == "permutation" and config.permutations is None:
-        return ExplainConfig.from_dict({**config.to_dict(), "permutations": default_permutations(config.bands)})
-    if config.estimator == "kernel" and config.coalitions is None:
-        return ExplainConfig.from_dict({**config.to_dict(), "coalitions": default_kernel_coalitions(config.bands)})
-    return config
 
 
 def _target_ci_stop(plan: CoalitionPlan, config: ExplainConfig, n_images: int, target_ci: float):

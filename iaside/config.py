@@ -84,8 +84,8 @@ class ExplainConfig:
     coalitions per image) or 'permutation' (antithetic permutation sampling with
     ``permutations`` permutations), the last two for large M; draws: 'per-image' (each image
     draws its own permutations from (seed, index); the default for permutation) or 'shared'
-    (one draw for the run; exact, kernel, and results saved before per-image draws existed); n_bootstrap / confidence: the bootstrap
-    intervals; beta: the score's band decay.
+    (one draw for the run; exact, kernel, and results saved before per-image draws existed);
+    n_bootstrap / confidence: the bootstrap intervals; beta: the score's band decay.
     """
 
     bands: int = 8

@@ -47,6 +47,16 @@ def default_permutations(n_bands: int) -> int:
     return max(2, 2 * ((default_kernel_coalitions(n_bands) - 2) // (2 * max(n_bands - 1, 1))))
 
 
+def resolve_budget(config: ExplainConfig) -> ExplainConfig:
+    """The config with the sampling budget written out (permutations or coalitions per image),
+    so a saved run names its plan even if the defaults change."""
+    if config.estimator == "permutation" and config.permutations is None:
+        return ExplainConfig.from_dict({**config.to_dict(), "permutations": default_permutations(config.bands)})
+    if config.estimator == "kernel" and config.coalitions is None:
+        return ExplainConfig.from_dict({**config.to_dict(), "coalitions": default_kernel_coalitions(config.bands)})
+    return config
+
+
 @dataclass(frozen=True)
 class CoalitionPlan:
     """The coalitions of a run: ``masks(index)`` (K,) int64 and ``shapley_map(index)`` (K, M)
