@@ -306,7 +306,9 @@ def explain(
     on_bad_image: 'error' (stop at the first unreadable image, naming it) or 'skip' (check
     every image first; skipped ones are counted and listed in the result).
     optimize: 'none', 'freeze' (trace and freeze the model, checked against it on the first
-    batch; falls back with a warning) or 'compile' (torch.compile).
+    batch; falls back with a warning) or 'compile' (torch.compile with frozen weights, short
+    batches padded to one of two fixed shapes; its compile seconds are in
+    ``meta["timings_s"]["compile"]``).
     With ``out``, the run resumes from that folder's checkpoint and writes its files there, and
     (with ``record``) is recorded in the results store (``iaside runs``).
     """

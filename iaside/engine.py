@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .coalitions import CoalitionSynthesizer
+from .compiled import CompiledModel
 from .data.base import PREDICTED, ImageItem
 from .errors import IasideError
 from .fills import Fill, partner_index, processing_order
@@ -30,7 +31,10 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 OPTIMIZATIONS = ("none", "freeze", "compile")
 """none: the model as given. freeze: torch.jit.trace + freeze (folds batch norm into the
 convolutions, fuses ops), checked against the model as given on the first batch and dropped
-with a warning when it differs or cannot be traced. compile: torch.compile."""
+with a warning when it differs or cannot be traced. compile: torch.compile with frozen weights
+(``compiled.CompiledModel``: batch norm folded with its shift kept in float32, CPU convolution
+weights prepacked for oneDNN), at fixed batch shapes: a short batch is padded to the run's
+batch size (or to the clean pass's size), so a run compiles once or twice, never once per shape."""
 
 
 @dataclass
@@ -307,6 +311,7 @@ class Engine:
         self._partner: np.ndarray | None = None
         self._excluded: set[int] = set()
         self._rows: torch.Tensor | None = None
+        self._images_per_batch: int | None = None  # images per loader chunk (the clean pass's batch)
 
     def _checked_bits(self, bits) -> np.ndarray:
         bits = np.asarray(bits, dtype=bool)
@@ -330,27 +335,42 @@ class Engine:
         return list(zip(own, stacked))
 
     # -- model -----------------------------------------------------------------------------
-    def _logits(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) pixels -> (B, K) float32 logits, checked for shape."""
+    def _logits(self, images: torch.Tensor, eager: bool = False) -> torch.Tensor:
+        """(B, C, H, W) pixels -> (B, K) float32 logits, checked for shape. ``eager``: the model
+        without --optimize (the batch-size probe, which must not compile every candidate)."""
+        n = images.shape[0]
+        if self.optimize == "compile" and not eager:
+            size = min((s for s in self._fixed_sizes() if s >= n), default=n)
+            if size > n:  # one compiled shape per size; the padding rows are dropped below
+                images = torch.cat([images, images[-1:].expand(size - n, *images.shape[1:])])
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        if self.forward is None:
-            self.forward = self._make_forward(images)
-        out = self.forward(images)
+        if eager:
+            forward = _Logits(self.model, self.device.type, self.autocast_dtype)
+        else:
+            if self.forward is None:
+                self.forward = self._make_forward(images)
+            forward = self.forward
+        out = forward(images)
         if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != images.shape[0]:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise IasideError(
                 f"the model returned {shape} for a batch of {images.shape[0]} images; "
                 "expected (B, K) logits — wrap it so forward returns class scores"
             )
-        return out.float()
+        return out[:n].float()
+
+    def _fixed_sizes(self) -> tuple[int, ...]:
+        """The batch shapes a compiled model runs at: the clean pass's and the model batch's."""
+        sizes = [self.batch_size] if isinstance(self.batch_size, int) else []
+        return tuple(sorted({*sizes, *([self._images_per_batch] if self._images_per_batch else [])}))
 
     def _make_forward(self, example: torch.Tensor) -> Callable:
         """The callable the run uses, built for ``self.optimize`` on the first batch."""
         eager = _Logits(self.model, self.device.type, self.autocast_dtype)
         if self.optimize == "compile":
             self.optimized_as = "compile"
-            return torch.compile(eager)
+            return CompiledModel(eager)
         if self.optimize == "none":
             return eager
         try:  # freeze: trace at 1 image, check at 3 or more in float32, then trace at the run's precision
@@ -388,7 +408,8 @@ class Engine:
 
     @torch.inference_mode()
     def probe_batch_size(self, image_shape: Sequence[int], candidates: Sequence[int] | None = None) -> int:
-        """The batch size with the best images/s on random pixels of ``image_shape`` (C, H, W).
+        """The batch size with the best images/s on random pixels of ``image_shape`` (C, H, W),
+        for the model as given (compiling or freezing every candidate would cost more than it saves).
 
         Grows through ``candidates`` until throughput drops by 10 % or memory runs out.
         """
@@ -398,11 +419,11 @@ class Engine:
         for size in candidates:
             x = torch.rand((size, *image_shape), device=self.device)
             try:
-                self._logits(x)  # warm-up
+                self._logits(x, eager=True)  # warm-up
                 self._sync()
                 t0 = time.perf_counter()
                 for _ in range(2):
-                    self._logits(x)
+                    self._logits(x, eager=True)
                 self._sync()
             except RuntimeError as err:
                 if not _is_oom(err):
@@ -572,6 +593,7 @@ class Engine:
         todo = [int(i) for i in wanted if state.done[int(i)] == 0 and state.skipped[int(i)] == 0]
         stats = EngineStats()
         t_start = time.perf_counter()
+        compiled_before = self.forward.compile_s if isinstance(self.forward, CompiledModel) else 0.0
         self._excluded = set(np.flatnonzero(state.skipped).tolist())
         if self.fill.needs_partner:
             self._partner = partner_index(n_images, self.seed, sorted(self._excluded))
@@ -585,6 +607,7 @@ class Engine:
             self.batch_size = self.probe_batch_size(tuple(dataset[todo[0]].pixels.shape))
             stats.add_time("batch_probe", time.perf_counter() - t0)
         images_per_batch = max(-(-self.batch_size // self.n_coalitions), 4 if self.empty_mode == "partner" else 1)
+        self._images_per_batch = images_per_batch
         bar = tqdm(total=len(todo), unit="img", disable=not self.show_progress, desc="I-ASIDE", dynamic_ncols=True)
         last_ckpt = time.perf_counter()
         since_check = 0
@@ -667,6 +690,8 @@ class Engine:
             raise
         finally:
             bar.close()
+        if isinstance(self.forward, CompiledModel):  # included in the prepare and model stages
+            stats.seconds["compile"] = self.forward.compile_s - compiled_before
         stats.seconds["total"] = time.perf_counter() - t_start
         return state, stats
 

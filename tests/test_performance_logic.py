@@ -114,14 +114,21 @@ def run_with(model, optimize, precision="fp32", n=5):
     return engine, state
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_freeze_gives_the_same_numbers_as_the_model(precision):
+def batch_norm_net() -> nn.Module:
+    """conv -> batch norm -> ReLU -> pool -> linear, batch norm with non-trivial statistics (so
+    folding it changes the graph)."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                         nn.Flatten(), nn.Linear(8, 5))
-    with torch.no_grad():  # batch norm with non-trivial statistics, so folding it changes the graph
+    with torch.no_grad():
         net[1].running_mean.uniform_(-0.5, 0.5)
         net[1].running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_freeze_gives_the_same_numbers_as_the_model(precision):
+    net = batch_norm_net()
     _, plain = run_with(net, "none", precision)
     engine, frozen = run_with(net, "freeze", precision)
     assert engine.optimized_as == "freeze"
@@ -129,6 +136,89 @@ def test_freeze_gives_the_same_numbers_as_the_model(precision):
     tol = 1e-4 if precision == "fp32" else 0.05
     assert np.abs(frozen.logp_nats - plain.logp_nats).max() < tol
     assert frozen.done.all()
+
+
+def test_compile_runs_at_two_fixed_shapes_and_gives_the_same_numbers():
+    """--optimize compile (inductor, frozen weights): short batches are padded to the clean
+    pass's size (4 images) or the model batch (7), so at most two shapes are compiled, and the
+    padding rows never reach the results."""
+    from iaside.compiled import CompiledModel
+
+    net = batch_norm_net()
+    _, plain = run_with(net, "none")
+    x, y = images(5)
+    engine = Engine(net, CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill("partner", 0), batch_size=7,
+                    optimize="compile", show_progress=False)
+    compiled, stats = engine.run(TensorImages(x, y))
+    assert engine.optimized_as == "compile" and isinstance(engine.forward, CompiledModel)
+    # clean passes of 4 and 1 (padded to 4) images; 5 images x 8 coalitions less reuse is not a multiple of 7
+    assert {shape[0] for shape in engine.forward.shapes} == {4, 7}
+    assert stats.passes == 5 * 8 - stats.reused and stats.passes % 7 != 0
+    assert stats.seconds["compile"] > 0
+    assert engine.forward.batch_norms_folded == 2  # the one (conv, batch norm) pair, in each shape's graph
+    assert compiled.done.all()
+    assert np.abs(compiled.logp_nats - plain.logp_nats).max() < 1e-4
+
+
+def test_compile_under_bf16_stays_close_to_bf16():
+    net = batch_norm_net()
+    _, plain = run_with(net, "none", "bf16")
+    engine, compiled = run_with(net, "compile", "bf16")
+    assert engine.optimized_as == "compile" and engine.forward.batch_norms_folded == 2
+    assert np.abs(compiled.logp_nats - plain.logp_nats).max() < 0.05
+
+
+class ConvBatchNorms(nn.Module):
+    """conv1 -> bn1 can be folded; conv2's output also feeds a residual sum, so bn2 cannot."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 4, 3, padding=1, bias=True), nn.BatchNorm2d(4)
+        self.conv2, self.bn2 = nn.Conv2d(4, 4, 1, bias=False), nn.BatchNorm2d(4, affine=False)
+
+    def forward(self, x):
+        h = torch.relu(self.bn1(self.conv1(x)))
+        y = self.conv2(h)
+        return (self.bn2(y) + y).mean(dim=(2, 3))
+
+
+def test_fold_batch_norm_folds_eval_pairs_whose_convolution_has_no_other_user():
+    from iaside.compiled import fold_batch_norm
+
+    torch.manual_seed(0)
+    net = ConvBatchNorms().eval()
+    with torch.no_grad():
+        for bn in (net.bn1, net.bn2):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.2, 3.0)
+        net.bn1.weight.uniform_(0.5, 2.0)
+        net.bn1.bias.uniform_(-1, 1)
+    folded = []
+
+    def capture(gm, example_inputs):
+        folded.append(fold_batch_norm(gm))
+        return gm.forward
+
+    x = torch.rand(2, 3, 8, 8)
+    with torch.inference_mode():
+        want = net(x)
+        got = torch.compile(net, backend=capture)(x)
+    assert folded == [1]
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_every_compiled_engine_of_a_process_is_compiled():
+    """dynamo keeps at most 8 graphs per code object: engines after the fourth (two shapes
+    each) would silently run eager if they shared one."""
+    from torch._dynamo.utils import counters
+
+    x, y = images(5)
+    for seed in range(5):
+        before = counters["stats"]["unique_graphs"]
+        engine = Engine(tiny_cnn(seed=seed), CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill("partner", 0),
+                        batch_size=7, optimize="compile", show_progress=False)
+        engine.run(TensorImages(x, y))
+        assert counters["stats"]["unique_graphs"] - before == 2, f"engine {seed} was not compiled"
 
 
 @pytest.mark.parametrize("fill", ["partner", "zero"])  # zero: the first batch is a single image

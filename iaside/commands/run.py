@@ -109,7 +109,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="error: stop at an unreadable image, naming it; skip: drop it and list it in the result")
     parser.add_argument("--optimize", choices=OPTIMIZATIONS, default="none",
                         help="freeze: trace and freeze the model (folds batch norm; checked against the model, "
-                        "falls back with a warning); compile: torch.compile (default none)")
+                        "falls back with a warning); compile: torch.compile with frozen weights at two fixed batch shapes "
+                        "(compiles once, then the fastest; default none)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/MODEL_DATA); reruns resume")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
