@@ -63,7 +63,7 @@ def floor_seconds(model, dataset, masks, n_bands, batch_size, autocast_dtype=Non
             for start in range(0, n_run, batch_size):
                 torch.log_softmax(model(images[start : min(start + batch_size, n_run)]).float(), dim=1)
             seconds += time.perf_counter() - t0
-            pending = [images[n_run:]] if n_run < len(images) else []
+            pending = [images[n_run:].clone()] if n_run < len(images) else []  # not a view: frees the rest
     return seconds
 
 

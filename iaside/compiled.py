@@ -14,6 +14,7 @@ import inspect
 import operator
 import time
 import types
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -80,9 +81,13 @@ class CompiledModel:
     then inductor with freezing: an inference run never changes the weights), static shapes.
     ``compile_s``: seconds spent in first calls at a new shape (compiling, plus one pass);
     ``batch_norms_folded``: pairs folded over all compiled graphs. ``fold=False`` leaves the
-    folding to inductor (for comparison: its folded bias is rounded to bf16 under autocast)."""
+    folding to inductor (for comparison: its folded bias is rounded to bf16 under autocast).
+    ``sizes()``: the batch sizes to compile; a shorter batch is padded (repeating its last
+    image) to the smallest that holds it and the padding rows are dropped from the output, so
+    a run compiles one graph per size, not one per batch shape."""
 
-    def __init__(self, module: nn.Module, fold: bool = True) -> None:
+    def __init__(self, module: nn.Module, fold: bool = True,
+                 sizes: Callable[[], Sequence[int]] = tuple) -> None:
         # dynamo caches compiled graphs on the code object it runs, at most 8 per code object
         # for the whole process: a code object of its own per engine keeps one engine's shapes
         # from crowding out the next's (and frees the graphs with the engine)
@@ -92,7 +97,7 @@ class CompiledModel:
         self.shapes: set[tuple[int, ...]] = set()
         self.compile_s = 0.0
         self.batch_norms_folded = 0
-        self.fold = fold
+        self.fold, self.sizes = fold, sizes
 
     def _backend(self, gm: fx.GraphModule, example_inputs):
         from torch._inductor.compile_fx import compile_fx
@@ -102,8 +107,16 @@ class CompiledModel:
         return compile_fx(gm, example_inputs)
 
     def __call__(self, images: torch.Tensor):
+        """(B, ...) -> the module's (B, K) output."""
         import torch._inductor.config as inductor_config
 
+        n = images.shape[0]
+        size = min((s for s in self.sizes() if s >= n), default=n)
+        if size > n:
+            layout = torch.channels_last if images.dim() == 4 and images.is_contiguous(
+                memory_format=torch.channels_last) else torch.contiguous_format
+            images = torch.cat([images, images[-1:].expand(size - n, *images.shape[1:])])
+            images = images.contiguous(memory_format=layout)  # the layout the graph was compiled for
         new = tuple(images.shape) not in self.shapes
         t0 = time.perf_counter()
         with inductor_config.patch(freezing=True):
@@ -113,4 +126,4 @@ class CompiledModel:
                 torch.cuda.synchronize(images.device)
             self.shapes.add(tuple(images.shape))
             self.compile_s += time.perf_counter() - t0
-        return out
+        return out[:n] if size > n and isinstance(out, torch.Tensor) else out

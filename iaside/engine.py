@@ -338,11 +338,6 @@ class Engine:
     def _logits(self, images: torch.Tensor, eager: bool = False) -> torch.Tensor:
         """(B, C, H, W) pixels -> (B, K) float32 logits, checked for shape. ``eager``: the model
         without --optimize (the batch-size probe, which must not compile every candidate)."""
-        n = images.shape[0]
-        if self.optimize == "compile" and not eager:
-            size = min((s for s in self._fixed_sizes() if s >= n), default=n)
-            if size > n:  # one compiled shape per size; the padding rows are dropped below
-                images = torch.cat([images, images[-1:].expand(size - n, *images.shape[1:])])
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         if eager:
@@ -358,7 +353,7 @@ class Engine:
                 f"the model returned {shape} for a batch of {images.shape[0]} images; "
                 "expected (B, K) logits — wrap it so forward returns class scores"
             )
-        return out[:n].float()
+        return out.float()
 
     def _fixed_sizes(self) -> tuple[int, ...]:
         """The batch shapes a compiled model runs at: the clean pass's and the model batch's."""
@@ -370,7 +365,7 @@ class Engine:
         eager = _Logits(self.model, self.device.type, self.autocast_dtype)
         if self.optimize == "compile":
             self.optimized_as = "compile"
-            return CompiledModel(eager)
+            return CompiledModel(eager, sizes=self._fixed_sizes)
         if self.optimize == "none":
             return eager
         try:  # freeze: trace at 1 image, check at 3 or more in float32, then trace at the run's precision
