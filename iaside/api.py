@@ -21,7 +21,7 @@ from .engine import Engine, EngineState
 from .errors import IasideError
 from .fills import make_fill, processing_order
 from .models.base import Classifier, LoadedModel
-from .plans import CoalitionPlan, resolve_budget
+from .estimators import Estimator, estimator_from_config, resolve_budget
 from .result import SID_PNG, Result
 from .runtime import apply_malloc_fix
 from .spectral import band_masks
@@ -235,7 +235,7 @@ def shard_indices(n_images: int, seed: int, shard: tuple[int, int]) -> np.ndarra
     return order[i * n_images // n : (i + 1) * n_images // n]
 
 
-def _target_ci_stop(plan: CoalitionPlan, config: ExplainConfig, n_images: int, target_ci: float):
+def _target_ci_stop(plan: Estimator, config: ExplainConfig, n_images: int, target_ci: float):
     """``stop(state)`` for --target-ci: True once the score's 95 % half-width over the finished
     images (200 bootstrap resamples) is below ``target_ci``. Each image's φ is computed once."""
     phi = np.zeros((n_images, config.bands))
@@ -343,7 +343,7 @@ def explain(
         config = ExplainConfig.from_dict({**config.to_dict(), "labels": "predicted"})
     first = dataset[0].pixels
     masks = band_masks(first.shape[-2], first.shape[-1], config.bands, config.partition)
-    plan = CoalitionPlan.from_config(config)
+    plan = estimator_from_config(config)
     engine = Engine(
         loaded.model, CoalitionSynthesizer(masks, config.synthesis, config.clip), make_fill(config.fill, config.seed),
         batch_size=batch_size, device=device, precision=precision, num_workers=num_workers, seed=config.seed,
@@ -414,7 +414,7 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
     done = state.done == 1
     if not done.any():
         raise IasideError("no image is finished yet: nothing to summarise")
-    plan = CoalitionPlan.from_config(config)
+    plan = estimator_from_config(config)
     logp, index = state.logp_nats[done], np.flatnonzero(done)
     if logp.shape[1] != plan.n_coalitions:
         raise IasideError(f"the saved state has {logp.shape[1]} coalitions per image but its configuration's plan "

@@ -105,6 +105,11 @@ class ExplainConfig:
     confidence: float = 0.95
     beta: float = 0.75
 
+    def __post_init__(self) -> None:
+        from .fills import canonical_fill
+
+        object.__setattr__(self, "fill", canonical_fill(self.fill))  # aliases are stored by the fill's own name
+
     @classmethod
     def build(cls, preset: str | None = None, **given: Any) -> "ExplainConfig":
         """Defaults, then the preset, then what the user gave (``None`` = not given)."""

@@ -301,12 +301,10 @@ class Engine:
         self.reuse_full = synthesizer.synthesis == "sum" and bool(self.bits_np[-1].all()) and self.n_coalitions > 1
         if self.bits_np[0].any():
             self.empty_mode = None
-        elif synthesizer.synthesis == "paper" or fill.name in ("zero", "mean"):
+        elif synthesizer.synthesis == "paper":  # the paper's empty coalition is all zeros
             self.empty_mode = "shared"
-        elif fill.name == "partner":
-            self.empty_mode = "partner"
         else:
-            self.empty_mode = None
+            self.empty_mode = fill.reuse_empty
         self._empty_logits: torch.Tensor | None = None
         self._partner: np.ndarray | None = None
         self._excluded: set[int] = set()

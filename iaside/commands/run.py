@@ -73,7 +73,7 @@ def overrides(args) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..plans import DRAWS, ESTIMATORS
+    from ..estimators import DRAWS, ESTIMATORS
     from ..engine import OPTIMIZATIONS
     from ..fills import FILLS
     from ..spectral import PARTITIONS
