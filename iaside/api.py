@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, distributed
 from .coalitions import CoalitionSynthesizer
 from .config import DataConfig, ExplainConfig
 from .data.base import PREDICTED
@@ -193,38 +193,6 @@ def _atomic_write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _distributed(device: str) -> tuple[tuple[int, int] | None, str]:
-    """Under torchrun (WORLD_SIZE > 1): join the process group; returns ((rank, world), device)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return None, device
-    import torch.distributed as dist
-
-    if device.startswith("cuda"):
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return (dist.get_rank(), dist.get_world_size()), device
-
-
-def _all_reduce(state: EngineState, device: str) -> EngineState:
-    """Sum every rank's state (they hold disjoint images): the merge by addition, over processes.
-
-    Ends with a barrier and tears the group down, so no rank exits while another still talks.
-    """
-    import torch.distributed as dist
-
-    reduced = {}
-    for key, array in state.arrays().items():
-        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX if key == "skipped" else dist.ReduceOp.SUM)
-        reduced[key] = tensor.cpu().numpy()
-    dist.barrier()
-    dist.destroy_process_group()
-    return EngineState(**reduced)
-
-
 def shard_indices(n_images: int, seed: int, shard: tuple[int, int]) -> np.ndarray:
     """Shard i of n: the i-th contiguous block of the seeded processing order (keeps partners
     together, and every shard is a random sample)."""
@@ -324,7 +292,7 @@ def explain(
     if samples is not None and samples < 1:
         raise IasideError(f"--samples must be at least 1, got {samples}")
     config = resolve_budget(config)
-    rank, device = _distributed(device)
+    rank, device = distributed.setup(device)
     if rank is not None:
         if shard is not None:
             raise IasideError("--shard and torchrun both split the data; use one of them")
@@ -385,7 +353,7 @@ def explain(
         "skip_reasons": {run_info["names"][i]: reason for i, reason in bad.items()},
     }
     if rank is not None:
-        state = _all_reduce(state, device)
+        state = distributed.all_reduce(state, device)
         if rank[0] != 0:
             return None
         if out_dir is not None:
