@@ -20,6 +20,7 @@ from .data.base import PREDICTED
 from .engine import Engine, EngineState
 from .errors import IasideError
 from .fills import make_fill, processing_order
+from .models import state_fingerprint
 from .models.base import Classifier, LoadedModel
 from .estimators import Estimator, estimator_from_config, resolve_budget
 from .result import SID_PNG, Result
@@ -51,18 +52,7 @@ def _resolve_model(model, weights, device, data_config, overrides) -> LoadedMode
     # without a given mean/std the wrapper is the identity, for any number of channels
     mean, std = (cfg.mean, cfg.std) if {"mean", "std"} & set(given) else ((0.0,), (1.0,))
     net = model if isinstance(model, Classifier) else Classifier(model, mean, std, name=type(model).__name__)
-    return LoadedModel(net, cfg, spec=f"module:{type(model).__name__}", fingerprint=module_fingerprint(net))
-
-
-def module_fingerprint(module: nn.Module) -> str:
-    """sha256 (16 hex) of the parameters and buffers in key order."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for key, tensor in module.state_dict().items():
-        h.update(key.encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
+    return LoadedModel(net, cfg, spec=f"module:{type(model).__name__}", fingerprint=state_fingerprint(net))
 
 
 def _resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str | None, class_names):
