@@ -4,7 +4,6 @@ and the one check of what the model returns."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -15,6 +14,7 @@ from torch import nn
 
 from ..compiled import CompiledModel
 from ..errors import IasideError
+from ..log import warn
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 OPTIMIZATIONS = ("none", "freeze", "compile")
@@ -142,8 +142,7 @@ class ModelRunner:
         except Exception as err:  # any tracing failure means: run the model as given
             if isinstance(err, RuntimeError) and is_oom(err):
                 raise
-            print(f"iaside: warning: --optimize freeze does not apply to this model ({str(err).splitlines()[0]}); "
-                  "running it as given", file=sys.stderr)
+            warn(f"--optimize freeze does not apply to this model ({str(err).splitlines()[0]}); running it as given")
             return eager
         self.optimized_as = "freeze"
         return frozen
