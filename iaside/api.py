@@ -15,7 +15,7 @@ from torch import nn
 
 from . import __version__, distributed
 from .coalitions import CoalitionSynthesizer
-from .config import DataConfig, ExplainConfig
+from .config import DEFAULT_BANDS, DataConfig, ExplainConfig
 from .data.base import PREDICTED
 from .engine import Engine, EngineState
 from .errors import IasideError
@@ -217,7 +217,7 @@ def explain(
     model: str | nn.Module | LoadedModel,
     data: Any,
     *,
-    bands: int = 8,
+    bands: int = DEFAULT_BANDS,
     partition: str | None = None,
     fill: str | None = None,
     preset: str | None = None,

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
+DEFAULT_BANDS = 8
+"""M, the number of spectral bands, when the user names none."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class ExplainConfig:
     n_bootstrap / confidence: the bootstrap intervals; beta: the score's band decay.
     """
 
-    bands: int = 8
+    bands: int = DEFAULT_BANDS
     partition: str = "linf"
     fill: str = "partner"
     synthesis: str = "sum"

@@ -5,25 +5,10 @@ import argparse
 import re
 from pathlib import Path
 
+from ._args import add_bands_argument, add_model_arguments, overrides
+
 NAME = "run"
 HELP = "analyse a model on a data set (exact I-ASIDE)"
-
-
-def floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def size(text: str) -> tuple[int, int]:
-    try:
-        values = tuple(int(p) for p in re.split(r"[x,]", text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or HxW, got {text!r}") from None
-    if len(values) not in (1, 2):
-        raise argparse.ArgumentTypeError(f"expected N or HxW, got {text!r}")
-    return (values[0], values[-1])
 
 
 def shard(text: str) -> tuple[int, int]:
@@ -48,30 +33,6 @@ def default_out(model: str, data: str) -> Path:
     return Path("runs") / f"{slug(model)}_{slug(data)}"
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --weights, --device, --precision and the data-config overrides (shared by commands)."""
-    from ..config import INTERPOLATIONS
-    from ..engine import PRECISIONS
-
-    parser.add_argument("--model", required=True, help="efficientnet-lite0|1|2, torchscript:PATH, onnx:PATH, "
-                        "module:pkg.mod:factory, timm:NAME, torchvision:NAME")
-    parser.add_argument("--weights", help="weights file for module:/timm:/torchvision: models")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="model precision (default fp32)")
-    cfg = parser.add_argument_group("data config overrides (a TorchScript or ONNX file does not say these)")
-    cfg.add_argument("--input-size", type=size, help="crop size N or HxW")
-    cfg.add_argument("--resize-size", type=int, help="shorter side before the crop")
-    cfg.add_argument("--interpolation", choices=INTERPOLATIONS)
-    cfg.add_argument("--mean", type=floats, help="per-channel mean in [0, 1] units, e.g. 0.485,0.456,0.406")
-    cfg.add_argument("--std", type=floats, help="per-channel std in [0, 1] units")
-    cfg.add_argument("--channels", type=int, help="input channels (1 for grayscale models)")
-
-
-def overrides(args) -> dict:
-    """The data-config overrides given on the command line (None = not given)."""
-    return {k: getattr(args, k) for k in ("input_size", "resize_size", "interpolation", "mean", "std", "channels")}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..estimators import DRAWS, ESTIMATORS
     from ..engine import OPTIMIZATIONS
@@ -82,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="samples:imagenet, samples:photos, or a folder")
     parser.add_argument("--labels", help="'predicted' (the model's own top-1), 'sorted' (class folders in "
                         "sorted order), or a CSV filename,label for a flat folder")
-    parser.add_argument("--bands", type=int, default=8, help="number of spectral bands M (default 8)")
+    add_bands_argument(parser)
     parser.add_argument("--partition", choices=PARTITIONS, help="band shape (default linf; the paper preset: square)")
     parser.add_argument("--fill", choices=FILLS + ("random",), help="what replaces a removed band (default partner)")
     parser.add_argument("--preset", choices=["paper"], help="'paper' reproduces the authors' script")
