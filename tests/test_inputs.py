@@ -91,6 +91,16 @@ class Items(Dataset):
         return self.items[i]
 
 
+class Table:
+    """Sized and indexable, but by column name (like a data frame)."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, key):
+        raise KeyError(key)
+
+
 class Stream(IterableDataset):
     def __init__(self, items):
         self.items = items
@@ -191,7 +201,10 @@ def bad_inputs():
         "one-hot labels": ((xf, torch.nn.functional.one_hot(y, 5)), "one-hot"),
         "negative label": ((xf, torch.tensor([0, -1, 2, 3])), "negative"),
         "string labels": ((xf, ["cat", "dog", "cat", "dog"]), "integer class indices"),
-        "list of tensors": (list(xf), r"data\[0\] is a Tensor"),
+        "list of tensors": (list(xf), r"data\[0\] is a Tensor.*stack"),
+        "two tensors": ([xf[0], xf[1]], r"data\[0\] is a Tensor.*stack"),
+        "not by position": (Table(), r"data: Table cannot be read by position \(data\[0\] raised KeyError"),
+        "a dict": ({"image": xf}, "dict is not accepted"),
         "missing file": (["/no/such/image.png"], "not an image file"),
         "empty list": ([], "empty"),
         "a number": (3, "int is not accepted"),

@@ -198,7 +198,9 @@ def _is_batch(obj) -> bool:
 
 
 def _is_label_batch(obj) -> bool:
-    return isinstance(obj, (torch.Tensor, np.ndarray, list, tuple))
+    """Class indices, or something meant as them (checked by ``_labels``); not a second image."""
+    return (isinstance(obj, (torch.Tensor, np.ndarray)) and obj.ndim <= 2) or (
+        isinstance(obj, (list, tuple)) and not any(isinstance(v, (torch.Tensor, np.ndarray, Image.Image)) for v in obj))
 
 
 def _dtype_name(x) -> str:
@@ -268,7 +270,12 @@ class DatasetImages(Dataset):
         self._fingerprint: str | None = None
         if not self.indices:
             raise IasideError(f"{ARGUMENT}: {self.what} is empty")
-        image, label = _split(self.dataset[self.indices[0]], self.names[0])
+        try:
+            first = self.dataset[self.indices[0]]
+        except (KeyError, TypeError) as err:
+            raise IasideError(f"{ARGUMENT}: {type(dataset).__name__} cannot be read by position ({ARGUMENT}[0] raised "
+                              f"{type(err).__name__}: {err}); pass a Dataset whose [i] is (image, label)") from None
+        image, label = _split(first, self.names[0])
         self.uint8 = _is_uint8(image)
         self.labelled = label is not None and not predicted
         self.labels_kind = "given" if self.labelled else "predicted"
