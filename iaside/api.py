@@ -73,6 +73,9 @@ def _resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str
         return open_dataset(data, cfg, labels=labels, class_names=class_names, samples=config.samples, seed=config.seed)
     from .data.inputs import as_dataset
 
+    if labels_file is not None:
+        raise IasideError(f"labels={labels_file!r} labels the images of a folder; with in-memory data pass "
+                          "(images, labels) instead")
     dataset = as_dataset(data, cfg, predicted=config.labels == "predicted")
     if config.samples is not None and config.samples < len(dataset):
         dataset = dataset.subset(

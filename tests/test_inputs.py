@@ -236,3 +236,5 @@ def test_bad_input_through_explain_names_data():
     x, _ = uint8_images(4)
     with pytest.raises(IasideError, match=r"^data \(tensor \(4, 3, 16, 16\) float32\): float pixel values span"):
         explain(x.float())
+    with pytest.raises(IasideError, match=r"labels='labels.csv' labels the images of a folder"):
+        explain(x, labels="labels.csv")
