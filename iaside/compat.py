@@ -1,7 +1,7 @@
 """Import torchvision, timm and transformers on a CPU-only torch.
 
-torchvision publishes some releases (0.28.0, the match for torch 2.13, among them) only as a
-CUDA build. Beside a CPU-only torch its compiled operators do not load, and ``import
+torchvision's Linux wheels on PyPI are CUDA builds (0.28.0, the match for torch 2.13, has no
+CPU build there). Beside a CPU-only torch their compiled operators do not load, and ``import
 torchvision`` stops with ``operator torchvision::nms does not exist``; timm and transformers
 import torchvision, so they stop too. In your own script or notebook::
 
