@@ -58,19 +58,15 @@ def _resolve_model(model, weights, device, data_config, overrides) -> LoadedMode
 def _resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str | None, class_names):
     from .data import open_dataset
 
-    if isinstance(data, str):
+    if isinstance(data, (str, os.PathLike)) and not os.path.isfile(data):
         labels = "predicted" if config.labels == "predicted" else labels_file
         return open_dataset(data, cfg, labels=labels, class_names=class_names, samples=config.samples, seed=config.seed)
-    if isinstance(data, torch.Tensor):
-        from .data.tensors import TensorImages
+    from .data.inputs import as_dataset
 
-        dataset = TensorImages(data, None)
-    elif isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
-        from .data.tensors import TensorImages
-
-        dataset = TensorImages(*data)
-    else:
-        dataset = data
+    if labels_file is not None:
+        raise IasideError(f"labels={labels_file!r} labels the images of a folder; with in-memory data pass "
+                          "(images, labels) instead")
+    dataset = as_dataset(data, cfg, predicted=config.labels == "predicted")
     if config.samples is not None and config.samples < len(dataset):
         dataset = dataset.subset(
             np.sort(np.random.default_rng(config.seed).choice(len(dataset), config.samples, replace=False))
@@ -250,8 +246,10 @@ def explain(
 
     model: a spec ('efficientnet-lite0', 'onnx:PATH', ...), a LoadedModel, or any nn.Module
     taking (B, C, H, W) pixels (normalised inside with ``data_config``'s mean/std, if given).
-    data: a spec ('samples:imagenet', a folder), a data set of ``ImageItem``s, a (N, C, H, W)
-    tensor in [0, 1] (predicted labels) or a (images, labels) pair.
+    data: a spec ('samples:imagenet', a folder); PIL images or image paths (resized by the
+    data config); a numpy array or tensor of pixels, (N, C, H, W) or (N, H, W, C), float in
+    [0, 1] or uint8 (read as /255); an (images, labels) pair; a Dataset or DataLoader yielding
+    (image, label) or images alone (predicted labels); see ``iaside.data.inputs``.
     labels: None/'given', 'predicted', or a CSV path for a flat folder.
     estimator: 'exact' (2**M passes per image), 'kernel' (paired KernelSHAP on ``coalitions``
     coalitions per image; default 10 % of 2**M, at most 1024) or 'permutation'
