@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import time
@@ -23,13 +22,10 @@ from .fills import make_fill, processing_order
 from .models.base import Classifier, LoadedModel
 from .plans import CoalitionPlan, resolve_budget
 from .result import SID_PNG, Result
+from .runs import STATE_NPZ, checked_write, open_run, owns_out_folder, run_identity, state_file
 from .runtime import apply_malloc_fix
 from .spectral import band_masks
 from .summary import summarize
-
-RUN_JSON = "run.json"
-STATE_NPZ = "state.npz"
-
 
 def _resolve_model(model, weights, device, data_config, overrides) -> LoadedModel:
     """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel.
@@ -114,85 +110,6 @@ def find_bad_images(dataset, num_workers: int = 0) -> dict[int, str]:
     return bad
 
 
-def _save(what: str, path: Path, write) -> None:
-    """Run ``write()``; a failing disk becomes a one-line error that names the file."""
-    try:
-        write()
-    except OSError as err:
-        raise IasideError(
-            f"cannot write {what} {path} ({err.strerror or err}); the last checkpoint in {path.parent} is kept: "
-            "free some space (or choose another --out) and rerun the same command"
-        ) from err
-
-
-def _identity(config: ExplainConfig, loaded: LoadedModel, dataset, precision: str) -> dict[str, Any]:
-    """What must match for saved states to be resumed or merged (not the shard, not the batch size)."""
-    return {
-        "config": config.to_dict(),
-        "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint},
-        "data": {"fingerprint": dataset.fingerprint(), "n_images": len(dataset)},
-        "data_config": loaded.data_config.to_dict(),
-        "precision": precision,
-    }
-
-
-def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return out
-
-
-def state_file(shard: tuple[int, int] | None) -> str:
-    """The state file of a whole run, or of shard i of n (shards and ranks may share a folder)."""
-    return STATE_NPZ if shard is None else f"state-shard{shard[0]}of{shard[1]}.npz"
-
-
-def _open_run_folder(out: Path, run_info: dict, shard, n_images: int, n_coalitions: int) -> EngineState | None:
-    """Check ``out`` against this run (refusing a different configuration); return the saved
-    state to resume, if any."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise IasideError(f"cannot write to the output folder {out} ({err.strerror}); choose another --out") from err
-    run_file = out / RUN_JSON
-    if run_file.exists():
-        try:
-            old = json.loads(run_file.read_text())
-        except (ValueError, UnicodeDecodeError) as err:
-            raise IasideError(f"{run_file} is damaged ({err}); delete {out} (or the file) to start over") from err
-        identity = dict(old.get("identity", {}))
-        if "config" in identity:  # as this version reads it (configs saved before a field existed)
-            identity["config"] = ExplainConfig.from_dict(identity["config"]).to_dict()
-        diff = _differences(identity, run_info["identity"])
-        if diff:
-            raise IasideError(
-                f"{out} holds a run with a different configuration ({'; '.join(diff[:4])}); "
-                "use another --out or delete the folder"
-            )
-        path = out / state_file(shard)
-        if path.exists():
-            state = EngineState.load(path)
-            if state.logp_nats.shape == (n_images, n_coalitions):
-                return state
-    else:
-        _save("the run description", run_file, lambda: _atomic_write_json(run_file, run_info))
-    return None
-
-
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def _distributed(device: str) -> tuple[tuple[int, int] | None, str]:
     """Under torchrun (WORLD_SIZE > 1): join the process group; returns ((rank, world), device)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -206,6 +123,17 @@ def _distributed(device: str) -> tuple[tuple[int, int] | None, str]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return (dist.get_rank(), dist.get_world_size()), device
+
+
+def _open_shared_folder(out: Path, run_info: dict, shard, n_images: int, n_coalitions: int, rank):
+    """``runs.open_run``; under torchrun rank 0 (the folder's owner) first, the other ranks after it."""
+    if rank is None:
+        return open_run(out, run_info, shard, n_images, n_coalitions)
+    import torch.distributed as dist
+
+    state = open_run(out, run_info, shard, n_images, n_coalitions) if rank[0] == 0 else None
+    dist.barrier()
+    return state if rank[0] == 0 else open_run(out, run_info, shard, n_images, n_coalitions)
 
 
 def _all_reduce(state: EngineState, device: str) -> EngineState:
@@ -255,6 +183,7 @@ def _target_ci_stop(plan: CoalitionPlan, config: ExplainConfig, n_images: int, t
     return stop
 
 
+@owns_out_folder
 def explain(
     model: str | nn.Module | LoadedModel,
     data: Any,
@@ -351,7 +280,7 @@ def explain(
         show_progress=show_progress and (rank is None or rank[0] == 0), checkpoint_every_s=checkpoint_every_s,
     )
     run_info = {
-        "identity": _identity(config, loaded, dataset, precision),
+        "identity": run_identity(config, loaded, dataset, precision),
         "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint, "num_classes": loaded.model.num_classes},
         "data": {
             "spec": getattr(dataset, "description", type(dataset).__name__),
@@ -366,9 +295,9 @@ def explain(
     out_dir = Path(out) if out is not None else None
     state = None
     if out_dir is not None:
-        state = _open_run_folder(out_dir, run_info, shard, len(dataset), plan.n_coalitions)
+        state = _open_shared_folder(out_dir, run_info, shard, len(dataset), plan.n_coalitions, rank)
         path = out_dir / state_file(shard)
-        engine.checkpoint = lambda s: _save("the checkpoint", path, lambda: s.save(path))
+        engine.checkpoint = lambda s: checked_write("the checkpoint", path, lambda: s.save(path))
     indices = shard_indices(len(dataset), config.seed, shard) if shard is not None else None
     stop = None if target_ci is None else _target_ci_stop(plan, config, len(dataset), target_ci)
     t0 = time.perf_counter()
@@ -389,7 +318,7 @@ def explain(
         if rank[0] != 0:
             return None
         if out_dir is not None:
-            _save("the checkpoint", out_dir / STATE_NPZ, lambda: state.save(out_dir / STATE_NPZ))
+            checked_write("the checkpoint", out_dir / STATE_NPZ, lambda: state.save(out_dir / STATE_NPZ))
         run_meta["world_size"] = rank[1]
     elif shard is not None:
         return None
@@ -401,8 +330,8 @@ def explain(
         from .report.plots import plot_sid
         from .store import record_run
 
-        _save("the result", out_dir / "result.json", lambda: result.save(out_dir))
-        _save("the SID plot", out_dir / SID_PNG, lambda: plot_sid(result, out_dir / SID_PNG))
+        checked_write("the result", out_dir / "result.json", lambda: result.save(out_dir))
+        checked_write("the SID plot", out_dir / SID_PNG, lambda: plot_sid(result, out_dir / SID_PNG))
         if record:
             record_run(result, out_dir)
     return result

@@ -8,7 +8,6 @@ per-image table that merges by addition, so shards, ranks and resumed runs combi
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections import deque
 from contextlib import nullcontext
@@ -26,6 +25,7 @@ from .data.base import PREDICTED, ImageItem
 from .errors import IasideError
 from .fills import Fill, partner_index, processing_order
 from .game import coalition_bits
+from .runs import atomic_write
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 OPTIMIZATIONS = ("none", "freeze", "compile")
@@ -101,20 +101,8 @@ class EngineState:
                 v[todo] = 0
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write atomically: temporary file in the same folder, fsync, rename."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".state-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **self.arrays())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Write atomically (``runs.atomic_write``: a unique temporary file, fsync, rename)."""
+        atomic_write(path, lambda fh: np.savez(fh, **self.arrays()))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "EngineState":
