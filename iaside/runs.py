@@ -111,7 +111,7 @@ def _create_if_absent(path: Path, text: str) -> bool:
 
 # ---- one owner per folder ------------------------------------------------------------------
 
-_held: dict[str, int] = {}  # real path of a lock file -> nesting depth, for this process
+_held: dict[str, list[int]] = {}  # real path of a lock file held by this process -> [depth, descriptor]
 _held_lock = threading.Lock()
 
 
@@ -119,76 +119,79 @@ def command_line() -> str:
     """This process's command, as a person would type it (``iaside run ...``)."""
     argv = list(sys.argv) or ["python"]
     head = Path(argv[0]).name
-    if argv[0].endswith(os.path.join("iaside", "__main__.py")) or head == "iaside":
-        head = "iaside"
+    if head == "__main__.py":  # python -m PACKAGE
+        package = Path(argv[0]).parent.name
+        head = "iaside" if package == "iaside" else f"python -m {package}"
     text = " ".join(shlex.quote(a) for a in [head, *argv[1:]])
     return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _holder(path: Path) -> str:
-    """Who holds the lock file ``path``, as it wrote itself there (retrying while it writes)."""
+    """Who holds the lock file ``path`` as they wrote themselves there (shards: in their own
+    ``.lock-shard*`` files), retrying while a new owner is still writing."""
     import time
 
-    for _ in range(20):
+    def text(p: Path) -> str:
         try:
-            text = path.read_text(errors="replace").strip()
+            return " ".join(p.read_text(errors="replace").split())
         except OSError:
-            text = ""
-        if text:
-            return " ".join(text.split())
+            return ""
+
+    for _ in range(20):
+        shards = sorted(path.parent.glob(LOCK_FILE + "-shard*")) if path.name == LOCK_FILE else []
+        found = [t for t in map(text, [path, *shards]) if t]
+        if found:
+            return "; ".join(found)
         time.sleep(0.05)
     return "PID unknown"
 
 
-def _lock_file(path: Path, shared: bool, folder: Path) -> int | None:
-    """flock ``path`` (created if needed); the descriptor, or None when this process holds it."""
+def _lock_file(path: Path, shared: bool, folder: Path) -> bool:
+    """flock ``path`` (created if needed); False when this process already held it."""
     import fcntl
 
     key = os.path.realpath(path)
-    with _held_lock:
+    with _held_lock:  # threads of one process share its locks
         if key in _held:
-            _held[key] += 1
-            return None
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-        except BlockingIOError:
+            _held[key][0] += 1
+            return False
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise IasideError(
+                    f"{folder} is in use by another iaside process ({_holder(path)}); wait for it to end, "
+                    "or choose another --out"
+                ) from None
+            except OSError:
+                os.close(fd)
+                raise
+            try:  # a releasing owner may have removed the file: hold the one that is on disk
+                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            raise IasideError(
-                f"{folder} is in use by another iaside process ({_holder(path)}); wait for it to end, "
-                "or choose another --out"
-            ) from None
-        except OSError:
-            os.close(fd)
-            raise
-        try:  # a releasing owner may have removed the file: hold the one that is on disk
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-    info = f"PID {os.getpid()} on {socket.gethostname()}: {command_line()}\n".encode()
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, info, 0)
-    with _held_lock:
-        _held[key] = 1
-    return fd
+        os.ftruncate(fd, 0)  # shared holders name themselves in their shard's own lock file
+        if not shared:
+            os.pwrite(fd, f"PID {os.getpid()} on {socket.gethostname()}: {command_line()}\n".encode(), 0)
+        _held[key] = [1, fd]
+        return True
 
 
-def _unlock_file(path: Path, fd: int | None, remove: bool) -> None:
+def _unlock_file(path: Path, remove: bool) -> None:
     key = os.path.realpath(path)
     with _held_lock:
-        _held[key] -= 1
-        if _held[key] > 0:
+        _held[key][0] -= 1
+        if _held[key][0] > 0:
             return
-        del _held[key]
-    if fd is None:
-        return
-    if remove:  # still holding the lock, so no one else can be writing it
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-    os.close(fd)
+        fd = _held.pop(key)[1]
+        if remove:  # still holding the lock, so no one else can be writing it
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -205,10 +208,10 @@ def owner(folder: str | os.PathLike, shard: tuple[int, int] | None = None) -> It
         raise IasideError(f"cannot write to the output folder {folder} ({err.strerror}); choose another --out") from err
     path = folder / LOCK_FILE
     try:
-        fd = _lock_file(path, shard is not None, folder)
+        first = _lock_file(path, shard is not None, folder)
     except OSError as err:
         raise IasideError(f"cannot lock the output folder {folder} ({err.strerror}); choose another --out") from err
-    if fd is not None and shard is None:  # the sole owner: temporary files of killed writers go
+    if first and shard is None:  # the sole owner: temporary files of killed writers go
         for stale in folder.glob(".tmp-*.part"):
             with contextlib.suppress(OSError):
                 stale.unlink()
@@ -217,13 +220,13 @@ def owner(folder: str | os.PathLike, shard: tuple[int, int] | None = None) -> It
             yield folder
         else:
             shard_path = folder / f"{LOCK_FILE}-shard{shard[0]}of{shard[1]}"
-            shard_fd = _lock_file(shard_path, False, folder)
+            _lock_file(shard_path, False, folder)
             try:
                 yield folder
             finally:
-                _unlock_file(shard_path, shard_fd, remove=True)
+                _unlock_file(shard_path, remove=True)
     finally:
-        _unlock_file(path, fd, remove=shard is None)
+        _unlock_file(path, remove=shard is None)
 
 
 def owns_out_folder(function: Callable) -> Callable:
