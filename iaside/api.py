@@ -27,6 +27,7 @@ from .runtime import apply_malloc_fix
 from .spectral import band_masks
 from .summary import summarize
 
+
 def _resolve_model(model, weights, device, data_config, overrides) -> LoadedModel:
     """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel.
 
@@ -239,7 +240,8 @@ def explain(
     batches padded to one of two fixed shapes; its compile seconds are in
     ``meta["timings_s"]["compile"]``).
     With ``out``, the run resumes from that folder's checkpoint and writes its files there, and
-    (with ``record``) is recorded in the results store (``iaside runs``).
+    (with ``record``) is recorded in the results store (``iaside runs``). It owns the folder
+    while it runs (``iaside.runs.owner``): another process on it is refused, naming this one.
     """
     apply_malloc_fix()
     if on_bad_image not in ("error", "skip"):

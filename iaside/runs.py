@@ -210,7 +210,7 @@ def owner(folder: str | os.PathLike, shard: tuple[int, int] | None = None) -> It
     try:
         first = _lock_file(path, shard is not None, folder)
     except OSError as err:
-        raise IasideError(f"cannot lock the output folder {folder} ({err.strerror}); choose another --out") from err
+        raise IasideError(f"cannot write to the output folder {folder} ({err.strerror}); choose another --out") from err
     if first and shard is None:  # the sole owner: temporary files of killed writers go
         for stale in folder.glob(".tmp-*.part"):
             with contextlib.suppress(OSError):
@@ -317,7 +317,7 @@ def claim(folder: Path, run_info: dict[str, Any]) -> bool:
                 f"restore {RUN_JSON} to resume, delete {' and '.join(orphans)} to start over, or choose another --out"
             )
         text = json.dumps(run_info, indent=1)
-        if checked_create(run_file, text):
+        if _publish(run_file, text):
             return True
     old = read_run_info(run_file)
     diff = differences(_normalised(old["identity"]), _normalised(run_info["identity"]))
@@ -329,7 +329,8 @@ def claim(folder: Path, run_info: dict[str, Any]) -> bool:
     return False
 
 
-def checked_create(path: Path, text: str) -> bool:
+def _publish(path: Path, text: str) -> bool:
+    """``run.json`` created if absent (False: another process was first); a full disk in one line."""
     created = []
     checked_write("the run description", path, lambda: created.append(_create_if_absent(path, text)))
     return created[0]

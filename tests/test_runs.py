@@ -240,3 +240,21 @@ def test_result_saves_from_two_threads_leave_valid_files(tmp_path, scripted, ima
     again = Result.load(out)
     assert np.array_equal(again.per_image["logp_nats"], result.per_image["logp_nats"])
     assert {p.name for p in out.iterdir()} == {"result.json", "per_image.npz"}
+
+
+@pytest.mark.parametrize("env, owned", [({}, True), ({"WORLD_SIZE": "2", "RANK": "0"}, True),
+                                        ({"WORLD_SIZE": "2", "RANK": "1"}, False)],
+                         ids=["one-process", "torchrun-rank0", "torchrun-rank1"])
+def test_rank_zero_owns_the_folder_for_every_rank(tmp_path, monkeypatch, env, owned):
+    for key in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    @runs.owns_out_folder
+    def job(data, *, out=None, shard=None):
+        return (Path(out) / ".lock").exists()
+
+    (tmp_path / "r").mkdir()
+    assert job("x", out=tmp_path / "r") is owned
+    assert not (tmp_path / "r" / ".lock").exists()  # released (or never taken)
