@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import time
@@ -24,12 +23,10 @@ from .models import state_fingerprint
 from .models.base import Classifier, LoadedModel
 from .estimators import Estimator, estimator_from_config, resolve_budget
 from .result import SID_PNG, Result
+from .runs import STATE_NPZ, checked_write, open_run, owns_out_folder, run_identity, state_file
 from .runtime import apply_malloc_fix
 from .spectral import band_masks
 from .summary import summarize
-
-RUN_JSON = "run.json"
-STATE_NPZ = "state.npz"
 
 
 def _resolve_model(model, weights, device, data_config, overrides) -> LoadedModel:
@@ -100,83 +97,15 @@ def find_bad_images(dataset, num_workers: int = 0) -> dict[int, str]:
     return bad
 
 
-def _save(what: str, path: Path, write) -> None:
-    """Run ``write()``; a failing disk becomes a one-line error that names the file."""
-    try:
-        write()
-    except OSError as err:
-        raise IasideError(
-            f"cannot write {what} {path} ({err.strerror or err}); the last checkpoint in {path.parent} is kept: "
-            "free some space (or choose another --out) and rerun the same command"
-        ) from err
+def _open_shared_folder(out: Path, run_info: dict, shard, n_images: int, n_coalitions: int, rank):
+    """``runs.open_run``; under torchrun rank 0 (the folder's owner) first, the other ranks after it."""
+    if rank is None:
+        return open_run(out, run_info, shard, n_images, n_coalitions)
+    import torch.distributed as dist
 
-
-def _identity(config: ExplainConfig, loaded: LoadedModel, dataset, precision: str) -> dict[str, Any]:
-    """What must match for saved states to be resumed or merged (not the shard, not the batch size)."""
-    return {
-        "config": config.to_dict(),
-        "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint},
-        "data": {"fingerprint": dataset.fingerprint(), "n_images": len(dataset)},
-        "data_config": loaded.data_config.to_dict(),
-        "precision": precision,
-    }
-
-
-def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return out
-
-
-def state_file(shard: tuple[int, int] | None) -> str:
-    """The state file of a whole run, or of shard i of n (shards and ranks may share a folder)."""
-    return STATE_NPZ if shard is None else f"state-shard{shard[0]}of{shard[1]}.npz"
-
-
-def _open_run_folder(out: Path, run_info: dict, shard, n_images: int, n_coalitions: int) -> EngineState | None:
-    """Check ``out`` against this run (refusing a different configuration); return the saved
-    state to resume, if any."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise IasideError(f"cannot write to the output folder {out} ({err.strerror}); choose another --out") from err
-    run_file = out / RUN_JSON
-    if run_file.exists():
-        try:
-            old = json.loads(run_file.read_text())
-        except (ValueError, UnicodeDecodeError) as err:
-            raise IasideError(f"{run_file} is damaged ({err}); delete {out} (or the file) to start over") from err
-        identity = dict(old.get("identity", {}))
-        if "config" in identity:  # as this version reads it (configs saved before a field existed)
-            identity["config"] = ExplainConfig.from_dict(identity["config"]).to_dict()
-        diff = _differences(identity, run_info["identity"])
-        if diff:
-            raise IasideError(
-                f"{out} holds a run with a different configuration ({'; '.join(diff[:4])}); "
-                "use another --out or delete the folder"
-            )
-        path = out / state_file(shard)
-        if path.exists():
-            state = EngineState.load(path)
-            if state.logp_nats.shape == (n_images, n_coalitions):
-                return state
-    else:
-        _save("the run description", run_file, lambda: _atomic_write_json(run_file, run_info))
-    return None
-
-
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    state = open_run(out, run_info, shard, n_images, n_coalitions) if rank[0] == 0 else None
+    dist.barrier()
+    return state if rank[0] == 0 else open_run(out, run_info, shard, n_images, n_coalitions)
 
 
 def shard_indices(n_images: int, seed: int, shard: tuple[int, int]) -> np.ndarray:
@@ -209,6 +138,7 @@ def _target_ci_stop(plan: Estimator, config: ExplainConfig, n_images: int, targe
     return stop
 
 
+@owns_out_folder
 def explain(
     model: str | nn.Module | LoadedModel,
     data: Any,
@@ -266,7 +196,8 @@ def explain(
     batches padded to one of two fixed shapes; its compile seconds are in
     ``meta["timings_s"]["compile"]``).
     With ``out``, the run resumes from that folder's checkpoint and writes its files there, and
-    (with ``record``) is recorded in the results store (``iaside runs``).
+    (with ``record``) is recorded in the results store (``iaside runs``). It owns the folder
+    while it runs (``iaside.runs.owner``): another process on it is refused, naming this one.
     """
     apply_malloc_fix()
     if on_bad_image not in ("error", "skip"):
@@ -307,7 +238,7 @@ def explain(
         show_progress=show_progress and (rank is None or rank[0] == 0), checkpoint_every_s=checkpoint_every_s,
     )
     run_info = {
-        "identity": _identity(config, loaded, dataset, precision),
+        "identity": run_identity(config, loaded, dataset, precision),
         "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint, "num_classes": loaded.model.num_classes},
         "data": {
             "spec": getattr(dataset, "description", type(dataset).__name__),
@@ -322,9 +253,9 @@ def explain(
     out_dir = Path(out) if out is not None else None
     state = None
     if out_dir is not None:
-        state = _open_run_folder(out_dir, run_info, shard, len(dataset), plan.n_coalitions)
+        state = _open_shared_folder(out_dir, run_info, shard, len(dataset), plan.n_coalitions, rank)
         path = out_dir / state_file(shard)
-        engine.checkpoint = lambda s: _save("the checkpoint", path, lambda: s.save(path))
+        engine.checkpoint = lambda s: checked_write("the checkpoint", path, lambda: s.save(path))
     indices = shard_indices(len(dataset), config.seed, shard) if shard is not None else None
     stop = None if target_ci is None else _target_ci_stop(plan, config, len(dataset), target_ci)
     t0 = time.perf_counter()
@@ -345,7 +276,7 @@ def explain(
         if rank[0] != 0:
             return None
         if out_dir is not None:
-            _save("the checkpoint", out_dir / STATE_NPZ, lambda: state.save(out_dir / STATE_NPZ))
+            checked_write("the checkpoint", out_dir / STATE_NPZ, lambda: state.save(out_dir / STATE_NPZ))
         run_meta["world_size"] = rank[1]
     elif shard is not None:
         return None
@@ -357,8 +288,8 @@ def explain(
         from .report.plots import plot_sid
         from .store import record_run
 
-        _save("the result", out_dir / "result.json", lambda: result.save(out_dir))
-        _save("the SID plot", out_dir / SID_PNG, lambda: plot_sid(result, out_dir / SID_PNG))
+        checked_write("the result", out_dir / "result.json", lambda: result.save(out_dir))
+        checked_write("the SID plot", out_dir / SID_PNG, lambda: plot_sid(result, out_dir / SID_PNG))
         if record:
             record_run(result, out_dir)
     return result

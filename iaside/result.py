@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .errors import IasideError
+from .runs import atomic_write, owner
 from .summary import Estimate
 
 RESULT_JSON = "result.json"
@@ -91,17 +92,12 @@ class Result:
         )
 
     def save(self, out_dir: str | os.PathLike) -> Path:
-        """Write result.json and per_image.npz into ``out_dir`` (atomically each); returns the folder."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out / RESULT_JSON, json.dumps(self.to_json_dict(), indent=1, allow_nan=True).encode())
-        if self.per_image:
-            tmp = out / (".tmp-" + PER_IMAGE_NPZ)
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **self.per_image)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, out / PER_IMAGE_NPZ)
+        """Write result.json and per_image.npz into ``out_dir`` (atomically each, as the folder's owner:
+        ``runs.owner``); returns the folder."""
+        with owner(out_dir) as out:
+            atomic_write(out / RESULT_JSON, json.dumps(self.to_json_dict(), indent=1, allow_nan=True))
+            if self.per_image:
+                atomic_write(out / PER_IMAGE_NPZ, lambda fh: np.savez_compressed(fh, **self.per_image))
         return out
 
     @classmethod
@@ -169,11 +165,3 @@ class Result:
             f"so the model leans on {lean} features (score_signed {float(self.score_signed.value):+.2f})."
         )
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(".tmp-" + path.name)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 from ._args import add_bands_argument, add_model_arguments, overrides
@@ -77,17 +78,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..api import explain
+    from ..runs import Stopped, stop_on_signals
 
     out = args.out or default_out(args.model, args.data)
-    result = explain(
-        args.model, args.data, bands=args.bands, partition=args.partition, fill=args.fill, preset=args.preset,
-        clip=args.clip, labels=args.labels, samples=args.samples, seed=args.seed, n_bootstrap=args.bootstrap,
-        estimator=args.estimator, permutations=args.permutations, coalitions=args.coalitions, draws=args.draws, target_ci=args.target_ci, shard=args.shard,
-        on_bad_image=args.on_bad_image,
-        batch_size=args.batch_size, device=args.device, precision=args.precision, num_workers=args.workers,
-        optimize=args.optimize, weights=args.weights, overrides=overrides(args), out=out, show_progress=not args.quiet,
-    )
+    try:
+        with stop_on_signals():  # SIGTERM, SIGHUP: the engine checkpoints as for Ctrl-C
+            result = _explain(args, out)
+    except Stopped as stop:
+        print(f"iaside: stopped by {stop}; the finished images are saved in {out}: rerun the same command to resume",
+              file=sys.stderr)
+        return stop.exit_code
     if result is None:  # a shard, or a torchrun rank other than 0
         if args.shard is not None:
             print(f"shard {args.shard[0]}/{args.shard[1]} done: state saved in {out}; combine with 'iaside merge'")
@@ -101,3 +101,16 @@ def run(args) -> int:
               f"({rate * 2 ** result.n_bands:.0f} passes/s)")
     print(f"wrote {out}/result.json, per_image.npz, sid.png")
     return 0
+
+
+def _explain(args, out: Path):
+    from ..api import explain
+
+    return explain(
+        args.model, args.data, bands=args.bands, partition=args.partition, fill=args.fill, preset=args.preset,
+        clip=args.clip, labels=args.labels, samples=args.samples, seed=args.seed, n_bootstrap=args.bootstrap,
+        estimator=args.estimator, permutations=args.permutations, coalitions=args.coalitions, draws=args.draws, target_ci=args.target_ci, shard=args.shard,
+        on_bad_image=args.on_bad_image,
+        batch_size=args.batch_size, device=args.device, precision=args.precision, num_workers=args.workers,
+        optimize=args.optimize, weights=args.weights, overrides=overrides(args), out=out, show_progress=not args.quiet,
+    )

@@ -6,7 +6,6 @@ Each field of the state declares how two states over disjoint images combine ("s
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field, fields
 
@@ -93,20 +92,10 @@ class EngineState:
                 getattr(self, key)[todo] = 0
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write atomically: temporary file in the same folder, fsync, rename."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".state-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **self.arrays())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Write atomically (``runs.atomic_write``: a unique temporary file, fsync, rename)."""
+        from ..runs import atomic_write
+
+        atomic_write(path, lambda fh: np.savez(fh, **self.arrays()))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> EngineState:
