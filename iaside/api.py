@@ -31,27 +31,25 @@ RUN_JSON = "run.json"
 STATE_NPZ = "state.npz"
 
 
-def _resolve_model(model, weights, device, data_config, overrides) -> LoadedModel:
-    """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel.
-
-    ``data_config`` then ``overrides`` replace the source's config, mean/std included.
-    """
-    given = {**(data_config.to_dict() if data_config else {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
+def _resolve_model(model, weights, device, data_config, overrides, num_classes=None, outputs="logits",
+                   used=None) -> LoadedModel:
+    """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel, its data config
+    resolved by the one rule (``iaside.models.registry.data_config_layers``)."""
     if isinstance(model, LoadedModel):
-        if given:
+        if data_config is not None or any(v is not None for v in (overrides or {}).values()):
             raise IasideError("a LoadedModel carries its data config; pass overrides to load_model instead")
         return model
     if isinstance(model, str):
         from .models import load_model
 
-        return load_model(model, weights=weights, device=device, overrides=given)
+        return load_model(model, weights=weights, device=device, overrides=overrides, data_config=data_config,
+                          num_classes=num_classes, outputs=outputs)
     if not isinstance(model, nn.Module):
         raise IasideError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
-    cfg = DataConfig(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)).override(**given)
-    # without a given mean/std the wrapper is the identity, for any number of channels
-    mean, std = (cfg.mean, cfg.std) if {"mean", "std"} & set(given) else ((0.0,), (1.0,))
-    net = model if isinstance(model, Classifier) else Classifier(model, mean, std, name=type(model).__name__)
-    return LoadedModel(net, cfg, spec=f"module:{type(model).__name__}", fingerprint=module_fingerprint(net))
+    from .models.registry import wrap_module
+
+    return wrap_module(model, fingerprint=module_fingerprint(model), data_config=data_config, overrides=overrides,
+                       outputs=outputs, used=used)
 
 
 def module_fingerprint(module: nn.Module) -> str:
@@ -281,8 +279,10 @@ def explain(
     shard: tuple[int, int] | None = None,
     on_bad_image: str = "error",
     weights: str | None = None,
-    data_config: DataConfig | None = None,
+    data_config: DataConfig | dict | str | Path | None = None,
     overrides: dict | None = None,
+    num_classes: int | None = None,
+    outputs: str = "logits",
     out: str | Path | None = None,
     record: bool = True,
     show_progress: bool = True,
@@ -292,6 +292,10 @@ def explain(
 
     model: a spec ('efficientnet-lite0', 'onnx:PATH', ...), a LoadedModel, or any nn.Module
     taking (B, C, H, W) pixels (normalised inside with ``data_config``'s mean/std, if given).
+    data_config: a DataConfig or dict of its fields (given values), or a JSON file of them; with
+    ``overrides`` (given, highest) it resolves as in ``iaside.models.load_model``: given > file or
+    sidecar > the model's own > fallback (one warning line); sources in result.json.
+    num_classes: the head size of a hub model's weights; outputs: 'logits' or 'probs'.
     data: a spec ('samples:imagenet', a folder), a data set of ``ImageItem``s, a (N, C, H, W)
     tensor in [0, 1] (predicted labels) or a (images, labels) pair.
     labels: None/'given', 'predicted', or a CSV path for a flat folder.
@@ -331,7 +335,8 @@ def explain(
         shard = rank
     if target_ci is not None and shard is not None:
         raise IasideError("--target-ci needs one process over the whole data set; drop --shard/torchrun")
-    loaded = _resolve_model(model, weights, device, data_config, overrides)
+    used = None if isinstance(data, (str, os.PathLike)) else ("mean", "std")  # tensors skip resize and crop
+    loaded = _resolve_model(model, weights, device, data_config, overrides, num_classes, outputs, used)
     labels_file = labels if labels not in (None, "given", "predicted") else None
     dataset = _resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
     if len(dataset) == 0:
@@ -360,6 +365,7 @@ def explain(
             "n_images": len(dataset),
             "labels": config.labels,
             "data_config": loaded.data_config.to_dict(),
+            "data_config_sources": dict(loaded.data_config.sources or {}),
         },
         "names": [str(n) for n in getattr(dataset, "names", range(len(dataset)))],
     }

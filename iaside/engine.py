@@ -26,6 +26,7 @@ from .data.base import PREDICTED, ImageItem
 from .errors import IasideError
 from .fills import Fill, partner_index, processing_order
 from .game import coalition_bits
+from .models.outputs import check_scores, unpack_scores, warn_if_probabilities
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 OPTIMIZATIONS = ("none", "freeze", "compile")
@@ -210,11 +211,7 @@ class _Logits(nn.Module):
         ctx = torch.autocast(self.device_type, dtype=self.autocast_dtype) if self.autocast_dtype else nullcontext()
         with ctx:
             out = self.model(images)
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        if hasattr(out, "logits"):
-            out = out.logits
-        return out
+        return unpack_scores(out)
 
 
 def _freeze(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
@@ -308,6 +305,7 @@ class Engine:
         else:
             self.empty_mode = None
         self._empty_logits: torch.Tensor | None = None
+        self._outputs_checked = False
         self._partner: np.ndarray | None = None
         self._excluded: set[int] = set()
         self._rows: torch.Tensor | None = None
@@ -346,14 +344,7 @@ class Engine:
             if self.forward is None:
                 self.forward = self._make_forward(images)
             forward = self.forward
-        out = forward(images)
-        if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != images.shape[0]:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise IasideError(
-                f"the model returned {shape} for a batch of {images.shape[0]} images; "
-                "expected (B, K) logits — wrap it so forward returns class scores"
-            )
-        return out.float()
+        return check_scores(forward(images), images.shape[0])
 
     def _fixed_sizes(self) -> tuple[int, ...]:
         """The batch shapes a compiled model runs at: the clean pass's and the model batch's."""
@@ -443,6 +434,9 @@ class Engine:
         x = pixels.to(self.device, non_blocking=True)
         clean = self._logits(x)
         self._check_finite(clean, lambda k: f"image {names[k]!r} (the clean image)")
+        if not self._outputs_checked:
+            self._outputs_checked = True
+            warn_if_probabilities(clean)
         n_classes = clean.shape[1]
         top1 = clean.argmax(dim=1).cpu()
         y = torch.where(labels == PREDICTED, top1, labels)
