@@ -59,19 +59,23 @@ class DataConfig:
 
     def guessed(self) -> list[str]:
         """The fields nobody declared (their source is the fallback), in field order."""
-        return [k for k in DATA_FIELDS if (self.sources or {}).get(k, "").startswith(FALLBACK)]
+        src = self.sources or {}
+        return [k for k in DATA_FIELDS if src.get(k) == FALLBACK or src.get(k, "").endswith(f" of {FALLBACK}")]
 
     def pipeline(self) -> str:
-        """The effective preprocessing in one line, each step with its source, e.g.
-        ``resize 256 bilinear (timm pretrained_cfg) → crop 224×224 (given) → mean … std … (fallback)``."""
+        """The effective preprocessing in one line with the source of each step, e.g. ``resize 36
+        bilinear [fallback crop fraction 0.875] → crop 32×32 [given] → 3 channels → mean … std …
+        [sidecar tiny.pt.json]``; one source for everything is named once at the end."""
         src = dict(self.sources or {})
-        tag = lambda *keys: " (" + ", ".join(dict.fromkeys(src[k] for k in keys if k in src)) + ")" if any(  # noqa: E731
-            k in src for k in keys) else ""
+        one = len(set(src.values())) == 1
+        tag = lambda *keys: "" if one or not src else " [" + ", ".join(dict.fromkeys(  # noqa: E731
+            src.get(k, "?") for k in keys)) + "]"
         fmt = lambda v: ",".join(f"{x:.4g}" for x in v)  # noqa: E731
         h, w = self.input_size
-        return (f"resize {self.resize_size} {self.interpolation}{tag('resize_size', 'interpolation')} → "
-                f"crop {h}×{w}{tag('input_size')} → {self.channels} channel(s){tag('channels')} → "
-                f"mean {fmt(self.mean)} std {fmt(self.std)}{tag('mean', 'std')}")
+        line = (f"resize {self.resize_size} {self.interpolation}{tag('resize_size', 'interpolation')} → "
+                f"crop {h}×{w}{tag('input_size')} → {self.channels} channel{'s' * (self.channels != 1)}"
+                f"{tag('channels')} → mean {fmt(self.mean)} std {fmt(self.std)}{tag('mean', 'std')}")
+        return line + (f" [all: {next(iter(src.values()))}]" if one else "")
 
     def override(self, **changes: Any) -> "DataConfig":
         """A copy with the given fields replaced; ``None`` values are ignored."""
@@ -136,7 +140,7 @@ def resolve_data_config(
         if "input_size" in given and "resize_size" not in given and given["input_size"] != values["input_size"]:
             fraction = min(values["input_size"]) / values["resize_size"]
             values["resize_size"] = max(1, math.floor(min(given["input_size"]) / fraction + 1e-9))
-            sources["resize_size"] = f"{sources['resize_size']} crop fraction {fraction:.3g}"
+            sources["resize_size"] = f"crop fraction {fraction:.3g} of {sources['resize_size']}"
         channels = given.get("channels", values["channels"])
         for key in ("mean", "std"):
             if key in given and len(given[key]) == 1:

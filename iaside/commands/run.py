@@ -53,12 +53,21 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     from ..config import INTERPOLATIONS
     from ..engine import PRECISIONS
 
+    from ..models.outputs import OUTPUTS
+
     parser.add_argument("--model", required=True, help="efficientnet-lite0|1|2, torchscript:PATH, onnx:PATH, "
-                        "module:pkg.mod:factory, timm:NAME, torchvision:NAME")
-    parser.add_argument("--weights", help="weights file for module:/timm:/torchvision: models")
+                        "module:pkg.mod:factory, timm:NAME, torchvision:NAME, hf:NAME_OR_DIR")
+    parser.add_argument("--weights", help="weights file (.pth or .safetensors) for module:/timm:/torchvision: models")
+    parser.add_argument("--num-classes", type=int, help="head size of the weights (default: read from them)")
+    parser.add_argument("--outputs", choices=OUTPUTS, default="logits",
+                        help="what the model returns: logits (default) or probabilities (their log is taken)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="model precision (default fp32)")
-    cfg = parser.add_argument_group("data config overrides (a TorchScript or ONNX file does not say these)")
+    cfg = parser.add_argument_group(
+        "data config (the flags > --data-config FILE, else a sidecar MODEL_FILE.json > the model's own > a fallback "
+        "that warns)")
+    cfg.add_argument("--data-config", type=Path, metavar="FILE.json",
+                     help="a JSON object of DataConfig fields (input_size, resize_size, interpolation, mean, std, channels)")
     cfg.add_argument("--input-size", type=size, help="crop size N or HxW")
     cfg.add_argument("--resize-size", type=int, help="shorter side before the crop")
     cfg.add_argument("--interpolation", choices=INTERPOLATIONS)
@@ -70,6 +79,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def overrides(args) -> dict:
     """The data-config overrides given on the command line (None = not given)."""
     return {k: getattr(args, k) for k in ("input_size", "resize_size", "interpolation", "mean", "std", "channels")}
+
+
+def model_options(args) -> dict:
+    """``load_model`` keywords from the shared model arguments (all but the spec and device)."""
+    return {"weights": args.weights, "num_classes": args.num_classes, "outputs": args.outputs,
+            "data_config": args.data_config, "overrides": overrides(args)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,7 +140,7 @@ def run(args) -> int:
         estimator=args.estimator, permutations=args.permutations, coalitions=args.coalitions, draws=args.draws, target_ci=args.target_ci, shard=args.shard,
         on_bad_image=args.on_bad_image,
         batch_size=args.batch_size, device=args.device, precision=args.precision, num_workers=args.workers,
-        optimize=args.optimize, weights=args.weights, overrides=overrides(args), out=out, show_progress=not args.quiet,
+        optimize=args.optimize, **model_options(args), out=out, show_progress=not args.quiet,
     )
     if result is None:  # a shard, or a torchrun rank other than 0
         if args.shard is not None:

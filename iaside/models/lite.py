@@ -47,4 +47,4 @@ def load_lite(name: str, *, weights: str | None, device: torch.device, num_class
     config = {"input_size": res, "resize_size": res + 32, "interpolation": "bicubic",
               "mean": (127 / 255,) * 3, "std": (128 / 255,) * 3, "channels": 3}
     names = imagenet_class_names() if n_classes == IMAGENET_CLASSES else None
-    return Built(net, [(config, f"{name} (TF preprocessing)")], file_fingerprint(path), names, {"weights": str(path)})
+    return Built(net, [(config, f"{name} TF preprocessing")], file_fingerprint(path), names, {"weights": str(path)})

@@ -154,13 +154,13 @@ def load_model(
     files = (built.extra.get("path"), weights)
     config = resolve_data_config(data_config_layers(built.declared, data_config=data_config, overrides=overrides,
                                                     model_files=files))
-    warn_guessed(config, spec, next((f + SIDECAR_SUFFIX for f in files if f), None))
     model = Classifier(built.net, config.mean, config.std, name=spec, outputs=outputs).to(dev).eval()
     k = _probe_classes(model, spec, (PROBE_BATCH, config.channels, *config.input_size), dev)
     if num_classes is not None and k != num_classes:
         raise IasideError(
             f"{spec} gives {k} classes but num_classes={num_classes}; pass matching weights or drop num_classes"
         )
+    warn_guessed(config, spec, next((f + SIDECAR_SUFFIX for f in files if f), None))
     model.num_classes = k
     names = built.class_names
     model.class_names = names if names is not None and len(names) == k else None
@@ -183,7 +183,7 @@ def wrap_module(
     if isinstance(net, Classifier):
         model = net
     else:  # without a declared mean/std the wrapper is the identity, for any number of channels
-        identity = all(config.sources[k].startswith("fallback") for k in ("mean", "std"))
+        identity = {"mean", "std"} <= set(config.guessed())
         mean, std = ((0.0,), (1.0,)) if identity else (config.mean, config.std)
         model = Classifier(net, mean, std, name=name, outputs=outputs)
     return LoadedModel(model, config, spec=spec, fingerprint=fingerprint)
