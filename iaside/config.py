@@ -54,7 +54,7 @@ class DataConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], sources: Mapping[str, str] | None = None) -> "DataConfig":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in DATA_FIELDS},
+        return cls(**_normalised({k: v for k, v in d.items() if k in DATA_FIELDS}, "a data config"),
                    sources=dict(sources) if sources else None)
 
     def guessed(self) -> list[str]:

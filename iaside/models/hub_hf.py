@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..errors import IasideError
+from ._shim import import_torchvision
 from ._common import Built, Declared, existing_file, hub_cache_dir, hub_offline, reject_weights, state_fingerprint
 
 RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
@@ -76,16 +77,30 @@ def load_hf(target: str, *, weights: str | None, device: torch.device, num_class
     reject_weights(weights, "Hugging Face")
     if importlib.util.find_spec("transformers") is None:
         raise IasideError("hf: models need transformers: pip install 'iaside[hf]'")
+    if importlib.util.find_spec("torchvision") is not None:
+        import_torchvision()  # transformers imports torchvision when it is there
     from transformers import AutoImageProcessor, AutoModelForImageClassification
+    from transformers.utils import logging as hf_logging
 
     location, kwargs = _location(target)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return _load(target, location, kwargs, AutoModelForImageClassification, AutoImageProcessor)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _load(target: str, location: str, kwargs: dict, model_class, processor_class) -> Built:
+    """The model, its declared data config (model config, then image processor) and class names."""
     try:
         try:
-            net = AutoModelForImageClassification.from_pretrained(location, **kwargs)
+            net = model_class.from_pretrained(location, **kwargs)
         except OSError:
             if kwargs.get("local_files_only") and "cache_dir" in kwargs and not hub_offline():
                 kwargs["local_files_only"] = False
-                net = AutoModelForImageClassification.from_pretrained(location, **kwargs)
+                net = model_class.from_pretrained(location, **kwargs)
             else:
                 raise
     except Exception as e:  # noqa: BLE001 - from_pretrained raises OSError, ValueError, KeyError, ...
@@ -94,12 +109,12 @@ def load_hf(target: str, *, weights: str | None, device: torch.device, num_class
                           "pass a folder saved with save_pretrained, or fill the hub cache") from e
     declared: list[Declared] = []
     try:
-        processor = AutoImageProcessor.from_pretrained(location, **kwargs)
+        processor = processor_class.from_pretrained(location, **kwargs)
     except Exception:  # noqa: BLE001 - no preprocessor_config.json: nothing declared, the fallback warns
         processor = None
-    channels = getattr(net.config, "num_channels", None)
-    if channels is not None:
-        declared.append(({"channels": channels}, "HF model config"))
+    own = {"channels": getattr(net.config, "num_channels", None), "input_size": getattr(net.config, "image_size", None)}
+    if any(v is not None for v in own.values()):
+        declared.append((own, "HF model config"))
     if processor is not None:
         declared.append((processor_fields(processor), f"HF {type(processor).__name__}"))
     labels = getattr(net.config, "id2label", None) or {}
