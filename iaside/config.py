@@ -64,8 +64,8 @@ class DataConfig:
 
     def pipeline(self) -> str:
         """The effective preprocessing in one line with the source of each step, e.g. ``resize 36
-        bilinear [fallback crop fraction 0.875] → crop 32×32 [given] → 3 channels → mean … std …
-        [sidecar tiny.pt.json]``; one source for everything is named once at the end."""
+        bilinear [crop fraction 0.875 of fallback, fallback] → crop 32×32 [given] → 3 channels
+        [fallback] → mean … std … [sidecar tiny.pt.json]``; one source for all is named once at the end."""
         src = dict(self.sources or {})
         one = len(set(src.values())) == 1
         tag = lambda *keys: "" if one or not src else " [" + ", ".join(dict.fromkeys(  # noqa: E731
