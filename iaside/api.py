@@ -13,15 +13,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, distributed
 from .coalitions import CoalitionSynthesizer
 from .config import DataConfig, ExplainConfig
 from .data.base import PREDICTED
 from .engine import Engine, EngineState
 from .errors import IasideError
 from .fills import make_fill, processing_order
-from .models.base import Classifier, LoadedModel
-from .plans import CoalitionPlan, resolve_budget
+from .models import state_fingerprint
+from .models.base import LoadedModel
+from .estimators import Estimator, estimator_from_config, resolve_budget
 from .result import SID_PNG, Result
 from .runtime import apply_malloc_fix
 from .spectral import band_masks
@@ -48,19 +49,8 @@ def _resolve_model(model, weights, device, data_config, overrides, num_classes=N
         raise IasideError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
     from .models.registry import wrap_module
 
-    return wrap_module(model, fingerprint=module_fingerprint(model), data_config=data_config, overrides=overrides,
+    return wrap_module(model, fingerprint=state_fingerprint(model), data_config=data_config, overrides=overrides,
                        outputs=outputs, used=used)
-
-
-def module_fingerprint(module: nn.Module) -> str:
-    """sha256 (16 hex) of the parameters and buffers in key order."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for key, tensor in module.state_dict().items():
-        h.update(key.encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def _resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str | None, class_names):
@@ -191,38 +181,6 @@ def _atomic_write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _distributed(device: str) -> tuple[tuple[int, int] | None, str]:
-    """Under torchrun (WORLD_SIZE > 1): join the process group; returns ((rank, world), device)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return None, device
-    import torch.distributed as dist
-
-    if device.startswith("cuda"):
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return (dist.get_rank(), dist.get_world_size()), device
-
-
-def _all_reduce(state: EngineState, device: str) -> EngineState:
-    """Sum every rank's state (they hold disjoint images): the merge by addition, over processes.
-
-    Ends with a barrier and tears the group down, so no rank exits while another still talks.
-    """
-    import torch.distributed as dist
-
-    reduced = {}
-    for key, array in state.arrays().items():
-        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX if key == "skipped" else dist.ReduceOp.SUM)
-        reduced[key] = tensor.cpu().numpy()
-    dist.barrier()
-    dist.destroy_process_group()
-    return EngineState(**reduced)
-
-
 def shard_indices(n_images: int, seed: int, shard: tuple[int, int]) -> np.ndarray:
     """Shard i of n: the i-th contiguous block of the seeded processing order (keeps partners
     together, and every shard is a random sample)."""
@@ -233,7 +191,7 @@ def shard_indices(n_images: int, seed: int, shard: tuple[int, int]) -> np.ndarra
     return order[i * n_images // n : (i + 1) * n_images // n]
 
 
-def _target_ci_stop(plan: CoalitionPlan, config: ExplainConfig, n_images: int, target_ci: float):
+def _target_ci_stop(plan: Estimator, config: ExplainConfig, n_images: int, target_ci: float):
     """``stop(state)`` for --target-ci: True once the score's 95 % half-width over the finished
     images (200 bootstrap resamples) is below ``target_ci``. Each image's φ is computed once."""
     phi = np.zeros((n_images, config.bands))
@@ -328,7 +286,7 @@ def explain(
     if samples is not None and samples < 1:
         raise IasideError(f"--samples must be at least 1, got {samples}")
     config = resolve_budget(config)
-    rank, device = _distributed(device)
+    rank, device = distributed.setup(device)
     if rank is not None:
         if shard is not None:
             raise IasideError("--shard and torchrun both split the data; use one of them")
@@ -348,7 +306,7 @@ def explain(
         config = ExplainConfig.from_dict({**config.to_dict(), "labels": "predicted"})
     first = dataset[0].pixels
     masks = band_masks(first.shape[-2], first.shape[-1], config.bands, config.partition)
-    plan = CoalitionPlan.from_config(config)
+    plan = estimator_from_config(config)
     engine = Engine(
         loaded.model, CoalitionSynthesizer(masks, config.synthesis, config.clip), make_fill(config.fill, config.seed),
         batch_size=batch_size, device=device, precision=precision, num_workers=num_workers, seed=config.seed,
@@ -391,7 +349,7 @@ def explain(
         "skip_reasons": {run_info["names"][i]: reason for i, reason in bad.items()},
     }
     if rank is not None:
-        state = _all_reduce(state, device)
+        state = distributed.all_reduce(state, device)
         if rank[0] != 0:
             return None
         if out_dir is not None:
@@ -420,7 +378,7 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
     done = state.done == 1
     if not done.any():
         raise IasideError("no image is finished yet: nothing to summarise")
-    plan = CoalitionPlan.from_config(config)
+    plan = estimator_from_config(config)
     logp, index = state.logp_nats[done], np.flatnonzero(done)
     if logp.shape[1] != plan.n_coalitions:
         raise IasideError(f"the saved state has {logp.shape[1]} coalitions per image but its configuration's plan "

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class DataConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if k != "sources"}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], sources: Mapping[str, str] | None = None) -> "DataConfig":
+    def from_dict(cls, d: dict[str, Any], sources: Mapping[str, str] | None = None) -> DataConfig:
         return cls(**_normalised({k: v for k, v in d.items() if k in DATA_FIELDS}, "a data config"),
                    sources=dict(sources) if sources else None)
 
@@ -209,6 +210,11 @@ class ExplainConfig:
     n_bootstrap: int = 1000
     confidence: float = 0.95
     beta: float = 0.75
+
+    def __post_init__(self) -> None:
+        from .fills import canonical_fill
+
+        object.__setattr__(self, "fill", canonical_fill(self.fill))  # aliases are stored by the fill's own name
 
     @classmethod
     def build(cls, preset: str | None = None, **given: Any) -> "ExplainConfig":

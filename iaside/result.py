@@ -28,7 +28,7 @@ class Result:
     only the empty and grand coalitions); phi (M,) nats, sid (M,), shares (M,), score,
     score_signed: ``Estimate`` with bootstrap intervals; per_class: {label: {n, phi, sid}};
     per-image arrays (not in JSON): logp_nats (N, K) in the order of each image's coalitions
-    (``iaside.plans.CoalitionPlan.from_config(config).masks(index)``), phi_per_image (N, M),
+    (``iaside.estimators.estimator_from_config(config).masks(index)``), phi_per_image (N, M),
     label (N,), clean_top1 (N,), index (N,), names (N,).
     """
 

@@ -30,15 +30,15 @@ def main() -> int:
         atexit.register(_write_peak_rss, peak_file)
     throttle_s = float(os.environ.get("IASIDE_TEST_THROTTLE_S", "0"))
     if throttle_s > 0:
-        from iaside.engine import Engine
+        from iaside.engine import ModelRunner
 
-        logits = Engine._logits
+        logits = ModelRunner.logits
 
-        def slow_logits(self, images):
+        def slow_logits(self, images, eager=False):
             time.sleep(throttle_s)
-            return logits(self, images)
+            return logits(self, images, eager)
 
-        Engine._logits = slow_logits
+        ModelRunner.logits = slow_logits
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "cli":
         from iaside.cli import main as cli

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cnn
 from torch import nn
 
 from iaside.cli import main
@@ -19,8 +20,6 @@ from iaside.errors import IasideError
 from iaside.models import load_model
 from iaside.models._shim import import_timm, import_torchvision
 from iaside.models.outputs import check_scores, looks_like_probabilities, unpack_scores
-
-from conftest import tiny_cnn
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*(jit|TorchScript).*:DeprecationWarning"),
@@ -56,7 +55,8 @@ def test_layers_resolve_in_order_and_every_field_keeps_its_source():
                               "mean": "model", "std": "file", "channels": "fallback"}
     assert config.guessed() == ["channels"]
     line = config.pipeline()
-    assert "resize 248 bilinear [model, file] → crop 224×224 [model]" in line and "std 0.25,0.25,0.25 [model, file]" in line
+    assert "resize 248 bilinear [model, file] → crop 224×224 [model]" in line
+    assert "std 0.25,0.25,0.25 [model, file]" in line
 
 
 @pytest.mark.parametrize(("model_own", "crop", "resize", "source"), [
@@ -72,7 +72,8 @@ def test_input_size_alone_moves_the_resize_with_the_crop_fraction(model_own, cro
 
 
 def test_channel_change_and_unknown_fields():
-    config = resolve_data_config([({"mean": (0.2, 0.4, 0.6), "std": (0.1, 0.2, 0.3)}, "model"), ({"channels": 1}, "given")])
+    config = resolve_data_config([({"mean": (0.2, 0.4, 0.6), "std": (0.1, 0.2, 0.3)}, "model"),
+                                  ({"channels": 1}, "given")])
     assert config.mean == pytest.approx((0.4,)) and config.std == pytest.approx((0.2,)) and config.channels == 1
     with pytest.raises(IasideError, match=r"sidecar x\.json has unknown data-config fields \['crop'\]"):
         resolve_data_config([({"crop": 3}, "sidecar x.json")])
@@ -311,7 +312,8 @@ def test_hf_processor_rescale_and_normalise_fold_into_mean_std():
     from iaside.models.hub_hf import processor_fields
 
     class Processor:  # a processor that scales to [-1, 1] with rescale 1/127.5 and mean 1, std 1
-        do_resize, size, resample, do_center_crop, crop_size = True, {"shortest_edge": 224}, 2, True, {"height": 200, "width": 200}
+        do_resize, size, resample = True, {"shortest_edge": 224}, 2
+        do_center_crop, crop_size = True, {"height": 200, "width": 200}
         do_rescale, rescale_factor, do_normalize, image_mean, image_std = True, 1 / 127.5, True, [1.0] * 3, [1.0] * 3
 
     fields = processor_fields(Processor())
@@ -358,7 +360,7 @@ def test_torchvision_resnet18_with_a_10_class_head(tmp_path, image_folder, capsy
     weights = tmp_path / "resnet18_10cls.pth"
     torch.save(tv.models.resnet18(num_classes=10).state_dict(), weights)
     out = tmp_path / "run"
-    code, stdout, err = cli(["run", "--model", "torchvision:resnet18", "--weights", weights, "--num-classes", "10",
+    code, _, err = cli(["run", "--model", "torchvision:resnet18", "--weights", weights, "--num-classes", "10",
                              "--data", image_folder, "--labels", "predicted", "--input-size", "64", "--samples", "2",
                              "--bands", "2", "--bootstrap", "20", "--quiet", "--out", out], capsys)
     assert code == 0, err

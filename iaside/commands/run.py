@@ -88,7 +88,7 @@ def model_options(args) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..plans import DRAWS, ESTIMATORS
+    from ..estimators import DRAWS, ESTIMATORS
     from ..engine import OPTIMIZATIONS
     from ..fills import FILLS
     from ..spectral import PARTITIONS

@@ -4,10 +4,10 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
-import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,11 +29,6 @@ class Built:
     fingerprint: str
     class_names: list[str] | None = None
     extra: dict = field(default_factory=dict)
-
-
-def note(text: str) -> None:
-    """One ``iaside: note:`` line on stderr (a value the tool read rather than was told)."""
-    print(f"iaside: note: {text}", file=sys.stderr)
 
 
 def hub_cache_dir() -> Path:

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from ..errors import IasideError
-from ._shim import import_torchvision
 from ._common import Built, Declared, existing_file, hub_cache_dir, hub_offline, reject_weights, state_fingerprint
+from ._shim import import_torchvision
 
 RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
 """PIL resampling codes (as HF image processors store them) -> DataConfig interpolation."""
@@ -103,14 +103,14 @@ def _load(target: str, location: str, kwargs: dict, model_class, processor_class
                 net = model_class.from_pretrained(location, **kwargs)
             else:
                 raise
-    except Exception as e:  # noqa: BLE001 - from_pretrained raises OSError, ValueError, KeyError, ...
+    except Exception as e:
         where = "the hub cache " + str(hub_cache_dir()) if "cache_dir" in kwargs else location
         raise IasideError(f"cannot load hf:{target} as an image classifier from {where} ({str(e).splitlines()[0]}); "
                           "pass a folder saved with save_pretrained, or fill the hub cache") from e
     declared: list[Declared] = []
     try:
         processor = processor_class.from_pretrained(location, **kwargs)
-    except Exception:  # noqa: BLE001 - no preprocessor_config.json: nothing declared, the fallback warns
+    except Exception:
         processor = None
     own = {"channels": getattr(net.config, "num_channels", None), "input_size": getattr(net.config, "image_size", None)}
     if any(v is not None for v in own.values()):
@@ -121,4 +121,5 @@ def _load(target: str, location: str, kwargs: dict, model_class, processor_class
     names = [str(labels[i]) for i in range(len(labels))] if set(labels) == set(range(len(labels))) else None
     if names is not None and all(n == f"LABEL_{i}" for i, n in enumerate(names)):
         names = None
-    return Built(net.eval(), declared, state_fingerprint(net), names, {"path": location if Path(location).is_dir() else None})
+    extra = {"path": location if Path(location).is_dir() else None}
+    return Built(net.eval(), declared, state_fingerprint(net), names, extra)

@@ -6,8 +6,17 @@ import math
 import torch
 
 from ..errors import IasideError
-from ._common import (Built, file_fingerprint, head_size, hub_cache_dir, load_weights, note, read_state_dict,
-                      state_fingerprint, suggest)
+from ..log import note
+from ._common import (
+    Built,
+    file_fingerprint,
+    head_size,
+    hub_cache_dir,
+    load_weights,
+    read_state_dict,
+    state_fingerprint,
+    suggest,
+)
 from ._shim import import_timm
 
 HUB_FILES = ("model.safetensors", "pytorch_model.bin")

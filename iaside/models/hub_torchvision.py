@@ -4,8 +4,17 @@ from __future__ import annotations
 import torch
 
 from ..errors import IasideError
-from ._common import (Built, file_fingerprint, head_size, last_linear_key, load_weights, note, read_state_dict,
-                      state_fingerprint, suggest)
+from ..log import note
+from ._common import (
+    Built,
+    file_fingerprint,
+    head_size,
+    last_linear_key,
+    load_weights,
+    read_state_dict,
+    state_fingerprint,
+    suggest,
+)
 from ._shim import import_torchvision
 
 IMAGENET_CLASSES = 1000

@@ -67,7 +67,7 @@ def load_onnx(path: str, *, weights: str | None, device: torch.device, num_class
     graph = {"channels": channels} if isinstance(channels, int) else {}
     if isinstance(height, int) and isinstance(width, int):
         graph["input_size"] = (height, width)
-    declared = [(graph, "ONNX graph input")] + _metadata(session.get_modelmeta().custom_metadata_map, p.name)
+    declared = [(graph, "ONNX graph input"), *_metadata(session.get_modelmeta().custom_metadata_map, p.name)]
     net = OnnxNet(session)
     extra = {"path": str(p), "providers": session.get_providers(), "fixed_batch": net.fixed_batch}
     return Built(net, declared, file_fingerprint(p), extra=extra)

@@ -1,12 +1,12 @@
 """Model output, read in one place: whatever a network returns -> (B, K) float32 class scores."""
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 
 import torch
 
 from ..errors import IasideError
+from ..log import warn
 
 OUTPUTS = ("logits", "probs")
 """What a model returns: logits (any real scores; softmaxed by the engine) or probabilities (their log is taken)."""
@@ -57,7 +57,6 @@ def warn_if_probabilities(scores: torch.Tensor, where: str = "the model") -> boo
     """One warning line when ``scores`` look like probabilities rather than logits; True if so."""
     if not looks_like_probabilities(scores):
         return False
-    print(f"iaside: warning: {where} returns probabilities (rows ≥ 0 summing to 1), not logits; they are read as "
-          "logits, which flattens every log-probability: pass --outputs probs (outputs='probs') to take their log",
-          file=sys.stderr)
+    warn(f"{where} returns probabilities (rows ≥ 0 summing to 1), not logits; they are read as logits, which "
+         "flattens every log-probability: pass --outputs probs (outputs='probs') to take their log")
     return True

@@ -1,15 +1,16 @@
 """Turn a model spec (a built-in name or ``prefix:target``) into a ready Classifier and its DataConfig."""
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..config import DataConfig, data_config_file, resolve_data_config
 from ..errors import IasideError
+from ..log import warn
 from ._common import Built, Declared
 from .base import Classifier, LoadedModel
 from .factory import load_factory
@@ -125,8 +126,8 @@ def warn_guessed(config: DataConfig, spec: str, sidecar: str | None, used: tuple
     values = ", ".join(f"{k} {config.to_dict()[k]}" for k in guessed)
     flags = "/".join("--" + k.replace("_", "-") for k in guessed)
     beside = f", a sidecar {sidecar}" if sidecar else ""
-    print(f"iaside: warning: {spec} does not declare its preprocessing; guessed {values}: set them with {flags} "
-          f"(data_config= in Python), --data-config FILE.json{beside}", file=sys.stderr)
+    warn(f"{spec} does not declare its preprocessing; guessed {values}: set them with {flags} "
+         f"(data_config= in Python), --data-config FILE.json{beside}")
 
 
 def load_model(
