@@ -473,3 +473,10 @@ def test_store_and_leaderboard_separate_runs_fed_differently(tmp_path, scripted,
     code, out, _ = cli(["leaderboard", "--store", store], capsys)
     assert code == 0 and "preprocessing: resize 32 bilinear → crop 32×32" in out
     assert "preprocessing: resize 40 bilinear → crop 32×32" in out
+
+
+def test_misspelt_specs_get_close_matches():
+    with pytest.raises(IasideError, match=r"did you mean efficientnet-lite\d"):
+        load_model("efficientnet-lite3")
+    with pytest.raises(IasideError, match=r"did you mean timm:"):
+        load_model("timn:resnet18")

@@ -11,7 +11,7 @@ from torch import nn
 from ..config import DataConfig, data_config_file, resolve_data_config
 from ..errors import IasideError
 from ..log import warn
-from ._common import Built, Declared
+from ._common import Built, Declared, suggest
 from .base import Classifier, LoadedModel
 from .factory import load_factory
 from .hub_hf import load_hf
@@ -76,7 +76,8 @@ def _build(spec: str, **kwargs: Any) -> tuple[str, Built]:
         return spec, _MODELS[spec](spec, **kwargs)
     prefix, sep, target = spec.partition(":")
     if not sep or prefix not in _SOURCES or not target:
-        raise IasideError(f"unknown model spec {spec!r}; accepted: {', '.join(accepted_forms())}")
+        hint = suggest(spec, available_models()) if not sep else suggest(prefix + ":", [p + ":" for p in _SOURCES])
+        raise IasideError(f"unknown model spec {spec!r}{hint}; accepted: {', '.join(accepted_forms())}")
     return prefix, _SOURCES[prefix][0](target, **kwargs)
 
 
