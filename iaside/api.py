@@ -20,7 +20,7 @@ from .engine import Engine, EngineState
 from .errors import IasideError
 from .fills import make_fill, processing_order
 from .models import state_fingerprint
-from .models.base import Classifier, LoadedModel
+from .models.base import LoadedModel
 from .estimators import Estimator, estimator_from_config, resolve_budget
 from .result import SID_PNG, Result
 from .runs import STATE_NPZ, checked_write, open_run, owns_out_folder, run_identity, state_file
@@ -29,27 +29,25 @@ from .spectral import band_masks
 from .summary import summarize
 
 
-def _resolve_model(model, weights, device, data_config, overrides) -> LoadedModel:
-    """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel.
-
-    ``data_config`` then ``overrides`` replace the source's config, mean/std included.
-    """
-    given = {**(data_config.to_dict() if data_config else {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
+def _resolve_model(model, weights, device, data_config, overrides, num_classes=None, outputs="logits",
+                   used=None) -> LoadedModel:
+    """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel, its data config
+    resolved by the one rule (``iaside.models.registry.data_config_layers``)."""
     if isinstance(model, LoadedModel):
-        if given:
+        if data_config is not None or any(v is not None for v in (overrides or {}).values()):
             raise IasideError("a LoadedModel carries its data config; pass overrides to load_model instead")
         return model
     if isinstance(model, str):
         from .models import load_model
 
-        return load_model(model, weights=weights, device=device, overrides=given)
+        return load_model(model, weights=weights, device=device, overrides=overrides, data_config=data_config,
+                          num_classes=num_classes, outputs=outputs)
     if not isinstance(model, nn.Module):
         raise IasideError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
-    cfg = DataConfig(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)).override(**given)
-    # without a given mean/std the wrapper is the identity, for any number of channels
-    mean, std = (cfg.mean, cfg.std) if {"mean", "std"} & set(given) else ((0.0,), (1.0,))
-    net = model if isinstance(model, Classifier) else Classifier(model, mean, std, name=type(model).__name__)
-    return LoadedModel(net, cfg, spec=f"module:{type(model).__name__}", fingerprint=state_fingerprint(net))
+    from .models.registry import wrap_module
+
+    return wrap_module(model, fingerprint=state_fingerprint(model), data_config=data_config, overrides=overrides,
+                       outputs=outputs, used=used)
 
 
 def _resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str | None, class_names):
@@ -165,8 +163,10 @@ def explain(
     shard: tuple[int, int] | None = None,
     on_bad_image: str = "error",
     weights: str | None = None,
-    data_config: DataConfig | None = None,
+    data_config: DataConfig | dict | str | Path | None = None,
     overrides: dict | None = None,
+    num_classes: int | None = None,
+    outputs: str = "logits",
     out: str | Path | None = None,
     record: bool = True,
     show_progress: bool = True,
@@ -180,6 +180,10 @@ def explain(
     data config); a numpy array or tensor of pixels, (N, C, H, W) or (N, H, W, C), float in
     [0, 1] or uint8 (read as /255); an (images, labels) pair; a Dataset or DataLoader yielding
     (image, label) or images alone (predicted labels); see ``iaside.data.inputs``.
+    data_config: a DataConfig or dict of its fields (given values), or a JSON file of them; with
+    ``overrides`` (given, highest) it resolves as in ``iaside.models.load_model``: given > file or
+    sidecar > the model's own > fallback (one warning line); sources in result.json.
+    num_classes: the head size of a hub model's weights; outputs: 'logits' or 'probs'.
     labels: None/'given', 'predicted', or a CSV path for a flat folder.
     estimator: 'exact' (2**M passes per image), 'kernel' (paired KernelSHAP on ``coalitions``
     coalitions per image; default 10 % of 2**M, at most 1024) or 'permutation'
@@ -218,7 +222,8 @@ def explain(
         shard = rank
     if target_ci is not None and shard is not None:
         raise IasideError("--target-ci needs one process over the whole data set; drop --shard/torchrun")
-    loaded = _resolve_model(model, weights, device, data_config, overrides)
+    used = None if isinstance(data, (str, os.PathLike)) else ("mean", "std")  # tensors skip resize and crop
+    loaded = _resolve_model(model, weights, device, data_config, overrides, num_classes, outputs, used)
     labels_file = labels if labels not in (None, "given", "predicted") else None
     dataset = _resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
     if len(dataset) == 0:
@@ -247,6 +252,7 @@ def explain(
             "n_images": len(dataset),
             "labels": config.labels,
             "data_config": loaded.data_config.to_dict(),
+            "data_config_sources": dict(loaded.data_config.sources or {}),
         },
         "names": [str(n) for n in getattr(dataset, "names", range(len(dataset)))],
     }

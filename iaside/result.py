@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import DataConfig
 from .errors import IasideError
 from .runs import atomic_write, owner
 from .summary import Estimate
@@ -131,6 +132,9 @@ class Result:
             f"images={self.data.get('n_images')}  M={m}  fill={self.config.get('fill')}  "
             f"partition={self.config.get('partition')}" + (f"  preset={self.config['preset']}" if self.config.get("preset") else ""),
         ]
+        if self.data.get("data_config"):
+            lines.append("preprocessing: " + DataConfig.from_dict(self.data["data_config"],
+                                                               self.data.get("data_config_sources")).pipeline())
         if self.clean_accuracy is not None:
             lines.append(f"clean top-1 accuracy: {self.clean_accuracy:.3f}")
         ci = int(round(100 * self.config.get("confidence", 0.95)))

@@ -190,9 +190,12 @@ def _number(value: Any) -> float | None:
 
 
 def config_key(config: dict[str, Any], data: dict[str, Any]) -> str:
-    """sha256 (16 hex) of what must match for two runs to be ranked together."""
+    """sha256 (16 hex) of what must match for two runs to be ranked together: the comparable
+    configuration, the data set and the effective preprocessing (the data config)."""
     payload = {k: config.get(k) for k in COMPARABLE}
     payload.update(data_spec=data.get("spec"), n_images=data.get("n_images"))
+    if data.get("data_config"):
+        payload["data_config"] = data["data_config"]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -343,7 +346,7 @@ def leaderboard(db_path: str | os.PathLike | None = None, *, model: str | None =
     for run in _query(db_path, where, params, "COALESCE(created, recorded_at) DESC, id DESC"):
         board = boards.setdefault(run["config_key"], {
             "key": run["config_key"], "data_spec": run["data_spec"], "n_images": run["n_images"],
-            "config": {k: run[k] for k in COMPARABLE}, "rows": {},
+            "config": {k: run[k] for k in COMPARABLE}, "data_config": run.get("data_config"), "rows": {},
         })
         board["rows"].setdefault((run["model_spec"], run["model_fingerprint"]), run)
     out = []

@@ -86,7 +86,8 @@ def _entries_from_models(args, attacks):
     if len(weights) != len(args.model) or len(names) != len(args.model):
         raise IasideError(f"{len(args.model)} --model but {len(args.weights)} --weights and {len(args.name)} --name: "
                           "give none or one per --model ('-' for no weights)")
-    loaded = [load_model(spec, weights=None if w == "-" else w, device=args.device, overrides=overrides(args))
+    loaded = [load_model(spec, weights=None if w == "-" else w, device=args.device, data_config=args.data_config,
+                         overrides=overrides(args))
               for spec, w in zip(args.model, weights)]
     corruptions = corruption_names(args.corruptions)
     groups: dict[str, list[int]] = {}
@@ -115,6 +116,18 @@ def _entries_from_models(args, attacks):
     return entries
 
 
+def say_preprocessing(entries) -> None:
+    """When the compared runs were fed differently, one line per model with its preprocessing."""
+    from ..config import DataConfig
+
+    configs = [e.result.data.get("data_config") for e in entries]
+    if len({repr(sorted((c or {}).items())) for c in configs}) > 1:
+        print("\nthe models were fed differently (each row is that model under its own preprocessing):")
+        for e, c in zip(entries, configs):
+            print(f"  {e.name}: " + (DataConfig.from_dict(c, e.result.data.get("data_config_sources")).pipeline()
+                                     if c else "unknown"))
+
+
 def run(args) -> int:
     from ..robustness.compare import compare_models
     from ..runtime import apply_malloc_fix
@@ -127,6 +140,7 @@ def run(args) -> int:
     print(comparison.table())
     print()
     print(comparison.correlation_table())
+    say_preprocessing(entries)
     print(f"wrote {args.out}/compare.json, compare.csv, correlations.csv, sids.png, score[_signed]_vs_mce.png, "
           "score[_signed]_vs_adversarial.png")
     return 0

@@ -68,11 +68,11 @@ def run(args) -> int:
     from ..errors import IasideError
     from ..models import load_model
     from ..report.local import explain_image, plot_local
-    from ._args import overrides
+    from ._args import model_options
 
     if not args.image.is_file():
         raise IasideError(f"image {args.image} does not exist")
-    loaded = load_model(args.model, weights=args.weights, device=args.device, overrides=overrides(args))
+    loaded = load_model(args.model, device=args.device, **model_options(args))
     cfg = loaded.data_config
     try:
         pixels = preprocess(load_image(str(args.image), cfg.channels), cfg)

@@ -6,7 +6,7 @@ import re
 import sys
 from pathlib import Path
 
-from ._args import add_bands_argument, add_model_arguments, overrides
+from ._args import add_bands_argument, add_model_arguments, model_options
 
 NAME = "run"
 HELP = "analyse a model on a data set (exact I-ASIDE)"
@@ -112,5 +112,5 @@ def _explain(args, out: Path):
         estimator=args.estimator, permutations=args.permutations, coalitions=args.coalitions, draws=args.draws, target_ci=args.target_ci, shard=args.shard,
         on_bad_image=args.on_bad_image,
         batch_size=args.batch_size, device=args.device, precision=args.precision, num_workers=args.workers,
-        optimize=args.optimize, weights=args.weights, overrides=overrides(args), out=out, show_progress=not args.quiet,
+        optimize=args.optimize, **model_options(args), out=out, show_progress=not args.quiet,
     )

@@ -22,6 +22,7 @@ from ..fills import Fill, partner_index, processing_order
 from ..game import coalition_bits
 from .loading import chunk_loader
 from .packer import Chunk, Packer, describe_pair, n_pairs, split_segments
+from ..models.outputs import warn_if_probabilities
 from .runner import ModelRunner, is_oom
 from .state import EngineState, EngineStats
 
@@ -88,6 +89,7 @@ class Engine:
         else:
             self.empty_mode = fill.reuse_empty
         self._empty_logits: torch.Tensor | None = None
+        self._outputs_checked = False
         self._partner: np.ndarray | None = None
         self._excluded: set[int] = set()
         self._rows: torch.Tensor | None = None
@@ -139,6 +141,9 @@ class Engine:
         x = pixels.to(self.device, non_blocking=True)
         clean = self.runner.logits(x)
         self.runner.check_finite(clean, lambda k: f"image {names[k]!r} (the clean image)")
+        if not self._outputs_checked:
+            self._outputs_checked = True
+            warn_if_probabilities(clean)
         n_classes = clean.shape[1]
         top1 = clean.argmax(dim=1).cpu()
         y = torch.where(labels == PREDICTED, top1, labels)

@@ -15,6 +15,7 @@ from torch import nn
 from ..compiled import CompiledModel
 from ..errors import IasideError
 from ..log import warn
+from ..models.outputs import check_scores, unpack_scores
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 OPTIMIZATIONS = ("none", "freeze", "compile")
@@ -58,11 +59,7 @@ class _Logits(nn.Module):
         ctx = torch.autocast(self.device_type, dtype=self.autocast_dtype) if self.autocast_dtype else nullcontext()
         with ctx:
             out = self.model(images)
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        if hasattr(out, "logits"):
-            out = out.logits
-        return out
+        return unpack_scores(out)
 
 
 def _freeze(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
@@ -110,14 +107,7 @@ class ModelRunner:
             if self.forward is None:
                 self.forward = self._make_forward(images)
             forward = self.forward
-        out = forward(images)
-        if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != images.shape[0]:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise IasideError(
-                f"the model returned {shape} for a batch of {images.shape[0]} images; "
-                "expected (B, K) logits — wrap it so forward returns class scores"
-            )
-        return out.float()
+        return check_scores(forward(images), images.shape[0])
 
     def _make_forward(self, example: torch.Tensor) -> Callable:
         """The callable the run uses, built for ``self.optimize`` on the first batch."""

@@ -6,16 +6,17 @@ import importlib
 import torch
 from torch import nn
 
-from ..config import DataConfig
 from ..errors import IasideError
-from ._common import Built, file_fingerprint, load_weights, state_fingerprint, with_fields
+from ._common import Built, file_fingerprint, load_weights, state_fingerprint
+from .torchscript import declared_attribute
 
 
 def load_factory(target: str, *, weights: str | None, device: torch.device, num_classes: int | None) -> Built:
     """Call ``pkg.mod:factory`` (with ``num_classes=`` when given), then load ``weights`` if given.
 
-    The factory returns an nn.Module or (nn.Module, dict of DataConfig fields); a module-level
-    ``DATA_CONFIG`` dict gives defaults the factory's dict overrides.
+    The factory returns an nn.Module or (nn.Module, dict of DataConfig fields). Declared data
+    config, lowest priority first: the module-level ``DATA_CONFIG`` dict, a ``DATA_CONFIG``
+    attribute of the network, the factory's dict.
     """
     module_name, _, factory_name = target.partition(":")
     if not module_name or not factory_name:
@@ -37,9 +38,9 @@ def load_factory(target: str, *, weights: str | None, device: torch.device, num_
         raise IasideError(
             f"{module_name}:{factory_name}() returned {type(net).__name__}; it must return an nn.Module"
         )
-    config = with_fields(DataConfig(), getattr(module, "DATA_CONFIG", {}), f"{module_name}.DATA_CONFIG")
-    config = with_fields(config, fields, f"{module_name}:{factory_name}()")
+    declared = [*declared_attribute(module, module_name), *declared_attribute(net, f"{module_name}:{factory_name}()"),
+                (fields, f"{module_name}:{factory_name}()")]
     if weights is None:
-        return Built(net, config, state_fingerprint(net))
+        return Built(net, declared, state_fingerprint(net))
     load_weights(net, weights, f"{module_name}:{factory_name}()")
-    return Built(net, config, file_fingerprint(weights), extra={"weights": str(weights)})
+    return Built(net, declared, file_fingerprint(weights), extra={"weights": str(weights)})
