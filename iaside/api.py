@@ -26,6 +26,7 @@ from .result import SID_PNG, Result
 from .runtime import apply_malloc_fix
 from .spectral import band_masks
 from .summary import summarize
+from .validate import check_run_arguments, check_still_readable, read_run_info
 
 RUN_JSON = "run.json"
 STATE_NPZ = "state.npz"
@@ -164,10 +165,7 @@ def _open_run_folder(out: Path, run_info: dict, shard, n_images: int, n_coalitio
         raise IasideError(f"cannot write to the output folder {out} ({err.strerror}); choose another --out") from err
     run_file = out / RUN_JSON
     if run_file.exists():
-        try:
-            old = json.loads(run_file.read_text())
-        except (ValueError, UnicodeDecodeError) as err:
-            raise IasideError(f"{run_file} is damaged ({err}); delete {out} (or the file) to start over") from err
+        old = read_run_info(run_file)
         identity = dict(old.get("identity", {}))
         if "config" in identity:  # as this version reads it (configs saved before a field existed)
             identity["config"] = ExplainConfig.from_dict(identity["config"]).to_dict()
@@ -313,6 +311,7 @@ def explain(
     (with ``record``) is recorded in the results store (``iaside runs``).
     """
     apply_malloc_fix()
+    check_run_arguments(bands=bands, seed=seed, workers=num_workers, samples=samples)
     if on_bad_image not in ("error", "skip"):
         raise IasideError(f"--on-bad-image {on_bad_image!r} is not one of error, skip")
     label_mode = "predicted" if labels == "predicted" else "given"
@@ -367,6 +366,7 @@ def explain(
     state = None
     if out_dir is not None:
         state = _open_run_folder(out_dir, run_info, shard, len(dataset), plan.n_coalitions)
+        check_still_readable(state, bad, run_info["names"], out_dir)
         path = out_dir / state_file(shard)
         engine.checkpoint = lambda s: _save("the checkpoint", path, lambda: s.save(path))
     indices = shard_indices(len(dataset), config.seed, shard) if shard is not None else None

@@ -119,13 +119,19 @@ class EngineState:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "EngineState":
         import zipfile
+        import zlib
 
+        from .validate import check_state_arrays
+
+        if not os.path.isfile(path):
+            raise IasideError(f"the saved state {path} is not a regular file; delete it to start the run over")
         try:
-            with np.load(path) as z:
+            with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k].copy() for k in z.files if k in cls.__dataclass_fields__}
+            check_state_arrays(arrays, path)
             arrays.setdefault("skipped", np.zeros_like(arrays["done"]))  # states saved before skips existed
             return cls(**arrays)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
             raise IasideError(
                 f"the saved state {path} is damaged ({type(err).__name__}: {err}); delete it to start the run over"
             ) from err

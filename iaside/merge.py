@@ -1,7 +1,6 @@
 """Merging shard states: the same configuration, disjoint images, added together."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .api import RUN_JSON, STATE_NPZ, _atomic_write_json, _differences, build_result
@@ -9,6 +8,7 @@ from .engine import EngineState
 from .errors import IasideError
 from .report.plots import plot_sid
 from .result import SID_PNG, Result
+from .validate import read_run_info
 
 
 def merge_runs(run_dirs: list[Path], out: Path) -> Result:
@@ -18,7 +18,7 @@ def merge_runs(run_dirs: list[Path], out: Path) -> Result:
     for folder in map(Path, run_dirs):
         if not (folder / RUN_JSON).exists():
             raise IasideError(f"{folder} has no {RUN_JSON}: is it the --out folder of an 'iaside run --shard'?")
-        info = json.loads((folder / RUN_JSON).read_text())
+        info = read_run_info(folder / RUN_JSON)
         if run_info is None:
             run_info = info
         else:

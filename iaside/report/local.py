@@ -32,6 +32,7 @@ from ..engine import Engine
 from ..errors import IasideError
 from ..fills import Fill, make_fill
 from ..game import coalition_bits, exact_shapley
+from ..plans import MAX_EXACT_BANDS
 from ..spectral import band_masks
 from ..summary import sid_from_phi
 
@@ -224,6 +225,9 @@ def explain_image(
 
     if partition not in ("linf", "l2"):
         raise IasideError(f"--partition {partition!r}: the per-image view takes linf or l2")
+    if not 2 <= bands <= MAX_EXACT_BANDS:
+        raise IasideError(f"--bands {bands}: the per-image view is exact (2**M passes per fill, memory linear in "
+                          f"2**M), for 2 to {MAX_EXACT_BANDS} bands")
     if fill not in IMAGE_FILLS:
         raise IasideError(f"--fill {fill!r} is not one of {', '.join(IMAGE_FILLS)} (or give --fill-from FOLDER)")
     pixels = pixels.detach().to(torch.float32).cpu()
@@ -238,7 +242,7 @@ def explain_image(
         ImageMeanFill() if fill == "image-mean" else make_fill("zero")]
     recorder = _Recorder(model, (c, h, w))
     dataset = TensorImages(pixels[None], None if label is None else torch.tensor([int(label)]))
-    logsoft, tables = [], []
+    logsoft_sum, tables = None, []
     y = None
     for f in fills:
         recorder.projections.clear()
@@ -252,11 +256,11 @@ def explain_image(
         if not np.allclose(rows[:, y], state.logp_nats[0], atol=1e-3):
             raise RuntimeError("per-image view: the recorded coalition logits do not reproduce the engine's "
                                "log-probabilities; report this as a bug")
-        logsoft.append(rows)
+        logsoft_sum = rows if logsoft_sum is None else logsoft_sum + rows
         tables.append(state.logp_nats[0])
     x0 = pixels[None]
     first_fill = fills[0](x0, torch.tensor([0]))[0].numpy().astype(np.float64)
-    mean_logsoft = np.mean(logsoft, axis=0)  # (2**M, K)
+    mean_logsoft = logsoft_sum / len(fills)  # (2**M, K)
     v = np.mean(tables, axis=0)
     phi = exact_shapley(v)
     top1 = mean_logsoft.argmax(axis=1)
@@ -280,8 +284,18 @@ def _match(recorder: _Recorder, synth: CoalitionSynthesizer, fill: Fill, pixels:
                         for k in range(0, bits.shape[0], 32)])
     seen = torch.cat(recorder.projections)
     logits = torch.cat(recorder.logits)
-    nearest = (wanted[:, None] - seen[None, :]).abs().argmin(dim=1)
-    return logits[nearest]
+    return logits[_nearest(wanted, seen)]
+
+
+def _nearest(wanted: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """For each of ``wanted`` (K,), the index of the closest of ``seen`` (S,): sorted search,
+    O((K + S) log S) time and O(K + S) memory (a K × S distance table is 32 GiB at M = 16)."""
+    order = torch.argsort(seen)
+    ranked = seen[order]
+    right = torch.searchsorted(ranked, wanted).clamp(max=len(ranked) - 1)
+    left = (right - 1).clamp(min=0)
+    closer_left = (wanted - ranked[left]).abs() <= (ranked[right] - wanted).abs()
+    return order[torch.where(closer_left, left, right)]
 
 
 def plot_local(exp: LocalExplanation, path=None, title: str = "") -> bytes:
