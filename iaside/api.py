@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import platform
@@ -120,6 +121,11 @@ def _save(what: str, path: Path, write) -> None:
     try:
         write()
     except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):  # another cause: name the file that refused
+            raise IasideError(
+                f"cannot write {what}: {err.filename or path} ({err.strerror or err}); the last checkpoint in "
+                f"{path.parent} is kept: move that path out of the way (or choose another --out) and rerun"
+            ) from err
         raise IasideError(
             f"cannot write {what} {path} ({err.strerror or err}); the last checkpoint in {path.parent} is kept: "
             "free some space (or choose another --out) and rerun the same command"

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from ..config import DataConfig
 from ..errors import IasideError
 from .base import PREDICTED, ImageItem
-from .transforms import load_image, preprocess
+from .transforms import check_resized_size, load_image, preprocess
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 RUN_MARKER = "run.json"
@@ -69,14 +69,16 @@ class ImageDataset(Dataset):
     def __getitem__(self, i: int) -> ImageItem:
         i = range(len(self))[i]
         source = self.sources[i]
-        img = source if isinstance(source, Image.Image) else load_image(source, self.cfg.channels)
+        name = f"image {self.names[i]!r}"
+        img = source if isinstance(source, Image.Image) else load_image(
+            source, self.cfg.channels, check_size=lambda w, h: check_resized_size(w, h, self.cfg, name))
         if min(img.size) < self.min_side:
             raise IasideError(
                 f"image {self.names[i]!r} is {img.size[0]}x{img.size[1]} pixels, smaller than {self.min_side} on a "
                 f"side (2 per band); use fewer --bands or remove the image"
             )
         try:
-            pixels = preprocess(img, self.cfg, name=f"image {self.names[i]!r}")
+            pixels = preprocess(img, self.cfg, name=name)
         except MemoryError:
             raise IasideError(f"image {self.names[i]!r} ({img.size[0]}x{img.size[1]} pixels) needs more memory "
                               "to resize than is free; downscale it first") from None

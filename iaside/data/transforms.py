@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import stat
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -27,12 +28,14 @@ RESAMPLING = {
 }
 
 
-def load_image(path: str | os.PathLike, channels: int = 3) -> Image.Image:
+def load_image(path: str | os.PathLike, channels: int = 3,
+               check_size: Callable[[int, int], None] | None = None) -> Image.Image:
     """Decode ``path`` upright (EXIF orientation applied) as 8-bit RGB (channels 3) or L (1).
 
     Only a regular file is read (a FIFO, device or socket named like an image is refused
     without blocking), and an animated image is refused rather than reduced to one frame
-    (a multi-picture JPEG from a camera keeps its primary image)."""
+    (a multi-picture JPEG from a camera keeps its primary image). ``check_size(width, height)``
+    may refuse the image from its header, before anything is decoded."""
     try:
         with warnings.catch_warnings(), _open_regular(path) as fh:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -40,11 +43,14 @@ def load_image(path: str | os.PathLike, channels: int = 3) -> Image.Image:
                 width, height = img.size
                 if width * height > MAX_PIXELS:
                     raise Image.DecompressionBombError(f"{width}x{height} pixels")
+                if check_size is not None:
+                    check_size(width, height)
                 if getattr(img, "is_animated", False) and img.format != "MPO":
                     raise IasideError(f"image {path} is animated ({img.n_frames} frames); save the frame to "
                                       "analyse as a still image, or remove it from the data")
                 img.load()
-                return to_mode(ImageOps.exif_transpose(img), channels)
+                ImageOps.exif_transpose(img, in_place=True)
+                return to_mode(img, channels)
     except FileNotFoundError:
         raise IasideError(f"image {path} does not exist (or is a link to a missing file)") from None
     except Image.DecompressionBombError as e:
@@ -102,6 +108,18 @@ def resized_size(width: int, height: int, resize_size: int, crop_hw: tuple[int, 
     return new_w, new_h
 
 
+def check_resized_size(width: int, height: int, cfg: DataConfig, name: str = "the image") -> tuple[int, int]:
+    """The (width, height) ``preprocess`` resizes to; IasideError naming ``name`` when that is
+    over the pixel limit (a thin strip enlarged until its short side is ``cfg.resize_size``)."""
+    size = resized_size(width, height, cfg.resize_size, cfg.input_size)
+    if size[0] * size[1] > MAX_PIXELS:
+        raise IasideError(
+            f"{name} is {width}x{height} pixels; resized to {size[0]}x{size[1]} it would exceed "
+            f"{MAX_PIXELS} pixels (an extreme aspect ratio); crop it first or remove it from the data"
+        )
+    return size
+
+
 def preprocess(img: Image.Image, cfg: DataConfig, name: str = "the image") -> torch.Tensor:
     """Resize the shorter side, centre-crop to ``cfg.input_size``: (C, H, W) float32 in [0, 1].
 
@@ -110,12 +128,7 @@ def preprocess(img: Image.Image, cfg: DataConfig, name: str = "the image") -> to
     resized over the crop's region only, so a thin strip never allocates its whole enlargement.
     """
     crop_h, crop_w = cfg.input_size
-    size = resized_size(*img.size, cfg.resize_size, cfg.input_size)
-    if size[0] * size[1] > MAX_PIXELS:
-        raise IasideError(
-            f"{name} is {img.size[0]}x{img.size[1]} pixels; resized to {size[0]}x{size[1]} it would exceed "
-            f"{MAX_PIXELS} pixels (an extreme aspect ratio); crop it first or remove it from the data"
-        )
+    size = check_resized_size(*img.size, cfg, name)
     img = to_mode(img, cfg.channels)
     top, left = round((size[1] - crop_h) / 2), round((size[0] - crop_w) / 2)
     if size[0] * size[1] > THIN_FACTOR * crop_h * crop_w:
