@@ -182,7 +182,8 @@ def outside_interval_notes(result: Result) -> list[str]:
                if np.isfinite(low) and np.isfinite(high) and not low <= value <= high]
     if not outside:
         return []
-    return [f"note: {' and '.join(outside)} lie{'s' if len(outside) == 1 else ''} outside {'its' if len(outside) == 1 else 'their'} "
+    one = len(outside) == 1
+    return [f"note: {' and '.join(outside)} lie{'s' if one else ''} outside {'its' if one else 'their'} "
             "bootstrap percentile interval: a score is a nonlinear function of the mean φ (shifted by its minimum "
             "band, normalised), so its resampled values are biased away from the point estimate, most with few "
             "images; the interval shows the spread, the point is the estimate (docs/reliability.md)"]

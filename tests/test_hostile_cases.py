@@ -198,6 +198,9 @@ TRACEBACK_CASES = {  # name: c -> (argv, culprits the one line must name)
         c, lambda p: ["report", c["run"], "-o", p / "r.html", "--no-images"]),
     "merge-to-an-unwritable-place": lambda c: _under_a_file(c, lambda p: ["merge", c["run"], "--out", p]),
     "explain-image-o-a-folder": _explain_image_to_a_folder,
+    "per_image.npz-a-folder-on-rerun": lambda c: ((c["run"] / "per_image.npz").unlink(),
+                                                  (c["run"] / "per_image.npz").mkdir())
+    and (run_args(c), ["per_image.npz (Is a directory)"]),
     "workers-negative": lambda c: (run_args(c, c["tmp"] / "o", "--workers", "-1"), ["--workers -1"]),
     "seed-negative": lambda c: (run_args(c, c["tmp"] / "o", "--seed", "-1"), ["--seed -1"]),
     "bands-1": lambda c: (run_args(c, c["tmp"] / "o", "--bands", "1"), ["--bands 1", "M >= 2"]),

@@ -72,7 +72,8 @@ def run(args) -> int:
         raise IasideError(f"image {args.image} does not exist or is not a regular file")
     out = args.output or Path(args.image.stem + ".explain.png")
     if out.is_dir():
-        raise IasideError(f"-o {out} is a folder; give the PNG file to write, e.g. {out / (args.image.stem + '.explain.png')}")
+        raise IasideError(f"-o {out} is a folder; give the PNG file to write, "
+                          f"e.g. {out / (args.image.stem + '.explain.png')}")
     loaded = load_model(args.model, weights=args.weights, device=args.device, overrides=overrides(args))
     cfg = loaded.data_config
     try:
