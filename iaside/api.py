@@ -27,6 +27,7 @@ from .runs import STATE_NPZ, checked_write, open_run, owns_out_folder, run_ident
 from .runtime import apply_malloc_fix
 from .spectral import band_masks
 from .summary import summarize
+from .validate import check_run_arguments, check_still_readable
 
 
 def _resolve_model(model, weights, device, data_config, overrides, num_classes=None, outputs="logits",
@@ -204,6 +205,7 @@ def explain(
     while it runs (``iaside.runs.owner``): another process on it is refused, naming this one.
     """
     apply_malloc_fix()
+    check_run_arguments(bands=bands, seed=seed, workers=num_workers, samples=samples)
     if on_bad_image not in ("error", "skip"):
         raise IasideError(f"--on-bad-image {on_bad_image!r} is not one of error, skip")
     label_mode = "predicted" if labels == "predicted" else "given"
@@ -260,6 +262,7 @@ def explain(
     state = None
     if out_dir is not None:
         state = _open_shared_folder(out_dir, run_info, shard, len(dataset), plan.n_coalitions, rank)
+        check_still_readable(state, bad, run_info["names"], out_dir)
         path = out_dir / state_file(shard)
         engine.checkpoint = lambda s: checked_write("the checkpoint", path, lambda: s.save(path))
     indices = shard_indices(len(dataset), config.seed, shard) if shard is not None else None

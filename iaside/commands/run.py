@@ -97,8 +97,9 @@ def run(args) -> int:
         print(f"skipped {bad['name']}: {bad['reason']}")
     rate = result.meta.get("images_per_s")
     if rate:
-        print(f"{result.meta['forward_passes']} forward passes, {rate:.2f} images/s "
-              f"({rate * 2 ** result.n_bands:.0f} passes/s)")
+        passes = result.meta["forward_passes"]
+        print(f"{passes} forward passes, {rate:.2f} images/s "
+              f"({rate * passes / result.meta['images_this_session']:.0f} passes/s)")
     print(f"wrote {out}/result.json, per_image.npz, sid.png")
     return 0
 
