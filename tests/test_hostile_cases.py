@@ -63,7 +63,8 @@ def cli(capsys, argv):
 
 
 def assert_one_line_error(code, err, *culprits):
-    lines = err.splitlines()
+    """Exit 2 and one error line (warnings and notes, one line each, may precede it)."""
+    lines = [line for line in err.splitlines() if not line.startswith(("iaside: warning: ", "iaside: note: "))]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("iaside: error: "), (code, err)
     assert "Traceback" not in err
     for culprit in culprits:

@@ -46,7 +46,7 @@ def load_image(path: str | os.PathLike, channels: int = 3,
                 if check_size is not None:
                     check_size(width, height)
                 if getattr(img, "is_animated", False) and img.format != "MPO":
-                    raise IasideError(f"image {path} is animated ({img.n_frames} frames); save the frame to "
+                    raise IasideError(f"image {path} is animated ({_frames(img)} frames); save the frame to "
                                       "analyse as a still image, or remove it from the data")
                 img.load()
                 ImageOps.exif_transpose(img, in_place=True)
@@ -141,3 +141,11 @@ def preprocess(img: Image.Image, cfg: DataConfig, name: str = "the image") -> to
         img = img.crop((left, top, left + crop_w, top + crop_h))
     pixels = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
     return pixels.unsqueeze(0) if pixels.ndim == 2 else pixels.permute(2, 0, 1).contiguous()
+
+
+def _frames(img: Image.Image) -> str:
+    """The frame count of an animated image, or 'several' where a damaged file cannot say."""
+    try:
+        return str(img.n_frames)
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        return "several"
