@@ -28,13 +28,24 @@ from .fills import Fill, partner_index, processing_order
 from .game import coalition_bits
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-OPTIMIZATIONS = ("none", "freeze", "compile")
+OPTIMIZATIONS = ("none", "freeze", "compile", "auto")
 """none: the model as given. freeze: torch.jit.trace + freeze (folds batch norm into the
 convolutions, fuses ops), checked against the model as given on the first batch and dropped
-with a warning when it differs or cannot be traced. compile: torch.compile with frozen weights
+with a warning when it differs or cannot be traced. compile: compiled with frozen weights
 (``compiled.CompiledModel``: batch norm folded with its shift kept in float32, CPU convolution
 weights prepacked for oneDNN), at fixed batch shapes: a short batch is padded to the run's
-batch size (or to the clean pass's size), so a run compiles once or twice, never once per shape."""
+batch size (or to the clean pass's size), so a run compiles once or twice, never once per shape;
+with the compiled-model cache (``compile_cache``) each shape is compiled once per machine.
+auto: compile when the cache holds the model at the run's shapes, or when the run is long
+enough for compiling to pay for itself (``Engine.compile_pays``); else the model as given."""
+
+COMPILE_SAVES = {None: 0.36, torch.bfloat16: 0.12, torch.float16: 0.12}
+"""Fraction of the model's time that compiling saves, by autocast dtype (EfficientNet-Lite0 on
+the development CPU: 19.9 s against 31.1 s in float32, 14.6 s against 16.6 s in bf16;
+docs/performance.md, run D)."""
+BUILD_S = 90.0
+"""Seconds one batch shape takes to compile into the cache when the cache has no build of its
+own to go by (EfficientNet-Lite0, 2 cores; docs/performance.md)."""
 
 
 @dataclass
@@ -274,6 +285,7 @@ class Engine:
         show_progress: bool = True,
         checkpoint: Callable[[EngineState], None] | None = None,
         checkpoint_every_s: float = 60.0,
+        compile_cache=None,
     ) -> None:
         if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
             raise IasideError(f"--batch-size must be a positive integer or 'auto', got {batch_size!r}")
@@ -286,6 +298,9 @@ class Engine:
             raise IasideError(f"--optimize {optimize!r} is not one of {', '.join(OPTIMIZATIONS)}")
         self.optimize = optimize
         self.optimized_as = "none"  # what the model actually runs as (freeze may fall back)
+        self.compile_cache = compile_cache  # a compile_cache.CompileCache, or None: compile in memory
+        self.compile_decision: str | None = None  # --optimize auto: what it chose and why
+        self._expected_passes = 0  # model passes the run has left (for --optimize auto)
         self.forward: Callable | None = None  # set on the first batch (tracing needs an input)
         self.synth, self.fill = synthesizer, fill
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
@@ -360,12 +375,57 @@ class Engine:
         sizes = [self.batch_size] if isinstance(self.batch_size, int) else []
         return tuple(sorted({*sizes, *([self._images_per_batch] if self._images_per_batch else [])}))
 
+    def _compiled(self, eager: _Logits) -> CompiledModel:
+        from .compile_cache import model_fingerprint
+
+        fingerprint = model_fingerprint(self.model) if self.compile_cache is not None else None
+        return CompiledModel(eager, sizes=self._fixed_sizes, cache=self.compile_cache, fingerprint=fingerprint,
+                             reduced_precision=self.autocast_dtype is not None)
+
+    def compile_pays(self, compiled: CompiledModel, example: torch.Tensor) -> tuple[bool, str]:
+        """--optimize auto: (compile?, the reason in one line). Yes when the cache holds the
+        model at every batch shape of the run; else when the model time compiling would save
+        (``COMPILE_SAVES`` of the run's passes at the eager speed measured on ``example``)
+        exceeds the compiling (the median build in this cache, else ``BUILD_S``, per shape)."""
+        c, h, w = example.shape[1:]
+        shapes = []
+        if self._images_per_batch:
+            clean = torch.empty((self._images_per_batch, c, h, w), device="meta")
+            shapes.append(clean.contiguous(memory_format=torch.channels_last) if self.channels_last else clean)
+        if isinstance(self.batch_size, int):
+            shapes.append(torch.empty((self.batch_size, h, w, c), device="meta").movedim(-1, 1))
+        cache = self.compile_cache
+        missing = [s for s in shapes if cache is None or not cache.holds(compiled.key(s, self.device))]
+        if cache is not None and not missing:
+            return True, f"compiling from the cache in {cache.folder} (it holds this model at the run's batch shapes)"
+        self._sync()
+        t0 = time.perf_counter()
+        compiled.module(example)
+        self._sync()
+        model_s = self._expected_passes * (time.perf_counter() - t0) / len(example)
+        saves = COMPILE_SAVES.get(self.autocast_dtype, 0.12) * model_s
+        builds = cache.build_seconds() if cache is not None else []
+        cost = (float(np.median(builds)) if builds else BUILD_S) * len(missing)
+        verdict = saves > cost
+        where = "kept in the compiled-model cache for later runs" if cache is not None else "--no-cache: this run only"
+        what = "compiling" if verdict else "running the model as given (not compiling)"
+        return verdict, (f"{what}: compiling would save about {saves:.0f} s of the run's {model_s:.0f} s of model "
+                         f"time and cost about {cost:.0f} s ({where}); --optimize compile forces it")
+
     def _make_forward(self, example: torch.Tensor) -> Callable:
         """The callable the run uses, built for ``self.optimize`` on the first batch."""
         eager = _Logits(self.model, self.device.type, self.autocast_dtype)
         if self.optimize == "compile":
             self.optimized_as = "compile"
-            return CompiledModel(eager, sizes=self._fixed_sizes)
+            return self._compiled(eager)
+        if self.optimize == "auto":
+            import sys
+
+            compiled = self._compiled(eager)
+            verdict, self.compile_decision = self.compile_pays(compiled, example)
+            print(f"iaside: --optimize auto: {self.compile_decision}", file=sys.stderr)
+            self.optimized_as = "compile" if verdict else "none"
+            return compiled if verdict else eager
         if self.optimize == "none":
             return eager
         try:  # freeze: trace at 1 image, check at 3 or more in float32, then trace at the run's precision
@@ -390,6 +450,18 @@ class Engine:
             return eager
         self.optimized_as = "freeze"
         return frozen
+
+    def compile_info(self) -> dict | None:
+        """What --optimize compile/auto did: the cache folder (None: compiled in memory), batch
+        shapes loaded from the cache and built into it, and --optimize auto's reason."""
+        f = self.forward
+        if not isinstance(f, CompiledModel) and self.compile_decision is None:
+            return None
+        info = {"cache": str(self.compile_cache.folder) if self.compile_cache is not None else None,
+                "decision": self.compile_decision}
+        if isinstance(f, CompiledModel):
+            info.update(cache_hits=f.cache_hits, cache_misses=f.cache_misses, cached=f.cache is not None)
+        return info
 
     @staticmethod
     def _check_finite(logits: torch.Tensor, describe: Callable[[int], str]) -> None:
@@ -589,6 +661,7 @@ class Engine:
         stats = EngineStats()
         t_start = time.perf_counter()
         compiled_before = self.forward.compile_s if isinstance(self.forward, CompiledModel) else 0.0
+        loaded_before = self.forward.load_s if isinstance(self.forward, CompiledModel) else 0.0
         self._excluded = set(np.flatnonzero(state.skipped).tolist())
         if self.fill.needs_partner:
             self._partner = partner_index(n_images, self.seed, sorted(self._excluded))
@@ -603,6 +676,7 @@ class Engine:
             stats.add_time("batch_probe", time.perf_counter() - t0)
         images_per_batch = max(-(-self.batch_size // self.n_coalitions), 4 if self.empty_mode == "partner" else 1)
         self._images_per_batch = images_per_batch
+        self._expected_passes = len(todo) * self.n_coalitions
         bar = tqdm(total=len(todo), unit="img", disable=not self.show_progress, desc="I-ASIDE", dynamic_ncols=True)
         last_ckpt = time.perf_counter()
         since_check = 0
@@ -687,6 +761,8 @@ class Engine:
             bar.close()
         if isinstance(self.forward, CompiledModel):  # included in the prepare and model stages
             stats.seconds["compile"] = self.forward.compile_s - compiled_before
+            if self.forward.cache is not None or self.forward.cache_hits + self.forward.cache_misses:
+                stats.seconds["compile_cache_load"] = self.forward.load_s - loaded_before
         stats.seconds["total"] = time.perf_counter() - t_start
         return state, stats
 

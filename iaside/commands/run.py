@@ -110,7 +110,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimize", choices=OPTIMIZATIONS, default="none",
                         help="freeze: trace and freeze the model (folds batch norm; checked against the model, "
                         "falls back with a warning); compile: torch.compile with frozen weights at two fixed batch shapes "
-                        "(compiles once, then the fastest; default none)")
+                        "(compiled once per machine and kept in the cache, then the fastest); auto: compile when "
+                        "the cache holds the model or the run is long enough to pay for compiling (default none)")
+    parser.add_argument("--no-cache", action="store_true", help="compile in memory for this run only: do not "
+                        "load or keep compiled models in the cache folder (IASIDE_CACHE, default ~/.cache/iaside)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/MODEL_DATA); reruns resume")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -125,7 +128,7 @@ def run(args) -> int:
         estimator=args.estimator, permutations=args.permutations, coalitions=args.coalitions, draws=args.draws, target_ci=args.target_ci, shard=args.shard,
         on_bad_image=args.on_bad_image,
         batch_size=args.batch_size, device=args.device, precision=args.precision, num_workers=args.workers,
-        optimize=args.optimize, weights=args.weights, overrides=overrides(args), out=out, show_progress=not args.quiet,
+        optimize=args.optimize, cache=not args.no_cache, weights=args.weights, overrides=overrides(args), out=out, show_progress=not args.quiet,
     )
     if result is None:  # a shard, or a torchrun rank other than 0
         if args.shard is not None:
