@@ -357,7 +357,7 @@ def explain(
         show_progress=show_progress and (rank is None or rank[0] == 0), checkpoint_every_s=checkpoint_every_s,
     )
     run_info = {
-        "identity": _identity(config, loaded, dataset, precision),
+        "identity": _identity(config, loaded, dataset, engine.precision),
         "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint, "num_classes": loaded.model.num_classes},
         "data": {
             "spec": getattr(dataset, "description", type(dataset).__name__),
@@ -382,7 +382,8 @@ def explain(
     if engine.checkpoint is not None:
         engine.checkpoint(state)
     run_meta = {
-        "device": str(device), "precision": precision, "batch_size": engine.batch_size,
+        "device": str(device), "precision": engine.precision, "precision_requested": precision,
+        "batch_size": engine.batch_size,
         "optimize": {"requested": optimize, "applied": engine.optimized_as,
                      **({"compiled": engine.compile_info()} if engine.compile_info() else {})},
         "forward_passes": stats.passes + stats.images,  # coalition passes + one clean pass per image

@@ -210,6 +210,11 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else None
 
 
+def precision_name(dtype: torch.dtype | None) -> str:
+    """The precision a run's model actually runs at: 'fp32', 'bf16' or 'fp16'."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
 class _Logits(nn.Module):
     """The model under the run's autocast, returning its (B, K) class scores."""
 
@@ -305,6 +310,7 @@ class Engine:
         self.synth, self.fill = synthesizer, fill
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.autocast_dtype = resolve_precision(precision, self.device)
+        self.precision = precision_name(self.autocast_dtype)  # 'auto' resolved
         self.show_progress = show_progress
         self.checkpoint, self.checkpoint_every_s = checkpoint, checkpoint_every_s
         self.n_bands = synthesizer.n_bands

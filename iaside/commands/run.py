@@ -137,6 +137,9 @@ def run(args) -> int:
     print(result.table())
     for bad in result.data.get("skipped", []):
         print(f"skipped {bad['name']}: {bad['reason']}")
+    if result.meta.get("precision_requested") == "auto":
+        print(f"precision: {result.meta['precision']} (--precision auto: bf16 where the device computes it "
+              "natively, else fp32; --precision fp32 for float32)")
     rate = result.meta.get("images_per_s")
     if rate:
         print(f"{result.meta['forward_passes']} forward passes, {rate:.2f} images/s "
