@@ -214,3 +214,21 @@ def test_auto_weighs_the_passes_against_the_compile_time(tmp_path, monkeypatch, 
     e = engine(batch_norm_net(), "auto", CompileCache(tmp_path))
     e.run(TensorImages(torch.rand(5, 3, 32, 32), torch.arange(5) % 5))
     assert e.optimized_as == ("compile" if long_run else "none")
+
+
+def test_cli_records_the_effective_precision_and_the_auto_decision(tmp_path, scripted, image_folder, capsys):
+    from conftest import TINY_ARGS
+
+    from iaside.cli import main
+    from iaside.engine import precision_name, resolve_precision
+
+    out = tmp_path / "run"
+    assert main(["run", "--model", f"torchscript:{scripted}", "--data", str(image_folder), *TINY_ARGS,
+                 "--precision", "auto", "--optimize", "auto", "--no-cache", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    effective = precision_name(resolve_precision("auto", torch.device("cpu")))
+    assert f"precision: {effective} (--precision auto" in captured.out
+    meta = json.loads((out / "result.json").read_text())["meta"]
+    assert (meta["precision"], meta["precision_requested"]) == (effective, "auto")
+    assert meta["optimize"]["applied"] == "none" and meta["optimize"]["compiled"]["cache"] is None
+    assert "--optimize auto: running the model as given" in captured.err and "--no-cache" in captured.err
