@@ -45,7 +45,7 @@ the development CPU: 19.9 s against 31.1 s in float32, 14.6 s against 16.6 s in 
 docs/performance.md, run D)."""
 BUILD_S = 90.0
 """Seconds one batch shape takes to compile into the cache when the cache has no build of its
-own to go by (EfficientNet-Lite0, 2 cores; docs/performance.md)."""
+own to go by (EfficientNet-Lite0 at batch 64 on 2 busy cores: 77 s; docs/performance.md)."""
 
 
 @dataclass
