@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import numpy as np
 
 from .config import DataConfig
 from .errors import IasideError
+from .log import warn
 from .runs import atomic_write, owner
 from .summary import Estimate
 from .validate import CHECKSUM_KEY, content_checksum, edited_note, read_per_image, read_result_json
@@ -117,9 +117,9 @@ class Result:
         per_image = None
         if (folder / PER_IMAGE_NPZ).exists():
             per_image = read_per_image(folder / PER_IMAGE_NPZ, d["data"]["n_images"], m)
-        note = edited_note(d, per_image, folder)
-        if note:
-            print(f"iaside: warning: {note}", file=sys.stderr)
+        edited = edited_note(d, per_image, folder)
+        if edited:
+            warn(edited)
         return cls.from_json_dict(d, per_image)
 
     def low_band_share(self, n_low: int | None = None) -> float:
