@@ -18,7 +18,7 @@ SID_PNG = "sid.png"
 _ESTIMATES = ("phi", "sid", "shares", "score", "score_signed")
 
 
-@dataclass
+@dataclass(repr=False)
 class Result:
     """I-ASIDE of one model on one data set.
 
@@ -57,6 +57,35 @@ class Result:
     @property
     def n_bands(self) -> int:
         return len(self.sid.value)
+
+    def __repr__(self) -> str:
+        from .report.notebook import result_repr
+
+        return result_repr(self)
+
+    def _repr_html_(self) -> str:
+        from .report.notebook import result_html
+
+        return result_html(self)
+
+    def plot(self, kind: str = "sid", ax=None):
+        """A matplotlib Figure, the report's own: kind 'sid', 'phi', 'coalitions' (v(S) against
+        coalition size) or 'per-class' (heat map); drawn into ``ax`` when given."""
+        from .report.figures import plot
+
+        return plot(self, kind, ax)
+
+    def to_pandas(self):
+        """One row per band: SID, φ (nats), share φ/Σφ with their intervals, min_shift (pandas DataFrame)."""
+        from .report.notebook import band_frame
+
+        return band_frame(self)
+
+    def per_image_frame(self):
+        """One row per image: name, index, label, clean top-1, log p of the label (nats), Σφ, φ per band."""
+        from .report.notebook import image_frame
+
+        return image_frame(self)
 
     @property
     def informative(self) -> bool:

@@ -37,13 +37,15 @@ def _score_terms(n_bands: int, beta: float) -> tuple[np.ndarray, float]:
 def score(sid: np.ndarray, beta: float = BETA) -> np.ndarray:
     """Paper robustness score |b̂·SID − η| / |1 − η|, (..., M) -> (...)."""
     b_hat, eta = _score_terms(sid.shape[-1], beta)
-    return np.abs(sid @ b_hat - eta) / abs(1.0 - eta)
+    with np.errstate(invalid="ignore", divide="ignore"):  # M = 1: η = 1, the score is undefined (NaN)
+        return np.abs(sid @ b_hat - eta) / abs(1.0 - eta)
 
 
 def score_signed(sid: np.ndarray, beta: float = BETA) -> np.ndarray:
     """(b̂·SID − η)/(b̂₀ − η), (..., M) -> (...): 1 all mass on band 0, 0 uniform, < 0 high-dominated."""
     b_hat, eta = _score_terms(sid.shape[-1], beta)
-    return (sid @ b_hat - eta) / (b_hat[0] - eta)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sid @ b_hat - eta) / (b_hat[0] - eta)
 
 
 @dataclass
@@ -188,8 +190,8 @@ def interpret(
     signed, signed_lo, signed_hi = (float(score_signed_estimate.value), float(score_signed_estimate.low),
                                     float(score_signed_estimate.high))
     if signed_lo <= 0.0 <= signed_hi:
-        lean = (f"whether it leans on low or high frequencies is not settled by these images (score_signed "
-                f"{signed:+.2f}, interval [{signed_lo:+.2f}, {signed_hi:+.2f}] contains 0)")
+        lean = (f"but whether the model relies more on low or high frequencies is not settled by these images "
+                f"(score_signed {signed:+.2f}, interval [{signed_lo:+.2f}, {signed_hi:+.2f}] contains 0)")
     else:
         kind = "robust low-frequency" if signed > 0 else "non-robust high-frequency"
         lean = f"so the model leans on {kind} features (score_signed {signed:+.2f})"

@@ -31,7 +31,7 @@ class FigurePng(bytes):
     text_boxes: list[dict]
 
 
-def _png(fig) -> FigurePng:
+def png(fig) -> FigurePng:
     """The figure as a 256-colour palette PNG (about a third of the size of a full-colour one),
     carrying the pixel boxes of its texts."""
     from PIL import Image
@@ -44,9 +44,9 @@ def _png(fig) -> FigurePng:
     out = io.BytesIO()
     palette = image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     palette.save(out, format="png", optimize=True)
-    png = FigurePng(out.getvalue())
-    png.text_boxes = boxes
-    return png
+    picture = FigurePng(out.getvalue())
+    picture.text_boxes = boxes
+    return picture
 
 
 HEADINGS = ("title", "suptitle", "axis label")
@@ -88,8 +88,12 @@ def text_boxes(fig, dpi: float | None = None) -> list[dict]:
         if ax.axison:
             add(ax.xaxis.label, "axis label", k)
             add(ax.yaxis.label, "axis label", k)
-            for tick in ax.get_xticklabels() + ax.get_yticklabels():
-                add(tick, "tick label", k)
+            for axis in (ax.xaxis, ax.yaxis):
+                low, high = sorted(axis.get_view_interval())
+                slack = 1e-9 * max(1.0, abs(high - low))
+                for tick in axis.get_major_ticks():
+                    if low - slack <= tick.get_loc() <= high + slack and tick.label1.get_visible():
+                        add(tick.label1, "tick label", k)
         legend = ax.get_legend()
         if legend is not None and legend.get_visible():
             for text in legend.get_texts():
@@ -211,7 +215,7 @@ def sid_phi(result) -> bytes:
     sid_figure(result, axes[0])
     phi_figure(result, axes[1])
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 def coalition_masks(result) -> np.ndarray:
@@ -231,7 +235,7 @@ def coalition_values(result) -> bytes:
     """PNG of ``coalition_figure``."""
     fig = coalition_figure(result)
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 def coalition_figure(result, ax=None):
@@ -265,7 +269,7 @@ def per_class_heatmap(result, class_names: Sequence[str] | None = None, max_rows
     """PNG of ``per_class_figure`` and the number of classes left out beyond ``max_rows``."""
     fig = per_class_figure(result, class_names, max_rows)
     fig.tight_layout()
-    return _png(fig), max(0, len(result.per_class) - max_rows)
+    return png(fig), max(0, len(result.per_class) - max_rows)
 
 
 def per_class_figure(result, class_names: Sequence[str] | None = None, max_rows: int = 30, ax=None):
@@ -365,7 +369,7 @@ def deviating_image(pixels: np.ndarray | None, bands: np.ndarray | None, sid_ima
     ax.set_ylabel("SID (fraction)", fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 def sid_comparison(names: Sequence[str], results: Sequence) -> bytes:
@@ -389,7 +393,7 @@ def sid_comparison(names: Sequence[str], results: Sequence) -> bytes:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 def score_ranking(names: Sequence[str], results: Sequence) -> bytes:
@@ -415,7 +419,7 @@ def score_ranking(names: Sequence[str], results: Sequence) -> bytes:
     axes[0].set_yticks(y)
     axes[0].set_yticklabels([names[k] for k in order], fontsize=8)
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 def score_vs_robustness(names: Sequence[str], scores: Sequence, values: Sequence[float], metric: str,
@@ -434,4 +438,104 @@ def score_vs_robustness(names: Sequence[str], scores: Sequence, values: Sequence
     ax.set_title(f"score vs {metric}\n({'higher' if higher_is_better else 'lower'} {metric} = more robust)", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
+
+
+def wrap(text: str, fig, fontsize: float, share: float = 0.95) -> str:
+    """``text`` broken into lines that fit ``share`` of the figure's width at ``fontsize`` points."""
+    import textwrap
+
+    chars = max(20, int(share * fig.get_figwidth() * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.wrap(text, chars)) or text
+
+
+def snr_figure(result, ax=None):
+    """SNR (dB, mean over images) per band, one curve per perturbation family, with the fitted
+    decay in the legend; without ``ax``, a second panel on the fine radial grid. Returns the Figure."""
+    from ..robustness.snr import ring_centres
+
+    fams = result.families()
+    if ax is None:
+        fig, (left, right) = _plt().subplots(1, 2, figsize=(10, 4.4))
+    else:
+        fig, left, right = ax.figure, ax, None
+    bands = np.arange(result.n_bands)
+    for name, curve in fams.items():
+        colour = FAMILY_COLOURS.get(name)
+        fit = curve.fits["band"]
+        left.plot(bands, _finite(curve.band_db), "o-", color=colour,
+                  label=f"{name} ({fit['slope']:+.1f} dB/band, R² {fit['r2']:.2f})")
+        if right is not None:
+            right.plot(ring_centres(result.n_rings), _finite(curve.grid_db), "-", color=colour, label=name)
+    for axis in (left, right):
+        if axis is None:
+            continue
+        axis.axhline(0, color="black", linewidth=0.6, linestyle=":")
+        axis.grid(alpha=0.3)
+        axis.set_ylabel("SNR (dB, mean over images)")
+    left.set_xlabel(f"band (0 = lowest of {result.n_bands}, {result.partition})")
+    left.set_xticks(bands)
+    if fams:
+        left.legend(fontsize=7)
+    if right is not None:
+        right.set_xlabel(f"normalised radius ({result.n_rings} rings; Nyquist = 1)")
+        right.set_xscale("log")
+    n = result.curves[0].n_images if result.curves else 0
+    title = (f"Spectral SNR of perturbations on {result.data.get('spec')} (N={n}); families averaged over members "
+             "and levels")
+    if right is None:
+        left.set_title(wrap(title, fig, 9), fontsize=9)
+    else:
+        fig.suptitle(wrap(title, fig, 9), fontsize=9)
+    return fig
+
+
+def _finite(values) -> np.ndarray:
+    """+inf (no perturbation energy) is not drawn."""
+    v = np.asarray(values, np.float64).copy()
+    v[~np.isfinite(v)] = np.nan
+    return v
+
+
+FAMILY_COLOURS = {"noise": "tab:red", "blur": "tab:blue", "weather": "tab:cyan", "digital": "tab:green",
+                  "pgd-linf": "tab:purple", "pgd-l2": "tab:orange"}
+
+
+def robustness_figure(report, ax=None, kind: str = "corruptions"):
+    """kind 'corruptions': top-1 error per corruption (mean over severities, coloured by family)
+    with the clean error; 'adversarial': accuracy against ε per attack norm. Returns the Figure."""
+    from ..errors import IasideError
+    from ..robustness.corruptions import family_of
+
+    if kind == "corruptions":
+        names = list(report.corruptions)
+        fig, ax = _axes(ax, (6.4, 1.4 + 0.24 * max(1, len(names))))
+        errors = np.asarray(report.errors, dtype=np.float64).reshape(len(names), -1)
+        y = np.arange(len(names))
+        ax.barh(y, errors.mean(axis=1) if len(names) else [], color=[FAMILY_COLOURS.get(family_of(c), "grey")
+                                                                      for c in names])
+        ax.axvline(report.clean_error, color="black", linestyle="--", linewidth=0.8,
+                   label=f"clean error {report.clean_error:.3f}")
+        ax.set_yticks(y)
+        ax.set_yticklabels(names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("top-1 error (mean over severities)")
+        ax.set_title(f"Corruption errors of {report.name} (N={report.data.get('n_images')})", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.grid(axis="x", alpha=0.3)
+        return fig
+    if kind == "adversarial":
+        fig, ax = _axes(ax, (5.0, 3.4))
+        for norm in dict.fromkeys(a.get("norm") for a in report.adversarial):
+            rows = sorted((float(a["eps"]), float(a["accuracy"])) for a in report.adversarial if a.get("norm") == norm)
+            ax.plot([e for e, _ in rows], [acc for _, acc in rows], "o-", label=f"PGD {norm}",
+                    color=FAMILY_COLOURS.get(f"pgd-{norm}"))
+        ax.set_xlabel("ε (pixel units)")
+        ax.set_ylabel("top-1 accuracy under attack")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"Adversarial accuracy of {report.name}", fontsize=9)
+        if report.adversarial:
+            ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        return fig
+    raise IasideError(f"plot kind {kind!r} is not one of corruptions, adversarial")
