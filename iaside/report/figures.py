@@ -325,6 +325,14 @@ def stretch(band: np.ndarray, low: float = 1.0, high: float = 99.0) -> tuple[np.
 
 def deviating_image(pixels: np.ndarray | None, bands: np.ndarray | None, sid_image: np.ndarray,
                     sid_global: np.ndarray) -> bytes:
+    """PNG of ``deviating_figure``."""
+    fig = deviating_figure(pixels, bands, sid_image, sid_global)
+    fig.tight_layout()
+    return png(fig)
+
+
+def deviating_figure(pixels: np.ndarray | None, bands: np.ndarray | None, sid_image: np.ndarray,
+                     sid_global: np.ndarray):
     """One image that deviates from the global SID: the image and its band images (when the
     pixels are available), then its own SID next to the global SID.
 
@@ -368,8 +376,7 @@ def deviating_image(pixels: np.ndarray | None, bands: np.ndarray | None, sid_ima
     ax.set_xlabel("band (0 = lowest)", fontsize=8)
     ax.set_ylabel("SID (fraction)", fontsize=8)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    return png(fig)
+    return fig
 
 
 def sid_comparison(names: Sequence[str], results: Sequence) -> bytes:
