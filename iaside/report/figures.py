@@ -181,8 +181,8 @@ def sid_figure(result, ax=None, title: str | None = None):
     _bars_with_interval(ax, result.sid, _band_colours(m))
     ax.axhline(1.0 / m, color="grey", linestyle="--", linewidth=0.8, label=f"uniform (1/{m})")
     shifted = int(np.argmin(result.phi.value))
-    ax.annotate("0 by the\nmin-shift", (shifted, 0), textcoords="offset points", xytext=(0, 4), ha="center",
-                fontsize=6, color="#4a5568")
+    ax.set_xticks(np.arange(m), [f"{i}*" if i == shifted else str(i) for i in range(m)])
+    ax.set_xlabel("spectral band (0 = lowest frequency; * SID 0 by the min-shift)")
     ax.set_ylabel("SID (fraction of importance)")
     ax.set_title(title or f"SID with {ci}% bootstrap interval", fontsize=9)
     ax.legend(fontsize=8, loc="upper right")

@@ -34,6 +34,11 @@ def _ci(est, signed: bool = False, digits: int = 4) -> str:
     return text + (f" [{f.format(low)}, {f.format(high)}]" if np.isfinite(low) and np.isfinite(high) else "")
 
 
+def _tight(fig):
+    fig.tight_layout()
+    return fig
+
+
 def result_repr(r) -> str:
     """One line: model, data, N, M, score with its interval, and whether it is informative."""
     ci = int(round(100 * r.config.get("confidence", 0.95)))
@@ -52,7 +57,7 @@ def result_html(r) -> str:
             + ("" if r.clean_accuracy is None else f", clean top-1 {r.clean_accuracy:.3f}")
             + f'<br><span class="muted">{_e(r.estimator_line())}</span>')
     reading = interpretation_html(r).replace('class="uninformative"', 'class="bad"')
-    png = figures.png(figures.sid_figure(r))
+    png = figures.png(figures.plot(r, "sid"))
     return (f'{_STYLE}<div class="iaside"><p>{head}</p>{reading}'
             f'<div style="display:flex;gap:16px;align-items:flex-start;flex-wrap:wrap">'
             f'<div style="max-width:520px">{_img(png, "SID")}</div><div>{band_table_html(r)}</div></div></div>')
@@ -132,7 +137,7 @@ def robustness_html(rep) -> str:
             "given (iaside robustness --reference).</p>")
     parts = [_STYLE, '<div class="iaside">', f"<p>{_e(robustness_repr(rep))}</p>", note]
     if len(frame):
-        parts.append(_img(figures.png(figures.robustness_figure(rep)), "corruption errors"))
+        parts.append(_img(figures.png(_tight(figures.robustness_figure(rep))), "corruption errors"))
         parts.append(frame.to_html(float_format=lambda v: f"{v:.3f}", na_rep="n/a"))
     if rep.adversarial:
         parts.append(robustness_frame(rep, "adversarial").to_html(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -166,5 +171,5 @@ def snr_html(res) -> str:
     from .html import _e, _img
 
     return (f'{_STYLE}<div class="iaside"><p>{_e(snr_repr(res))}</p>'
-            + _img(figures.png(figures.snr_figure(res)), "SNR per band")
+            + _img(figures.png(_tight(figures.snr_figure(res))), "SNR per band")
             + snr_frame(res, "family").to_html(index=False, float_format=lambda v: f"{v:.2f}") + "</div>")
