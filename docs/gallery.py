@@ -15,6 +15,7 @@ import argparse
 import base64
 import html
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ def save(fig, name: str) -> None:
 # %% [markdown]
 # ## 1. Explain a model: `iaside.explain` returns a `Result`
 # %%
-run_dir = args.out / "gallery-run"
+run_dir = Path(tempfile.mkdtemp(prefix="iaside-gallery-"))
 result = iaside.explain("efficientnet-lite0", "samples:imagenet", samples=SAMPLES, bands=BANDS,
                         out=run_dir, record=False, show_progress=False)
 say("md", "## 1. A result at a glance\n\n`iaside.explain(\"efficientnet-lite0\", \"samples:imagenet\")` returns a "

@@ -138,3 +138,23 @@ def test_snr_views():
     fig.tight_layout()
     assert figures.figure_problems(fig) == []  # a long data description wraps instead of running off
     assert "<img" in res._repr_html_()
+
+
+def test_sid_png_and_the_per_image_picture_have_clean_layouts(result):
+    from iaside.report.local import explain_image, local_figure
+    from iaside.report.plots import sid_plot_figure
+
+    import copy
+
+    long_named = copy.deepcopy(result)
+    long_named.data["spec"] = "/a/rather/long/folder/of/validation/images/for/the/model (9 images in 3 class folders)"
+    assert figures.figure_problems(sid_plot_figure(long_named)) == []
+    import torch
+
+    pixels = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
+    names = [f"a long class name number {k}" for k in range(3)]
+    for m in (3, 6):
+        exp = explain_image(tiny_cnn(n_classes=3), pixels, bands=m, class_names=names)
+        fig = local_figure(exp, title="photo.png: torchscript:/some/long/path/to/the/model/file.pt, M = 6, fill image-mean")
+        assert figures.figure_problems(fig) == []
+    figures._plt().close("all")

@@ -5,19 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot_sid(result, path: str | Path) -> Path:
-    """Bar chart of the SID with its bootstrap interval; score and score_signed in the title."""
+def sid_plot_figure(result):
+    """The Figure of sid.png: SID bars with intervals, titled with the run and its scores."""
     from .figures import _plt, sid_figure, wrap
 
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    fig, ax = _plt().subplots(figsize=(6.4, 4.0), dpi=120)
     ci = int(round(100 * result.config.get("confidence", 0.95)))
     head = f"{result.model.get('spec')} on {result.data.get('spec')} (N={result.data.get('n_images')})"
     scores = (f"score {float(result.score.value):.3f} [{float(result.score.low):.3f}, {float(result.score.high):.3f}]"
               f"  score_signed {float(result.score_signed.value):+.3f}  ({ci}% CI)")
     sid_figure(result, ax, title=wrap(head, fig, 9) + "\n" + scores)
     fig.tight_layout()
+    return fig
+
+
+def plot_sid(result, path: str | Path) -> Path:
+    """Write sid.png (``sid_plot_figure``) to ``path``."""
+    from .figures import _plt
+
+    fig = sid_plot_figure(result)
     path = Path(path)
     fig.savefig(path)
-    plt.close(fig)
+    _plt().close(fig)
     return path
