@@ -281,6 +281,10 @@ def test_different_n_and_images_are_flagged_where_combined(runs, tmp_path):
     page = text_of(build_report([few], robustness_files=[rob], max_images=0))
     assert "was not measured on this run's images (N = 2 there, 4 here)" in page
     assert "measured on different images" in page
+    rob.write_text(json.dumps({"mce": None, "mean_error": 0.4, "data": {"n_images": 4}}))
+    page = text_of(build_report([few], robustness_files=[rob], max_images=0))
+    assert "has no mCE: CE and mCE are errors relative to a reference model" in page
+    assert "was not measured on this run's images" not in page
 
 
 def test_band_table_marks_the_min_shift_band(runs, page):

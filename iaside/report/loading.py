@@ -204,6 +204,9 @@ def _attach(run: RunView, path: Path, doc: Any = None) -> None:
     for name, metric in metrics.items():
         run.robustness.setdefault(name, metric)
     run.robustness_sources.append(str(path))
+    if isinstance(doc, dict) and "mce" in doc and doc["mce"] is None:
+        run.notes.append(f"{path} has no mCE: CE and mCE are errors relative to a reference model and none was "
+                         "given (iaside robustness --reference); its unnormalised mean corruption error is shown")
     mismatch = data_mismatch(run.result, doc.get("data") if isinstance(doc, dict) else None)
     if mismatch:
         note = (f"{path} was not measured on this run's images ({mismatch}): its robustness numbers and this "
