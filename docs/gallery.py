@@ -155,6 +155,7 @@ def write_pages() -> None:
     from iaside.report.browser import find_chromium, screenshot
 
     chromium = find_chromium() is not None and not args.no_browser
+    views = 0
     md, page = ["# Gallery: what iaside shows\n",
                 "Made by `python docs/gallery.py --out docs` (EfficientNet-Lite0 on the 20 bundled ImageNet images, "
                 "M = 8): every picture and printout below is that script's output.\n"], []
@@ -175,8 +176,10 @@ def write_pages() -> None:
             single = args.out / f".view{k}.html"
             single.write_text(f"<!DOCTYPE html><html><body style='margin:12px'>{content}</body></html>")
             if chromium:
-                name = f"gallery_view{k}.png"
+                views += 1
+                name = f"gallery_html_view{views if views > 1 else ''}.png"
                 screenshot(single, IMG / name, width=1100)
+                _palette(IMG / name)
                 md.append(f"![the HTML view](img/{name})\n")
             single.unlink()
     style = ("body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:0 auto;padding:16px}"
@@ -188,6 +191,15 @@ def write_pages() -> None:
                                            f"shows</h1>{''.join(page)}</body></html>")
     if chromium:
         screenshot(args.out / "gallery.html", IMG / "gallery.png", width=1200)
+        _palette(IMG / "gallery.png")
+
+
+def _palette(path: Path) -> None:
+    """Rewrite a screenshot as a 256-colour PNG (a third of the size)."""
+    from PIL import Image
+
+    Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        path, optimize=True)
 
 
 write_pages()
