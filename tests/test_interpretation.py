@@ -156,3 +156,12 @@ def test_explain_restores_the_training_mode():
     model.eval()
     run(model, (images, labels))
     assert not any(m.training for m in model.modules())
+
+
+@pytest.mark.slow
+def test_the_demo_stays_informative_with_the_same_numbers():
+    """`make demo`: EfficientNet-Lite0 on the 20 bundled ImageNet images, M = 8 (5120 passes)."""
+    result = iaside.explain("efficientnet-lite0", "samples:imagenet", show_progress=False)
+    assert f"{float(result.score.value):.4f} [{float(result.score.low):.4f}, {float(result.score.high):.4f}]" \
+        == "0.2730 [0.2363, 0.3108]"
+    assert result.informative and "leans on robust low-frequency" in result.interpretation["sentence"]

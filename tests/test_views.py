@@ -35,6 +35,7 @@ def test_gallery_script_runs(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     result, flat = space["result"], space["flat"]
     assert repr(result).startswith("<iaside.Result model=efficientnet-lite0") and "N=4 M=3" in repr(result)
+    assert result.informative and result.clean_accuracy == 1.0  # a real model on real images is read
     view = space["view"]
     assert "<img" in view and "φ/Σφ" in view and result.interpretation["sentence"] in view.replace("&#x27;", "'")
     bands = space["bands"]
@@ -141,10 +142,10 @@ def test_snr_views():
 
 
 def test_sid_png_and_the_per_image_picture_have_clean_layouts(result):
+    import copy
+
     from iaside.report.local import explain_image, local_figure
     from iaside.report.plots import sid_plot_figure
-
-    import copy
 
     long_named = copy.deepcopy(result)
     long_named.data["spec"] = "/a/rather/long/folder/of/validation/images/for/the/model (9 images in 3 class folders)"
