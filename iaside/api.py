@@ -138,7 +138,43 @@ def _target_ci_stop(plan: Estimator, config: ExplainConfig, n_images: int, targe
     return stop
 
 
+def _restores_training_mode(fn):
+    """``fn(model, ...)`` leaves every submodule of an ``nn.Module`` model in the training mode it had."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(model, *args, **kwargs):
+        module = model.model if isinstance(model, LoadedModel) else model
+        modes = [(m, m.training) for m in module.modules()] if isinstance(module, nn.Module) else []
+        try:
+            return fn(model, *args, **kwargs)
+        finally:
+            for m, training in modes:
+                m.train(training)
+
+    return wrapper
+
+
+def source_record(data: Any, labels_file: str | None, config: ExplainConfig, out: Path | None) -> dict[str, Any]:
+    """Where the images came from, to open them again: {kind: samples|folder|in-memory, spec (a
+    samples name), path (absolute), relative_to_run (the path seen from the run folder ``out``,
+    so moved run and data folders still find each other), labels (a CSV path absolute), samples,
+    seed}."""
+    record: dict[str, Any] = {"samples": config.samples, "seed": config.seed, "labels": config.labels}
+    if labels_file is not None:
+        record["labels"] = os.path.abspath(labels_file)
+    if not isinstance(data, (str, os.PathLike)):
+        return {"kind": "in-memory", "type": type(data).__name__, **record}
+    spec = os.fspath(data)
+    if spec.startswith("samples:"):
+        return {"kind": "samples", "spec": spec, **record}
+    path = os.path.abspath(os.path.expanduser(spec))
+    relative = os.path.relpath(path, out.resolve()) if out is not None else None
+    return {"kind": "folder", "path": path, "relative_to_run": relative, **record}
+
+
 @owns_out_folder
+@_restores_training_mode
 def explain(
     model: str | nn.Module | LoadedModel,
     data: Any,
@@ -250,12 +286,13 @@ def explain(
         compile_cache=CompileCache() if cache else None,
         show_progress=show_progress and (rank is None or rank[0] == 0), checkpoint_every_s=checkpoint_every_s,
     )
+    out_dir = Path(out) if out is not None else None
     run_info = {
         "identity": run_identity(config, loaded, dataset, engine.precision),
         "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint, "num_classes": loaded.model.num_classes},
         "data": {
             "spec": getattr(dataset, "description", type(dataset).__name__),
-            "source": os.fspath(data) if isinstance(data, (str, os.PathLike)) else None,  # the spec as given
+            "source": source_record(data, labels_file, config, out_dir),
             "fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None,
             "n_images": len(dataset),
             "labels": config.labels,
@@ -264,7 +301,6 @@ def explain(
         },
         "names": [str(n) for n in getattr(dataset, "names", range(len(dataset)))],
     }
-    out_dir = Path(out) if out is not None else None
     state = None
     if out_dir is not None:
         state = _open_shared_folder(out_dir, run_info, shard, len(dataset), plan.n_coalitions, rank)
