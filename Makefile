@@ -1,4 +1,5 @@
 # A fresh machine needs only these targets: `make demo` and `make test` bootstrap .venv first.
+# More extras: `make install EXTRAS=lite,onnx,timm,torchvision,hf` (the default list is below).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -11,9 +12,10 @@ EXTRAS ?= lite,onnx,photos,robustness,dev,docs
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first, pinned to the CPU build; everything after it sees torch as satisfied
+	# torch first, pinned to the CPU build; everything after it sees torch as satisfied, and the
+	# constraints (torch, torchvision) keep the extras (timm, torchvision, transformers in dev) from replacing it
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[$(EXTRAS)]'
+	$(PIP) torch==2.13.0 -e '.[$(EXTRAS)]'
 	# data-only packages: their files are read, their code (and its dependencies) never imported
 	$(PIP) --no-deps foolbox==3.3.4
 	# torchattacks declares torchvision (a CUDA build here) but its code never imports it

