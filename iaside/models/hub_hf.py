@@ -63,7 +63,7 @@ def _location(target: str) -> tuple[str, dict[str, Any]]:
     if path.is_dir():
         existing_file(path / "config.json", "Hugging Face model config")
         return str(path), {"local_files_only": True}
-    if target.startswith((".", "/", "~")) or path.suffix:
+    if target.startswith((".", "/", "~")) or target.count("/") > 1:  # a path, not a hub name (org/name)
         raise IasideError(f"hf:{target}: no such directory; pass a folder saved with save_pretrained, or a hub name")
     return target, {"cache_dir": str(hub_cache_dir()), "local_files_only": True}
 
