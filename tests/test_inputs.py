@@ -238,3 +238,26 @@ def test_bad_input_through_explain_names_data():
         explain(x.float())
     with pytest.raises(IasideError, match=r"labels='labels.csv' labels the images of a folder"):
         explain(x, labels="labels.csv")
+
+
+@pytest.mark.slow
+def test_efficientnet_lite0_gets_the_same_phi_from_every_input_kind():
+    """samples:imagenet through the folder path, as PIL images, as a numpy uint8 (N, H, W, C)
+    array of the same crops and as a DataLoader of uint8 tensors: φ identical."""
+    from iaside.data import open_dataset
+    from iaside.models import load_model
+
+    model = load_model("efficientnet-lite0")
+    cfg = model.data_config
+    folder = open_dataset("samples:imagenet", cfg)
+    kw = dict(bands=4, n_bootstrap=0, show_progress=False)
+    reference = iaside.explain(model, "samples:imagenet", **kw)
+    crops = np.stack([np.rint(folder[i].pixels.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+                      for i in range(len(folder))])
+    labels = np.array(folder.labels)
+    loader = DataLoader(TensorDataset(torch.from_numpy(crops).permute(0, 3, 1, 2), torch.from_numpy(labels)),
+                        batch_size=8)
+    for data in [([Image.open(p) for p in folder.sources], labels.tolist()), (crops, labels), loader]:
+        r = iaside.explain(model, data, **kw)
+        assert r.clean_accuracy == reference.clean_accuracy == 0.9
+        np.testing.assert_allclose(phi(r), phi(reference), rtol=0, atol=1e-6)
