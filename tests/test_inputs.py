@@ -179,6 +179,17 @@ def test_dataloader_over_a_map_dataset_is_read_lazily_and_samples_subset():
     assert sub.data["n_images"] == 3
 
 
+def test_a_bad_item_of_a_dataset_is_named_or_skipped():
+    x, y = uint8_images()
+    items = [(a.float() / 255, int(b)) for a, b in zip(x, y)]
+    items[2] = (items[2][0] * 255, 2)
+    with pytest.raises(IasideError, match=r"data\[2\]: float pixel values span .*--on-bad-image skip"):
+        explain(Items(items))
+    r = explain(Items(items), on_bad_image="skip")
+    assert r.data["n_images"] == 5 and [s["name"] for s in r.data["skipped"]] == ["data[2]"]
+    assert "outside [0, 1]" in r.data["skipped"][0]["reason"]
+
+
 def test_uint8_and_float_fingerprints_agree():
     x, y = uint8_images()
     assert TensorImages(x, y).fingerprint() == TensorImages(x.float() / 255, y).fingerprint()
