@@ -5,9 +5,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install --quiet --constraint constraints.txt
 STAMP  := $(VENV)/.installed
-EXTRAS ?= lite,onnx,photos,robustness,dev
+EXTRAS ?= lite,onnx,photos,robustness,dev,docs
 
-.PHONY: install demo test test-all clean
+.PHONY: install demo test test-all lint format docs clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,18 @@ test: $(STAMP)  ## the default suite (fast, CPU)
 
 test-all: $(STAMP)  ## including the slow studies
 	$(BIN)/python -m pytest -q -m ''
+
+lint: $(STAMP)  ## ruff (lint + format check) and mypy, as in CI
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+docs: $(STAMP)  ## the documentation site with the API reference, into build/site (strict: warnings fail)
+	$(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

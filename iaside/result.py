@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .config import DataConfig
 from .errors import IasideError
+from .runs import atomic_write, owner
 from .summary import Estimate
+from .validate import CHECKSUM_KEY, content_checksum, edited_note, read_per_image, read_result_json
 
 RESULT_JSON = "result.json"
 PER_IMAGE_NPZ = "per_image.npz"
@@ -27,7 +31,7 @@ class Result:
     only the empty and grand coalitions); phi (M,) nats, sid (M,), shares (M,), score,
     score_signed: ``Estimate`` with bootstrap intervals; per_class: {label: {n, phi, sid}};
     per-image arrays (not in JSON): logp_nats (N, K) in the order of each image's coalitions
-    (``iaside.plans.CoalitionPlan.from_config(config).masks(index)``), phi_per_image (N, M),
+    (``iaside.estimators.estimator_from_config(config).masks(index)``), phi_per_image (N, M),
     label (N,), clean_top1 (N,), index (N,), names (N,).
     """
 
@@ -91,17 +95,14 @@ class Result:
         )
 
     def save(self, out_dir: str | os.PathLike) -> Path:
-        """Write result.json and per_image.npz into ``out_dir`` (atomically each); returns the folder."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out / RESULT_JSON, json.dumps(self.to_json_dict(), indent=1, allow_nan=True).encode())
-        if self.per_image:
-            tmp = out / (".tmp-" + PER_IMAGE_NPZ)
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **self.per_image)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, out / PER_IMAGE_NPZ)
+        """Write result.json (with a checksum of its content) and per_image.npz into ``out_dir``
+        (atomically each, as the folder's owner: ``runs.owner``); returns the folder."""
+        with owner(out_dir) as out:
+            doc = self.to_json_dict()
+            doc[CHECKSUM_KEY] = content_checksum(doc, self.per_image)
+            atomic_write(out / RESULT_JSON, json.dumps(doc, indent=1, allow_nan=True))
+            if self.per_image:
+                atomic_write(out / PER_IMAGE_NPZ, lambda fh: np.savez_compressed(fh, **self.per_image))
         return out
 
     @classmethod
@@ -110,16 +111,15 @@ class Result:
         path = Path(path)
         folder = path.parent if path.name == RESULT_JSON else path
         file = folder / RESULT_JSON
-        if not file.exists():
+        if not file.exists() and not file.is_symlink():
             raise IasideError(f"{file} does not exist: is {folder} the --out folder of a finished run?")
-        try:
-            d = json.loads(file.read_text())
-        except json.JSONDecodeError as err:
-            raise IasideError(f"{file} is not valid JSON ({err}); rerun the analysis") from err
+        d, m = read_result_json(file)
         per_image = None
         if (folder / PER_IMAGE_NPZ).exists():
-            with np.load(folder / PER_IMAGE_NPZ, allow_pickle=False) as z:
-                per_image = {k: z[k] for k in z.files}
+            per_image = read_per_image(folder / PER_IMAGE_NPZ, d["data"]["n_images"], m)
+        note = edited_note(d, per_image, folder)
+        if note:
+            print(f"iaside: warning: {note}", file=sys.stderr)
         return cls.from_json_dict(d, per_image)
 
     def low_band_share(self, n_low: int | None = None) -> float:
@@ -135,6 +135,9 @@ class Result:
             f"images={self.data.get('n_images')}  M={m}  fill={self.config.get('fill')}  "
             f"partition={self.config.get('partition')}" + (f"  preset={self.config['preset']}" if self.config.get("preset") else ""),
         ]
+        if self.data.get("data_config"):
+            lines.append("preprocessing: " + DataConfig.from_dict(self.data["data_config"],
+                                                               self.data.get("data_config_sources")).pipeline())
         if self.clean_accuracy is not None:
             lines.append(f"clean top-1 accuracy: {self.clean_accuracy:.3f}")
         ci = int(round(100 * self.config.get("confidence", 0.95)))
@@ -151,6 +154,7 @@ class Result:
             f"score_signed {float(self.score_signed.value):+.4f}  ({ci}% CI {float(self.score_signed.low):+.4f} – "
             f"{float(self.score_signed.high):+.4f})"
         )
+        lines += outside_interval_notes(self)
         lines.append(
             f"v(N) − v(∅) = {self.v_nats[-1] - self.v_nats[0]:+.4f} nats = Σφ (efficiency gap {self.efficiency_gap:.1e})"
         )
@@ -170,10 +174,16 @@ class Result:
         )
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(".tmp-" + path.name)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def outside_interval_notes(result: Result) -> list[str]:
+    """One line when a score's point estimate lies outside its own percentile interval, saying why."""
+    bounds = {name: [float(x) for x in (getattr(result, name).low, getattr(result, name).value,
+                                         getattr(result, name).high)] for name in ("score", "score_signed")}
+    outside = [name for name, (low, value, high) in bounds.items()
+               if np.isfinite(low) and np.isfinite(high) and not low <= value <= high]
+    if not outside:
+        return []
+    one = len(outside) == 1
+    return [f"note: {' and '.join(outside)} lie{'s' if one else ''} outside {'its' if one else 'their'} "
+            "bootstrap percentile interval: a score is a nonlinear function of the mean φ (shifted by its minimum "
+            "band, normalised), so its resampled values are biased away from the point estimate, most with few "
+            "images; the interval shows the spread, the point is the estimate (docs/reliability.md)"]

@@ -237,3 +237,19 @@ def test_predicted_labels_and_bf16_path():
     assert np.array_equal(r.per_image["label"], model(x).argmax(1).numpy())
     r16 = iaside.explain(model, x, bands=3, show_progress=False, n_bootstrap=0, precision="bf16")
     assert np.abs(r16.sid.value - r.sid.value).sum() < 0.2
+
+
+def test_state_fields_declare_how_they_merge():
+    """Shard merge, all-reduce and resume read one declaration: skips are known to every shard (max), the rest add."""
+    assert EngineState.merge_rules() == {"logp_nats": "sum", "done": "sum", "skipped": "max", "label": "sum",
+                                         "clean_top1": "sum", "clean_logp_nats": "sum"}
+    a, b = EngineState.empty(3, 2), EngineState.empty(3, 2)
+    a.done[0], a.logp_nats[0], a.label[0] = 1, [-1.0, -2.0], 4
+    b.done[1], b.logp_nats[1], b.label[1] = 1, [-3.0, -0.5], 2
+    a.skipped[2] = b.skipped[2] = 1
+    merged = a.merge(b)
+    assert merged.skipped.tolist() == [0, 0, 1] and merged.label.tolist() == [4, 2, 0]
+    assert merged.logp_nats.tolist() == [[-1.0, -2.0], [-3.0, -0.5], [0.0, 0.0]] and merged.complete
+    merged.done[1] = 0
+    merged.clear_unfinished()  # a row that is not done is zeroed; the skip stays
+    assert merged.logp_nats[1].tolist() == [0.0, 0.0] and merged.label[1] == 0 and merged.skipped[2] == 1

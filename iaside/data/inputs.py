@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +31,7 @@ from torch.utils.data._utils.collate import default_collate
 from ..config import DataConfig
 from ..errors import IasideError
 from .base import PREDICTED, ImageItem
+from ..log import note
 from .datasets import ImageDataset
 from .tensors import TensorImages
 from .transforms import load_image, preprocess
@@ -41,11 +41,6 @@ RANGE_SLACK = 1e-6
 """Float pixels may exceed [0, 1] by this much (rounding) before they are refused."""
 IMAGE_KEYS = ("image", "img", "pixel_values", "pixels")
 LABEL_KEYS = ("label", "labels", "target", "y")
-
-
-def note(text: str) -> None:
-    """Say once, in one line, what the tool filled in."""
-    print(f"iaside: note: {text}", file=sys.stderr)
 
 
 def as_dataset(data: Any, cfg: DataConfig, *, predicted: bool = False) -> Dataset:

@@ -251,16 +251,29 @@ def reopen_images(result: Result, names: list[str]) -> tuple[dict[str, "torch.Te
                     "(in-memory data or an unknown source), so band images are not shown")
     try:
         from ..data import open_dataset
+        from ..data.base import PREDICTED
+        from ..data.datasets import ImageDataset
 
         cfg = DataConfig.from_dict(result.data.get("data_config") or {})
-        dataset = open_dataset(source, cfg, labels="predicted")
+        if source.startswith("samples:"):
+            dataset = open_dataset(source, cfg, labels="predicted")
+        else:  # only the files the run recorded, never a walk of the whole source folder
+            root = Path(source)
+            dataset = ImageDataset([(root / n, PREDICTED, n) for n in names if _inside(root, n)], cfg)
         position = {name: i for i, name in enumerate(dataset.names)}
-        missing = [n for n in names if n not in position]
+        missing = [n for n in names if n not in position or not (isinstance(dataset.sources[position[n]], str)
+                                                              and Path(dataset.sources[position[n]]).is_file())]
         if missing:
             return {}, f"{source} no longer holds {', '.join(missing[:3])}; band images are not shown"
         return {n: dataset[position[n]].pixels for n in names}, None
     except (IasideError, OSError, ImportError, ValueError) as err:
         return {}, f"the images in {source} could not be opened again ({err}); band images are not shown"
+
+
+def _inside(root: Path, name: str) -> bool:
+    """Whether the recorded image name ``name`` is a relative path that stays inside ``root``."""
+    parts = Path(name).parts
+    return bool(parts) and not Path(name).is_absolute() and ".." not in parts
 
 
 def band_images(pixels: "torch.Tensor", n_bands: int, partition: str) -> np.ndarray:  # noqa: F821

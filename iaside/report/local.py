@@ -30,8 +30,10 @@ from torch import nn
 from ..coalitions import CoalitionSynthesizer
 from ..engine import Engine
 from ..errors import IasideError
+from ..config import DEFAULT_BANDS
 from ..fills import Fill, make_fill
 from ..game import coalition_bits, exact_shapley
+from ..plans import MAX_EXACT_BANDS
 from ..spectral import band_masks
 from ..summary import sid_from_phi
 
@@ -62,22 +64,49 @@ class FixedFill(Fill):
 
 class _Recorder(nn.Module):
     """Pass-through wrapper: keeps, per forward, a random projection of each input row
-    (float64) and its logits (float32), in call order."""
+    (float64) and its logits (float32), in call order: ``projections`` (S,), ``logits`` (S, K).
 
-    def __init__(self, model: nn.Module, image_shape: Sequence[int], seed: int = 0) -> None:
+    Both live in buffers preallocated for ``capacity`` rows (grown by doubling when a run needs
+    more): thousands of small kept tensors, each allocated after a batch's large temporaries,
+    fragment the heap (a 2**16-pass image peaked anywhere between 0.4 and 2 GB that way)."""
+
+    def __init__(self, model: nn.Module, image_shape: Sequence[int], capacity: int = 1, seed: int = 0) -> None:
         super().__init__()
         self.model = model
         gen = torch.Generator().manual_seed(seed)
         self.register_buffer("direction", torch.randn(int(np.prod(image_shape)), generator=gen, dtype=torch.float64))
-        self.projections: list[torch.Tensor] = []
-        self.logits: list[torch.Tensor] = []
+        self._projections = torch.empty(max(int(capacity), 1), dtype=torch.float64)
+        self._logits: torch.Tensor | None = None
+        self.n_rows = 0
+
+    @property
+    def projections(self) -> torch.Tensor:
+        return self._projections[: self.n_rows]
+
+    @property
+    def logits(self) -> torch.Tensor:
+        return self._logits[: self.n_rows]
+
+    def clear(self) -> None:
+        self.n_rows = 0
 
     def forward(self, images: torch.Tensor):
         out = self.model(images)
         logits = out[0] if isinstance(out, (tuple, list)) else getattr(out, "logits", out)
-        self.projections.append(self.project(images))
-        self.logits.append(logits.detach().float().cpu())
+        self._keep(self.project(images), logits.detach().float().cpu())
         return out
+
+    def _keep(self, projections: torch.Tensor, logits: torch.Tensor) -> None:
+        end = self.n_rows + len(projections)
+        if self._logits is None:
+            self._logits = torch.empty((len(self._projections), logits.shape[1]), dtype=torch.float32)
+        if end > len(self._projections):
+            size = max(end, 2 * len(self._projections))
+            self._projections = torch.cat([self.projections, self._projections.new_empty(size - self.n_rows)])
+            self._logits = torch.cat([self.logits, self._logits.new_empty((size - self.n_rows, logits.shape[1]))])
+        self._projections[self.n_rows:end] = projections
+        self._logits[self.n_rows:end] = logits
+        self.n_rows = end
 
     def project(self, images: torch.Tensor) -> torch.Tensor:
         flat = images.detach().reshape(images.shape[0], -1).to(torch.float64)
@@ -204,7 +233,7 @@ def explain_image(
     pixels: torch.Tensor,
     *,
     label: int | None = None,
-    bands: int = 8,
+    bands: int = DEFAULT_BANDS,
     partition: str = "linf",
     fill: str = "image-mean",
     fill_from: Sequence[torch.Tensor] = (),
@@ -224,6 +253,9 @@ def explain_image(
 
     if partition not in ("linf", "l2"):
         raise IasideError(f"--partition {partition!r}: the per-image view takes linf or l2")
+    if not 2 <= bands <= MAX_EXACT_BANDS:
+        raise IasideError(f"--bands {bands}: the per-image view is exact (2**M passes per fill, memory linear in "
+                          f"2**M), for 2 to {MAX_EXACT_BANDS} bands")
     if fill not in IMAGE_FILLS:
         raise IasideError(f"--fill {fill!r} is not one of {', '.join(IMAGE_FILLS)} (or give --fill-from FOLDER)")
     pixels = pixels.detach().to(torch.float32).cpu()
@@ -236,13 +268,12 @@ def explain_image(
     synth = CoalitionSynthesizer(masks, "sum", False)
     fills: list[Fill] = [FixedFill(img) for img in fill_from] or [
         ImageMeanFill() if fill == "image-mean" else make_fill("zero")]
-    recorder = _Recorder(model, (c, h, w))
+    recorder = _Recorder(model, (c, h, w), capacity=2**bands + 1)  # every coalition and the clean pass
     dataset = TensorImages(pixels[None], None if label is None else torch.tensor([int(label)]))
-    logsoft, tables = [], []
+    logsoft_sum, tables = None, []
     y = None
     for f in fills:
-        recorder.projections.clear()
-        recorder.logits.clear()
+        recorder.clear()
         engine = Engine(recorder, synth, f, batch_size=batch_size, device=device, precision=precision,
                         show_progress=False)
         state, _ = engine.run(dataset)
@@ -252,11 +283,11 @@ def explain_image(
         if not np.allclose(rows[:, y], state.logp_nats[0], atol=1e-3):
             raise RuntimeError("per-image view: the recorded coalition logits do not reproduce the engine's "
                                "log-probabilities; report this as a bug")
-        logsoft.append(rows)
+        logsoft_sum = rows if logsoft_sum is None else logsoft_sum + rows
         tables.append(state.logp_nats[0])
     x0 = pixels[None]
     first_fill = fills[0](x0, torch.tensor([0]))[0].numpy().astype(np.float64)
-    mean_logsoft = np.mean(logsoft, axis=0)  # (2**M, K)
+    mean_logsoft = logsoft_sum / len(fills)  # (2**M, K)
     v = np.mean(tables, axis=0)
     phi = exact_shapley(v)
     top1 = mean_logsoft.argmax(axis=1)
@@ -278,10 +309,18 @@ def _match(recorder: _Recorder, synth: CoalitionSynthesizer, fill: Fill, pixels:
     bits = torch.from_numpy(coalition_bits(n_bands)).to(x.device, torch.float32)
     wanted = torch.cat([recorder.project(synth.render(prepared.base[0], prepared.deltas[0], bits[k:k + 32]))
                         for k in range(0, bits.shape[0], 32)])
-    seen = torch.cat(recorder.projections)
-    logits = torch.cat(recorder.logits)
-    nearest = (wanted[:, None] - seen[None, :]).abs().argmin(dim=1)
-    return logits[nearest]
+    return recorder.logits[_nearest(wanted, recorder.projections)]
+
+
+def _nearest(wanted: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """For each of ``wanted`` (K,), the index of the closest of ``seen`` (S,): sorted search,
+    O((K + S) log S) time and O(K + S) memory (a K × S distance table is 32 GiB at M = 16)."""
+    order = torch.argsort(seen)
+    ranked = seen[order]
+    right = torch.searchsorted(ranked, wanted).clamp(max=len(ranked) - 1)
+    left = (right - 1).clamp(min=0)
+    closer_left = (wanted - ranked[left]).abs() <= (ranked[right] - wanted).abs()
+    return order[torch.where(closer_left, left, right)]
 
 
 def plot_local(exp: LocalExplanation, path=None, title: str = "") -> bytes:
