@@ -14,6 +14,7 @@ from torch import nn
 
 from . import __version__, distributed
 from .coalitions import CoalitionSynthesizer
+from .compile_cache import CompileCache
 from .config import DEFAULT_BANDS, DataConfig, ExplainConfig
 from .data.base import PREDICTED
 from .engine import Engine, EngineState
@@ -137,7 +138,43 @@ def _target_ci_stop(plan: Estimator, config: ExplainConfig, n_images: int, targe
     return stop
 
 
+def _restores_training_mode(fn):
+    """``fn(model, ...)`` leaves every submodule of an ``nn.Module`` model in the training mode it had."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(model, *args, **kwargs):
+        module = model.model if isinstance(model, LoadedModel) else model
+        modes = [(m, m.training) for m in module.modules()] if isinstance(module, nn.Module) else []
+        try:
+            return fn(model, *args, **kwargs)
+        finally:
+            for m, training in modes:
+                m.train(training)
+
+    return wrapper
+
+
+def source_record(data: Any, labels_file: str | None, config: ExplainConfig, out: Path | None) -> dict[str, Any]:
+    """Where the images came from, to open them again: {kind: samples|folder|in-memory, spec (a
+    samples name), path (absolute), relative_to_run (the path seen from the run folder ``out``,
+    so moved run and data folders still find each other), labels (a CSV path absolute), samples,
+    seed}."""
+    record: dict[str, Any] = {"samples": config.samples, "seed": config.seed, "labels": config.labels}
+    if labels_file is not None:
+        record["labels"] = os.path.abspath(labels_file)
+    if not isinstance(data, (str, os.PathLike)):
+        return {"kind": "in-memory", "type": type(data).__name__, **record}
+    spec = os.fspath(data)
+    if spec.startswith("samples:"):
+        return {"kind": "samples", "spec": spec, **record}
+    path = os.path.abspath(os.path.expanduser(spec))
+    relative = os.path.relpath(path, out.resolve()) if out is not None else None
+    return {"kind": "folder", "path": path, "relative_to_run": relative, **record}
+
+
 @owns_out_folder
+@_restores_training_mode
 def explain(
     model: str | nn.Module | LoadedModel,
     data: Any,
@@ -161,6 +198,7 @@ def explain(
     precision: str = "fp32",
     num_workers: int = 0,
     optimize: str = "none",
+    cache: bool = True,
     shard: tuple[int, int] | None = None,
     on_bad_image: str = "error",
     weights: str | None = None,
@@ -199,7 +237,10 @@ def explain(
     optimize: 'none', 'freeze' (trace and freeze the model, checked against it on the first
     batch; falls back with a warning) or 'compile' (torch.compile with frozen weights, short
     batches padded to one of two fixed shapes; its compile seconds are in
-    ``meta["timings_s"]["compile"]``).
+    ``meta["timings_s"]["compile"]``) or 'auto' (compile when the compiled-model cache holds the
+    model or the run is long enough to pay for compiling). cache: keep compiled models in the
+    cache folder (``IASIDE_CACHE``, default ~/.cache/iaside) so a later run loads them
+    (``meta["timings_s"]["compile_cache_load"]``) instead of compiling; False compiles in memory.
     With ``out``, the run resumes from that folder's checkpoint and writes its files there, and
     (with ``record``) is recorded in the results store (``iaside runs``). It owns the folder
     while it runs (``iaside.runs.owner``): another process on it is refused, naming this one.
@@ -242,14 +283,16 @@ def explain(
         loaded.model, CoalitionSynthesizer(masks, config.synthesis, config.clip), make_fill(config.fill, config.seed),
         batch_size=batch_size, device=device, precision=precision, num_workers=num_workers, seed=config.seed,
         coalitions=plan.bits if plan.per_image else plan.bits(), optimize=optimize,
+        compile_cache=CompileCache() if cache else None,
         show_progress=show_progress and (rank is None or rank[0] == 0), checkpoint_every_s=checkpoint_every_s,
     )
+    out_dir = Path(out) if out is not None else None
     run_info = {
-        "identity": run_identity(config, loaded, dataset, precision),
+        "identity": run_identity(config, loaded, dataset, engine.precision),
         "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint, "num_classes": loaded.model.num_classes},
         "data": {
             "spec": getattr(dataset, "description", type(dataset).__name__),
-            "source": os.fspath(data) if isinstance(data, (str, os.PathLike)) else None,  # the spec as given
+            "source": source_record(data, labels_file, config, out_dir),
             "fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None,
             "n_images": len(dataset),
             "labels": config.labels,
@@ -258,7 +301,6 @@ def explain(
         },
         "names": [str(n) for n in getattr(dataset, "names", range(len(dataset)))],
     }
-    out_dir = Path(out) if out is not None else None
     state = None
     if out_dir is not None:
         state = _open_shared_folder(out_dir, run_info, shard, len(dataset), plan.n_coalitions, rank)
@@ -272,8 +314,10 @@ def explain(
     if engine.checkpoint is not None:
         engine.checkpoint(state)
     run_meta = {
-        "device": str(device), "precision": precision, "batch_size": engine.batch_size,
-        "optimize": {"requested": optimize, "applied": engine.optimized_as},
+        "device": str(device), "precision": engine.precision, "precision_requested": precision,
+        "batch_size": engine.batch_size,
+        "optimize": {"requested": optimize, "applied": engine.optimized_as,
+                     **({"compiled": engine.compile_info()} if engine.compile_info() else {})},
         "forward_passes": stats.passes + stats.images,  # coalition passes + one clean pass per image
         "reused_coalitions": stats.reused, "images_this_session": stats.images, "timings_s": dict(stats.seconds),
         "images_per_s": stats.images / max(stats.seconds.get("total", 0.0), 1e-9) if stats.images else None,

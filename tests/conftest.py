@@ -15,6 +15,12 @@ apply_malloc_fix()
 torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True)
+def compile_cache_in_tmp(tmp_path_factory, monkeypatch):
+    """Compiled models go to a temporary cache folder, never to the user's (~/.cache/iaside)."""
+    monkeypatch.setenv("IASIDE_CACHE", str(tmp_path_factory.mktemp("iaside-cache")))
+
+
 def tiny_cnn(n_classes: int = 5, seed: int = 0, channels: int = 3) -> nn.Module:
     """A small real CNN with fixed random weights, (B, C, H, W) -> (B, n_classes)."""
     torch.manual_seed(seed)

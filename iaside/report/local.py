@@ -324,29 +324,46 @@ def _nearest(wanted: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
 
 
 def plot_local(exp: LocalExplanation, path=None, title: str = "") -> bytes:
-    """PNG: the image and its band images; φ per band (nats); the smallest coalition that keeps
-    the top-1 and the smallest removal that flips it, as images. Writes ``path`` if given."""
-    import matplotlib
+    """PNG of ``local_figure``; writes ``path`` if given."""
+    from .figures import _plt
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = local_figure(exp, title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    _plt().close(fig)
+    png = buf.getvalue()
+    if path is not None:
+        with open(path, "wb") as fh:
+            fh.write(png)
+    return png
 
+
+def local_figure(exp: LocalExplanation, title: str = ""):
+    """The image and its band images (band 0 as it is, the others each with its own contrast
+    stretch); φ per band (nats); the smallest coalition that keeps the top-1 and the smallest
+    removal that flips it, as images. Returns the Figure."""
+    from .figures import _band_colours, _plt, stretch, wrap
+
+    plt = _plt()
     m = exp.n_bands
     n_cols = max(-(-(m + 1) // 2), 4)
-    fig = plt.figure(figsize=(2.2 * n_cols, 8.2))
-    grid = fig.add_gridspec(3, n_cols, height_ratios=[1, 1, 1.25], hspace=0.45, wspace=0.15)
+    fig = plt.figure(figsize=(2.3 * n_cols, 9.0), dpi=100, layout="constrained")
+    grid = fig.add_gridspec(3, n_cols, height_ratios=[1, 1, 1.25])
 
     def show(ax, img, name):
-        ax.imshow(np.transpose(np.clip(img, 0, 1), (1, 2, 0)).squeeze(), cmap="gray" if img.shape[0] == 1 else None,
-                  vmin=0, vmax=1)
-        ax.set_title(name, fontsize=8)
+        if img.ndim == 2:
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+        else:
+            ax.imshow(np.transpose(np.clip(img, 0, 1), (1, 2, 0)).squeeze(),
+                      cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=1)
+        ax.set_title(wrap(name, fig, 8, share=0.9 / n_cols), fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
 
     panels = [("image", exp.pixels), ("band 0", exp.band_images[0])]
     for i in range(1, m):
-        peak = float(np.percentile(np.abs(exp.band_images[i]), 99.5)) or 1.0
-        panels.append((f"band {i} (×{0.5 / peak:.0f})", 0.5 + exp.band_images[i] * (0.5 / peak)))
+        shown, gain = stretch(exp.band_images[i])
+        panels.append((f"band {i}, stretched ×{gain:.0f}", shown))
     for k, (name, img) in enumerate(panels):
         show(fig.add_subplot(grid[k // n_cols, k % n_cols]), img, name)
     for k in range(len(panels), 2 * n_cols):
@@ -354,43 +371,35 @@ def plot_local(exp: LocalExplanation, path=None, title: str = "") -> bytes:
 
     ax = fig.add_subplot(grid[2, : n_cols - 2])
     x = np.arange(m)
-    colours = plt.cm.viridis(np.linspace(0.15, 0.85, m))
-    ax.bar(x, exp.phi, color=colours, edgecolor="black", linewidth=0.5)
+    ax.bar(x, exp.phi, color=_band_colours(m), edgecolor="black", linewidth=0.5)
     ax.axhline(0, color="black", linewidth=0.6)
     for i in range(m):
         ax.annotate(f"{exp.sid[i]:.2f}", (i, exp.phi[i]), textcoords="offset points",
                     xytext=(0, 3 if exp.phi[i] >= 0 else -10), ha="center", fontsize=7)
     ax.set_xticks(x)
-    ax.set_xlabel("spectral band (0 = lowest frequency); numbers: this image's SID (fraction)", fontsize=8)
+    ax.set_xlabel("spectral band (0 = lowest frequency); numbers: this image's SID", fontsize=8)
     ax.set_ylabel("φ of log p(y | x_S) (nats)", fontsize=8)
-    ax.set_title(f"this image's Shapley values, y = {exp.class_name(exp.label)}", fontsize=9)
+    ax.set_title(wrap(f"this image's Shapley values, y = {exp.class_name(exp.label)}", fig, 9,
+                      share=(n_cols - 2) / n_cols), fontsize=9)
     ax.grid(axis="y", alpha=0.3)
 
     target = int(exp.top1[exp.full])
     keep = exp.smallest_keeping()
     removal = exp.smallest_flipping_removal()
     shown = [
-        (keep, f"keep {_bands(keep, m)}: top-1 {exp.class_name(target)}\np = {exp.p_top1[keep]:.2f}"
+        (keep, f"keep {_bands(keep, m)}: top-1 {exp.class_name(target)}, p = {exp.p_top1[keep]:.2f}"
          if keep is not None else "no coalition keeps the top-1"),
         (None if removal is None else exp.full ^ removal,
-         f"remove {_bands(removal, m)}: top-1\n{exp.class_name(int(exp.top1[exp.full ^ removal]))}"
+         f"remove {_bands(removal, m)}: top-1 {exp.class_name(int(exp.top1[exp.full ^ removal]))}"
          if removal is not None else "no removal flips the top-1"),
     ]
     for k, (mask, name) in enumerate(shown):
         ax = fig.add_subplot(grid[2, n_cols - 2 + k])
         if mask is None:
             ax.axis("off")
-            ax.set_title(name, fontsize=8)
+            ax.set_title(wrap(name, fig, 8, share=0.9 / n_cols), fontsize=8)
             continue
-        image = exp.coalition_image(mask)
-        show(ax, image, name)
+        show(ax, exp.coalition_image(mask), name)
     if title:
-        fig.suptitle(title, fontsize=10)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    png = buf.getvalue()
-    if path is not None:
-        with open(path, "wb") as fh:
-            fh.write(png)
-    return png
+        fig.suptitle(wrap(title, fig, 10), fontsize=10)
+    return fig
