@@ -124,7 +124,8 @@ def _save(what: str, path: Path, write) -> None:
         if err.errno not in (errno.ENOSPC, errno.EDQUOT):  # another cause: name the file that refused
             raise IasideError(
                 f"cannot write {what}: {err.filename2 or err.filename or path} ({err.strerror or err}); "
-                f"the last checkpoint in {path.parent} is kept: move that path out of the way (or choose another --out) and rerun"
+                f"the last checkpoint in {path.parent} is kept: move that path out of the way (or choose another "
+                "--out) and rerun"
             ) from err
         raise IasideError(
             f"cannot write {what} {path} ({err.strerror or err}); the last checkpoint in {path.parent} is kept: "
