@@ -210,7 +210,7 @@ def check_result_dict(d: Any, path: Path) -> int:
     f.text(model.get("fingerprint"), "model.fingerprint", null=True)
     f.integer(model.get("num_classes"), "model.num_classes", null=True, low=1)
     f.text(data.get("spec"), "data.spec", null=True)
-    f.text(data.get("source"), "data.source", null=True)
+    check_source(f, data.get("source"))
     f.integer(f.get(data, "n_images", "data.n_images"), "data.n_images", low=1)
     skipped = data.get("skipped", [])
     if not isinstance(skipped, list) or not all(isinstance(s, dict) for s in skipped):
@@ -251,6 +251,16 @@ def check_result_dict(d: Any, path: Path) -> int:
     if estimator is not None:
         f.text(f.get(estimator, "name", "estimator.name"), "estimator.name")
     return m
+
+
+def check_source(f: "_Fields", source: Any) -> None:
+    """data.source: the spec as older runs gave it (text), or {kind, spec | path, ...} (text fields)."""
+    if isinstance(source, dict):
+        f.text(source.get("kind"), "data.source.kind")
+        for key in ("spec", "path", "relative_to_run", "type"):
+            f.text(source.get(key), f"data.source.{key}", null=True)
+        return
+    f.text(source, "data.source", null=True)
 
 
 def read_result_json(path: Path) -> tuple[dict, int]:
@@ -381,7 +391,7 @@ def read_run_info(path: Path) -> dict:
     f.text(model.get("spec"), "model.spec", null=True)
     data = f.dict(d, "data", "data")
     f.text(data.get("spec"), "data.spec", null=True)
-    f.text(data.get("source"), "data.source", null=True)
+    check_source(f, data.get("source"))
     names = f.get(d, "names", "names")
     if not isinstance(names, list) or len(names) != n or not all(isinstance(x, str) for x in names):
         raise f.fail("names", f"is not a list of {n} image names")
