@@ -287,6 +287,7 @@ def explain(
     record: bool = True,
     show_progress: bool = True,
     checkpoint_every_s: float = 30.0,
+    views: bool = True,
 ) -> Result | None:
     """I-ASIDE of ``model`` over ``data``.
 
@@ -309,6 +310,9 @@ def explain(
     batch; falls back with a warning) or 'compile' (torch.compile with frozen weights, short
     batches padded to one of two fixed shapes; its compile seconds are in
     ``meta["timings_s"]["compile"]``).
+    views: with an exact plan, also the band interactions and the band-limited curves
+    (``Result.interactions``, ``Result.band_limited``), from the same passes: the engine records
+    top-1 correctness per coalition beside log p(y).
     With ``out``, the run resumes from that folder's checkpoint and writes its files there, and
     (with ``record``) is recorded in the results store (``iaside runs``).
     """
@@ -349,6 +353,7 @@ def explain(
         batch_size=batch_size, device=device, precision=precision, num_workers=num_workers, seed=config.seed,
         coalitions=plan.bits if plan.per_image else plan.bits(), optimize=optimize,
         show_progress=show_progress and (rank is None or rank[0] == 0), checkpoint_every_s=checkpoint_every_s,
+        record_top1=views,
     )
     run_info = {
         "identity": _identity(config, loaded, dataset, precision),
@@ -394,7 +399,7 @@ def explain(
     elif shard is not None:
         return None
     t_summary = time.perf_counter()
-    result = build_result(run_info, state, run_meta)
+    result = build_result(run_info, state, run_meta, views=views)
     result.meta["timings_s"]["summary"] = time.perf_counter() - t_summary
     result.meta["timings_s"]["wall"] = time.perf_counter() - t0
     if out_dir is not None:
@@ -408,8 +413,9 @@ def explain(
     return result
 
 
-def build_result(run_info: dict, state: EngineState, run_meta: dict | None = None) -> Result:
-    """Summarise the finished images of a state into a Result (also used by ``iaside merge``)."""
+def build_result(run_info: dict, state: EngineState, run_meta: dict | None = None, views: bool = True) -> Result:
+    """Summarise the finished images of a state into a Result (also used by ``iaside merge``);
+    ``views``: band interactions and band-limited curves too, when the plan is exact."""
     config = ExplainConfig.from_dict(run_info["identity"]["config"])
     done = state.done == 1
     if not done.any():
@@ -443,6 +449,7 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
         **(run_meta or {}),
     }
     meta.setdefault("timings_s", {})
+    exact_views = _exact_views(config, plan, state, done) if views else {}
     return Result(
         config=config.to_dict(),
         model=run_info["model"],
@@ -459,6 +466,8 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
         efficiency_gap=efficiency_gap,
         coalitions=coalitions,
         estimator=estimator,
+        interactions=exact_views.get("interactions"),
+        band_limited=exact_views.get("band_limited"),
         per_image={
             "logp_nats": logp,
             "phi_per_image": summary["phi_per_image"],
@@ -467,5 +476,28 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
             "clean_logp_nats": state.clean_logp_nats[done],
             "index": index,
             "names": np.asarray(run_info["names"], dtype=str)[done],
+            **exact_views.get("per_image", {}),
         },
     )
+
+
+def _exact_views(config: ExplainConfig, plan: CoalitionPlan, state: EngineState, done: np.ndarray) -> dict:
+    """Interactions and band-limited curves of the finished images, when every image has all
+    2**M coalitions in bit-mask order (else {}). Accuracy uses the images whose top-1 was recorded."""
+    from .bandlimited import band_limited
+    from .interactions import summarize_interactions
+
+    if plan.per_image or not np.array_equal(plan.masks(0), np.arange(2**config.bands)):
+        return {}
+    logp = state.logp_nats[done]
+    recorded = state.top1_recorded[done] == 1
+    opts = {"n_bootstrap": config.n_bootstrap, "confidence": config.confidence, "seed": config.seed}
+    inter = summarize_interactions(logp, **opts)
+    hits = state.top1_hit[done][recorded].astype(bool) if recorded.any() else None
+    curves = band_limited(logp, hits, fill=config.fill, **opts)
+    per_image = {"interactions_per_image": inter["per_image"]}
+    if recorded.any():
+        per_image["top1_hit"] = state.top1_hit[done].astype(bool)
+        per_image["top1_recorded"] = recorded
+    return {"interactions": {"index": inter["index"], "mobius": inter["mobius"]}, "band_limited": curves,
+            "per_image": per_image}

@@ -46,7 +46,10 @@ class EngineState:
     done: (N,) int64, 1 where the image's row is complete; skipped: (N,) int64, 1 for images
     left out as unreadable (the one field that merges by maximum); label: (N,) int64, the class
     scored (ground truth, or the clean top-1 for predicted labels); clean_top1: (N,) int64;
-    clean_logp_nats: (N,) float64, log p(y | x) of the unmodified image.
+    clean_logp_nats: (N,) float64, log p(y | x) of the unmodified image;
+    top1_hit: (N, K) int8, 1 where the model's arg-max on the coalition image is y;
+    top1_recorded: (N,) int64, 1 where the image's top1_hit row was recorded (0 for images
+    finished by a version without the record, or by an engine with ``record_top1=False``).
     """
 
     logp_nats: np.ndarray
@@ -55,6 +58,8 @@ class EngineState:
     label: np.ndarray
     clean_top1: np.ndarray
     clean_logp_nats: np.ndarray
+    top1_hit: np.ndarray
+    top1_recorded: np.ndarray
 
     @classmethod
     def empty(cls, n_images: int, n_coalitions: int) -> "EngineState":
@@ -65,6 +70,8 @@ class EngineState:
             label=np.zeros(n_images, np.int64),
             clean_top1=np.zeros(n_images, np.int64),
             clean_logp_nats=np.zeros(n_images),
+            top1_hit=np.zeros((n_images, n_coalitions), np.int8),
+            top1_recorded=np.zeros(n_images, np.int64),
         )
 
     @property
@@ -124,6 +131,8 @@ class EngineState:
             with np.load(path) as z:
                 arrays = {k: z[k].copy() for k in z.files if k in cls.__dataclass_fields__}
             arrays.setdefault("skipped", np.zeros_like(arrays["done"]))  # states saved before skips existed
+            arrays.setdefault("top1_hit", np.zeros(arrays["logp_nats"].shape, np.int8))  # ... before the top-1 record
+            arrays.setdefault("top1_recorded", np.zeros_like(arrays["done"]))
             return cls(**arrays)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             raise IasideError(
@@ -236,6 +245,7 @@ class _Chunk:
         self.names, self.indices, self.labels, self.prepared = names, indices, labels, prepared
         self.top1, self.clean_logp = top1, clean_logp
         self.rows = torch.zeros((len(names), n_coalitions), dtype=torch.float64)
+        self.hits = torch.zeros((len(names), n_coalitions), dtype=torch.int8)  # top-1 == y per coalition
         self.bits: list[tuple[np.ndarray, torch.Tensor]] = []  # per image: its coalitions (K, M) bool and float
         self.remaining = np.zeros(len(names), dtype=np.int64)
         self.finished = False  # rows copied into the state
@@ -274,6 +284,7 @@ class Engine:
         show_progress: bool = True,
         checkpoint: Callable[[EngineState], None] | None = None,
         checkpoint_every_s: float = 60.0,
+        record_top1: bool = True,
     ) -> None:
         if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
             raise IasideError(f"--batch-size must be a positive integer or 'auto', got {batch_size!r}")
@@ -292,6 +303,7 @@ class Engine:
         self.autocast_dtype = resolve_precision(precision, self.device)
         self.show_progress = show_progress
         self.checkpoint, self.checkpoint_every_s = checkpoint, checkpoint_every_s
+        self.record_top1 = record_top1
         self.n_bands = synthesizer.n_bands
         self.coalitions_of = coalitions if callable(coalitions) else None
         self.bits_np = self._checked_bits(coalition_bits(self.n_bands) if coalitions is None
@@ -464,6 +476,7 @@ class Engine:
         hi = np.full(len(names), self.n_coalitions, dtype=np.int64)
         if self.reuse_full:
             chunk.rows[:, -1] = clean_logp
+            chunk.hits[:, -1] = (top1 == y).to(torch.int8)
             hi -= 1
         if self.empty_mode == "shared":
             if self._empty_logits is None:
@@ -471,6 +484,7 @@ class Engine:
                 self._empty_logits = self._logits(empty)[0]
                 self._check_finite(self._empty_logits[None], lambda k: "the empty coalition (shared by all images)")
             chunk.rows[:, 0] = torch.log_softmax(self._empty_logits, 0)[y_dev].double().cpu()
+            chunk.hits[:, 0] = (int(self._empty_logits.argmax()) == y).to(torch.int8)
             lo += 1
         elif self.empty_mode == "partner":
             position = {int(ix): k for k, ix in enumerate(chunk.indices)}
@@ -478,6 +492,7 @@ class Engine:
                 k = position.get(int(self._partner[ix]))
                 if k is not None:  # the partner's clean image is this image's empty coalition
                     chunk.rows[j, 0] = float(clean_logsoft[k, y[j]])
+                    chunk.hits[j, 0] = int(top1[k] == y[j])
                     lo[j] = 1
         chunk.remaining = hi - lo
         return chunk, [[chunk, j, int(lo[j]), int(hi[j])] for j in range(len(names)) if hi[j] > lo[j]]
@@ -526,6 +541,7 @@ class Engine:
         self._check_finite(logits, lambda k: self._describe_pair(segments, k))
         y = torch.cat([c.labels[i].expand(s1 - s0) for c, i, s0, s1 in segments])
         logp = torch.log_softmax(logits, dim=1).gather(1, y[:, None])[:, 0].double().cpu()
+        hits = (logits.argmax(dim=1) == y).to(torch.int8).cpu() if self.record_top1 else None
         t2 = time.perf_counter()
         stats.passes += images.shape[0]
         stats.add_time("synthesis", t1 - t0)
@@ -533,6 +549,8 @@ class Engine:
         at = 0
         for c, i, s0, s1 in segments:
             c.rows[i, s0:s1] = logp[at : at + s1 - s0]
+            if hits is not None:
+                c.hits[i, s0:s1] = hits[at : at + s1 - s0]
             at += s1 - s0
             c.remaining[i] -= s1 - s0
 
@@ -617,6 +635,9 @@ class Engine:
             state.label[idx] = chunk.labels.cpu().numpy()
             state.clean_top1[idx] = chunk.top1
             state.clean_logp_nats[idx] = chunk.clean_logp
+            if self.record_top1:
+                state.top1_hit[idx] = chunk.hits.numpy()
+                state.top1_recorded[idx] = 1
             state.done[idx] = 1
             stats.images += len(idx)
             since_check += len(idx)

@@ -29,6 +29,9 @@ class Result:
     per-image arrays (not in JSON): logp_nats (N, K) in the order of each image's coalitions
     (``iaside.plans.CoalitionPlan.from_config(config).masks(index)``), phi_per_image (N, M),
     label (N,), clean_top1 (N,), index (N,), names (N,).
+    Exact runs also carry interactions {"index": Estimate (M, M), "mobius": Estimate (2**M,)}
+    (``iaside.interactions``; per image: interactions_per_image (N, M, M)) and band_limited
+    (``iaside.bandlimited.band_limited``; per image: top1_hit (N, 2**M), top1_recorded (N,)).
     """
 
     config: dict[str, Any]
@@ -46,6 +49,8 @@ class Result:
     efficiency_gap: float
     coalitions: np.ndarray | None = None
     estimator: dict[str, Any] = field(default_factory=lambda: {"name": "exact"})
+    interactions: dict[str, Estimate] | None = None
+    band_limited: dict[str, Any] | None = None
     per_image: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -68,6 +73,7 @@ class Result:
             "efficiency_gap": self.efficiency_gap,
             "coalitions": None if self.coalitions is None else np.asarray(self.coalitions).tolist(),
             "estimator": self.estimator,
+            **_views_to_json(self),
         }
 
     @classmethod
@@ -87,6 +93,7 @@ class Result:
             efficiency_gap=d["efficiency_gap"],
             coalitions=None if d.get("coalitions") is None else np.asarray(d["coalitions"], dtype=np.int64),
             estimator=d.get("estimator", {"name": "exact"}),
+            **_views_from_json(d),
             per_image=per_image or {},
         )
 
@@ -168,6 +175,26 @@ class Result:
             f"(uniform would be {100 * n_low / self.n_bands:.0f}%); band {top} matters most, "
             f"so the model leans on {lean} features (score_signed {float(self.score_signed.value):+.2f})."
         )
+
+
+def _views_to_json(result: Result) -> dict[str, Any]:
+    from .bandlimited import band_limited_to_json
+    from .interactions import interactions_to_json
+
+    out: dict[str, Any] = {}
+    if result.interactions is not None:
+        out["interactions"] = interactions_to_json(result.interactions)
+    if result.band_limited is not None:
+        out["band_limited"] = band_limited_to_json(result.band_limited)
+    return out
+
+
+def _views_from_json(d: dict[str, Any]) -> dict[str, Any]:
+    from .bandlimited import band_limited_from_json
+    from .interactions import interactions_from_json
+
+    return {"interactions": interactions_from_json(d["interactions"]) if d.get("interactions") else None,
+            "band_limited": band_limited_from_json(d["band_limited"]) if d.get("band_limited") else None}
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
