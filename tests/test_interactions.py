@@ -1,6 +1,7 @@
 """Band interactions and band-limited views: hand games, brute force, shapiq, the run's passes."""
 from __future__ import annotations
 
+import json
 from itertools import combinations
 from math import factorial
 
@@ -259,3 +260,47 @@ def test_interactions_match_shapiq_on_a_real_run(tmp_path):
     sii_one = one(index="SII", order=2)
     for i, j in combinations(range(4), 2):
         assert abs(per_image[2, i, j] - sii_one[(i, j)]) < 1e-6
+
+
+def test_show_prints_the_interactions_and_band_limited_tables(tmp_path, scripted, image_folder, capsys):
+    from conftest import TINY_ARGS
+    from iaside.cli import main
+
+    out = tmp_path / "run"
+    assert main(["run", "--model", f"torchscript:{scripted}", "--data", str(image_folder), *TINY_ARGS,
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["show", str(out), "--interactions", "--band-limited"]) == 0
+    shown = capsys.readouterr().out
+    d = json.loads((out / "result.json").read_text())
+    index = np.asarray(d["interactions"]["index"]["value"])
+    assert index.shape == (3, 3) and f"{index[0, 1]:+.4f}" in shown and f"{index[1, 2]:+.4f}" in shown
+    low = d["band_limited"]["lowpass"]
+    assert f"{low['v_nats']['value'][0]:+7.3f}" in shown and f"{low['accuracy']['value'][1]:.3f}" in shown
+    assert "strongest" in shown and "low-pass {0..k}" in shown
+
+
+def test_a_state_without_the_top1_record_resumes(tmp_path):
+    """A checkpoint written before top-1 was recorded: its finished images keep their values, the
+    rest are run; accuracy covers only the images whose top-1 was recorded, and says so."""
+    import iaside
+    from iaside.engine import EngineState
+
+    x, y = _images(n=8, seed=9)
+    out = tmp_path / "run"
+    full = iaside.explain(_Spectral(), (x, y), bands=3, fill="zero", n_bootstrap=20, show_progress=False, out=out,
+                          record=False)
+    state = EngineState.load(out / "state.npz")
+    state.done[:5] = 0
+    state.clear_unfinished()
+    old = {k: v for k, v in state.arrays().items() if k not in ("top1_hit", "top1_recorded")}
+    np.savez(out / "state.npz", **old)  # as an older version wrote it
+    (out / "result.json").unlink()
+    resumed = iaside.explain(_Spectral(), (x, y), bands=3, fill="zero", n_bootstrap=20, show_progress=False,
+                             out=out, record=False)
+    assert resumed.meta["images_this_session"] == 5
+    np.testing.assert_allclose(resumed.interactions["index"].value, full.interactions["index"].value, atol=1e-12)
+    curves = resumed.band_limited
+    assert curves["n_images"] == 8 and curves["n_images_top1"] == 5
+    hits = full.per_image["top1_hit"][np.isin(full.per_image["index"], np.arange(5))]
+    np.testing.assert_allclose(curves["lowpass"]["accuracy"].value, hits[:, [1, 3, 7]].mean(axis=0))
