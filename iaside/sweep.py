@@ -279,9 +279,11 @@ def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def finish_sweep(models: Sequence[SweepModel], out: str | os.PathLike, state: SweepState, *,
-                 say: Callable[[str], None] = print, n_bootstrap: int = 1000, seed: int = 0) -> dict[str, Path]:
+                 say: Callable[[str], None] = print, n_bootstrap: int = 1000, seed: int = 0,
+                 external: Sequence[str | os.PathLike] = ()) -> dict[str, Path]:
     """Leaderboard (markdown + CSV), the HTML report of the finished runs and, when at least two
-    have robustness numbers, the comparison with correlations. Returns the files written."""
+    have robustness numbers (measured, or in the ``external`` tables joined by model name), the
+    comparison with correlations. Returns the files written."""
     import csv
 
     out = Path(out)
@@ -299,17 +301,21 @@ def finish_sweep(models: Sequence[SweepModel], out: str | os.PathLike, state: Sw
         from .report.html import write_report
 
         written["report"] = write_report(done, out / REPORT_HTML, title=f"iaside sweep: {out.name}")
-    measured = [d for d in done if (d / "robustness.json").exists()]
+    measured = done if external else [d for d in done if (d / "robustness.json").exists()]
     if len(measured) >= 2:
         from .result import Result
         from .robustness.compare import ModelEntry, compare_models
         from .robustness.evaluate import RobustnessReport
+        from .robustness.external import read_external
 
-        entries = [ModelEntry(d.name, Result.load(d), RobustnessReport.load(d / "robustness.json")) for d in measured]
-        comparison = compare_models(entries, n_bootstrap=n_bootstrap, seed=seed)
+        entries = [ModelEntry(d.name, Result.load(d), RobustnessReport.load(d / "robustness.json")
+                              if (d / "robustness.json").exists() else None) for d in measured]
+        comparison = compare_models(entries, external=read_external(list(external)) if external else None,
+                                    n_bootstrap=n_bootstrap, seed=seed)
         comparison.save(out / "compare")
         written["compare"] = out / "compare"
         say(comparison.correlation_table())
+        say(comparison.partial_table())
     failed = [r for r in rows if r["status"] != "done"]
     say(f"{len(done)} of {len(rows)} models finished" + (f", {len(failed)} not: "
         + "; ".join(f"{r['model']} ({r['status']})" for r in failed) if failed else "")

@@ -87,7 +87,10 @@ SWEEP_ARGS = ["--run-options", "--input-size 32 --resize-size 32 --bands 3 --boo
 
 def test_sweep_records_the_crash_builds_the_report_and_never_repeats_a_model(tmp_path, zoo, image_folder, capsys):
     out = tmp_path / "sweep"
-    code = main(["sweep", str(zoo), "--data", str(image_folder), "--out", str(out), *SWEEP_ARGS])
+    table = tmp_path / "numbers.csv"  # robustness numbers the user already has, joined by model name
+    table.write_text("model,corruption_acc,clean_acc\ncnn-a,41.0,70.0\ncnn-b,38.0,72.0\nvit,45.0,69.0\n")
+    code = main(["sweep", str(zoo), "--data", str(image_folder), "--out", str(out), *SWEEP_ARGS,
+                 "--external", str(table)])
     said = capsys.readouterr().out
     assert code == 1  # a model failed
     state = json.loads((out / "sweep.json").read_text())["models"]
@@ -106,6 +109,8 @@ def test_sweep_records_the_crash_builds_the_report_and_never_repeats_a_model(tmp
     assert ranked == sorted(scores, key=lambda n: -scores[n])
     page = (out / "report.html").read_text()
     assert page.count("Band interactions") == 3 and "vit" in page
+    compared = json.loads((out / "compare" / "compare.json").read_text())
+    assert {m["model"]: m["corruption_acc"] for m in compared["models"]} == {"cnn-a": 41.0, "cnn-b": 38.0, "vit": 45.0}
 
     # the rerun: nothing finished is run again, the failure is kept
     stamps = {n: (out / "models" / n / "result.json").stat().st_mtime_ns for n in ("cnn-a", "cnn-b", "vit")}

@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also measure each model's corruption and adversarial robustness (its own process), "
                         "then compare the scores with it")
     add_perturbation_arguments(parser)
+    parser.add_argument("--external", action="append", default=[], type=Path, metavar="FILE",
+                        help="per-model numbers you already have (CSV model,<metric>,... or RobustBench model_info), "
+                        "joined by model name for the comparison at the end (repeatable)")
     parser.add_argument("--retry-failed", action="store_true", help="run models that failed before again "
                         "(default: keep their recorded failure and go on)")
     parser.add_argument("--timeout", type=float, metavar="S", help="stop a model's process after S seconds")
@@ -49,6 +52,6 @@ def run(args) -> int:
             robustness.append("--quiet")
     state = run_sweep(models, args.data, args.out, run_options=run_options, robustness_options=robustness,
                       retry_failed=args.retry_failed, timeout_s=args.timeout, echo=not args.quiet)
-    finish_sweep(models, args.out, state, n_bootstrap=args.bootstrap)
+    finish_sweep(models, args.out, state, n_bootstrap=args.bootstrap, external=args.external)
     failed = [m.name for m in models if state.models.get(m.name, {}).get("status") != "done"]
     return 1 if failed else 0

@@ -232,7 +232,7 @@ def _run_section(k: int, run: RunView, max_images: int, with_images: bool) -> st
     parts.append("</div>")
     from .views import views_section
 
-    parts.append(views_section(r, run.name))
+    parts.append(views_section(r, run.name, run.run_dir))
     parts.append("<h3>Images that deviate most from the global SID</h3>")
     parts.append(_deviating_section(run, max_images, class_names, with_images))
     return "".join(parts)

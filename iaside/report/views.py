@@ -76,8 +76,39 @@ def band_limited_sentence(result) -> str:
     return text
 
 
-def views_section(result, name: str) -> str:
-    """The run's "Band interactions" and "Band-limited views" parts of the report ('' when absent)."""
+def heatmap_section(run_dir) -> str:
+    """The "Fourier heat map" part, when ``iaside heatmap`` wrote heatmap.json into the run folder."""
+    import json
+    from pathlib import Path
+
+    from ..heatmap import HEATMAP_JSON, heatmap_figure
+    from .html import _e, _figure
+
+    file = Path(run_dir) / HEATMAP_JSON if run_dir is not None else None
+    if file is None or not file.exists():
+        return ""
+    try:
+        summary = json.loads(file.read_text())
+        png = _png(heatmap_figure(summary))
+    except (ValueError, KeyError, TypeError) as err:
+        return f'<p class="note">{_e(file)} could not be read ({_e(err)}); rerun iaside heatmap.</p>'
+    err = np.asarray(summary["error_rate"], float)
+    worst = int(np.argmax(err))
+    u, v = summary["cells"][worst]
+    text = (f"Over {summary['n_images']} images, one Fourier-basis perturbation of ℓ2 norm ε = {summary['eps']:g} "
+            f"raises the error rate from {summary['clean_error_rate']:.3f} (clean) to {err.mean():.3f} on average over "
+            f"the {len(err)} frequencies measured (stride {summary['stride']}); the worst is (u, v) = ({u}, {v}) "
+            f"with {err[worst]:.3f}.")
+    return ("<h3>Fourier heat map</h3>" + f"<p>{_e(text)}</p>"
+            + _figure(png, "Fourier heat map", "Error rate (left) and mean change of log p(y) in nats (right) when "
+                      "ε·r·U<sub>u,v</sub> is added to each image (U: the real Fourier basis image of unit ℓ2 norm, r = ±1 "
+                      "per image and channel from the seed; clipped to [0, 1]). Frequency 0 in the centre; each "
+                      "cell also stands for its Hermitian partner; white: not measured (stride)."))
+
+
+def views_section(result, name: str, run_dir=None) -> str:
+    """The run's "Band interactions", "Band-limited views" and "Fourier heat map" parts of the
+    report ('' when absent)."""
     from ..interactions import interactions_sentence
     from .html import _e, _figure, _table
 
@@ -111,4 +142,4 @@ def views_section(result, name: str) -> str:
             rows.append(row)
         parts.append(_table(["k", "low-pass v (nats)", "low-pass top-1", "high-pass v (nats)", "high-pass top-1"],
                             rows, numeric=(1, 2, 3, 4)))
-    return "".join(parts)
+    return "".join(parts) + heatmap_section(run_dir)

@@ -1,0 +1,225 @@
+"""Fourier heat map (Yin et al. 2019): error rate and mean Δlog p(y) under one Fourier-basis
+perturbation at each frequency.
+
+For each frequency (u, v) of the H×W DFT grid, up to Hermitian symmetry (v ≥ 0, and u ≥ 0 when
+v = 0 or v = W/2), the perturbed image is clip(x + ε·r_c·U_{u,v}, 0, 1), where U_{u,v} is the
+real Fourier basis image of unit ℓ2 norm (the inverse DFT of the pair (u, v), (−u, −v)) and
+r_c = ±1 is drawn per image and channel from (seed, image index). A grid stride s keeps every
+s-th frequency in each direction: passes = cells × images, plus one clean pass per image.
+An image's perturbed copies go through the model in batches of ``batch_size`` under the run's
+precision; finished images are checkpointed, so a stopped run resumes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .errors import IasideError
+from .fills import image_generator
+
+HEATMAP_JSON = "heatmap.json"
+HEATMAP_STATE = "heatmap-state.npz"
+HEATMAP_PNG = "heatmap.png"
+SIGN_SALT = 0xF0E1
+
+
+def frequency_cells(height: int, width: int, stride: int = 1) -> np.ndarray:
+    """The frequencies measured, (K, 2) int64 rows (u, v): u in [−H/2, H/2) (rows), v in [0, W/2]
+    (columns), every ``stride``-th from 0, one of each Hermitian pair."""
+    if stride < 1:
+        raise IasideError(f"--stride must be a positive integer, got {stride}")
+    us = [u for u in range(-(height // 2), height - height // 2) if u % stride == 0]
+    cells = []
+    for v in range(0, width // 2 + 1, stride):
+        self_paired = v == 0 or 2 * v == width  # then (u, v) and (−u, v) are the same basis image
+        for u in us:
+            if self_paired and u < 0 and -2 * u != height:  # −u is in the grid too (u = −H/2 is its own partner)
+                continue
+            cells.append((u, v))
+    return np.array(cells, dtype=np.int64).reshape(-1, 2)
+
+
+def fourier_basis(height: int, width: int, cells: np.ndarray) -> torch.Tensor:
+    """Real Fourier basis images of unit ℓ2 norm, (K, H, W) float32: cos(2π(u·y/H + v·x/W)) for
+    the pair (u, v), (−u, −v); a pair that is its own conjugate with a zero cosine at every pixel
+    does not occur (u, v of a self-conjugate pair are 0 or the Nyquist frequency, cos = ±1)."""
+    y = torch.arange(height, dtype=torch.float64)[:, None]
+    x = torch.arange(width, dtype=torch.float64)[None, :]
+    u = torch.as_tensor(cells[:, 0], dtype=torch.float64)[:, None, None]
+    v = torch.as_tensor(cells[:, 1], dtype=torch.float64)[:, None, None]
+    basis = torch.cos(2 * torch.pi * (u * y / height + v * x / width))
+    return (basis / basis.flatten(1).norm(dim=1)[:, None, None]).float()
+
+
+def signs(seed: int, index: int, channels: int) -> torch.Tensor:
+    """r = ±1 per channel of image ``index``, (C,) float32, from (seed, index)."""
+    g = image_generator(seed, index, SIGN_SALT)
+    return torch.randint(0, 2, (channels,), generator=g).float() * 2 - 1
+
+
+@dataclass
+class HeatmapState:
+    """Per image and frequency cell: logp (N, K) of the label, hit (N, K) top-1 == y; clean_logp (N,),
+    clean_hit (N,), label (N,), done (N,)."""
+
+    logp: np.ndarray
+    hit: np.ndarray
+    clean_logp: np.ndarray
+    clean_hit: np.ndarray
+    label: np.ndarray
+    done: np.ndarray
+
+    @classmethod
+    def empty(cls, n_images: int, n_cells: int) -> "HeatmapState":
+        return cls(np.zeros((n_images, n_cells)), np.zeros((n_images, n_cells), np.int8), np.zeros(n_images),
+                   np.zeros(n_images, np.int8), np.zeros(n_images, np.int64), np.zeros(n_images, np.int64))
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **self.__dict__)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "HeatmapState":
+        try:
+            with np.load(path) as z:
+                return cls(**{k: z[k].copy() for k in cls.__dataclass_fields__})
+        except (OSError, ValueError, KeyError) as err:
+            raise IasideError(f"the saved heat-map state {path} is damaged ({err}); delete it to start over") from err
+
+
+def fourier_heatmap(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    dataset,
+    *,
+    eps: float = 4.0,
+    stride: int = 1,
+    seed: int = 0,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    state: HeatmapState | None = None,
+    checkpoint: Callable[[HeatmapState], None] | None = None,
+    checkpoint_every_s: float = 30.0,
+    show_progress: bool = True,
+) -> tuple[HeatmapState, np.ndarray, dict[str, Any]]:
+    """Evaluate every (image, frequency) not yet done. ``model``: (B, C, H, W) pixels -> (B, classes)
+    logits (the run's precision applied inside). Returns (state, cells (K, 2), stats)."""
+    from tqdm.auto import tqdm
+
+    from .data.base import PREDICTED
+
+    device = torch.device(device)
+    first = dataset[0].pixels
+    channels, height, width = first.shape
+    cells = frequency_cells(height, width, stride)
+    basis = fourier_basis(height, width, cells).to(device)  # (K, H, W)
+    n, k = len(dataset), len(cells)
+    state = state or HeatmapState.empty(n, k)
+    todo = [i for i in range(n) if not state.done[i]]
+    passes, t0, last = 0, time.perf_counter(), time.perf_counter()
+    bar = tqdm(total=len(todo), unit="img", desc="Fourier heat map", disable=not show_progress, dynamic_ncols=True)
+    try:
+        with torch.inference_mode():
+            for i in todo:
+                item = dataset[i]
+                x = item.pixels.to(device)
+                if tuple(x.shape) != (channels, height, width):
+                    raise IasideError(f"image {item.name!r} is {tuple(x.shape)}, the first one {(channels, height, width)}"
+                                      ": resize the data to one size (--input-size)")
+                clean = model(x[None]).float()
+                y = int(clean.argmax()) if item.label == PREDICTED else int(item.label)
+                if not 0 <= y < clean.shape[1]:
+                    raise IasideError(f"image {item.name!r} has label {y}, outside the model's {clean.shape[1]} classes")
+                r = signs(seed, int(item.index), channels).to(device)[:, None, None]  # (C, 1, 1)
+                logp, hit = np.empty(k), np.empty(k, np.int8)
+                for s in range(0, k, batch_size):
+                    e = min(s + batch_size, k)
+                    batch = (x[None] + eps * r[None] * basis[s:e, None]).clamp_(0, 1)  # (b, C, H, W)
+                    out = model(batch).float()
+                    logp[s:e] = torch.log_softmax(out, 1)[:, y].double().cpu().numpy()
+                    hit[s:e] = (out.argmax(1) == y).cpu().numpy()
+                    passes += e - s
+                state.logp[i], state.hit[i] = logp, hit
+                state.clean_logp[i] = float(torch.log_softmax(clean, 1)[0, y])
+                state.clean_hit[i], state.label[i], state.done[i] = int(clean.argmax()) == y, y, 1
+                bar.update(1)
+                if checkpoint is not None and time.perf_counter() - last >= checkpoint_every_s:
+                    checkpoint(state)
+                    last = time.perf_counter()
+    except BaseException:
+        if checkpoint is not None:
+            checkpoint(state)
+        raise
+    finally:
+        bar.close()
+    return state, cells, {"passes": passes + len(todo), "images_this_session": len(todo),
+                          "seconds": time.perf_counter() - t0}
+
+
+def summarize_heatmap(state: HeatmapState, cells: np.ndarray, height: int, width: int) -> dict[str, Any]:
+    """Per cell over the finished images: error rate (1 − top-1 accuracy) and mean Δlog p(y) =
+    log p(y | x + εrU) − log p(y | x), as (K,) lists beside the cells; and the centred H×W maps
+    (NaN where not measured; each cell also fills its Hermitian partner)."""
+    done = state.done == 1
+    error = 1.0 - state.hit[done].mean(axis=0)
+    delta = (state.logp[done] - state.clean_logp[done, None]).mean(axis=0)
+    maps = {"error_rate": np.full((height, width), np.nan), "delta_logp": np.full((height, width), np.nan)}
+    for (u, v), e, d in zip(cells, error, delta):
+        for uu, vv in ((u, v), (-u, -v)):
+            row, col = (uu + height // 2) % height, (vv + width // 2) % width
+            maps["error_rate"][row, col], maps["delta_logp"][row, col] = e, d
+    return {"cells": cells.tolist(), "error_rate": error.tolist(), "delta_logp_nats": delta.tolist(),
+            "n_images": int(done.sum()), "clean_error_rate": float(1.0 - state.clean_hit[done].mean()),
+            "maps": {k: v.tolist() for k, v in maps.items()}}
+
+
+def heatmap_figure(summary: dict[str, Any]):
+    """Two centred maps (frequency 0 in the middle): error rate and mean Δlog p(y); a matplotlib figure."""
+    from .report.figures import _plt
+
+    plt = _plt()
+    err = np.asarray(summary["maps"]["error_rate"], dtype=float)
+    dl = np.asarray(summary["maps"]["delta_logp"], dtype=float)
+    h, w = err.shape
+    extent = (-(w // 2) - 0.5, w - w // 2 - 0.5, h - h // 2 - 0.5, -(h // 2) - 0.5)
+    fig, axes = plt.subplots(1, 2, figsize=(9.2, 4.0))
+    span = max(float(np.nanmax(np.abs(dl))) if np.isfinite(dl).any() else 0.0, 1e-9)
+    for ax, grid, title, cmap, lims in (
+        (axes[0], err, "error rate", "viridis", (0.0, 1.0)),
+        (axes[1], dl, "mean Δ log p(y) (nats)", "RdBu", (-span, span)),
+    ):
+        masked = np.ma.masked_invalid(grid)
+        im = ax.imshow(masked, cmap=cmap, vmin=lims[0], vmax=lims[1], extent=extent, interpolation="nearest")
+        ax.set_xlabel("horizontal frequency v")
+        ax.set_ylabel("vertical frequency u")
+        ax.set_title(f"{title}, ε = {summary['eps']:g}", fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    fig.tight_layout()
+    return fig
+
+
+def plot_heatmap(summary: dict[str, Any], path: str | os.PathLike) -> Path:
+    """heatmap_figure as a PNG file."""
+    from .report.figures import _plt
+
+    fig = heatmap_figure(summary)
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
+def save_heatmap(summary: dict[str, Any], out: Path) -> None:
+    tmp = out / f".tmp-{os.getpid()}-{HEATMAP_JSON}"
+    tmp.write_text(json.dumps(summary, allow_nan=True))
+    os.replace(tmp, out / HEATMAP_JSON)
