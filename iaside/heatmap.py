@@ -223,3 +223,64 @@ def save_heatmap(summary: dict[str, Any], out: Path) -> None:
     tmp = out / f".tmp-{os.getpid()}-{HEATMAP_JSON}"
     tmp.write_text(json.dumps(summary, allow_nan=True))
     os.replace(tmp, out / HEATMAP_JSON)
+
+
+def run_heatmap(
+    model, data, *, labels: str | None = None, samples: int | None = None, eps: float = 4.0, stride: int = 1,
+    seed: int = 0, batch_size: int = 64, device: str = "cpu", precision: str = "fp32", weights: str | None = None,
+    data_config=None, overrides: dict | None = None, out: str | os.PathLike | None = None, show_progress: bool = True,
+    dry_run: bool = False, say: Callable[[str], None] = print,
+) -> dict[str, Any] | None:
+    """The Fourier heat map of ``model`` over ``data`` (the forms ``iaside.explain`` takes); says
+    the cost first. With ``out``: resumes from and writes heatmap.json, heatmap.png and the
+    checkpoint there (a run folder, so the report shows the map beside the run). Returns the
+    summary (None for ``dry_run``)."""
+    from .api import _resolve_data, _resolve_model
+    from .config import ExplainConfig
+    from .engine import _Logits, resolve_precision
+    from .runtime import apply_malloc_fix
+
+    apply_malloc_fix()
+    if eps <= 0:
+        raise IasideError(f"--eps must be positive, got {eps}")
+    loaded = _resolve_model(model, weights, device, data_config, overrides)
+    config = ExplainConfig.build(None, labels="predicted" if labels == "predicted" else "given", samples=samples,
+                                 seed=seed)
+    labels_file = labels if labels not in (None, "given", "predicted") else None
+    dataset = _resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
+    _, height, width = dataset[0].pixels.shape
+    n, n_cells = len(dataset), len(frequency_cells(height, width, stride))
+    say(f"Fourier heat map: {n} images × {n_cells} frequencies ({height}×{width} grid up to Hermitian symmetry, "
+        f"stride {stride}) = {n * n_cells} forward passes, plus {n} clean passes; ε = {eps:g}")
+    if dry_run:
+        return None
+    identity = {"model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint},
+                "data": {"fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None, "n_images": n},
+                "data_config": loaded.data_config.to_dict(), "eps": eps, "stride": stride, "seed": seed,
+                "precision": precision, "labels": config.labels}
+    state, checkpoint = None, None
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        ident_file = out / "heatmap-run.json"
+        if ident_file.exists():
+            if json.loads(ident_file.read_text()) != json.loads(json.dumps(identity)):
+                raise IasideError(f"{out} holds a heat map with another model, data or setting; use another --out "
+                                  f"or delete {ident_file.name} and {HEATMAP_STATE}")
+            if (out / HEATMAP_STATE).exists():
+                state = HeatmapState.load(out / HEATMAP_STATE)
+        else:
+            ident_file.write_text(json.dumps(identity, indent=1))
+        checkpoint = lambda s: s.save(out / HEATMAP_STATE)  # noqa: E731
+    dev = torch.device(device)
+    forward = _Logits(loaded.model.eval().to(dev), dev.type, resolve_precision(precision, dev))
+    state, cells, stats = fourier_heatmap(forward, dataset, eps=eps, stride=stride, seed=seed, batch_size=batch_size,
+                                          device=dev, state=state, checkpoint=checkpoint, show_progress=show_progress)
+    summary = {**summarize_heatmap(state, cells, height, width), "eps": eps, "stride": stride, "seed": seed,
+               "model": identity["model"], "data_spec": getattr(dataset, "description", str(data)),
+               "forward_passes_this_session": stats["passes"], "seconds_this_session": stats["seconds"]}
+    if out is not None:
+        state.save(out / HEATMAP_STATE)
+        save_heatmap(summary, out)
+        plot_heatmap(summary, out / HEATMAP_PNG)
+    return summary
