@@ -98,54 +98,53 @@ class HeatmapState:
             raise IasideError(f"the saved heat-map state {path} is damaged ({err}); delete it to start over") from err
 
 
-def fourier_heatmap(
+def stream_variants(
     model: Callable[[torch.Tensor], torch.Tensor],
     dataset,
+    n_variants: int,
+    variants: Callable[[torch.Tensor, Any, int, int], torch.Tensor],
     *,
-    eps: float = 4.0,
-    stride: int = 1,
-    seed: int = 0,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
     state: HeatmapState | None = None,
     checkpoint: Callable[[HeatmapState], None] | None = None,
     checkpoint_every_s: float = 30.0,
     show_progress: bool = True,
-) -> tuple[HeatmapState, np.ndarray, dict[str, Any]]:
-    """Evaluate every (image, frequency) not yet done. ``model``: (B, C, H, W) pixels -> (B, classes)
-    logits (the run's precision applied inside). Returns (state, cells (K, 2), stats)."""
+    desc: str = "variants",
+) -> tuple[HeatmapState, dict[str, Any]]:
+    """log p(y) and top-1 == y of ``n_variants`` modified copies of every image not yet done.
+
+    ``variants(x, item, start, stop)`` returns copies start…stop−1 of image x (C, H, W) on the
+    device, (stop − start, C, H, W); ``model``: pixels -> logits (the run's precision inside).
+    Returns (state, stats: passes (with one clean pass per image), images_this_session, seconds).
+    """
     from tqdm.auto import tqdm
 
     from .data.base import PREDICTED
 
     device = torch.device(device)
-    first = dataset[0].pixels
-    channels, height, width = first.shape
-    cells = frequency_cells(height, width, stride)
-    basis = fourier_basis(height, width, cells).to(device)  # (K, H, W)
-    n, k = len(dataset), len(cells)
-    state = state or HeatmapState.empty(n, k)
+    shape = tuple(dataset[0].pixels.shape)
+    n = len(dataset)
+    state = state or HeatmapState.empty(n, n_variants)
     todo = [i for i in range(n) if not state.done[i]]
     passes, t0, last = 0, time.perf_counter(), time.perf_counter()
-    bar = tqdm(total=len(todo), unit="img", desc="Fourier heat map", disable=not show_progress, dynamic_ncols=True)
+    bar = tqdm(total=len(todo), unit="img", desc=desc, disable=not show_progress, dynamic_ncols=True)
     try:
         with torch.inference_mode():
             for i in todo:
                 item = dataset[i]
                 x = item.pixels.to(device)
-                if tuple(x.shape) != (channels, height, width):
-                    raise IasideError(f"image {item.name!r} is {tuple(x.shape)}, the first one {(channels, height, width)}"
-                                      ": resize the data to one size (--input-size)")
+                if tuple(x.shape) != shape:
+                    raise IasideError(f"image {item.name!r} is {tuple(x.shape)}, the first one {shape}: resize the "
+                                      "data to one size (--input-size)")
                 clean = model(x[None]).float()
                 y = int(clean.argmax()) if item.label == PREDICTED else int(item.label)
                 if not 0 <= y < clean.shape[1]:
                     raise IasideError(f"image {item.name!r} has label {y}, outside the model's {clean.shape[1]} classes")
-                r = signs(seed, int(item.index), channels).to(device)[:, None, None]  # (C, 1, 1)
-                logp, hit = np.empty(k), np.empty(k, np.int8)
-                for s in range(0, k, batch_size):
-                    e = min(s + batch_size, k)
-                    batch = (x[None] + eps * r[None] * basis[s:e, None]).clamp_(0, 1)  # (b, C, H, W)
-                    out = model(batch).float()
+                logp, hit = np.empty(n_variants), np.empty(n_variants, np.int8)
+                for s in range(0, n_variants, batch_size):
+                    e = min(s + batch_size, n_variants)
+                    out = model(variants(x, item, s, e)).float()
                     logp[s:e] = torch.log_softmax(out, 1)[:, y].double().cpu().numpy()
                     hit[s:e] = (out.argmax(1) == y).cpu().numpy()
                     passes += e - s
@@ -162,8 +161,39 @@ def fourier_heatmap(
         raise
     finally:
         bar.close()
-    return state, cells, {"passes": passes + len(todo), "images_this_session": len(todo),
-                          "seconds": time.perf_counter() - t0}
+    return state, {"passes": passes + len(todo), "images_this_session": len(todo),
+                   "seconds": time.perf_counter() - t0}
+
+
+def fourier_heatmap(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    dataset,
+    *,
+    eps: float = 4.0,
+    stride: int = 1,
+    seed: int = 0,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    state: HeatmapState | None = None,
+    checkpoint: Callable[[HeatmapState], None] | None = None,
+    checkpoint_every_s: float = 30.0,
+    show_progress: bool = True,
+) -> tuple[HeatmapState, np.ndarray, dict[str, Any]]:
+    """Evaluate every (image, frequency) not yet done. ``model``: (B, C, H, W) pixels -> (B, classes)
+    logits (the run's precision applied inside). Returns (state, cells (K, 2), stats)."""
+    device = torch.device(device)
+    channels, height, width = dataset[0].pixels.shape
+    cells = frequency_cells(height, width, stride)
+    basis = fourier_basis(height, width, cells).to(device)  # (K, H, W)
+
+    def perturbed(x, item, start, stop):
+        r = signs(seed, int(item.index), channels).to(device)[:, None, None]  # (C, 1, 1)
+        return (x[None] + eps * r[None] * basis[start:stop, None]).clamp_(0, 1)
+
+    state, stats = stream_variants(model, dataset, len(cells), perturbed, batch_size=batch_size, device=device,
+                                   state=state, checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s,
+                                   show_progress=show_progress, desc="Fourier heat map")
+    return state, cells, stats
 
 
 def summarize_heatmap(state: HeatmapState, cells: np.ndarray, height: int, width: int) -> dict[str, Any]:

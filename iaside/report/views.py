@@ -106,6 +106,46 @@ def heatmap_section(run_dir) -> str:
                       "cell also stands for its Hermitian partner; white: not measured (stride)."))
 
 
+def cutoffs_figure(summary) -> bytes:
+    """Top-1 accuracy and v against the radial cut-off c, low-pass (r < c) and high-pass (r ≥ c)."""
+    plt = _plt()
+    c = np.asarray(summary["cutoffs"], float)
+    fig, axes = plt.subplots(1, 2, figsize=(9.2, 3.3))
+    for ax, key, label in ((axes[0], "accuracy", "top-1 accuracy"), (axes[1], "v_nats", "v = mean log p(y) (nats)")):
+        for name, colour, text in (("lowpass", LOW_COLOUR, "low-pass r < c"), ("highpass", HIGH_COLOUR, "high-pass r ≥ c")):
+            est = summary[name][key]
+            ax.plot(c, est["value"], "o-", color=colour, label=text)
+            ax.fill_between(c, est["low"], est["high"], color=colour, alpha=0.18, linewidth=0)
+        ax.set_xlabel(f"cut-off c (normalised {summary.get('partition', 'linf')} radius, Nyquist = 1)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def cutoffs_section(run_dir) -> str:
+    """The "Cut-off curves" part, when ``iaside cutoffs`` wrote cutoffs.json into the run folder."""
+    import json
+    from pathlib import Path
+
+    from ..cutoffs import CUTOFFS_JSON
+    from .html import _e, _figure
+
+    file = Path(run_dir) / CUTOFFS_JSON if run_dir is not None else None
+    if file is None or not file.exists():
+        return ""
+    try:
+        summary = json.loads(file.read_text())
+        png = cutoffs_figure(summary)
+    except (ValueError, KeyError, TypeError) as err:
+        return f'<p class="note">{_e(file)} could not be read ({_e(err)}); rerun iaside cutoffs.</p>'
+    return ("<h3>Cut-off curves</h3>"
+            + _figure(png, "cut-off curves", f"Ideal low-pass (r &lt; c) and high-pass (r ≥ c) images of the "
+                      f"{summary['n_images']} images at {len(summary['cutoffs'])} cut-offs (their own passes; clean "
+                      f"top-1 {summary['clean_accuracy']:.3f}). Shaded: bootstrap intervals over images."))
+
+
 def views_section(result, name: str, run_dir=None) -> str:
     """The run's "Band interactions", "Band-limited views" and "Fourier heat map" parts of the
     report ('' when absent)."""
@@ -142,4 +182,4 @@ def views_section(result, name: str, run_dir=None) -> str:
             rows.append(row)
         parts.append(_table(["k", "low-pass v (nats)", "low-pass top-1", "high-pass v (nats)", "high-pass top-1"],
                             rows, numeric=(1, 2, 3, 4)))
-    return "".join(parts) + heatmap_section(run_dir)
+    return "".join(parts) + cutoffs_section(run_dir) + heatmap_section(run_dir)
