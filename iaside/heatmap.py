@@ -196,21 +196,32 @@ def fourier_heatmap(
     return state, cells, stats
 
 
+def _centred(f: int, n: int) -> int:
+    """Frequency f mod n in [−n/2, n/2)."""
+    f %= n
+    return f - n if f >= n - n // 2 else f
+
+
 def summarize_heatmap(state: HeatmapState, cells: np.ndarray, height: int, width: int) -> dict[str, Any]:
     """Per cell over the finished images: error rate (1 − top-1 accuracy) and mean Δlog p(y) =
-    log p(y | x + εrU) − log p(y | x), as (K,) lists beside the cells; and the centred H×W maps
-    (NaN where not measured; each cell also fills its Hermitian partner)."""
+    log p(y | x + εrU) − log p(y | x), as (K,) lists beside the cells; and the maps on the
+    measured grid (rows ``u_values``, columns ``v_values``, both centred; each cell also fills
+    its Hermitian partner)."""
     done = state.done == 1
     error = 1.0 - state.hit[done].mean(axis=0)
     delta = (state.logp[done] - state.clean_logp[done, None]).mean(axis=0)
-    maps = {"error_rate": np.full((height, width), np.nan), "delta_logp": np.full((height, width), np.nan)}
-    for (u, v), e, d in zip(cells, error, delta):
-        for uu, vv in ((u, v), (-u, -v)):
-            row, col = (uu + height // 2) % height, (vv + width // 2) % width
-            maps["error_rate"][row, col], maps["delta_logp"][row, col] = e, d
+    pairs = [((_centred(int(u), height), _centred(int(v), width)), (_centred(-int(u), height), _centred(-int(v), width)))
+             for u, v in cells]
+    us = sorted({uv[0] for pair in pairs for uv in pair})
+    vs = sorted({uv[1] for pair in pairs for uv in pair})
+    row, col = {u: k for k, u in enumerate(us)}, {v: k for k, v in enumerate(vs)}
+    maps = {"error_rate": np.full((len(us), len(vs)), np.nan), "delta_logp": np.full((len(us), len(vs)), np.nan)}
+    for pair, e, d in zip(pairs, error, delta):
+        for uu, vv in pair:
+            maps["error_rate"][row[uu], col[vv]], maps["delta_logp"][row[uu], col[vv]] = e, d
     return {"cells": cells.tolist(), "error_rate": error.tolist(), "delta_logp_nats": delta.tolist(),
             "n_images": int(done.sum()), "clean_error_rate": float(1.0 - state.clean_hit[done].mean()),
-            "maps": {k: v.tolist() for k, v in maps.items()}}
+            "u_values": us, "v_values": vs, "maps": {k: v.tolist() for k, v in maps.items()}}
 
 
 def heatmap_figure(summary: dict[str, Any]):
@@ -220,8 +231,9 @@ def heatmap_figure(summary: dict[str, Any]):
     plt = _plt()
     err = np.asarray(summary["maps"]["error_rate"], dtype=float)
     dl = np.asarray(summary["maps"]["delta_logp"], dtype=float)
-    h, w = err.shape
-    extent = (-(w // 2) - 0.5, w - w // 2 - 0.5, h - h // 2 - 0.5, -(h // 2) - 0.5)
+    us, vs = summary["u_values"], summary["v_values"]
+    step = summary.get("stride", 1)
+    extent = (vs[0] - step / 2, vs[-1] + step / 2, us[-1] + step / 2, us[0] - step / 2)  # one block per cell
     fig, axes = plt.subplots(1, 2, figsize=(9.2, 4.0))
     span = max(float(np.nanmax(np.abs(dl))) if np.isfinite(dl).any() else 0.0, 1e-9)
     for ax, grid, title, cmap, lims in (

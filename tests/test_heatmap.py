@@ -80,3 +80,19 @@ def test_signs_are_seeded_per_image():
     assert torch.equal(signs(0, 3, 3), signs(0, 3, 3))
     assert not all(torch.equal(signs(0, i, 3), signs(0, 0, 3)) for i in range(1, 8))
     assert set(signs(1, 2, 64).tolist()) == {-1.0, 1.0}
+
+
+@pytest.mark.parametrize("h,w,stride", [(8, 8, 1), (8, 8, 2), (7, 5, 1), (224, 224, 32)])
+def test_the_map_fills_every_measured_frequency_and_its_partner(h, w, stride):
+    from iaside.heatmap import HeatmapState, summarize_heatmap
+
+    cells = frequency_cells(h, w, stride)
+    state = HeatmapState.empty(3, len(cells))
+    state.done[:] = 1
+    state.hit[:] = np.random.default_rng(0).integers(0, 2, state.hit.shape)
+    s = summarize_heatmap(state, cells, h, w)
+    grid = np.asarray(s["maps"]["error_rate"])
+    assert not np.isnan(grid).any() and grid.shape == (len(s["u_values"]), len(s["v_values"]))
+    u, v = cells[-1]
+    row, col = s["u_values"].index(int(u) - h * (u >= h - h // 2)), s["v_values"].index(int(v) - w * (v >= w - w // 2))
+    assert grid[row, col] == pytest.approx(s["error_rate"][-1])
