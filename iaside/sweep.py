@@ -140,30 +140,41 @@ def _tail_error(text: str) -> str:
 
 def run_logged(argv: Sequence[str], log: Path, echo: bool, timeout_s: float | None = None) -> tuple[int, str]:
     """Run ``argv``; its output goes to ``log`` (appended) and, with ``echo``, to our stderr as it
-    comes (progress bars included). Returns (exit code, or −signal; the last 8 kB of output)."""
+    comes (progress bars included). Returns (exit code, or −signal; the last 8 kB of output).
+    After ``timeout_s`` seconds the process is killed (its code is then −9)."""
+    import threading
+
     log.parent.mkdir(parents=True, exist_ok=True)
-    tail = b""
+    tail = bytearray()
     with open(log, "ab") as fh:
         fh.write(f"\n$ {shlex.join(argv)}\n".encode())
         fh.flush()
         proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        start = time.monotonic()
-        assert proc.stdout is not None
-        while True:
-            chunk = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096)
-            if not chunk:
-                break
-            fh.write(chunk)
-            tail = (tail + chunk)[-8192:]
-            if echo:
-                sys.stderr.buffer.write(chunk)
-                sys.stderr.flush()
-            if timeout_s is not None and time.monotonic() - start > timeout_s:
-                proc.kill()
-                tail += f"\niaside sweep: error: stopped after the --timeout of {timeout_s:.0f} s\n".encode()
-                break
-        code = proc.wait()
-    return code, tail.decode(errors="replace")
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            while chunk := proc.stdout.read1(65536):
+                fh.write(chunk)
+                tail.extend(chunk)
+                del tail[:-8192]
+                if echo:
+                    sys.stderr.buffer.write(chunk)
+                    sys.stderr.flush()
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+            tail.extend(f"\niaside sweep: error: stopped after the --timeout of {timeout_s:g} s\n".encode())
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        reader.join()
+    return code, bytes(tail).decode(errors="replace")
 
 
 def _done_files(folder: Path, robustness: bool) -> bool:

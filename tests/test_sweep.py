@@ -167,3 +167,16 @@ def test_models_file_errors_name_the_line(tmp_path):
 def test_robustness_gets_the_model_options_it_takes():
     m = SweepModel("a", "x", ["--bands", "4", "--input-size", "32", "--clip", "--mean=0.5,0.5,0.5", "--seed", "3"], "")
     assert m.robustness_options() == ["--input-size", "32", "--mean=0.5,0.5,0.5", "--seed", "3"]
+
+
+def test_run_logged_records_output_exit_code_and_timeout(tmp_path):
+    import sys
+
+    from iaside.sweep import run_logged
+
+    code, tail = run_logged([sys.executable, "-c", "print('hello'); import sys; sys.exit(3)"], tmp_path / "log.txt",
+                            echo=False)
+    assert code == 3 and "hello" in tail and "hello" in (tmp_path / "log.txt").read_text()
+    code, tail = run_logged([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "log.txt", echo=False,
+                            timeout_s=1)
+    assert code == -9 and "stopped after the --timeout of 1 s" in tail
