@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
+DEFAULT_BANDS = 8
+"""M, the number of spectral bands, when the user names none."""
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,7 @@ class DataConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"partition": "square", "synthesis": "paper", "fill": "partner"},
 }
-"""Named configurations. 'paper' reproduces the authors' script (SPEC §9)."""
-
-DEFAULTS: dict[str, Any] = {"partition": "linf", "synthesis": "sum", "fill": "partner", "draws": "per-image"}
-
+"""Named configurations. 'paper' reproduces the authors' script (docs/method.md §9)."""
 
 @dataclass(frozen=True)
 class ExplainConfig:
@@ -88,7 +87,7 @@ class ExplainConfig:
     n_bootstrap / confidence: the bootstrap intervals; beta: the score's band decay.
     """
 
-    bands: int = 8
+    bands: int = DEFAULT_BANDS
     partition: str = "linf"
     fill: str = "partner"
     synthesis: str = "sum"
@@ -100,22 +99,29 @@ class ExplainConfig:
     estimator: str = "exact"
     permutations: int | None = None
     coalitions: int | None = None
-    draws: str = "shared"
+    draws: str | None = None
     n_bootstrap: int = 1000
     confidence: float = 0.95
     beta: float = 0.75
 
+    def __post_init__(self) -> None:
+        from .fills import canonical_fill
+
+        object.__setattr__(self, "fill", canonical_fill(self.fill))  # aliases are stored by the fill's own name
+        if self.draws is None:  # the estimator's own default, settled here once
+            from .estimators import REGISTRY
+
+            per_image = self.estimator in REGISTRY and REGISTRY[self.estimator].per_image_draws
+            object.__setattr__(self, "draws", "per-image" if per_image else "shared")
+
     @classmethod
     def build(cls, preset: str | None = None, **given: Any) -> "ExplainConfig":
-        """Defaults, then the preset, then what the user gave (``None`` = not given)."""
+        """The field defaults, then the preset, then what the user gave (``None`` = not given)."""
         from .errors import IasideError
 
         if preset is not None and preset not in PRESETS:
             raise IasideError(f"--preset {preset!r} is not one of {', '.join(PRESETS)}")
-        values = {**DEFAULTS, **(PRESETS[preset] if preset else {})}
-        values.update({k: v for k, v in given.items() if v is not None})
-        if values.get("estimator", "exact") != "permutation" and given.get("draws") is None:
-            values["draws"] = "shared"  # exact: all 2**M coalitions; kernel: a regression on common ones
+        values = {**(PRESETS[preset] if preset else {}), **{k: v for k, v in given.items() if v is not None}}
         return cls(preset=preset, **values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,6 +132,8 @@ class ExplainConfig:
         """Also reads configs saved before ``draws`` existed: they drew one set of coalitions for
         the run, and their permutation default was 32."""
         values = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
-        if "draws" not in d and values.get("estimator") == "permutation" and values.get("permutations") is None:
-            values["permutations"] = 32
+        if "draws" not in d:
+            values["draws"] = "shared"
+            if values.get("estimator") == "permutation" and values.get("permutations") is None:
+                values["permutations"] = 32
         return cls(**values)

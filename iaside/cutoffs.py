@@ -96,7 +96,7 @@ def run_cutoffs(
     first. With ``out``: resumes from and writes cutoffs.json and the checkpoint there."""
     from .api import _resolve_data, _resolve_model
     from .config import ExplainConfig
-    from .engine import _Logits, resolve_precision
+    from .engine import ModelRunner
     from .runtime import apply_malloc_fix
 
     apply_malloc_fix()
@@ -130,7 +130,7 @@ def run_cutoffs(
             ident_file.write_text(json.dumps(identity, indent=1))
         checkpoint = lambda s: s.save(out / CUTOFFS_STATE)  # noqa: E731
     dev = torch.device(device)
-    forward = _Logits(loaded.model.eval().to(dev), dev.type, resolve_precision(precision, dev))
+    forward = ModelRunner(loaded.model, device=dev, precision=precision).logits  # the engine's model runner
     state, stats = cutoff_curves(forward, dataset, cutoffs, partition=partition, batch_size=batch_size, device=dev,
                                  state=state, checkpoint=checkpoint, show_progress=show_progress)
     summary = {**summarize_cutoffs(state, cutoffs, n_bootstrap=n_bootstrap, seed=seed), "partition": partition,

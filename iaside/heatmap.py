@@ -279,7 +279,7 @@ def run_heatmap(
     summary (None for ``dry_run``)."""
     from .api import _resolve_data, _resolve_model
     from .config import ExplainConfig
-    from .engine import _Logits, resolve_precision
+    from .engine import ModelRunner
     from .runtime import apply_malloc_fix
 
     apply_malloc_fix()
@@ -315,7 +315,7 @@ def run_heatmap(
             ident_file.write_text(json.dumps(identity, indent=1))
         checkpoint = lambda s: s.save(out / HEATMAP_STATE)  # noqa: E731
     dev = torch.device(device)
-    forward = _Logits(loaded.model.eval().to(dev), dev.type, resolve_precision(precision, dev))
+    forward = ModelRunner(loaded.model, device=dev, precision=precision).logits  # the engine's model runner
     state, cells, stats = fourier_heatmap(forward, dataset, eps=eps, stride=stride, seed=seed, batch_size=batch_size,
                                           device=dev, state=state, checkpoint=checkpoint, show_progress=show_progress)
     summary = {**summarize_heatmap(state, cells, height, width), "eps": eps, "stride": stride, "seed": seed,

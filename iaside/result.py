@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .errors import IasideError
+from .runs import atomic_write, owner
 from .summary import Estimate
 
 RESULT_JSON = "result.json"
@@ -27,7 +28,7 @@ class Result:
     only the empty and grand coalitions); phi (M,) nats, sid (M,), shares (M,), score,
     score_signed: ``Estimate`` with bootstrap intervals; per_class: {label: {n, phi, sid}};
     per-image arrays (not in JSON): logp_nats (N, K) in the order of each image's coalitions
-    (``iaside.plans.CoalitionPlan.from_config(config).masks(index)``), phi_per_image (N, M),
+    (``iaside.estimators.estimator_from_config(config).masks(index)``), phi_per_image (N, M),
     label (N,), clean_top1 (N,), index (N,), names (N,).
     Exact runs also carry interactions {"index": Estimate (M, M), "mobius": Estimate (2**M,)}
     (``iaside.interactions``; per image: interactions_per_image (N, M, M)) and band_limited
@@ -98,17 +99,12 @@ class Result:
         )
 
     def save(self, out_dir: str | os.PathLike) -> Path:
-        """Write result.json and per_image.npz into ``out_dir`` (atomically each); returns the folder."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out / RESULT_JSON, json.dumps(self.to_json_dict(), indent=1, allow_nan=True).encode())
-        if self.per_image:
-            tmp = out / (".tmp-" + PER_IMAGE_NPZ)
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **self.per_image)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, out / PER_IMAGE_NPZ)
+        """Write result.json and per_image.npz into ``out_dir`` (atomically each, as the folder's owner:
+        ``runs.owner``); returns the folder."""
+        with owner(out_dir) as out:
+            atomic_write(out / RESULT_JSON, json.dumps(self.to_json_dict(), indent=1, allow_nan=True))
+            if self.per_image:
+                atomic_write(out / PER_IMAGE_NPZ, lambda fh: np.savez_compressed(fh, **self.per_image))
         return out
 
     @classmethod
@@ -195,12 +191,3 @@ def _views_from_json(d: dict[str, Any]) -> dict[str, Any]:
 
     return {"interactions": interactions_from_json(d["interactions"]) if d.get("interactions") else None,
             "band_limited": band_limited_from_json(d["band_limited"]) if d.get("band_limited") else None}
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(".tmp-" + path.name)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

@@ -17,7 +17,6 @@ import json
 import os
 import sqlite3
 import time
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,6 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .errors import IasideError
+from .log import warn
 
 ENV = "IASIDE_STORE"
 DISABLED = ("off", "none")
@@ -275,7 +275,7 @@ def record_run(result, run_dir: str | os.PathLike, db_path: str | os.PathLike | 
     except (sqlite3.Error, OSError, IasideError) as err:
         if strict:
             raise
-        print(f"iaside: warning: the run was not recorded in {store_path(db_path)} ({err})", file=sys.stderr)
+        warn(f"the run was not recorded in {store_path(db_path)} ({err})")
         return None
 
 

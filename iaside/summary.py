@@ -95,7 +95,7 @@ def summarize(
     beta: float = BETA,
 ) -> dict:
     """Everything SPEC §6 reports from the per-image Shapley values (N, M) float64 nats
-    (``CoalitionPlan.phi``; ``exact_shapley`` of the (N, 2**M) values for exact runs).
+    (``Estimator.phi``; ``exact_shapley`` of the (N, 2**M) values for exact runs).
 
     Returns plain arrays and ``Estimate``s: phi/sid/shares (M,), score, score_signed (bootstrap
     over images), per-image phi (N, M), per-class {label: {n, phi, sid}}.

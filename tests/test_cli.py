@@ -118,3 +118,23 @@ def test_on_bad_image_skip_counts_and_lists(tmp_path, scripted, image_folder, ca
     assert result["data"]["n_images"] == 9
     assert sorted(s["name"].split("/")[-1] for s in result["data"]["skipped"]) == ["broken.png", "empty.png"]
     assert "skipped" in out and "broken.png" in out
+
+
+def test_warnings_and_notes_go_through_logging_as_one_line(capsys):
+    """The tool's messages are log records of the 'iaside' logger, printed as one line each; users can silence notes."""
+    import logging
+
+    from iaside.log import note, warn
+
+    warn("the model's mean/std were guessed")
+    note("uint8 pixels were rescaled to [0, 1]")
+    assert capsys.readouterr().err.splitlines() == ["iaside: warning: the model's mean/std were guessed",
+                                                    "iaside: note: uint8 pixels were rescaled to [0, 1]"]
+    logger = logging.getLogger("iaside")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        note("hidden")
+        assert capsys.readouterr().err == ""
+    finally:
+        logger.setLevel(level)

@@ -205,7 +205,8 @@ def test_overrides_reach_the_classifier(tmp_path):
 def test_hub_sources_say_which_extra_to_install(prefix):
     if importlib.util.find_spec(prefix) is not None:
         pytest.skip(f"{prefix} is installed")
-    with pytest.raises(IasideError, match=re.escape(f"pip install 'iaside[{prefix}]'")):
+    hint = f"iaside constraints | pip install --constraint /dev/stdin 'iaside[{prefix}]'"
+    with pytest.raises(IasideError, match=re.escape(hint)):
         load_model(f"{prefix}:resnet18")
 
 

@@ -5,14 +5,13 @@ import argparse
 from pathlib import Path
 
 from .robustness import add_perturbation_arguments, attacks_of, slug
-from .run import floats, overrides, size
+from ._args import add_bands_argument, add_data_config_arguments, overrides
 
 NAME = "compare"
 HELP = "compare models: I-ASIDE score and SID against mCE and adversarial accuracy, with correlations"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..config import INTERPOLATIONS
     from ..engine import PRECISIONS
     from ..fills import FILLS
     from ..spectral import PARTITIONS
@@ -38,20 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="samples:imagenet, samples:photos, or a folder (needed with --model)")
     parser.add_argument("--labels", help="'predicted', 'sorted', or a CSV filename,label")
     parser.add_argument("--samples", type=int, help="a seeded subset of N images")
-    parser.add_argument("--bands", type=int, default=8, help="bands M for the I-ASIDE runs (default 8)")
+    add_bands_argument(parser)
     parser.add_argument("--partition", choices=PARTITIONS)
     parser.add_argument("--fill", choices=FILLS + ("random",))
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over images and models")
     add_perturbation_arguments(parser)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="precision of the I-ASIDE runs")
-    cfg = parser.add_argument_group("data config overrides, applied to every --model")
-    cfg.add_argument("--input-size", type=size)
-    cfg.add_argument("--resize-size", type=int)
-    cfg.add_argument("--interpolation", choices=INTERPOLATIONS)
-    cfg.add_argument("--mean", type=floats)
-    cfg.add_argument("--std", type=floats)
-    cfg.add_argument("--channels", type=int)
+    add_data_config_arguments(parser, "data config overrides, applied to every --model")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs") / "compare", help="output folder (default runs/compare)")

@@ -2,6 +2,8 @@
 keep or flip its prediction (the local counterpart of the global SID; 2**M passes per fill)."""
 from __future__ import annotations
 
+from ._args import add_bands_argument
+
 from pathlib import Path
 
 NAME = "explain-image"
@@ -9,13 +11,13 @@ HELP = "explain one image: band images, its own φ over bands, the coalition tha
 
 
 def add_arguments(parser) -> None:
-    from .run import add_model_arguments
+    from ._args import add_model_arguments
 
     parser.add_argument("image", type=Path, help="an image file (any format PIL reads)")
     add_model_arguments(parser)
     parser.add_argument("--label", help="the class whose log-probability is explained: an index or one of the "
                         "model's class names (default: the full image's top-1)")
-    parser.add_argument("--bands", type=int, default=8, help="number of spectral bands M (default 8)")
+    add_bands_argument(parser)
     parser.add_argument("--partition", choices=["linf", "l2"], default="linf", help="band shape (default linf)")
     parser.add_argument("--fill", choices=["image-mean", "zero"], default="image-mean",
                         help="what replaces a removed band: the image's own mean colour (default; keeps its "
@@ -66,7 +68,7 @@ def run(args) -> int:
     from ..errors import IasideError
     from ..models import load_model
     from ..report.local import explain_image, plot_local
-    from .run import overrides
+    from ._args import overrides
 
     if not args.image.is_file():
         raise IasideError(f"image {args.image} does not exist")

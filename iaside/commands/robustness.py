@@ -5,7 +5,7 @@ import argparse
 import re
 from pathlib import Path
 
-from .run import add_model_arguments, overrides
+from ._args import add_model_arguments, overrides
 
 NAME = "robustness"
 HELP = "measure top-1 error under the ImageNet-C corruptions (CE, mCE) and PGD accuracy"

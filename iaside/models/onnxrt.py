@@ -51,7 +51,9 @@ def load_onnx(path: str, *, weights: str | None, device: torch.device, num_class
     try:
         import onnxruntime as ort
     except ImportError as e:
-        raise IasideError("onnx:PATH needs onnxruntime: pip install 'iaside[onnx]'") from e
+        from ..install import pip_hint
+
+        raise IasideError(f"onnx:PATH needs onnxruntime: {pip_hint('iaside[onnx]')}") from e
     providers = ["CPUExecutionProvider"]
     if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")

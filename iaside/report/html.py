@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import __version__
+from ..runs import atomic_write
 from ..summary import sid_from_phi
 from . import figures
 from .loading import RunView, band_images, load_runs, reopen_images, short_data
@@ -393,7 +394,4 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = build_report(run_dirs, **kwargs)
-    tmp = out.with_name(".tmp-" + out.name)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return atomic_write(out, text)

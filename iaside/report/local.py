@@ -30,6 +30,7 @@ from torch import nn
 from ..coalitions import CoalitionSynthesizer
 from ..engine import Engine
 from ..errors import IasideError
+from ..config import DEFAULT_BANDS
 from ..fills import Fill, make_fill
 from ..game import coalition_bits, exact_shapley
 from ..spectral import band_masks
@@ -204,7 +205,7 @@ def explain_image(
     pixels: torch.Tensor,
     *,
     label: int | None = None,
-    bands: int = 8,
+    bands: int = DEFAULT_BANDS,
     partition: str = "linf",
     fill: str = "image-mean",
     fill_from: Sequence[torch.Tensor] = (),

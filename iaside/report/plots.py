@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runs import atomic_write
+
 
 def plot_sid(result, path: str | Path) -> Path:
     """Bar chart of the SID with its bootstrap interval; score and score_signed in the title."""
@@ -34,7 +36,6 @@ def plot_sid(result, path: str | Path) -> Path:
     )
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
+    path = atomic_write(path, lambda fh: fig.savefig(fh, format="png"))
     plt.close(fig)
     return path

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import io
 import json
 import os
 import time
@@ -23,6 +24,7 @@ from torch import nn
 from .. import __version__
 from ..data.base import PREDICTED
 from ..errors import IasideError
+from ..runs import atomic_write
 from .attacks import Attack, check_differentiable, pgd
 from .corruptions import check_severities, corrupt_images, corruption_names, family_of, quantize
 from .metrics import corruption_errors, mean_ce, mean_corruption_error
@@ -140,7 +142,7 @@ class RobustnessReport:
         """Write robustness.json, corruption_errors.csv, corruption_ce.csv and adversarial.csv."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_text(out / ROBUSTNESS_JSON, json.dumps(self.to_json_dict(), indent=1))
+        atomic_write(out / ROBUSTNESS_JSON, json.dumps(self.to_json_dict(), indent=1))
         ref = None if self.reference is None else np.asarray(self.reference["errors"])
         rows = [["corruption", "family", "severity", "error", "reference_error"]]
         for i, c in enumerate(self.corruptions):
@@ -193,16 +195,9 @@ class RobustnessReport:
 
 
 def _write_csv(path: Path, rows: list[list]) -> None:
-    tmp = path.with_name(".tmp-" + path.name)
-    with open(tmp, "w", newline="") as fh:
-        csv.writer(fh).writerows(rows)
-    os.replace(tmp, path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(".tmp-" + path.name)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(rows)
+    atomic_write(path, text.getvalue())
 
 
 def images_fingerprint(images: torch.Tensor, labels: np.ndarray) -> str:

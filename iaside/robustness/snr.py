@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import DEFAULT_BANDS
 from ..errors import IasideError
 from ..spectral import band_energy, band_masks, radial_grid_masks
 from .attacks import Attack, check_differentiable, format_eps, pgd
@@ -215,7 +216,7 @@ class SnrMeter:
     ``spectral.snr_db(clean, perturbed, masks)`` gives for the bands and for the rings.
     """
 
-    def __init__(self, clean: torch.Tensor, n_bands: int = 8, partition: str = "linf", n_rings: int | None = None):
+    def __init__(self, clean: torch.Tensor, n_bands: int = DEFAULT_BANDS, partition: str = "linf", n_rings: int | None = None):
         if partition not in ("linf", "l2"):
             raise IasideError(f"SNR bands need a radial partition (linf or l2), got {partition!r}")
         h, w = clean.shape[-2:]
@@ -244,7 +245,7 @@ def measure_snr(
     attacks: Sequence[Attack] = (),
     model: nn.Module | None = None,
     labels: np.ndarray | None = None,
-    n_bands: int = 8,
+    n_bands: int = DEFAULT_BANDS,
     partition: str = "linf",
     n_rings: int | None = None,
     seed: int = 0,

@@ -1,0 +1,60 @@
+"""Command-line options shared by several commands, each written once."""
+from __future__ import annotations
+
+import argparse
+import re
+
+from ..config import DEFAULT_BANDS, INTERPOLATIONS
+
+DATA_CONFIG_FIELDS = ("input_size", "resize_size", "interpolation", "mean", "std", "channels")
+
+
+def floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def size(text: str) -> tuple[int, int]:
+    try:
+        values = tuple(int(p) for p in re.split(r"[x,]", text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or HxW, got {text!r}") from None
+    if len(values) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected N or HxW, got {text!r}")
+    return (values[0], values[-1])
+
+
+def add_bands_argument(parser: argparse.ArgumentParser) -> None:
+    """--bands M, with the one default."""
+    parser.add_argument("--bands", type=int, default=DEFAULT_BANDS,
+                        help=f"number of spectral bands M (default {DEFAULT_BANDS})")
+
+
+def add_data_config_arguments(parser: argparse.ArgumentParser, title: str) -> None:
+    """The data-config overrides: how the model wants its pixels (crop, resize, interpolation, mean/std)."""
+    cfg = parser.add_argument_group(title)
+    cfg.add_argument("--input-size", type=size, help="crop size N or HxW")
+    cfg.add_argument("--resize-size", type=int, help="shorter side before the crop")
+    cfg.add_argument("--interpolation", choices=INTERPOLATIONS)
+    cfg.add_argument("--mean", type=floats, help="per-channel mean in [0, 1] units, e.g. 0.485,0.456,0.406")
+    cfg.add_argument("--std", type=floats, help="per-channel std in [0, 1] units")
+    cfg.add_argument("--channels", type=int, help="input channels (1 for grayscale models)")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --weights, --device, --precision and the data-config overrides (shared by commands)."""
+    from ..engine import PRECISIONS
+
+    parser.add_argument("--model", required=True, help="efficientnet-lite0|1|2, torchscript:PATH, onnx:PATH, "
+                        "module:pkg.mod:factory, timm:NAME, torchvision:NAME")
+    parser.add_argument("--weights", help="weights file for module:/timm:/torchvision: models")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="model precision (default fp32)")
+    add_data_config_arguments(parser, "data config overrides (a TorchScript or ONNX file does not say these)")
+
+
+def overrides(args) -> dict:
+    """The data-config overrides given on the command line (None = not given)."""
+    return {k: getattr(args, k) for k in DATA_CONFIG_FIELDS}
