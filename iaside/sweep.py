@@ -319,14 +319,18 @@ def finish_sweep(models: Sequence[SweepModel], out: str | os.PathLike, state: Sw
         from .robustness.evaluate import RobustnessReport
         from .robustness.external import read_external
 
-        entries = [ModelEntry(d.name, Result.load(d), RobustnessReport.load(d / "robustness.json")
-                              if (d / "robustness.json").exists() else None) for d in measured]
-        comparison = compare_models(entries, external=read_external(list(external)) if external else None,
-                                    n_bootstrap=n_bootstrap, seed=seed)
-        comparison.save(out / "compare")
-        written["compare"] = out / "compare"
-        say(comparison.correlation_table())
-        say(comparison.partial_table())
+        try:
+            entries = [ModelEntry(d.name, Result.load(d), RobustnessReport.load(d / "robustness.json")
+                                  if (d / "robustness.json").exists() else None) for d in measured]
+            comparison = compare_models(entries, external=read_external(list(external)) if external else None,
+                                        n_bootstrap=n_bootstrap, seed=seed)
+        except IasideError as err:  # the leaderboard and report stand; say why there is no comparison
+            say(f"no comparison: {err}")
+        else:
+            comparison.save(out / "compare")
+            written["compare"] = out / "compare"
+            say(comparison.correlation_table())
+            say(comparison.partial_table())
     failed = [r for r in rows if r["status"] != "done"]
     say(f"{len(done)} of {len(rows)} models finished" + (f", {len(failed)} not: "
         + "; ".join(f"{r['model']} ({r['status']})" for r in failed) if failed else "")

@@ -180,3 +180,56 @@ def test_run_logged_records_output_exit_code_and_timeout(tmp_path):
     code, tail = run_logged([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "log.txt", echo=False,
                             timeout_s=1)
     assert code == -9 and "stopped after the --timeout of 1 s" in tail
+
+
+def test_robustness_stage_gets_its_options_and_runs_once(tmp_path, image_folder):
+    """The orchestration alone, with a stand-in interpreter that records its command line and
+    writes the files a finished stage leaves (a real tiny result.json; robustness numbers)."""
+    import sys
+
+    import iaside
+    from iaside.sweep import finish_sweep, run_sweep
+
+    template = tmp_path / "template"
+    x = torch.rand((4, 3, 32, 32), generator=torch.Generator().manual_seed(0))
+    iaside.explain(tiny_cnn(n_classes=3), (x, torch.arange(4) % 3), bands=3, n_bootstrap=20, show_progress=False,
+                   out=template, record=False)
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "fake_python.py"
+    fake.write_text(f'''import json, shutil, sys
+from pathlib import Path
+argv = sys.argv[1:]
+with open({str(calls)!r}, "a") as fh:
+    fh.write(json.dumps(argv) + "\\n")
+out = Path(argv[argv.index("--out") + 1])
+out.mkdir(parents=True, exist_ok=True)
+if argv[2] == "run":
+    for f in Path({str(template)!r}).iterdir():
+        if f.is_file():
+            shutil.copy(f, out / f.name)
+else:
+    (out / "robustness.json").write_text(json.dumps({{"mean_error": 0.5}}))
+''')
+    launcher = tmp_path / "python"
+    launcher.write_text(f"#!/bin/sh\nexec {sys.executable} {fake} \"$@\"\n")
+    launcher.chmod(0o755)
+    models = [SweepModel("a", "torchscript:a.pt", ["--input-size", "32", "--bands", "3"], "a-line"),
+              SweepModel("b", "torchscript:b.pt", ["--seed", "2"], "b-line")]
+    robust = ["--corruptions", "gaussian_noise", "--severities", "1", "--linf-eps", "none", "--l2-eps", "none"]
+    said = []
+    state = run_sweep(models, "DATA", tmp_path / "sw", run_options=["--bootstrap", "20"], robustness_options=robust,
+                      echo=False, say=said.append, python=str(launcher))
+    assert all(state.models[m]["status"] == "done" for m in ("a", "b"))
+    argvs = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert [a[2] for a in argvs] == ["run", "robustness", "run", "robustness"]
+    assert argvs[0][3:] == ["--model", "torchscript:a.pt", "--data", "DATA", "--bootstrap", "20", "--input-size", "32",
+                            "--bands", "3", "--out", str(tmp_path / "sw" / "models" / "a")]
+    assert argvs[1][3:] == ["--model", "torchscript:a.pt", "--data", "DATA", *robust, "--input-size", "32",
+                            "--out", str(tmp_path / "sw" / "models" / "a")]
+    assert argvs[3][-3:-2] == ["2"] and "--seed" in argvs[3]
+    run_sweep(models, "DATA", tmp_path / "sw", run_options=["--bootstrap", "20"], robustness_options=robust,
+              echo=False, say=said.append, python=str(launcher))
+    assert len(calls.read_text().splitlines()) == 4  # nothing started again
+    board = finish_sweep(models, tmp_path / "sw", state, say=said.append, n_bootstrap=20)
+    assert "leaderboard" in board and "report" in board and "compare" not in board  # stand-in numbers: no comparison
+    assert any(line.startswith("no comparison:") and "robustness.json" in line for line in said)
