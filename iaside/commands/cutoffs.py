@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .run import add_model_arguments, batch_size, default_out, overrides
+from ._args import add_model_arguments, overrides
+from .run import batch_size, default_out
 
 NAME = "cutoffs"
 HELP = ("accuracy and mean log p(y) of ideal low-pass (r < c) and high-pass (r >= c) images at each cut-off c "

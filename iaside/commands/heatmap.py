@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .run import add_model_arguments, batch_size, default_out, overrides
+from ._args import add_model_arguments, overrides
+from .run import batch_size, default_out
 
 NAME = "heatmap"
 HELP = ("Fourier heat map: error rate and mean Δlog p(y) under an additive Fourier-basis perturbation of ℓ2 norm "
