@@ -28,7 +28,8 @@ def run(args) -> int:
             continue
         if view is None:
             raise IasideError(f"{args.run_dir} has no band interactions or band-limited views: they come from exact "
-                              "runs (--estimator exact) made by this version; rerun it to get them")
+                              "runs (--estimator exact; interactions up to 12 bands) made by this version; rerun it "
+                              "to get them")
         print()
         print(show(view))
     return 0
