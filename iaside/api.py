@@ -14,42 +14,42 @@ from torch import nn
 
 from . import __version__, distributed
 from .coalitions import CoalitionSynthesizer
+from .compile_cache import CompileCache
 from .config import DEFAULT_BANDS, DataConfig, ExplainConfig
 from .data.base import PREDICTED
 from .engine import Engine, EngineState
 from .errors import IasideError
 from .fills import make_fill, processing_order
 from .models import state_fingerprint
-from .models.base import Classifier, LoadedModel
+from .models.base import LoadedModel
 from .estimators import Estimator, estimator_from_config, resolve_budget
 from .result import SID_PNG, Result
 from .runs import STATE_NPZ, checked_write, open_run, owns_out_folder, run_identity, state_file
 from .runtime import apply_malloc_fix
 from .spectral import band_masks
 from .summary import summarize
+from .validate import check_run_arguments, check_still_readable
 
 
-def _resolve_model(model, weights, device, data_config, overrides) -> LoadedModel:
-    """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel.
-
-    ``data_config`` then ``overrides`` replace the source's config, mean/std included.
-    """
-    given = {**(data_config.to_dict() if data_config else {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
+def _resolve_model(model, weights, device, data_config, overrides, num_classes=None, outputs="logits",
+                   used=None) -> LoadedModel:
+    """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel, its data config
+    resolved by the one rule (``iaside.models.registry.data_config_layers``)."""
     if isinstance(model, LoadedModel):
-        if given:
+        if data_config is not None or any(v is not None for v in (overrides or {}).values()):
             raise IasideError("a LoadedModel carries its data config; pass overrides to load_model instead")
         return model
     if isinstance(model, str):
         from .models import load_model
 
-        return load_model(model, weights=weights, device=device, overrides=given)
+        return load_model(model, weights=weights, device=device, overrides=overrides, data_config=data_config,
+                          num_classes=num_classes, outputs=outputs)
     if not isinstance(model, nn.Module):
         raise IasideError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
-    cfg = DataConfig(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)).override(**given)
-    # without a given mean/std the wrapper is the identity, for any number of channels
-    mean, std = (cfg.mean, cfg.std) if {"mean", "std"} & set(given) else ((0.0,), (1.0,))
-    net = model if isinstance(model, Classifier) else Classifier(model, mean, std, name=type(model).__name__)
-    return LoadedModel(net, cfg, spec=f"module:{type(model).__name__}", fingerprint=state_fingerprint(net))
+    from .models.registry import wrap_module
+
+    return wrap_module(model, fingerprint=state_fingerprint(model), data_config=data_config, overrides=overrides,
+                       outputs=outputs, used=used)
 
 
 def _resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str | None, class_names):
@@ -138,7 +138,43 @@ def _target_ci_stop(plan: Estimator, config: ExplainConfig, n_images: int, targe
     return stop
 
 
+def _restores_training_mode(fn):
+    """``fn(model, ...)`` leaves every submodule of an ``nn.Module`` model in the training mode it had."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(model, *args, **kwargs):
+        module = model.model if isinstance(model, LoadedModel) else model
+        modes = [(m, m.training) for m in module.modules()] if isinstance(module, nn.Module) else []
+        try:
+            return fn(model, *args, **kwargs)
+        finally:
+            for m, training in modes:
+                m.train(training)
+
+    return wrapper
+
+
+def source_record(data: Any, labels_file: str | None, config: ExplainConfig, out: Path | None) -> dict[str, Any]:
+    """Where the images came from, to open them again: {kind: samples|folder|in-memory, spec (a
+    samples name), path (absolute), relative_to_run (the path seen from the run folder ``out``,
+    so moved run and data folders still find each other), labels (a CSV path absolute), samples,
+    seed}."""
+    record: dict[str, Any] = {"samples": config.samples, "seed": config.seed, "labels": config.labels}
+    if labels_file is not None:
+        record["labels"] = os.path.abspath(labels_file)
+    if not isinstance(data, (str, os.PathLike)):
+        return {"kind": "in-memory", "type": type(data).__name__, **record}
+    spec = os.fspath(data)
+    if spec.startswith("samples:"):
+        return {"kind": "samples", "spec": spec, **record}
+    path = os.path.abspath(os.path.expanduser(spec))
+    relative = os.path.relpath(path, out.resolve()) if out is not None else None
+    return {"kind": "folder", "path": path, "relative_to_run": relative, **record}
+
+
 @owns_out_folder
+@_restores_training_mode
 def explain(
     model: str | nn.Module | LoadedModel,
     data: Any,
@@ -162,11 +198,14 @@ def explain(
     precision: str = "fp32",
     num_workers: int = 0,
     optimize: str = "none",
+    cache: bool = True,
     shard: tuple[int, int] | None = None,
     on_bad_image: str = "error",
     weights: str | None = None,
-    data_config: DataConfig | None = None,
+    data_config: DataConfig | dict | str | Path | None = None,
     overrides: dict | None = None,
+    num_classes: int | None = None,
+    outputs: str = "logits",
     out: str | Path | None = None,
     record: bool = True,
     show_progress: bool = True,
@@ -181,6 +220,10 @@ def explain(
     data config); a numpy array or tensor of pixels, (N, C, H, W) or (N, H, W, C), float in
     [0, 1] or uint8 (read as /255); an (images, labels) pair; a Dataset or DataLoader yielding
     (image, label) or images alone (predicted labels); see ``iaside.data.inputs``.
+    data_config: a DataConfig or dict of its fields (given values), or a JSON file of them; with
+    ``overrides`` (given, highest) it resolves as in ``iaside.models.load_model``: given > file or
+    sidecar > the model's own > fallback (one warning line); sources in result.json.
+    num_classes: the head size of a hub model's weights; outputs: 'logits' or 'probs'.
     labels: None/'given', 'predicted', or a CSV path for a flat folder.
     estimator: 'exact' (2**M passes per image), 'kernel' (paired KernelSHAP on ``coalitions``
     coalitions per image; default 10 % of 2**M, at most 1024) or 'permutation'
@@ -195,7 +238,10 @@ def explain(
     optimize: 'none', 'freeze' (trace and freeze the model, checked against it on the first
     batch; falls back with a warning) or 'compile' (torch.compile with frozen weights, short
     batches padded to one of two fixed shapes; its compile seconds are in
-    ``meta["timings_s"]["compile"]``).
+    ``meta["timings_s"]["compile"]``) or 'auto' (compile when the compiled-model cache holds the
+    model or the run is long enough to pay for compiling). cache: keep compiled models in the
+    cache folder (``IASIDE_CACHE``, default ~/.cache/iaside) so a later run loads them
+    (``meta["timings_s"]["compile_cache_load"]``) instead of compiling; False compiles in memory.
     views: with an exact plan, also the band interactions and the band-limited curves
     (``Result.interactions``, ``Result.band_limited``), from the same passes: the engine records
     top-1 correctness per coalition beside log p(y).
@@ -204,6 +250,7 @@ def explain(
     while it runs (``iaside.runs.owner``): another process on it is refused, naming this one.
     """
     apply_malloc_fix()
+    check_run_arguments(bands=bands, seed=seed, workers=num_workers, samples=samples)
     if on_bad_image not in ("error", "skip"):
         raise IasideError(f"--on-bad-image {on_bad_image!r} is not one of error, skip")
     label_mode = "predicted" if labels == "predicted" else "given"
@@ -222,7 +269,8 @@ def explain(
         shard = rank
     if target_ci is not None and shard is not None:
         raise IasideError("--target-ci needs one process over the whole data set; drop --shard/torchrun")
-    loaded = _resolve_model(model, weights, device, data_config, overrides)
+    used = None if isinstance(data, (str, os.PathLike)) else ("mean", "std")  # tensors skip resize and crop
+    loaded = _resolve_model(model, weights, device, data_config, overrides, num_classes, outputs, used)
     labels_file = labels if labels not in (None, "given", "predicted") else None
     dataset = _resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
     if len(dataset) == 0:
@@ -239,26 +287,29 @@ def explain(
         loaded.model, CoalitionSynthesizer(masks, config.synthesis, config.clip), make_fill(config.fill, config.seed),
         batch_size=batch_size, device=device, precision=precision, num_workers=num_workers, seed=config.seed,
         coalitions=plan.bits if plan.per_image else plan.bits(), optimize=optimize,
+        compile_cache=CompileCache() if cache else None,
         show_progress=show_progress and (rank is None or rank[0] == 0), checkpoint_every_s=checkpoint_every_s,
         record_top1=views,
     )
+    out_dir = Path(out) if out is not None else None
     run_info = {
-        "identity": run_identity(config, loaded, dataset, precision),
+        "identity": run_identity(config, loaded, dataset, engine.precision),
         "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint, "num_classes": loaded.model.num_classes},
         "data": {
             "spec": getattr(dataset, "description", type(dataset).__name__),
-            "source": os.fspath(data) if isinstance(data, (str, os.PathLike)) else None,  # the spec as given
+            "source": source_record(data, labels_file, config, out_dir),
             "fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None,
             "n_images": len(dataset),
             "labels": config.labels,
             "data_config": loaded.data_config.to_dict(),
+            "data_config_sources": dict(loaded.data_config.sources or {}),
         },
         "names": [str(n) for n in getattr(dataset, "names", range(len(dataset)))],
     }
-    out_dir = Path(out) if out is not None else None
     state = None
     if out_dir is not None:
         state = _open_shared_folder(out_dir, run_info, shard, len(dataset), plan.n_coalitions, rank)
+        check_still_readable(state, bad, run_info["names"], out_dir)
         path = out_dir / state_file(shard)
         engine.checkpoint = lambda s: checked_write("the checkpoint", path, lambda: s.save(path))
     indices = shard_indices(len(dataset), config.seed, shard) if shard is not None else None
@@ -268,8 +319,10 @@ def explain(
     if engine.checkpoint is not None:
         engine.checkpoint(state)
     run_meta = {
-        "device": str(device), "precision": precision, "batch_size": engine.batch_size,
-        "optimize": {"requested": optimize, "applied": engine.optimized_as},
+        "device": str(device), "precision": engine.precision, "precision_requested": precision,
+        "batch_size": engine.batch_size,
+        "optimize": {"requested": optimize, "applied": engine.optimized_as,
+                     **({"compiled": engine.compile_info()} if engine.compile_info() else {})},
         "forward_passes": stats.passes + stats.images,  # coalition passes + one clean pass per image
         "reused_coalitions": stats.reused, "images_this_session": stats.images, "timings_s": dict(stats.seconds),
         "images_per_s": stats.images / max(stats.seconds.get("total", 0.0), 1e-9) if stats.images else None,

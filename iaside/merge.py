@@ -8,7 +8,8 @@ from .engine import EngineState
 from .errors import IasideError
 from .report.plots import plot_sid
 from .result import SID_PNG, Result
-from .runs import RUN_JSON, STATE_NPZ, checked_write, claim, differences, owner, read_run_info
+from .runs import RUN_JSON, STATE_NPZ, checked_write, claim, differences, owner
+from .validate import read_run_info
 
 
 def merge_runs(run_dirs: list[Path], out: Path) -> Result:

@@ -23,6 +23,7 @@ prints how to resume.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import inspect
 import json
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .errors import IasideError
+from .validate import read_run_info
 
 RUN_JSON = "run.json"
 STATE_NPZ = "state.npz"
@@ -78,6 +80,12 @@ def checked_write(what: str, path: Path, write: Callable[[], Any]) -> None:
     try:
         write()
     except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):  # another cause: name the file that refused
+            raise IasideError(
+                f"cannot write {what}: {err.filename2 or err.filename or path} ({err.strerror or err}); "
+                f"the last checkpoint in {path.parent} is kept: move that path out of the way (or choose another "
+                "--out) and rerun"
+            ) from err
         raise IasideError(
             f"cannot write {what} {path} ({err.strerror or err}); the last checkpoint in {path.parent} is kept: "
             "free some space (or choose another --out) and rerun the same command"
@@ -275,18 +283,6 @@ def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return out
-
-
-def read_run_info(path: Path) -> dict[str, Any]:
-    """A ``run.json``: the run's identity and description, or a one-line error naming it."""
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as err:
-        raise IasideError(f"{path} is damaged or unreadable ({err}); delete {path.parent} (or the file) "
-                          "to start over") from err
-    if not isinstance(info, dict) or not isinstance(info.get("identity"), dict):
-        raise IasideError(f"{path} is damaged (no 'identity' object); delete {path.parent} (or the file) to start over")
-    return info
 
 
 def _normalised(identity: dict) -> dict:

@@ -119,8 +119,13 @@ def connect(db_path: str | os.PathLike | None = None) -> sqlite3.Connection:
     except (OSError, sqlite3.Error) as err:
         raise IasideError(f"cannot open the run store {path} ({err}); pass --store PATH or set {ENV}") from err
     con.row_factory = sqlite3.Row
-    con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-    _retry_while_locked(lambda: _set_up(con, path))
+    try:
+        con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        _retry_while_locked(lambda: _set_up(con, path))
+    except sqlite3.DatabaseError as err:
+        con.close()
+        raise IasideError(f"the run store {path} is not a readable iaside store ({err}); move it away "
+                          f"or pass another --store") from err
     return con
 
 
@@ -190,9 +195,12 @@ def _number(value: Any) -> float | None:
 
 
 def config_key(config: dict[str, Any], data: dict[str, Any]) -> str:
-    """sha256 (16 hex) of what must match for two runs to be ranked together."""
+    """sha256 (16 hex) of what must match for two runs to be ranked together: the comparable
+    configuration, the data set and the effective preprocessing (the data config)."""
     payload = {k: config.get(k) for k in COMPARABLE}
     payload.update(data_spec=data.get("spec"), n_images=data.get("n_images"))
+    if data.get("data_config"):
+        payload["data_config"] = data["data_config"]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -343,7 +351,7 @@ def leaderboard(db_path: str | os.PathLike | None = None, *, model: str | None =
     for run in _query(db_path, where, params, "COALESCE(created, recorded_at) DESC, id DESC"):
         board = boards.setdefault(run["config_key"], {
             "key": run["config_key"], "data_spec": run["data_spec"], "n_images": run["n_images"],
-            "config": {k: run[k] for k in COMPARABLE}, "rows": {},
+            "config": {k: run[k] for k in COMPARABLE}, "data_config": run.get("data_config"), "rows": {},
         })
         board["rows"].setdefault((run["model_spec"], run["model_fingerprint"]), run)
     out = []

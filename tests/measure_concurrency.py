@@ -98,8 +98,11 @@ def _env(barrier: str | None = None, no_lock: bool = False, throttle_s: float = 
 
 def _snapshot(folder: Path) -> dict:
     """What must match: result.json without meta, run.json's identity, the state and per-image arrays."""
+    from iaside.validate import CHECKSUM_KEY
+
     result = json.loads((folder / "result.json").read_text())
     result.pop("meta")
+    result.pop(CHECKSUM_KEY, None)  # covers meta (timings), which differ between runs
     with np.load(folder / "state.npz") as z:
         state = {k: z[k] for k in z.files}
     with np.load(folder / "per_image.npz") as z:

@@ -12,6 +12,7 @@ import iaside
 from iaside.cli import main
 
 from conftest import TINY_ARGS as TINY
+from conftest import declare_preprocessing
 from conftest import tiny_cnn
 
 
@@ -79,7 +80,7 @@ def test_bad_input_gets_one_line_error(case, tmp_path, scripted, image_folder, c
             net = torch.nn.Sequential(*list(net)[:2])  # returns feature maps, not (B, K)
         else:
             net[-1].bias.data[:] = float("nan")
-        path = tmp_path / f"{case}.pt"
+        path = declare_preprocessing(tmp_path / f"{case}.pt")
         torch.jit.script(net).save(str(path))
         model, culprit = f"torchscript:{path}", "(B, K)" if case == "shape" else "NaN"
     code, _, err = run_cli(["run", "--model", model, "--data", data, *TINY, *extra, "--out", tmp_path / "o"], capsys)

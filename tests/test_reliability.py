@@ -76,9 +76,11 @@ def jitter(model_path, folder) -> float:
 
 
 def numbers(run_dir: Path) -> dict:
-    """result.json without ``meta`` (timings, creation time, batch size, this session's counts)."""
+    """result.json without ``meta`` (timings, creation time, batch size, this session's counts)
+    and the content checksum (which covers ``meta`` too)."""
     d = json.loads((run_dir / "result.json").read_text())
     d.pop("meta")
+    d.pop("checksum")
     return d
 
 

@@ -165,14 +165,21 @@ def test_merge_into_a_folder_of_another_configuration_is_refused(tmp_path, scrip
 
 
 def test_run_json_is_published_once_whoever_comes_first(tmp_path):
+    from iaside.config import ExplainConfig
+
     folder = tmp_path / "r"
     folder.mkdir()
-    info = {"identity": {"config": {"seed": 0}}, "names": []}
+
+    def info(seed):
+        identity = {"config": ExplainConfig(seed=seed).to_dict(), "model": {"fingerprint": "f"},
+                    "data": {"n_images": 1}}
+        return {"identity": identity, "model": {"spec": "m"}, "data": {"spec": "d"}, "names": ["a"]}
+
     results = []
 
     def claim(seed):
         try:
-            results.append(runs.claim(folder, {**info, "identity": {"x": seed}}))
+            results.append(runs.claim(folder, info(seed)))
         except IasideError as err:
             results.append(str(err))
 
@@ -181,11 +188,11 @@ def test_run_json_is_published_once_whoever_comes_first(tmp_path):
         t.start()
     for t in threads:
         t.join()
-    assert results.count(True) == 1  # one thread published, seven were refused naming x
-    winner = json.loads((folder / "run.json").read_text())["identity"]["x"]
+    assert results.count(True) == 1  # one thread published, seven were refused naming the seed
+    winner = json.loads((folder / "run.json").read_text())["identity"]["config"]["seed"]
     assert sorted(r for r in results if r is not True) == sorted(
-        f"{folder} holds a run with a different configuration (x: {winner} -> {s}); use another --out or delete the folder"
-        for s in range(8) if s != winner)
+        f"{folder} holds a run with a different configuration (config.seed: {winner} -> {s}); use another --out or "
+        "delete the folder" for s in range(8) if s != winner)
 
 
 # ---- atomic writes -----------------------------------------------------------------------------

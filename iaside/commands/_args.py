@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 from ..config import DEFAULT_BANDS, INTERPOLATIONS
 
@@ -35,6 +36,8 @@ def add_bands_argument(parser: argparse.ArgumentParser) -> None:
 def add_data_config_arguments(parser: argparse.ArgumentParser, title: str) -> None:
     """The data-config overrides: how the model wants its pixels (crop, resize, interpolation, mean/std)."""
     cfg = parser.add_argument_group(title)
+    cfg.add_argument("--data-config", type=Path, metavar="FILE.json",
+                     help="a JSON object of DataConfig fields (input_size, resize_size, interpolation, mean, std, channels)")
     cfg.add_argument("--input-size", type=size, help="crop size N or HxW")
     cfg.add_argument("--resize-size", type=int, help="shorter side before the crop")
     cfg.add_argument("--interpolation", choices=INTERPOLATIONS)
@@ -44,17 +47,29 @@ def add_data_config_arguments(parser: argparse.ArgumentParser, title: str) -> No
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --weights, --device, --precision and the data-config overrides (shared by commands)."""
+    """--model, --weights, --num-classes, --outputs, --device, --precision and the data config (shared by commands)."""
     from ..engine import PRECISIONS
+    from ..models.outputs import OUTPUTS
 
     parser.add_argument("--model", required=True, help="efficientnet-lite0|1|2, torchscript:PATH, onnx:PATH, "
-                        "module:pkg.mod:factory, timm:NAME, torchvision:NAME")
-    parser.add_argument("--weights", help="weights file for module:/timm:/torchvision: models")
+                        "module:pkg.mod:factory, timm:NAME, torchvision:NAME, hf:NAME_OR_DIR")
+    parser.add_argument("--weights", help="weights file (.pth or .safetensors) for module:/timm:/torchvision: models")
+    parser.add_argument("--num-classes", type=int, help="head size of the weights (default: read from them)")
+    parser.add_argument("--outputs", choices=OUTPUTS, default="logits",
+                        help="what the model returns: logits (default) or probabilities (their log is taken)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="model precision (default fp32)")
-    add_data_config_arguments(parser, "data config overrides (a TorchScript or ONNX file does not say these)")
+    add_data_config_arguments(
+        parser, "data config (the flags > --data-config FILE, else a sidecar MODEL_FILE.json > the model's own > "
+        "a fallback that warns)")
 
 
 def overrides(args) -> dict:
     """The data-config overrides given on the command line (None = not given)."""
     return {k: getattr(args, k) for k in DATA_CONFIG_FIELDS}
+
+
+def model_options(args) -> dict:
+    """``load_model`` keywords from the shared model arguments (all but the spec and device)."""
+    return {"weights": args.weights, "num_classes": args.num_classes, "outputs": args.outputs,
+            "data_config": args.data_config, "overrides": overrides(args)}

@@ -96,7 +96,8 @@ def _entries_from_models(args, attacks):
     if len(weights) != len(args.model) or len(names) != len(args.model):
         raise IasideError(f"{len(args.model)} --model but {len(args.weights)} --weights and {len(args.name)} --name: "
                           "give none or one per --model ('-' for no weights)")
-    loaded = [load_model(spec, weights=None if w == "-" else w, device=args.device, overrides=overrides(args))
+    loaded = [load_model(spec, weights=None if w == "-" else w, device=args.device, data_config=args.data_config,
+                         overrides=overrides(args))
               for spec, w in zip(args.model, weights)]
     corruptions = corruption_names(args.corruptions)
     groups: dict[str, list[int]] = {}
@@ -123,6 +124,18 @@ def _entries_from_models(args, attacks):
         reports[k].save(folder)
         entries.append(ModelEntry(names[k], result, reports[k]))
     return entries
+
+
+def say_preprocessing(entries) -> None:
+    """When the compared runs were fed differently, one line per model with its preprocessing."""
+    from ..config import DataConfig
+
+    configs = [e.result.data.get("data_config") for e in entries]
+    if len({repr(sorted((c or {}).items())) for c in configs}) > 1:
+        print("\nthe models were fed differently (each row is that model under its own preprocessing):")
+        for e, c in zip(entries, configs):
+            print(f"  {e.name}: " + (DataConfig.from_dict(c, e.result.data.get("data_config_sources")).pipeline()
+                                     if c else "unknown"))
 
 
 def run(args) -> int:
@@ -153,6 +166,7 @@ def run(args) -> int:
     print(comparison.table())
     print()
     print(comparison.correlation_table())
+    say_preprocessing(entries)
     print()
     print(comparison.partial_table())
     print(f"wrote {args.out}/compare.json, compare.csv, correlations.csv, partial_correlations.csv and the plots")

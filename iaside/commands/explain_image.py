@@ -68,11 +68,15 @@ def run(args) -> int:
     from ..errors import IasideError
     from ..models import load_model
     from ..report.local import explain_image, plot_local
-    from ._args import overrides
+    from ._args import model_options
 
     if not args.image.is_file():
-        raise IasideError(f"image {args.image} does not exist")
-    loaded = load_model(args.model, weights=args.weights, device=args.device, overrides=overrides(args))
+        raise IasideError(f"image {args.image} does not exist or is not a regular file")
+    out = args.output or Path(args.image.stem + ".explain.png")
+    if out.is_dir():
+        raise IasideError(f"-o {out} is a folder; give the PNG file to write, "
+                          f"e.g. {out / (args.image.stem + '.explain.png')}")
+    loaded = load_model(args.model, device=args.device, **model_options(args))
     cfg = loaded.data_config
     try:
         pixels = preprocess(load_image(str(args.image), cfg.channels), cfg)
@@ -92,7 +96,6 @@ def run(args) -> int:
         if result.n_bands != args.bands:
             raise IasideError(f"--run {args.run} has M = {result.n_bands} bands, this view M = {args.bands}")
         global_sid = np.asarray(result.sid.value)
-    out = args.output or Path(args.image.stem + ".explain.png")
     print(f"{args.image.name} with {args.model}")
     print(exp.table(global_sid))
     plot_local(exp, out, title=f"{args.image.name}: {args.model}, M = {args.bands}, fill {exp.fill}")

@@ -6,7 +6,7 @@ import re
 import sys
 from pathlib import Path
 
-from ._args import add_bands_argument, add_model_arguments, overrides
+from ._args import add_bands_argument, add_model_arguments, model_options
 
 NAME = "run"
 HELP = "analyse a model on a data set (exact I-ASIDE)"
@@ -72,7 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimize", choices=OPTIMIZATIONS, default="none",
                         help="freeze: trace and freeze the model (folds batch norm; checked against the model, "
                         "falls back with a warning); compile: torch.compile with frozen weights at two fixed batch shapes "
-                        "(compiles once, then the fastest; default none)")
+                        "(compiled once per machine and kept in the cache, then the fastest); auto: compile when "
+                        "the cache holds the model or the run is long enough to pay for compiling (default none)")
+    parser.add_argument("--no-cache", action="store_true", help="compile in memory for this run only: do not "
+                        "load or keep compiled models in the cache folder (IASIDE_CACHE, default ~/.cache/iaside)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/MODEL_DATA); reruns resume")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -95,10 +98,14 @@ def run(args) -> int:
     print(result.table())
     for bad in result.data.get("skipped", []):
         print(f"skipped {bad['name']}: {bad['reason']}")
+    if result.meta.get("precision_requested") == "auto":
+        print(f"precision: {result.meta['precision']} (--precision auto: bf16 where the device computes it "
+              "natively, else fp32; --precision fp32 for float32)")
     rate = result.meta.get("images_per_s")
     if rate:
-        print(f"{result.meta['forward_passes']} forward passes, {rate:.2f} images/s "
-              f"({rate * 2 ** result.n_bands:.0f} passes/s)")
+        passes = result.meta["forward_passes"]
+        print(f"{passes} forward passes, {rate:.2f} images/s "
+              f"({rate * passes / result.meta['images_this_session']:.0f} passes/s)")
     print(f"wrote {out}/result.json, per_image.npz, sid.png")
     return 0
 
@@ -112,5 +119,6 @@ def _explain(args, out: Path):
         estimator=args.estimator, permutations=args.permutations, coalitions=args.coalitions, draws=args.draws, target_ci=args.target_ci, shard=args.shard,
         on_bad_image=args.on_bad_image,
         batch_size=args.batch_size, device=args.device, precision=args.precision, num_workers=args.workers,
-        optimize=args.optimize, weights=args.weights, overrides=overrides(args), out=out, show_progress=not args.quiet,
+        optimize=args.optimize, cache=not args.no_cache, **model_options(args), out=out,
+        show_progress=not args.quiet,
     )

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from .robustness import add_perturbation_arguments, attacks_of, slug
-from ._args import add_model_arguments, overrides
+from ._args import add_model_arguments, model_options, overrides
 
 NAME = "snr"
 HELP = "per-band SNR (dB) of the ImageNet-C corruptions and of PGD perturbations, with the fitted decay"
@@ -47,7 +47,7 @@ def run(args) -> int:
     attacks = attacks_of(args)
     loaded = None
     if args.model:
-        loaded = load_model(args.model, weights=args.weights, device=args.device, overrides=overrides(args))
+        loaded = load_model(args.model, device=args.device, **model_options(args))
         cfg = loaded.data_config
     elif attacks:
         raise IasideError("PGD needs the attacked model: pass --model, or --linf-eps none --l2-eps none")

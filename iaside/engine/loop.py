@@ -22,6 +22,7 @@ from ..fills import Fill, partner_index, processing_order
 from ..game import coalition_bits
 from .loading import chunk_loader
 from .packer import Chunk, Packer, describe_pair, n_pairs, split_segments
+from ..models.outputs import warn_if_probabilities
 from .runner import ModelRunner, is_oom
 from .state import EngineState, EngineStats
 
@@ -63,12 +64,13 @@ class Engine:
         checkpoint: Callable[[EngineState], None] | None = None,
         checkpoint_every_s: float = 60.0,
         recorder: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        compile_cache=None,
         record_top1: bool = True,
     ) -> None:
         if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
             raise IasideError(f"--batch-size must be a positive integer or 'auto', got {batch_size!r}")
         self.runner = ModelRunner(model, device=device, precision=precision, optimize=optimize,
-                                  compile_sizes=self._fixed_sizes)
+                                  compile_cache=compile_cache)
         self.device = self.runner.device
         self.synth, self.fill = synthesizer, fill
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
@@ -90,10 +92,10 @@ class Engine:
         else:
             self.empty_mode = fill.reuse_empty
         self._empty_logits: torch.Tensor | None = None
+        self._outputs_checked = False
         self._partner: np.ndarray | None = None
         self._excluded: set[int] = set()
         self._rows: torch.Tensor | None = None
-        self._images_per_batch: int | None = None  # images per loader chunk (the clean pass's batch)
 
     # what the model runs as, for callers and tests
     @property
@@ -104,13 +106,16 @@ class Engine:
     def optimized_as(self) -> str:
         return self.runner.optimized_as
 
+    @property
+    def precision(self) -> str:
+        """The precision the model runs at ('auto' resolved)."""
+        return self.runner.precision
+
+    def compile_info(self) -> dict | None:
+        return self.runner.compile_info()
+
     def probe_batch_size(self, image_shape: Sequence[int], candidates: Sequence[int] | None = None) -> int:
         return self.runner.probe_batch_size(image_shape, candidates)
-
-    def _fixed_sizes(self) -> tuple[int, ...]:
-        """The batch shapes a compiled model runs at: the clean pass's and the model batch's."""
-        sizes = [self.batch_size] if isinstance(self.batch_size, int) else []
-        return tuple(sorted({*sizes, *([self._images_per_batch] if self._images_per_batch else [])}))
 
     def _checked_bits(self, bits) -> np.ndarray:
         bits = np.asarray(bits, dtype=bool)
@@ -141,6 +146,9 @@ class Engine:
         x = pixels.to(self.device, non_blocking=True)
         clean = self.runner.logits(x)
         self.runner.check_finite(clean, lambda k: f"image {names[k]!r} (the clean image)")
+        if not self._outputs_checked:
+            self._outputs_checked = True
+            warn_if_probabilities(clean)
         n_classes = clean.shape[1]
         top1 = clean.argmax(dim=1).cpu()
         y = torch.where(labels == PREDICTED, top1, labels)
@@ -210,7 +218,7 @@ class Engine:
             rows = out = images = None
             self._rows = None  # reallocated at the smaller batch size
             self.runner.release_memory()
-            self.batch_size = max(1, n // 2)
+            self.batch_size = self.runner.plan.batch = max(1, n // 2)
             first, second = split_segments(segments, n // 2)
             self._run_segments(first, stats)
             self._run_segments(second, stats)
@@ -285,7 +293,7 @@ class Engine:
 
         stats = EngineStats()
         t_start = time.perf_counter()
-        compiled_before = self.runner.compile_s
+        compiled_before, loaded_before = self.runner.compile_s, self.runner.load_s
         state, todo = self._start(dataset, state, indices, exclude)
         stats.add_time("fill_fit", time.perf_counter() - t_start)
         if not todo:
@@ -296,7 +304,8 @@ class Engine:
             self.batch_size = self.runner.probe_batch_size(tuple(dataset[todo[0]].pixels.shape))
             stats.add_time("batch_probe", time.perf_counter() - t0)
         images_per_batch = max(-(-self.batch_size // self.n_coalitions), 4 if self.empty_mode == "partner" else 1)
-        self._images_per_batch = images_per_batch
+        self.runner.plan.clean, self.runner.plan.passes_left = images_per_batch, len(todo) * self.n_coalitions
+        self.runner.plan.batch = self.batch_size
         bar = tqdm(total=len(todo), unit="img", disable=not self.show_progress, desc="I-ASIDE", dynamic_ncols=True)
         last_ckpt = time.perf_counter()
         since_check = 0
@@ -370,5 +379,7 @@ class Engine:
             bar.close()
         if self.runner.optimized_as == "compile":  # included in the prepare and model stages
             stats.seconds["compile"] = self.runner.compile_s - compiled_before
+            if self.runner.cache_used():
+                stats.seconds["compile_cache_load"] = self.runner.load_s - loaded_before
         stats.seconds["total"] = time.perf_counter() - t_start
         return state, stats

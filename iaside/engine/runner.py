@@ -8,22 +8,36 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..compiled import CompiledModel
 from ..errors import IasideError
-from ..log import warn
+from ..log import note, warn
+from ..models.outputs import check_scores, unpack_scores
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-OPTIMIZATIONS = ("none", "freeze", "compile")
+OPTIMIZATIONS = ("none", "freeze", "compile", "auto")
 """none: the model as given. freeze: torch.jit.trace + freeze (folds batch norm into the
 convolutions, fuses ops), checked against the model as given on the first batch and dropped
-with a warning when it differs or cannot be traced. compile: torch.compile with frozen weights
+with a warning when it differs or cannot be traced. compile: compiled with frozen weights
 (``compiled.CompiledModel``: batch norm folded with its shift kept in float32, CPU convolution
 weights prepacked for oneDNN), at fixed batch shapes: a short batch is padded to the run's
-batch size (or to the clean pass's size), so a run compiles once or twice, never once per shape."""
+batch size (or to the clean pass's size), so a run compiles once or twice, never once per shape;
+with the compiled-model cache (``compile_cache``) each shape is compiled once per machine.
+auto: compile when the cache holds the model at the run's shapes, or when the run is long
+enough for compiling to pay for itself (``ModelRunner.compile_pays``); else the model as given."""
+
+COMPILE_SAVES = {None: 0.36, torch.bfloat16: 0.12, torch.float16: 0.12}
+"""Fraction of the model's time that compiling saves, by autocast dtype (EfficientNet-Lite0 on
+the development CPU: 19.9 s against 31.1 s in float32, 14.6 s against 16.6 s in bf16;
+docs/performance.md, run D)."""
+BUILD_S = 90.0
+"""Seconds one batch shape takes to compile into the cache when the cache has no build of its
+own to go by (EfficientNet-Lite0 at batch 64 on 2 busy cores: 77 s; docs/performance.md)."""
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
@@ -42,6 +56,11 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else None
 
 
+def precision_name(dtype: torch.dtype | None) -> str:
+    """The precision a run's model actually runs at: 'fp32', 'bf16' or 'fp16'."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
 def is_oom(err: BaseException) -> bool:
     """Whether an error is the device running out of memory."""
     return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
@@ -58,11 +77,7 @@ class _Logits(nn.Module):
         ctx = torch.autocast(self.device_type, dtype=self.autocast_dtype) if self.autocast_dtype else nullcontext()
         with ctx:
             out = self.model(images)
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        if hasattr(out, "logits"):
-            out = out.logits
-        return out
+        return unpack_scores(out)
 
 
 def _freeze(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
@@ -71,16 +86,32 @@ def _freeze(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
         return torch.jit.freeze(torch.jit.trace(module.eval(), example, check_trace=False, strict=False))
 
 
+@dataclass
+class BatchPlan:
+    """The batches of a run, known once its first chunk is loaded: images per clean pass,
+    coalition images per model batch, and the model passes left."""
+
+    clean: int | None = None
+    batch: int | None = None
+    passes_left: int = 0
+
+    def sizes(self) -> tuple[int, ...]:
+        """The batch shapes a compiled model runs at: the clean pass's and the model batch's."""
+        return tuple(sorted({s for s in (self.clean, self.batch) if s}))
+
+
 class ModelRunner:
     """(B, C, H, W) pixels → (B, K) float32 logits for one run.
 
-    ``compile_sizes()`` names the batch shapes a compiled model runs at (asked on the first
-    batch, when the engine knows them). ``forward`` is built on the first batch (tracing needs
-    an input); ``optimized_as`` says what the model actually runs as (freeze may fall back).
+    ``plan`` (filled in by the engine before the first batch) names the batch shapes a compiled
+    model runs at and the passes left. ``forward`` is built on the first batch (tracing needs
+    an input); ``optimized_as`` says what the model actually runs as (freeze may fall back,
+    auto may decide not to compile). ``compile_cache``: a ``compile_cache.CompileCache``, or
+    None to compile in memory.
     """
 
     def __init__(self, model: nn.Module, *, device: str | torch.device = "cpu", precision: str = "fp32",
-                 optimize: str = "none", compile_sizes: Callable[[], tuple[int, ...]] = tuple) -> None:
+                 optimize: str = "none", compile_cache=None) -> None:
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
         self.channels_last = any(isinstance(m, nn.Conv2d) for m in self.model.modules())
@@ -92,12 +123,24 @@ class ModelRunner:
         self.optimized_as = "none"
         self.forward: Callable | None = None
         self.autocast_dtype = resolve_precision(precision, self.device)
-        self.compile_sizes = compile_sizes
+        self.precision = precision_name(self.autocast_dtype)  # 'auto' resolved
+        self.plan = BatchPlan()
+        self.compile_cache = compile_cache
+        self.compile_decision: str | None = None  # --optimize auto: what it chose and why
 
     @property
     def compile_s(self) -> float:
-        """Seconds spent compiling so far (0 unless --optimize compile)."""
+        """Seconds spent compiling so far (0 unless the model is compiled)."""
         return self.forward.compile_s if isinstance(self.forward, CompiledModel) else 0.0
+
+    @property
+    def load_s(self) -> float:
+        """Seconds spent loading compiled models from the cache so far."""
+        return self.forward.load_s if isinstance(self.forward, CompiledModel) else 0.0
+
+    def cache_used(self) -> bool:
+        f = self.forward
+        return isinstance(f, CompiledModel) and (f.cache is not None or bool(f.cache_hits + f.cache_misses))
 
     def logits(self, images: torch.Tensor, eager: bool = False) -> torch.Tensor:
         """(B, C, H, W) pixels -> (B, K) float32 logits, checked for shape. ``eager``: the model
@@ -110,21 +153,20 @@ class ModelRunner:
             if self.forward is None:
                 self.forward = self._make_forward(images)
             forward = self.forward
-        out = forward(images)
-        if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != images.shape[0]:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise IasideError(
-                f"the model returned {shape} for a batch of {images.shape[0]} images; "
-                "expected (B, K) logits — wrap it so forward returns class scores"
-            )
-        return out.float()
+        return check_scores(forward(images), images.shape[0])
 
     def _make_forward(self, example: torch.Tensor) -> Callable:
         """The callable the run uses, built for ``self.optimize`` on the first batch."""
         eager = _Logits(self.model, self.device.type, self.autocast_dtype)
         if self.optimize == "compile":
             self.optimized_as = "compile"
-            return CompiledModel(eager, sizes=self.compile_sizes)
+            return self._compiled(eager)
+        if self.optimize == "auto":
+            compiled = self._compiled(eager)
+            verdict, self.compile_decision = self.compile_pays(compiled, example)
+            note(f"--optimize auto: {self.compile_decision}")
+            self.optimized_as = "compile" if verdict else "none"
+            return compiled if verdict else eager
         if self.optimize == "none":
             return eager
         try:  # freeze: trace at 1 image, check at 3 or more in float32, then trace at the run's precision
@@ -146,6 +188,55 @@ class ModelRunner:
             return eager
         self.optimized_as = "freeze"
         return frozen
+
+    def _compiled(self, eager: _Logits) -> CompiledModel:
+        from ..compile_cache import model_fingerprint
+
+        fingerprint = model_fingerprint(self.model) if self.compile_cache is not None else None
+        return CompiledModel(eager, sizes=self.plan.sizes, cache=self.compile_cache, fingerprint=fingerprint,
+                             reduced_precision=self.autocast_dtype is not None)
+
+    def compile_pays(self, compiled: CompiledModel, example: torch.Tensor) -> tuple[bool, str]:
+        """--optimize auto: (compile?, the reason in one line). Yes when the cache holds the
+        model at every batch shape of the run; else when the model time compiling would save
+        (``COMPILE_SAVES`` of the run's passes at the eager speed measured on ``example``)
+        exceeds the compiling (the median build in this cache, else ``BUILD_S``, per shape)."""
+        c, h, w = example.shape[1:]
+        shapes = []
+        if self.plan.clean:
+            clean = torch.empty((self.plan.clean, c, h, w), device="meta")
+            shapes.append(clean.contiguous(memory_format=torch.channels_last) if self.channels_last else clean)
+        if self.plan.batch:
+            shapes.append(torch.empty((self.plan.batch, h, w, c), device="meta").movedim(-1, 1))
+        cache = self.compile_cache
+        missing = [s for s in shapes if cache is None or not cache.holds(compiled.key(s, self.device))]
+        if cache is not None and not missing:
+            return True, f"compiling from the cache in {cache.folder} (it holds this model at the run's batch shapes)"
+        self.sync()
+        t0 = time.perf_counter()
+        compiled.module(example)
+        self.sync()
+        model_s = self.plan.passes_left * (time.perf_counter() - t0) / len(example)
+        saves = COMPILE_SAVES.get(self.autocast_dtype, 0.12) * model_s
+        builds = cache.build_seconds() if cache is not None else []
+        cost = (float(np.median(builds)) if builds else BUILD_S) * len(missing)
+        verdict = saves > cost
+        where = "kept in the compiled-model cache for later runs" if cache is not None else "--no-cache: this run only"
+        what = "compiling" if verdict else "running the model as given (not compiling)"
+        return verdict, (f"{what}: compiling would save about {saves:.0f} s of the run's {model_s:.0f} s of model "
+                         f"time and cost about {cost:.0f} s ({where}); --optimize compile forces it")
+
+    def compile_info(self) -> dict | None:
+        """What --optimize compile/auto did: the cache folder (None: compiled in memory), batch
+        shapes loaded from the cache and built into it, and --optimize auto's reason."""
+        f = self.forward
+        if not isinstance(f, CompiledModel) and self.compile_decision is None:
+            return None
+        info = {"cache": str(self.compile_cache.folder) if self.compile_cache is not None else None,
+                "decision": self.compile_decision}
+        if isinstance(f, CompiledModel):
+            info.update(cache_hits=f.cache_hits, cache_misses=f.cache_misses, cached=f.cache is not None)
+        return info
 
     @staticmethod
     def check_finite(logits: torch.Tensor, describe: Callable[[int], str]) -> None:

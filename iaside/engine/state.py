@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -106,15 +107,20 @@ class EngineState:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> EngineState:
+        from ..validate import check_state_arrays
+
+        if not os.path.isfile(path):
+            raise IasideError(f"the saved state {path} is not a regular file; delete it to start the run over")
         names = {f.name for f in fields(cls)}
         try:
-            with np.load(path) as z:
+            with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k].copy() for k in z.files if k in names}
+            check_state_arrays(arrays, path)
             arrays.setdefault("skipped", np.zeros_like(arrays["done"]))  # states saved before skips existed
             arrays.setdefault("top1_hit", np.zeros(arrays["logp_nats"].shape, np.int8))  # ... before the top-1 record
             arrays.setdefault("top1_recorded", np.zeros_like(arrays["done"]))
             return cls(**arrays)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
             raise IasideError(
                 f"the saved state {path} is damaged ({type(err).__name__}: {err}); delete it to start the run over"
             ) from err

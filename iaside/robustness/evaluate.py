@@ -35,7 +35,7 @@ CE_CSV = "corruption_ce.csv"
 ADVERSARIAL_CSV = "adversarial.csv"
 
 
-@dataclass
+@dataclass(repr=False)
 class RobustnessReport:
     """One model's measured robustness on one data set.
 
@@ -58,6 +58,28 @@ class RobustnessReport:
     @property
     def name(self) -> str:
         return str(self.model.get("name") or self.model.get("spec"))
+
+    def __repr__(self) -> str:
+        from ..report.notebook import robustness_repr
+
+        return robustness_repr(self)
+
+    def _repr_html_(self) -> str:
+        from ..report.notebook import robustness_html
+
+        return robustness_html(self)
+
+    def plot(self, kind: str = "corruptions", ax=None):
+        """A matplotlib Figure: 'corruptions' (error per corruption) or 'adversarial' (accuracy against ε)."""
+        from ..report.figures import robustness_figure
+
+        return robustness_figure(self, ax, kind)
+
+    def to_pandas(self, kind: str = "corruptions"):
+        """One row per corruption (errors per severity, mean, CE) or, kind 'adversarial', per attack."""
+        from ..report.notebook import robustness_frame
+
+        return robustness_frame(self, kind)
 
     @property
     def mean_error(self) -> float:
@@ -185,10 +207,13 @@ class RobustnessReport:
                      + ("" if ce is None else f"   mCE {self.mce:.3f} (reference {self.reference['model'].get('name')})"))
         if self.corruptions:
             head = "".join(f"{'s' + str(s):>7}" for s in self.severities)
-            lines.append(f"{'corruption':<18}{head}{'CE':>8}")
+            lines.append(f"{'corruption':<18}{head}" + ("" if ce is None else f"{'CE':>8}"))
             for i, c in enumerate(self.corruptions):
                 ce_text = "" if ce is None else ("     n/a" if not np.isfinite(ce[i]) else f"{ce[i]:>8.3f}")
                 lines.append(f"{c:<18}" + "".join(f"{e:>7.3f}" for e in self.errors[i]) + ce_text)
+            if ce is None:
+                lines.append("no CE or mCE: they are errors relative to a reference model; pass --reference "
+                             "(a robustness.json of another model on these images, or a model spec)")
         for a in self.adversarial:
             lines.append(f"{a['label']:<18} accuracy {a['accuracy']:.3f}  ({a['steps']} steps)")
         return "\n".join(lines)

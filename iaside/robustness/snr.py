@@ -110,7 +110,7 @@ def _array(values) -> np.ndarray:
     return np.array([np.inf if v is None else v for v in values], np.float64)
 
 
-@dataclass
+@dataclass(repr=False)
 class SnrResult:
     """Every SNR curve of one run, with what was measured on what."""
 
@@ -121,6 +121,28 @@ class SnrResult:
     model: dict[str, Any] | None
     seed: int
     curves: list[SnrCurve]
+
+    def __repr__(self) -> str:
+        from ..report.notebook import snr_repr
+
+        return snr_repr(self)
+
+    def _repr_html_(self) -> str:
+        from ..report.notebook import snr_html
+
+        return snr_html(self)
+
+    def plot(self, ax=None):
+        """A matplotlib Figure: SNR (dB) per band per family (and, without ``ax``, on the radial grid)."""
+        from ..report.figures import snr_figure
+
+        return snr_figure(self, ax)
+
+    def to_pandas(self, rows: str = "name"):
+        """One row per perturbation ('name'), family ('family') or perturbation and level ('level'): dB per band, fit."""
+        from ..report.notebook import snr_frame
+
+        return snr_frame(self, rows)
 
     def _pooled(self, members: list[SnrCurve], name: str, family: str, level: str) -> SnrCurve:
         """The mean of ``members``' curves, with the decay fits redone on the mean."""
