@@ -1,0 +1,130 @@
+"""Mutation testing per module with mutmut (docs/proofs.md §6): `make mutation` or
+
+    python benchmarks/mutation.py [MODULE ...] [--timeout-s 3600] [--workdir /tmp/iaside-mutation]
+
+For each module: copy the repository to WORKDIR/MODULE, write a setup.cfg [mutmut] section that
+mutates only that file and runs only the tests that cover it (``MODULES``), run
+``mutmut run --max-children 1`` there (one worker: the CI machine has 2 cores), and count the
+outcome of every mutant. Prints one Markdown row per module (module, mutants, killed, survived,
+timeout, no tests, score, time) and writes the table and every survivor's name to
+WORKDIR/mutation.md; `mutmut show NAME` inside WORKDIR/MODULE prints a survivor's diff.
+
+Score = (killed + timeout) / (mutants − no tests): a mutant that makes the covering tests run
+past mutmut's timeout (15 × their clean time + 1 s) is caught; one that no selected test reaches
+counts in neither column and is listed. Not part of the default test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+MODULES: dict[str, tuple[str, list[str]]] = {
+    # module: (file, the tests that cover it; each run is restricted to these)
+    "spectral": ("iaside/spectral.py", ["tests/test_spectral.py", "tests/test_oracles.py", "tests/test_numbers.py"]),
+    "game": ("iaside/game.py", ["tests/test_game.py", "tests/test_oracles.py"]),
+    "fills": ("iaside/fills.py", ["tests/test_axioms.py", "tests/test_oracles.py", "tests/test_preset.py"]),
+    "coalitions": ("iaside/coalitions.py", ["tests/test_preset.py", "tests/test_oracles.py", "tests/test_axioms.py"]),
+    "summary": ("iaside/summary.py", ["tests/test_summary.py", "tests/test_numbers.py"]),
+    "plans": ("iaside/plans.py", ["tests/test_scaleout.py", "tests/test_game.py", "tests/test_performance_logic.py"]),
+    "metrics": ("iaside/robustness/metrics.py", ["tests/test_numbers.py", "tests/test_robustness.py", "-k",
+                                                 "ce or mce or report or compare or numbers"]),
+    "correlation": ("iaside/robustness/correlation.py", ["tests/test_numbers.py", "tests/test_robustness.py", "-k",
+                                                         "correlat or numbers"]),
+    "snr": ("iaside/robustness/snr.py", ["tests/test_numbers.py", "tests/test_robustness.py", "-k", "snr or numbers"]),
+    "result": ("iaside/result.py", ["tests/test_numbers.py", "tests/test_store.py", "tests/test_report.py"]),
+    "store": ("iaside/store.py", ["tests/test_store.py", "tests/test_numbers.py"]),
+}
+KILLED, TIMEOUT, SURVIVED, NO_TESTS = "killed", "timeout", "survived", "no tests"
+
+
+def prepare(module: str, workdir: Path) -> Path:
+    path, tests = MODULES[module]
+    dst = workdir / module
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "mutants", "runs", "__pycache__", ".pytest_cache", ".hypothesis", "*.pyc"))
+    lines = ["[mutmut]", "source_paths = iaside", f"only_mutate = {path}",
+             "pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
+    lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "process_isolation = forkserver", ""]
+    (dst / "setup.cfg").write_text("\n".join(lines))
+    return dst
+
+
+def run_module(module: str, workdir: Path, timeout_s: float) -> dict:
+    dst = prepare(module, workdir)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HYPOTHESIS_STORAGE_DIRECTORY=str(dst / ".hypothesis"))
+    t0 = time.time()
+    with open(dst / "mutmut-run.log", "w") as log:
+        try:
+            code = subprocess.run([str(BIN / "mutmut"), "run", "--max-children", "1"], cwd=dst, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s).returncode
+        except subprocess.TimeoutExpired:
+            code = "time limit"
+    seconds = time.time() - t0
+    listing = subprocess.run([str(BIN / "mutmut"), "results", "--all", "true"], cwd=dst, env=env,
+                             capture_output=True, text=True).stdout
+    status = dict(re.findall(r"^\s*(\S+__mutmut_\d+): (.+?)\s*$", listing, re.M))
+    counts = collections.Counter(status.values())
+    return {"module": module, "file": MODULES[module][0], "code": code, "seconds": seconds, "counts": counts,
+            "survivors": sorted(k for k, v in status.items() if v == SURVIVED),
+            "unreached": sorted(k for k, v in status.items() if v == NO_TESTS)}
+
+
+def row(r: dict) -> str:
+    c = r["counts"]
+    total = sum(c.values())
+    caught = c[KILLED] + c[TIMEOUT]
+    judged = total - c[NO_TESTS] - c["not checked"]
+    score = f"{100 * caught / judged:.1f} %" if judged else "-"
+    other = {k: v for k, v in c.items() if k not in (KILLED, TIMEOUT, SURVIVED, NO_TESTS)}
+    note = "" if r["code"] == 0 else f" (mutmut exit {r['code']})"
+    return (f"| {r['module']} | {total} | {c[KILLED]} | {c[TIMEOUT]} | {c[SURVIVED]} | {c[NO_TESTS]} | "
+            f"{', '.join(f'{k} {v}' for k, v in other.items()) or '-'} | {score} | {r['seconds'] / 60:.1f} min{note} |")
+
+
+HEAD = ("| module | mutants | killed | timeout | survived | no tests | other | score | time |\n"
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("modules", nargs="*", default=list(MODULES), help=f"any of {', '.join(MODULES)} (default all)")
+    ap.add_argument("--timeout-s", type=float, default=3600, help="give up on one module after this long")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/iaside-mutation"))
+    args = ap.parse_args(argv)
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        ap.error(f"unknown module(s) {unknown}; choose from {', '.join(MODULES)}")
+    if not (BIN / "mutmut").exists():
+        print(f"mutmut is not installed next to {sys.executable}: pip install -e '.[dev]'", file=sys.stderr)
+        return 2
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    print(HEAD, flush=True)
+    results = []
+    for module in args.modules:  # one at a time, one worker each
+        results.append(run_module(module, args.workdir, args.timeout_s))
+        print(row(results[-1]), flush=True)
+    text = [HEAD, *map(row, results), ""]
+    for r in results:
+        for kind in ("survivors", "unreached"):
+            if r[kind]:
+                text.append(f"{r['module']} {kind}: " + ", ".join(n.split(".")[-1] for n in r[kind]))
+    (args.workdir / "mutation.md").write_text("\n".join(text) + "\n")
+    print(f"table and survivors: {args.workdir / 'mutation.md'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
