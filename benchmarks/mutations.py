@@ -1,9 +1,13 @@
-"""Mutation check: the test suite must fail when the engine is broken (docs/proofs.md §6).
+"""Hand-made mutants: the suite must fail when a number is wrong (docs/proofs.md §6).
 
-    python benchmarks/mutations.py [all|NAME,NAME...] [pytest args...]
+    python benchmarks/mutations.py [all|core|numbers|NAME,NAME...] [pytest args...]
 
 Copies the repository to /tmp/mutant-NAME, applies one edit, checks that the copy's package is
-the one imported, runs the suite there and lists the failing tests (full logs in /tmp/mutation/).
+the one imported, runs the tests there and lists the failing ones (full logs in /tmp/mutation/).
+``core`` are the engine mutants (whole default suite unless pytest args are given); ``numbers``
+are the one-line mistakes an audit found surviving outside the core, each run on
+tests/test_numbers.py plus the files ``NUMBER_TESTS`` names. ``benchmarks/mutation.py`` is the
+systematic, per-module run with mutmut.
 """
 import os
 import re
@@ -36,6 +40,45 @@ MUTANTS = {
     "sid_no_shift": [("iaside/summary.py", "psi = phi - phi.min(axis=-1, keepdims=True)", "psi = np.abs(phi)  # MUTANT")],
 }
 
+NUMBERS = {
+    "ci_level_90": [("iaside/config.py", "    confidence: float = 0.95", "    confidence: float = 0.90  # MUTANT")],
+    "ci_alpha_one_tail": [("iaside/summary.py", "    alpha = (1.0 - confidence) / 2", "    alpha = 1.0 - confidence  # MUTANT")],
+    "per_class_by_top1": [("iaside/api.py", "phi_per_image, state.label[done], n_bootstrap=config.n_bootstrap",
+                           "phi_per_image, state.clean_top1[done], n_bootstrap=config.n_bootstrap")],
+    "ce_drop_last_severity": [("iaside/robustness/metrics.py",
+                               "model_sum, reference_sum = errors.sum(axis=1), reference.sum(axis=1)",
+                               "model_sum, reference_sum = errors[:, :-1].sum(axis=1), reference[:, :-1].sum(axis=1)")],
+    "mce_first_model": [("iaside/robustness/compare.py", "ref_report = entries[names.index(reference)].report",
+                         "ref_report = entries[0].report  # MUTANT")],
+    "report_phi_ci_is_sid": [("iaside/report/html.py", 'f"[{r.phi.low[i]:+.4f}, {r.phi.high[i]:+.4f}]"',
+                              'f"[{r.sid.low[i]:+.4f}, {r.sid.high[i]:+.4f}]"')],
+    "low_share_from_top": [("iaside/result.py", "return float(np.sum(self.sid.value[:n_low]))",
+                            "return float(np.sum(self.sid.value[-n_low:]))")],
+    "snr_family_last_member": [("iaside/robustness/snr.py", "band = np.mean([c.band_db for c in members], axis=0)",
+                                "band = members[-1].band_db  # MUTANT")],
+    "snr_ring_centres_left_edge": [("iaside/robustness/snr.py", "return (np.arange(n_rings) + 0.5) / n_rings",
+                                    "return np.arange(n_rings) / n_rings  # MUTANT")],
+    "snr_pooled_fit_on_ring_index": [("iaside/robustness/snr.py",
+                                      '"grid_exponential": fit_line(r, grid),\n                "grid_power"',
+                                      '"grid_exponential": fit_line(np.arange(self.n_rings), grid),\n                "grid_power"')],
+    "sorted_labels_numeric": [("iaside/data/datasets.py",
+                               "index, own_names = {c: i for i, c in enumerate(folders)}, folders",
+                               "folders = sorted(folders, key=lambda c: (len(c), c))  # MUTANT\n"
+                               "        index, own_names = {c: i for i, c in enumerate(folders)}, folders")],
+    "leaderboard_signed_ascending": [("iaside/store.py", "else r[by], reverse=True)",
+                                      "else r[by], reverse=by == 'score')  # MUTANT")],
+    "merge_skips_of_first_shard": [("iaside/engine.py", 'merged["skipped"] = np.maximum(self.skipped, other.skipped)',
+                                    'merged["skipped"] = self.skipped.copy()  # MUTANT')],
+    "correlation_ci_one_tail": [("iaside/robustness/correlation.py", "            alpha = (1.0 - confidence) / 2",
+                                 "            alpha = 1.0 - confidence  # MUTANT")],
+    "kendall_tau_a": [("iaside/robustness/correlation.py",
+                       "den = np.sqrt((sx * sx).sum(axis=(1, 2)) * (sy * sy).sum(axis=(1, 2)))",
+                       "den = np.full(num.shape, float(x.shape[1] * (x.shape[1] - 1)))  # MUTANT")],
+}
+MUTANTS.update(NUMBERS)
+NUMBER_TESTS = ["tests/test_numbers.py", "tests/test_robustness.py", "tests/test_store.py", "tests/test_data.py"]
+
+
 def copy(dst):
     if os.path.exists(dst):
         shutil.rmtree(dst)
@@ -65,5 +108,8 @@ def main(names, test_args):
             print("   ", f, flush=True)
 
 if __name__ == "__main__":
-    names = sys.argv[1].split(",") if len(sys.argv) > 1 and sys.argv[1] != "all" else list(MUTANTS)
-    main(names, sys.argv[2:])
+    which = sys.argv[1] if len(sys.argv) > 1 else "all"
+    groups = {"all": list(MUTANTS), "numbers": list(NUMBERS), "core": [m for m in MUTANTS if m not in NUMBERS]}
+    names = groups.get(which) or which.split(",")
+    args = sys.argv[2:] or (NUMBER_TESTS if all(n in NUMBERS for n in names) else [])
+    main(names, args)
