@@ -6,7 +6,7 @@ PIP    := $(BIN)/pip install --quiet --constraint constraints.txt
 STAMP  := $(VENV)/.installed
 EXTRAS ?= lite,onnx,photos,robustness,dev
 
-.PHONY: install demo test test-all clean
+.PHONY: install demo test test-all mutation clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: $(STAMP)  ## the default suite (fast, CPU)
 
 test-all: $(STAMP)  ## including the slow studies
 	$(BIN)/python -m pytest -q -m ''
+
+mutation: $(STAMP)  ## mutmut per module, one worker (long: tens of minutes a module); MODULES="summary snr" for some
+	$(BIN)/python benchmarks/mutation.py $(MODULES)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -5,8 +5,8 @@
 Copies the repository to /tmp/mutant-NAME, applies one edit, checks that the copy's package is
 the one imported, runs the tests there and lists the failing ones (full logs in /tmp/mutation/).
 ``core`` are the engine mutants (whole default suite unless pytest args are given); ``numbers``
-are the one-line mistakes an audit found surviving outside the core, each run on
-tests/test_numbers.py plus the files ``NUMBER_TESTS`` names. ``benchmarks/mutation.py`` is the
+are the one-line mistakes an audit found surviving outside the core, each run (unless pytest
+args are given) on the tests ``NUMBER_TESTS`` names as built to catch it. ``benchmarks/mutation.py`` is the
 systematic, per-module run with mutmut.
 """
 import os
@@ -76,7 +76,32 @@ NUMBERS = {
                        "den = np.full(num.shape, float(x.shape[1] * (x.shape[1] - 1)))  # MUTANT")],
 }
 MUTANTS.update(NUMBERS)
-NUMBER_TESTS = ["tests/test_numbers.py", "tests/test_robustness.py", "tests/test_store.py", "tests/test_data.py"]
+N = "tests/test_numbers.py::"
+NUMBER_TESTS = {  # the tests built to catch each mutant (all in the default suite)
+    "ci_level_90": [N + "test_a_run_reports_95_percent_intervals_of_its_own_resamples",
+                    N + "test_every_number_of_show_is_result_json"],
+    "ci_alpha_one_tail": [N + "test_bootstrap_interval_is_at_the_stated_level",
+                          N + "test_a_run_reports_95_percent_intervals_of_its_own_resamples"],
+    "per_class_by_top1": [N + "test_per_class_views_group_by_the_label_not_the_top1"],
+    "ce_drop_last_severity": [N + "test_corruption_error_sums_every_severity",
+                              "tests/test_robustness.py::test_ce_and_mce_on_a_hand_made_table"],
+    "mce_first_model": [N + "test_mce_is_relative_to_the_named_reference_not_the_first_model",
+                        N + "test_compare_command_puts_every_model_on_the_named_reference"],
+    "report_phi_ci_is_sid": [N + "test_every_number_of_the_html_report_is_result_json"],
+    "low_share_from_top": [N + "test_every_number_of_the_html_report_is_result_json",
+                           N + "test_every_number_of_show_is_result_json"],
+    "snr_family_last_member": [N + "test_snr_families_pool_every_member_at_every_severity_and_refit"],
+    "snr_ring_centres_left_edge": [N + "test_ring_centres_are_the_middle_of_each_ring",
+                                   N + "test_snr_families_pool_every_member_at_every_severity_and_refit"],
+    "snr_pooled_fit_on_ring_index": [N + "test_snr_families_pool_every_member_at_every_severity_and_refit"],
+    "sorted_labels_numeric": [N + "test_sorted_labels_order_folders_as_strings_like_imagefolder"],
+    "leaderboard_signed_ascending": [N + "test_leaderboard_order_for_every_by",
+                                     "tests/test_store.py::test_leaderboard_ranks_models_within_one_configuration"],
+    "merge_skips_of_first_shard": [N + "test_merge_keeps_the_skips_of_every_shard",
+                                   N + "test_merged_shards_list_each_skipped_image_once"],
+    "correlation_ci_one_tail": [N + "test_correlations_with_ties_and_both_signs"],
+    "kendall_tau_a": [N + "test_correlations_with_ties_and_both_signs"],
+}
 
 
 def copy(dst):
@@ -88,6 +113,7 @@ def copy(dst):
 def main(names, test_args):
     os.makedirs("/tmp/mutation", exist_ok=True)
     for name in names:
+        args = test_args or NUMBER_TESTS.get(name, [])
         dst = f"/tmp/mutant-{name}"
         copy(dst)
         for path, old, new in MUTANTS[name]:
@@ -99,7 +125,7 @@ def main(names, test_args):
         where = subprocess.run([PY, "-c", "import iaside; print(iaside.__file__)"], cwd=dst, env=env, capture_output=True, text=True).stdout.strip()
         assert where.startswith(dst), where
         t0 = time.time()
-        out = subprocess.run([PY, "-m", "pytest", "-q", "--tb=line", "-rf", "-p", "no:cacheprovider", *test_args], cwd=dst, env=env, capture_output=True, text=True)
+        out = subprocess.run([PY, "-m", "pytest", "-q", "--tb=line", "-rf", "-p", "no:cacheprovider", *args], cwd=dst, env=env, capture_output=True, text=True)
         failed = sorted(set(re.findall(r"^FAILED (\S+)", out.stdout, re.M)))
         summary = out.stdout.strip().splitlines()[-1]
         open(f"/tmp/mutation/{name}.txt", "w").write(out.stdout + out.stderr)
@@ -111,5 +137,4 @@ if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     groups = {"all": list(MUTANTS), "numbers": list(NUMBERS), "core": [m for m in MUTANTS if m not in NUMBERS]}
     names = groups.get(which) or which.split(",")
-    args = sys.argv[2:] or (NUMBER_TESTS if all(n in NUMBERS for n in names) else [])
-    main(names, args)
+    main(names, sys.argv[2:])
