@@ -31,3 +31,70 @@ def test_square_masks_are_boolean():
     masks = square_band_masks_centred(8, 3)
     assert masks.dtype == np.bool_ and band_masks(8, 8, 3, "square").dtype == torch.bool
     assert masks.sum(axis=0).max() == 1 and masks.sum() == 64
+
+
+# ---------------------------------------------------------------- summary
+
+def _phi(n: int, m: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, m)) * 0.3 + np.linspace(1.0, 0.1, m)
+
+
+def test_summarize_reports_every_statistic_with_the_given_beta():
+    from iaside.summary import score, score_signed, sid_from_phi, signed_shares, summarize
+
+    phi = _phi(9, 5)
+    out = summarize(phi, np.arange(9) % 2, n_bootstrap=50, beta=0.5)
+    mean = phi.mean(axis=0)
+    b = 0.5 ** np.arange(5)
+    b_hat, eta = b / np.linalg.norm(b), b.sum() / (5 * np.linalg.norm(b))
+    sid = sid_from_phi(mean)
+    assert float(out["score"].value) == pytest.approx(abs(sid @ b_hat - eta) / (1 - eta))
+    assert float(out["score_signed"].value) == pytest.approx((sid @ b_hat - eta) / (b_hat[0] - eta))
+    assert float(out["score"].value) != pytest.approx(float(score(sid)))  # β = 0.75 would differ
+    assert float(out["score_signed"].value) != pytest.approx(float(score_signed(sid)))
+    np.testing.assert_allclose(out["shares"].value, mean / mean.sum())
+    np.testing.assert_allclose(out["shares"].value, signed_shares(mean))
+    assert np.all(out["shares"].low <= out["shares"].high) and np.all(np.isfinite(out["score_signed"].low))
+
+
+def test_summarize_defaults_are_the_documented_ones():
+    from iaside.summary import summarize
+
+    phi = _phi(7, 4, seed=1)
+    default = summarize(phi, np.zeros(7, int))
+    explicit = summarize(phi, np.zeros(7, int), n_bootstrap=1000, confidence=0.95, seed=0, beta=0.75)
+    for key in ("phi", "sid", "shares", "score", "score_signed"):
+        for part in ("value", "low", "high"):
+            np.testing.assert_array_equal(getattr(default[key], part), getattr(explicit[key], part))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # M = 1: the score is 0/0
+@pytest.mark.parametrize("n_images, n_bands, n_bootstrap, has_interval", [
+    (1, 4, 100, False),  # one image: nothing to resample
+    (2, 4, 100, True),
+    (3, 1, 100, True),   # one band still has an interval
+    (5, 4, 0, False),    # resampling switched off
+    (5, 4, 1, True),
+])
+def test_intervals_exist_exactly_when_there_is_something_to_resample(n_images, n_bands, n_bootstrap, has_interval):
+    from iaside.summary import summarize
+
+    phi = _phi(n_images, n_bands, seed=2)
+    out = summarize(phi, np.zeros(n_images, int), n_bootstrap=n_bootstrap)
+    assert np.all(np.isfinite(out["phi"].low)) == has_interval and np.all(np.isnan(out["phi"].high)) != has_interval
+    np.testing.assert_allclose(out["phi"].value, phi.mean(axis=0))
+
+
+def test_estimate_round_trips_scalars_as_floats_and_vectors_as_float64():
+    from iaside.summary import Estimate
+
+    e = Estimate(np.array([0.25, 0.75]), np.array([0.1, 0.5]), np.array([0.4, 0.9]))
+    d = e.to_dict()
+    assert d == {"value": [0.25, 0.75], "low": [0.1, 0.5], "high": [0.4, 0.9]}
+    back = Estimate.from_dict(d)
+    assert back.value.dtype == np.float64 and back.value.tolist() == [0.25, 0.75] and back.high.tolist() == [0.4, 0.9]
+    s = Estimate.from_dict(Estimate(np.float64(0.5), 0.25, 1).to_dict())
+    assert (s.value, s.low, s.high) == (0.5, 0.25, 1.0) and all(type(v) is float for v in (s.value, s.low, s.high))
+    ints = Estimate.from_dict({"value": [1, 2], "low": [0, 1], "high": [2, 3]})
+    assert ints.value.dtype == np.float64
