@@ -82,8 +82,23 @@ def test_intervals_exist_exactly_when_there_is_something_to_resample(n_images, n
 
     phi = _phi(n_images, n_bands, seed=2)
     out = summarize(phi, np.zeros(n_images, int), n_bootstrap=n_bootstrap)
-    assert np.all(np.isfinite(out["phi"].low)) == has_interval and np.all(np.isnan(out["phi"].high)) != has_interval
+    for key in ("phi", "sid", "shares", "score", "score_signed") if n_bands > 1 else ("phi", "sid", "shares"):
+        low, high = np.asarray(out[key].low, np.float64), np.asarray(out[key].high, np.float64)
+        assert low.shape == high.shape == np.shape(out[key].value), key
+        assert np.all(np.isfinite(low)) == has_interval and np.all(np.isnan(high)) != has_interval, key
     np.testing.assert_allclose(out["phi"].value, phi.mean(axis=0))
+
+
+def test_per_class_statistics_use_each_labels_own_images():
+    from iaside.summary import sid_from_phi, summarize
+
+    phi = _phi(7, 3, seed=4)
+    labels = np.array([2, 0, 2, 2, 5, 0, 2])
+    per_class = summarize(phi, labels, n_bootstrap=0)["per_class"]
+    assert sorted(per_class) == [0, 2, 5] and [per_class[k]["n"] for k in (0, 2, 5)] == [2, 4, 1]
+    for k in (0, 2, 5):
+        np.testing.assert_allclose(per_class[k]["phi"], phi[labels == k].mean(axis=0))
+        np.testing.assert_allclose(per_class[k]["sid"], sid_from_phi(phi[labels == k].mean(axis=0)))
 
 
 def test_estimate_round_trips_scalars_as_floats_and_vectors_as_float64():
