@@ -1,6 +1,6 @@
 """Mutation testing per module with mutmut (docs/proofs.md §6): `make mutation` or
 
-    python benchmarks/mutation.py [MODULE ...] [--timeout-s 3600] [--workdir /tmp/iaside-mutation]
+    python benchmarks/mutation.py [MODULE ...] [--timeout-s 3600] [--workdir /tmp/iaside-mutation] [--recheck]
 
 For each module: copy the repository to WORKDIR/MODULE, write a setup.cfg [mutmut] section that
 mutates only that file and runs only the tests that cover it (``MODULES``), run
@@ -76,21 +76,34 @@ def prepare(module: str, workdir: Path) -> Path:
     return dst
 
 
-def run_module(module: str, workdir: Path, timeout_s: float) -> dict:
-    dst = prepare(module, workdir)
+def _status(dst: Path, env: dict) -> dict[str, str]:
+    listing = subprocess.run([str(BIN / "mutmut"), "results", "--all", "true"], cwd=dst, env=env,
+                             capture_output=True, text=True).stdout
+    return dict(re.findall(r"^\s*(\S+__mutmut_\d+): (.+?)\s*$", listing, re.M))
+
+
+def run_module(module: str, workdir: Path, timeout_s: float, recheck: bool = False) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HYPOTHESIS_STORAGE_DIRECTORY=str(dst / ".hypothesis"))
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    dst, names = workdir / module, []
+    if recheck and (dst / "mutants").is_dir():  # the same mutants against the current tests
+        names = [k for k, v in _status(dst, env).items() if v in (SURVIVED, NO_TESTS, "not checked")]
+        for target in (dst / "tests", dst / "mutants" / "tests"):
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(ROOT / "tests", target, ignore=shutil.ignore_patterns("__pycache__"))
+        (dst / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)  # new tests: collect coverage again
+    else:
+        dst = prepare(module, workdir)
+    env["HYPOTHESIS_STORAGE_DIRECTORY"] = str(dst / ".hypothesis")
     t0 = time.time()
-    with open(dst / "mutmut-run.log", "w") as log:
+    with open(dst / "mutmut-run.log", "a" if recheck else "w") as log:
         try:
-            code = subprocess.run([str(BIN / "mutmut"), "run", "--max-children", "1"], cwd=dst, env=env,
+            code = subprocess.run([str(BIN / "mutmut"), "run", "--max-children", "1", *names], cwd=dst, env=env,
                                   stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s).returncode
         except subprocess.TimeoutExpired:
             code = "time limit"
     seconds = time.time() - t0
-    listing = subprocess.run([str(BIN / "mutmut"), "results", "--all", "true"], cwd=dst, env=env,
-                             capture_output=True, text=True).stdout
-    status = dict(re.findall(r"^\s*(\S+__mutmut_\d+): (.+?)\s*$", listing, re.M))
+    status = _status(dst, env)
     counts = collections.Counter(status.values())
     return {"module": module, "file": MODULES[module][0], "code": code, "seconds": seconds, "counts": counts,
             "survivors": sorted(k for k, v in status.items() if v == SURVIVED),
@@ -118,6 +131,8 @@ def main(argv=None) -> int:
     ap.add_argument("modules", nargs="*", default=list(MODULES), help=f"any of {', '.join(MODULES)} (default all)")
     ap.add_argument("--timeout-s", type=float, default=3600, help="give up on one module after this long")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/iaside-mutation"))
+    ap.add_argument("--recheck", action="store_true",
+                    help="rerun only the survivors of an earlier run in WORKDIR against the current tests")
     args = ap.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
@@ -129,7 +144,7 @@ def main(argv=None) -> int:
     print(HEAD, flush=True)
     results = []
     for module in args.modules:  # one at a time, one worker each
-        results.append(run_module(module, args.workdir, args.timeout_s))
+        results.append(run_module(module, args.workdir, args.timeout_s, args.recheck))
         print(row(results[-1]), flush=True)
     text = [HEAD, *map(row, results), ""]
     for r in results:

@@ -113,3 +113,22 @@ def test_estimate_round_trips_scalars_as_floats_and_vectors_as_float64():
     assert (s.value, s.low, s.high) == (0.5, 0.25, 1.0) and all(type(v) is float for v in (s.value, s.low, s.high))
     ints = Estimate.from_dict({"value": [1, 2], "low": [0, 1], "high": [2, 3]})
     assert ints.value.dtype == np.float64
+
+
+def test_sid_and_shares_work_row_by_row_and_quietly():
+    import warnings
+
+    from iaside.summary import bootstrap_means, sid_from_phi, signed_shares, summarize
+
+    phi = np.array([[0.5, 0.25, 0.25], [1.0, 2.0, 1.0]])
+    np.testing.assert_allclose(signed_shares(phi), [[0.5, 0.25, 0.25], [0.25, 0.5, 0.25]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a constant φ has Σψ = 0: uniform, without a 0/0 on the way
+        flat = sid_from_phi(np.array([[0.3, 0.3, 0.3, 0.3], [1.0, 0.0, 0.0, 1.0]]))
+    assert flat.dtype == np.float64 and flat.tolist() == [[0.25] * 4, [0.5, 0.0, 0.0, 0.5]]
+    per_image = _phi(10, 4, seed=5)
+    out = summarize(per_image, np.zeros(10, int), n_bootstrap=300, seed=3)
+    means = bootstrap_means(per_image, 300, 3)
+    shares = means / means.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(out["shares"].low, np.percentile(shares, 2.5, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(out["shares"].high, np.percentile(shares, 97.5, axis=0), rtol=1e-12)
