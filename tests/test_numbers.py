@@ -430,3 +430,31 @@ def test_merged_shards_list_each_skipped_image_once(tmp_path, scripted, capsys):
     d = json.loads((tmp_path / "m" / "result.json").read_text())
     assert sorted(s["name"] for s in d["data"]["skipped"]) == ["0/broken.png", "2/empty.png"]
     assert d["data"]["n_images"] == 7 and d["data"]["n_images_available"] == 9
+
+
+@pytest.mark.xfail(strict=True, reason="shards keep no skip reasons: a merged run calls every skipped image "
+                                       "'unreadable' (iaside.api.build_result's default)")
+def test_merged_shards_keep_why_each_image_was_skipped(tmp_path, scripted, capsys):
+    root = write_image_folder(tmp_path / "imgs", 4)
+    (root / "1" / "huge.png").write_bytes(_png_header(15000, 15000))
+    base = ["run", "--model", f"torchscript:{scripted}", "--data", str(root), "--input-size", "32",
+            "--resize-size", "32", "--bands", "2", "--bootstrap", "0", "--quiet", "--on-bad-image", "skip"]
+    assert main(base + ["--out", str(tmp_path / "whole")]) == 0
+    for i in range(2):
+        assert main(base + ["--shard", f"{i}/2", "--out", str(tmp_path / f"s{i}")]) == 0
+    assert main(["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "m")]) == 0
+    whole, merged = (json.loads((tmp_path / d / "result.json").read_text())["data"]["skipped"] for d in ("whole", "m"))
+    assert "too large" in whole[0]["reason"]
+    assert merged == whole
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares width × height pixels and holds almost none."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
