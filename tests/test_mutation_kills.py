@@ -134,3 +134,32 @@ def test_sid_and_shares_work_row_by_row_and_quietly():
     shares = means / means.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(out["shares"].low, np.percentile(shares, 2.5, axis=0), rtol=1e-12)
     np.testing.assert_allclose(out["shares"].high, np.percentile(shares, 97.5, axis=0), rtol=1e-12)
+
+
+# ---------------------------------------------------------------- robustness/metrics
+
+def test_top1_error_counts_the_wrong_predictions():
+    from iaside.robustness.metrics import top1_error
+
+    assert top1_error(np.array([1, 2, 3, 4, 5]), np.array([1, 0, 0, 0, 5])) == pytest.approx(0.6)  # accuracy 0.4
+    assert top1_error(np.array([3]), np.array([3])) == 0.0 and top1_error([2], [1]) == 1.0
+    with pytest.raises(IasideError, match=r"got \(3,\) and \(2,\)$"):
+        top1_error(np.array([1, 2, 3]), np.array([1, 2]))
+    with pytest.raises(IasideError, match="equally many"):
+        top1_error(np.array([], int), np.array([], int))
+
+
+def test_ce_tables_from_json_nulls_and_empty_inputs_are_nan_quietly():
+    import warnings
+
+    from iaside.robustness.metrics import corruption_errors, mean_ce, mean_corruption_error
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert mean_ce([0.8, None, 1.2]) == pytest.approx(1.0)  # null in JSON = undefined CE
+        assert np.isnan(mean_ce([float("nan"), float("nan")])) and np.isnan(mean_ce([]))
+        assert np.isnan(mean_corruption_error(np.zeros((0, 5)))) and np.isnan(mean_corruption_error([[0.2, None]]))
+        ce = corruption_errors([[0.1, 0.3], [0.2, 0.2]], [[0.0, 0.0], [0.1, 0.3]])
+    assert np.isnan(ce[0]) and ce[1] == pytest.approx(1.0)
+    with pytest.raises(IasideError, match="same corruptions and severities$"):
+        corruption_errors(np.zeros((2, 3)), np.zeros((2, 2)))
