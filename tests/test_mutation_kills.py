@@ -163,3 +163,27 @@ def test_ce_tables_from_json_nulls_and_empty_inputs_are_nan_quietly():
     assert np.isnan(ce[0]) and ce[1] == pytest.approx(1.0)
     with pytest.raises(IasideError, match="same corruptions and severities$"):
         corruption_errors(np.zeros((2, 3)), np.zeros((2, 2)))
+
+
+# ---------------------------------------------------------------- robustness/correlation
+
+def test_correlation_table_nests_score_measure_method_and_passes_its_options():
+    from iaside.robustness.correlation import METHODS, correlate, correlation_table
+
+    scores = {"score": np.array([0.1, 0.4, 0.2, 0.5, 0.3]), "score_signed": np.array([0.3, -0.2, 0.1, -0.4, 0.0])}
+    measures = {"mCE": np.array([1.2, 0.7, 1.0, 0.8, 0.9]), "acc": np.array([0.1, 0.5, 0.2, 0.3, 0.6])}
+    table = correlation_table(scores, measures, n_bootstrap=60, confidence=0.8, seed=3)
+    keys = [(c.x, c.y, c.method) for c in table]
+    assert keys == [(x, y, m) for x in scores for y in measures for m in METHODS]
+    for c in table:
+        expected = correlate(scores[c.x], measures[c.y], c.method, x_name=c.x, y_name=c.y, n_bootstrap=60,
+                             confidence=0.8, seed=3)
+        assert c == expected and c.n_bootstrap == 60 and c.confidence == 0.8
+    default = correlation_table(scores, measures, methods=("pearson",))
+    assert [c.method for c in default] == ["pearson"] * 4 and {c.n_bootstrap for c in default} == {2000}
+    assert {(c.confidence, c.n_valid > 1900) for c in default} == {(0.95, True)}
+    assert default[0] == correlate(scores["score"], measures["mCE"], "pearson", x_name="score", y_name="mCE")
+    d = table[0].to_dict()
+    assert d["x"] == "score" and d["y"] == "mCE" and d["method"] == METHODS[0] and d["r"] == table[0].r
+    assert set(d) == {"method", "x", "y", "n", "r", "p_value", "low", "high", "n_bootstrap", "n_valid", "confidence",
+                      "p_method"}
