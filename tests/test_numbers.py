@@ -283,9 +283,9 @@ def test_corruption_error_sums_every_severity():
 
 # ---------------------------------------------------------------- correlations
 
-X_TIED = np.array([1.0, 2.0, 2.0, 3.0, 5.0, 5.0, 7.0])
-Y_UP = np.array([0.3, 0.1, 0.4, 0.4, 0.9, 0.6, 0.8])  # ties in both, positive
-Y_DOWN = -np.array([0.3, 0.5, 0.2, 0.2, 0.9, 0.7, 1.1])  # ties, negative
+X_TIED = np.array([1.0, 2.0, 2.0, 3.0, 5.0, 5.0])
+Y_UP = np.array([0.3, 0.1, 0.4, 0.4, 0.9, 0.6])  # ties in both, positive
+Y_DOWN = -np.array([0.3, 0.5, 0.2, 0.2, 0.9, 0.7])  # ties, negative
 
 
 @pytest.mark.parametrize("y", [Y_UP, Y_DOWN], ids=["positive", "negative"])
@@ -294,15 +294,15 @@ Y_DOWN = -np.array([0.3, 0.5, 0.2, 0.2, 0.9, 0.7, 1.1])  # ties, negative
 def test_correlations_with_ties_and_both_signs(method, fn, y):
     """r is scipy's (τ-b, average ranks), the p-value the exact permutation test enumerated here,
     the interval the percentile interval of scipy's statistic over the same model resamples."""
-    c = correlate(X_TIED, y, method, n_bootstrap=300, confidence=0.9, seed=4)
+    c = correlate(X_TIED, y, method, n_bootstrap=200, confidence=0.9, seed=4)
     r = float(fn(X_TIED, y)[0])
-    assert np.sign(r) == np.sign(y[-1] - y[0]) and 0.3 < abs(r) < 1
+    assert np.sign(r) == np.sign(y[-1] - y[0]) and 0.3 < abs(r) < 1 and c.p_value < 1
     assert c.r == pytest.approx(r, abs=1e-12)
-    null = np.array([float(fn(X_TIED, y[list(p)])[0]) for p in itertools.permutations(range(7))])
+    null = np.array([float(fn(X_TIED, y[list(p)])[0]) for p in itertools.permutations(range(6))])
     two_sided = min(1.0, 2 * min(np.mean(null >= r - 1e-12), np.mean(null <= r + 1e-12)))
     assert c.p_value == pytest.approx(two_sided, rel=1e-9)
     rng = np.random.default_rng(np.random.SeedSequence([4, 0xC0FF]))
-    rows = rng.integers(0, 7, size=(300, 7))
+    rows = rng.integers(0, 6, size=(200, 6))
     boot = [float(fn(X_TIED[i], y[i])[0]) for i in rows if np.ptp(X_TIED[i]) > 0 and np.ptp(y[i]) > 0]
     assert c.n_valid == len(boot)
     assert (c.low, c.high) == pytest.approx(tuple(np.percentile(boot, [5, 95])), abs=1e-9)
