@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import re
 import shutil
@@ -92,6 +93,11 @@ def run_module(module: str, workdir: Path, timeout_s: float, recheck: bool = Fal
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(ROOT / "tests", target, ignore=shutil.ignore_patterns("__pycache__"))
         (dst / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)  # new tests: collect coverage again
+        meta_path = dst / "mutants" / (MODULES[module][0] + ".meta")  # forget their verdicts, or mutmut keeps them
+        meta = json.loads(meta_path.read_text())
+        for name in names:
+            meta["exit_code_by_key"][name] = None
+        meta_path.write_text(json.dumps(meta))
     else:
         dst = prepare(module, workdir)
     env["HYPOTHESIS_STORAGE_DIRECTORY"] = str(dst / ".hypothesis")
