@@ -21,11 +21,11 @@ PY = sys.executable
 MUTANTS = {
     "baseline": [],
     "swap_bands": [("iaside/spectral.py",
-        "def band_masks(h: int, w: int, n_bands: int = 8, partition: str = \"linf\") -> torch.Tensor:",
-        "def band_masks(h: int, w: int, n_bands: int = 8, partition: str = \"linf\") -> torch.Tensor:\n"
+        "def band_masks(h: int, w: int, n_bands: int, partition: str = \"linf\") -> torch.Tensor:",
+        "def band_masks(h: int, w: int, n_bands: int, partition: str = \"linf\") -> torch.Tensor:\n"
         "    masks = _true_band_masks(h, w, n_bands, partition)\n"
         "    return masks[[1, 0, *range(2, n_bands)]] if n_bands >= 2 else masks  # MUTANT: rows 0 and 1 swapped\n\n\n"
-        "def _true_band_masks(h: int, w: int, n_bands: int = 8, partition: str = \"linf\") -> torch.Tensor:")],
+        "def _true_band_masks(h: int, w: int, n_bands: int, partition: str = \"linf\") -> torch.Tensor:")],
     "no_weight_norm": [("iaside/game.py",
         "return factorial(size) * factorial(n_players - size - 1) / factorial(n_players)",
         "return factorial(size) * factorial(n_players - size - 1)  # MUTANT: no / M!")],
@@ -42,7 +42,8 @@ MUTANTS = {
 
 NUMBERS = {
     "ci_level_90": [("iaside/config.py", "    confidence: float = 0.95", "    confidence: float = 0.90  # MUTANT")],
-    "ci_alpha_one_tail": [("iaside/summary.py", "    alpha = (1.0 - confidence) / 2", "    alpha = 1.0 - confidence  # MUTANT")],
+    "ci_alpha_one_tail": [("iaside/summary.py", "    alpha = (1.0 - confidence) / 2\n    if n_bootstrap > 0",
+                           "    alpha = 1.0 - confidence  # MUTANT\n    if n_bootstrap > 0")],
     "per_class_by_top1": [("iaside/api.py", "phi_per_image, state.label[done], n_bootstrap=config.n_bootstrap",
                            "phi_per_image, state.clean_top1[done], n_bootstrap=config.n_bootstrap")],
     "ce_drop_last_severity": [("iaside/robustness/metrics.py",
@@ -67,8 +68,8 @@ NUMBERS = {
                                "        index, own_names = {c: i for i, c in enumerate(folders)}, folders")],
     "leaderboard_signed_ascending": [("iaside/store.py", "else r[by], reverse=True)",
                                       "else r[by], reverse=by == 'score')  # MUTANT")],
-    "merge_skips_of_first_shard": [("iaside/engine.py", 'merged["skipped"] = np.maximum(self.skipped, other.skipped)',
-                                    'merged["skipped"] = self.skipped.copy()  # MUTANT')],
+    "merge_skips_of_first_shard": [("iaside/engine/state.py", '    skipped: np.ndarray = _per_image("max")',
+                                    '    skipped: np.ndarray = _per_image("sum")  # MUTANT: skips added')],
     "correlation_ci_one_tail": [("iaside/robustness/correlation.py", "            alpha = (1.0 - confidence) / 2",
                                  "            alpha = 1.0 - confidence  # MUTANT")],
     "kendall_tau_a": [("iaside/robustness/correlation.py",
