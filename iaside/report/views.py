@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .figures import HIGH_COLOUR, LOW_COLOUR, _plt, _png
+from ..display import _plt
+from ..display import png as _png
+from .figures import HIGH_COLOUR, LOW_COLOUR
 
 
 def interaction_heatmap(result) -> bytes:
