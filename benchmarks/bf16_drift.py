@@ -83,7 +83,7 @@ def main() -> None:
     from iaside.coalitions import CoalitionSynthesizer
     from iaside.data import open_dataset
     from iaside.compiled import CompiledModel
-    from iaside.engine import _Logits
+    from iaside.engine.runner import _Logits
     from iaside.fills import partner_index
     from iaside.game import coalition_bits
     from iaside.models import load_model

@@ -1,6 +1,11 @@
 """Engine speed against the model alone and against the authors' design, one process, one table.
 
     python benchmarks/engine.py [--images 20] [--rounds 3] [--bands 8] [--batch-size 64]
+                                [--model SPEC [--weights FILE] [--num-classes K]]
+
+``--model`` times any model spec (default efficientnet-lite0), e.g. ``timm:resnet18`` or
+``timm:vit_tiny_patch16_224`` with ``--weights`` (a local file, random weights will do: the
+timing does not depend on them), each against its own floor.
 
 Rows, measured interleaved in each round (median and min–max over rounds):
 - floor: the same N·2**M coalition images, prepared in advance (untimed, 2048 at a time), through the model in
@@ -116,6 +121,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bands", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--model", default="efficientnet-lite0", help="the model spec to time (default "
+                        "efficientnet-lite0), e.g. timm:resnet18, timm:vit_tiny_patch16_224, hf:DIR")
+    parser.add_argument("--weights", help="weights file for the --model (timm:, torchvision:, module:)")
+    parser.add_argument("--num-classes", type=int, help="head size of --weights (default: read from them)")
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--variants", nargs="+", default=["fp32", "bf16", "fp32+freeze", "bf16+freeze"],
                         help="engine variants: precision, optionally +freeze or +compile")
@@ -126,7 +135,7 @@ def main() -> None:
     from iaside.models import load_model
     from iaside.spectral import band_masks
 
-    loaded = load_model("efficientnet-lite0")
+    loaded = load_model(args.model, weights=args.weights, num_classes=args.num_classes)
     dataset = open_dataset("samples:imagenet", loaded.data_config, samples=args.images, seed=0)  # = explain's subset
     n, m, bs = len(dataset), args.bands, args.batch_size
     masks = band_masks(*loaded.data_config.input_size, m, "linf")
@@ -169,7 +178,8 @@ def main() -> None:
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in rows.items()), flush=True)
 
     floor = statistics.median(rows["floor fp32"])
-    print(f"\nEfficientNet-Lite0 at 224, samples:imagenet N={n}, M={m} ({passes} coalition passes), batch {bs}")
+    size = "×".join(map(str, loaded.data_config.input_size))
+    print(f"\n{args.model} at {size}, samples:imagenet N={n}, M={m} ({passes} coalition passes), batch {bs}")
     print(f"machine: {platform.processor() or platform.machine()}, {threads} threads, torch {torch.__version__}\n")
     print("| variant | median s | min–max s | images/s | passes/s | time / floor (medians) | "
           "time / floor per round: median (min–max) |")

@@ -68,11 +68,10 @@ def exact_table(source: str, model, data, m: int, n_images: int, precision: str,
 
 def estimate(estimator: str, table: np.ndarray, m: int, budget: int, seed: int):
     """(φ̂ of the data set (M,), its standard error (M,), coalitions per image) from the exact table."""
-    from iaside.game import (
-        kernel_matrix, kernel_plan, kernel_standard_error, permutation_matrix, permutation_plan,
-        permutation_standard_error,
+    from iaside.estimators.kernel import kernel_matrix, kernel_plan, kernel_standard_error
+    from iaside.estimators.permutation import (
+        PermutationEstimator, permutation_matrix, permutation_plan, permutation_standard_error,
     )
-    from iaside.plans import CoalitionPlan
 
     game = table.mean(axis=0)  # the data set's mean game, (2**M,)
     if estimator == "kernel":
@@ -83,7 +82,7 @@ def estimate(estimator: str, table: np.ndarray, m: int, budget: int, seed: int):
         masks, perms = permutation_plan(m, budget, seed)
         return game[masks] @ permutation_matrix(masks, perms), permutation_standard_error(game[masks], masks, perms), \
             len(masks)
-    plan = CoalitionPlan(m, "permutation", "per-image", budget, seed)
+    plan = PermutationEstimator(m, "per-image", budget, seed)
     index = np.arange(len(table))
     phi = plan.phi(np.stack([table[i, plan.masks(i)] for i in index]), index)  # (N, M)
     return phi.mean(axis=0), phi.std(axis=0, ddof=1) / np.sqrt(len(phi)), plan.n_coalitions

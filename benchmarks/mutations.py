@@ -25,14 +25,14 @@ MUTANTS = {
     "no_weight_norm": [("iaside/game.py",
         "return factorial(size) * factorial(n_players - size - 1) / factorial(n_players)",
         "return factorial(size) * factorial(n_players - size - 1)  # MUTANT: no / M!")],
-    "reversed_bits": [("iaside/engine.py",
+    "reversed_bits": [("iaside/engine/loop.py",
         "self.bits = torch.from_numpy(self.bits_np).to(self.device, torch.float32)",
         "self.bits = torch.from_numpy(self.bits_np[:, ::-1].copy()).to(self.device, torch.float32)  # MUTANT")],
     "partner_is_self": [("iaside/fills.py",
         "            raise ValueError(\"PartnerFill needs the partner images\")\n        return partner",
         "            raise ValueError(\"PartnerFill needs the partner images\")\n        return x  # MUTANT")],
     "paper_empty_kept": [("iaside/coalitions.py", "            images[empty] = 0.0", "            pass  # MUTANT")],
-    "top1_not_label": [("iaside/engine.py", "y = torch.where(labels == PREDICTED, top1, labels)", "y = top1  # MUTANT")],
+    "top1_not_label": [("iaside/engine/loop.py", "y = torch.where(labels == PREDICTED, top1, labels)", "y = top1  # MUTANT")],
     "sid_no_shift": [("iaside/summary.py", "psi = phi - phi.min(axis=-1, keepdims=True)", "psi = np.abs(phi)  # MUTANT")],
 }
 

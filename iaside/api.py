@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import time
@@ -13,75 +12,58 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, distributed
 from .coalitions import CoalitionSynthesizer
 from .compile_cache import CompileCache
-from .config import DataConfig, ExplainConfig
+from .config import DEFAULT_BANDS, DataConfig, ExplainConfig
 from .data.base import PREDICTED
 from .engine import Engine, EngineState
 from .errors import IasideError
 from .fills import make_fill, processing_order
-from .models.base import Classifier, LoadedModel
-from .plans import CoalitionPlan, resolve_budget
+from .models import state_fingerprint
+from .models.base import LoadedModel
+from .estimators import Estimator, estimator_from_config, resolve_budget
 from .result import SID_PNG, Result
+from .runs import STATE_NPZ, checked_write, open_run, owns_out_folder, run_identity, state_file
 from .runtime import apply_malloc_fix
 from .spectral import band_masks
 from .summary import summarize
-
-RUN_JSON = "run.json"
-STATE_NPZ = "state.npz"
+from .validate import check_run_arguments, check_still_readable
 
 
-def _resolve_model(model, weights, device, data_config, overrides) -> LoadedModel:
-    """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel.
-
-    ``data_config`` then ``overrides`` replace the source's config, mean/std included.
-    """
-    given = {**(data_config.to_dict() if data_config else {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
+def _resolve_model(model, weights, device, data_config, overrides, num_classes=None, outputs="logits",
+                   used=None) -> LoadedModel:
+    """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel, its data config
+    resolved by the one rule (``iaside.models.registry.data_config_layers``)."""
     if isinstance(model, LoadedModel):
-        if given:
+        if data_config is not None or any(v is not None for v in (overrides or {}).values()):
             raise IasideError("a LoadedModel carries its data config; pass overrides to load_model instead")
         return model
     if isinstance(model, str):
         from .models import load_model
 
-        return load_model(model, weights=weights, device=device, overrides=given)
+        return load_model(model, weights=weights, device=device, overrides=overrides, data_config=data_config,
+                          num_classes=num_classes, outputs=outputs)
     if not isinstance(model, nn.Module):
         raise IasideError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
-    cfg = DataConfig(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)).override(**given)
-    # without a given mean/std the wrapper is the identity, for any number of channels
-    mean, std = (cfg.mean, cfg.std) if {"mean", "std"} & set(given) else ((0.0,), (1.0,))
-    net = model if isinstance(model, Classifier) else Classifier(model, mean, std, name=type(model).__name__)
-    return LoadedModel(net, cfg, spec=f"module:{type(model).__name__}", fingerprint=module_fingerprint(net))
+    from .models.registry import wrap_module
 
-
-def module_fingerprint(module: nn.Module) -> str:
-    """sha256 (16 hex) of the parameters and buffers in key order."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for key, tensor in module.state_dict().items():
-        h.update(key.encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
+    return wrap_module(model, fingerprint=state_fingerprint(model), data_config=data_config, overrides=overrides,
+                       outputs=outputs, used=used)
 
 
 def _resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str | None, class_names):
     from .data import open_dataset
 
-    if isinstance(data, str):
+    if isinstance(data, (str, os.PathLike)) and not os.path.isfile(data):
         labels = "predicted" if config.labels == "predicted" else labels_file
         return open_dataset(data, cfg, labels=labels, class_names=class_names, samples=config.samples, seed=config.seed)
-    if isinstance(data, torch.Tensor):
-        from .data.tensors import TensorImages
+    from .data.inputs import as_dataset
 
-        dataset = TensorImages(data, None)
-    elif isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
-        from .data.tensors import TensorImages
-
-        dataset = TensorImages(*data)
-    else:
-        dataset = data
+    if labels_file is not None:
+        raise IasideError(f"labels={labels_file!r} labels the images of a folder; with in-memory data pass "
+                          "(images, labels) instead")
+    dataset = as_dataset(data, cfg, predicted=config.labels == "predicted")
     if config.samples is not None and config.samples < len(dataset):
         dataset = dataset.subset(
             np.sort(np.random.default_rng(config.seed).choice(len(dataset), config.samples, replace=False))
@@ -115,115 +97,15 @@ def find_bad_images(dataset, num_workers: int = 0) -> dict[int, str]:
     return bad
 
 
-def _save(what: str, path: Path, write) -> None:
-    """Run ``write()``; a failing disk becomes a one-line error that names the file."""
-    try:
-        write()
-    except OSError as err:
-        raise IasideError(
-            f"cannot write {what} {path} ({err.strerror or err}); the last checkpoint in {path.parent} is kept: "
-            "free some space (or choose another --out) and rerun the same command"
-        ) from err
-
-
-def _identity(config: ExplainConfig, loaded: LoadedModel, dataset, precision: str) -> dict[str, Any]:
-    """What must match for saved states to be resumed or merged (not the shard, not the batch size)."""
-    return {
-        "config": config.to_dict(),
-        "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint},
-        "data": {"fingerprint": dataset.fingerprint(), "n_images": len(dataset)},
-        "data_config": loaded.data_config.to_dict(),
-        "precision": precision,
-    }
-
-
-def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return out
-
-
-def state_file(shard: tuple[int, int] | None) -> str:
-    """The state file of a whole run, or of shard i of n (shards and ranks may share a folder)."""
-    return STATE_NPZ if shard is None else f"state-shard{shard[0]}of{shard[1]}.npz"
-
-
-def _open_run_folder(out: Path, run_info: dict, shard, n_images: int, n_coalitions: int) -> EngineState | None:
-    """Check ``out`` against this run (refusing a different configuration); return the saved
-    state to resume, if any."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise IasideError(f"cannot write to the output folder {out} ({err.strerror}); choose another --out") from err
-    run_file = out / RUN_JSON
-    if run_file.exists():
-        try:
-            old = json.loads(run_file.read_text())
-        except (ValueError, UnicodeDecodeError) as err:
-            raise IasideError(f"{run_file} is damaged ({err}); delete {out} (or the file) to start over") from err
-        identity = dict(old.get("identity", {}))
-        if "config" in identity:  # as this version reads it (configs saved before a field existed)
-            identity["config"] = ExplainConfig.from_dict(identity["config"]).to_dict()
-        diff = _differences(identity, run_info["identity"])
-        if diff:
-            raise IasideError(
-                f"{out} holds a run with a different configuration ({'; '.join(diff[:4])}); "
-                "use another --out or delete the folder"
-            )
-        path = out / state_file(shard)
-        if path.exists():
-            state = EngineState.load(path)
-            if state.logp_nats.shape == (n_images, n_coalitions):
-                return state
-    else:
-        _save("the run description", run_file, lambda: _atomic_write_json(run_file, run_info))
-    return None
-
-
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
-def _distributed(device: str) -> tuple[tuple[int, int] | None, str]:
-    """Under torchrun (WORLD_SIZE > 1): join the process group; returns ((rank, world), device)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return None, device
+def _open_shared_folder(out: Path, run_info: dict, shard, n_images: int, n_coalitions: int, rank):
+    """``runs.open_run``; under torchrun rank 0 (the folder's owner) first, the other ranks after it."""
+    if rank is None:
+        return open_run(out, run_info, shard, n_images, n_coalitions)
     import torch.distributed as dist
 
-    if device.startswith("cuda"):
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return (dist.get_rank(), dist.get_world_size()), device
-
-
-def _all_reduce(state: EngineState, device: str) -> EngineState:
-    """Sum every rank's state (they hold disjoint images): the merge by addition, over processes.
-
-    Ends with a barrier and tears the group down, so no rank exits while another still talks.
-    """
-    import torch.distributed as dist
-
-    reduced = {}
-    for key, array in state.arrays().items():
-        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX if key == "skipped" else dist.ReduceOp.SUM)
-        reduced[key] = tensor.cpu().numpy()
+    state = open_run(out, run_info, shard, n_images, n_coalitions) if rank[0] == 0 else None
     dist.barrier()
-    dist.destroy_process_group()
-    return EngineState(**reduced)
+    return state if rank[0] == 0 else open_run(out, run_info, shard, n_images, n_coalitions)
 
 
 def shard_indices(n_images: int, seed: int, shard: tuple[int, int]) -> np.ndarray:
@@ -236,7 +118,7 @@ def shard_indices(n_images: int, seed: int, shard: tuple[int, int]) -> np.ndarra
     return order[i * n_images // n : (i + 1) * n_images // n]
 
 
-def _target_ci_stop(plan: CoalitionPlan, config: ExplainConfig, n_images: int, target_ci: float):
+def _target_ci_stop(plan: Estimator, config: ExplainConfig, n_images: int, target_ci: float):
     """``stop(state)`` for --target-ci: True once the score's 95 % half-width over the finished
     images (200 bootstrap resamples) is below ``target_ci``. Each image's φ is computed once."""
     phi = np.zeros((n_images, config.bands))
@@ -256,11 +138,48 @@ def _target_ci_stop(plan: CoalitionPlan, config: ExplainConfig, n_images: int, t
     return stop
 
 
+def _restores_training_mode(fn):
+    """``fn(model, ...)`` leaves every submodule of an ``nn.Module`` model in the training mode it had."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(model, *args, **kwargs):
+        module = model.model if isinstance(model, LoadedModel) else model
+        modes = [(m, m.training) for m in module.modules()] if isinstance(module, nn.Module) else []
+        try:
+            return fn(model, *args, **kwargs)
+        finally:
+            for m, training in modes:
+                m.train(training)
+
+    return wrapper
+
+
+def source_record(data: Any, labels_file: str | None, config: ExplainConfig, out: Path | None) -> dict[str, Any]:
+    """Where the images came from, to open them again: {kind: samples|folder|in-memory, spec (a
+    samples name), path (absolute), relative_to_run (the path seen from the run folder ``out``,
+    so moved run and data folders still find each other), labels (a CSV path absolute), samples,
+    seed}."""
+    record: dict[str, Any] = {"samples": config.samples, "seed": config.seed, "labels": config.labels}
+    if labels_file is not None:
+        record["labels"] = os.path.abspath(labels_file)
+    if not isinstance(data, (str, os.PathLike)):
+        return {"kind": "in-memory", "type": type(data).__name__, **record}
+    spec = os.fspath(data)
+    if spec.startswith("samples:"):
+        return {"kind": "samples", "spec": spec, **record}
+    path = os.path.abspath(os.path.expanduser(spec))
+    relative = os.path.relpath(path, out.resolve()) if out is not None else None
+    return {"kind": "folder", "path": path, "relative_to_run": relative, **record}
+
+
+@owns_out_folder
+@_restores_training_mode
 def explain(
     model: str | nn.Module | LoadedModel,
     data: Any,
     *,
-    bands: int = 8,
+    bands: int = DEFAULT_BANDS,
     partition: str | None = None,
     fill: str | None = None,
     preset: str | None = None,
@@ -283,8 +202,10 @@ def explain(
     shard: tuple[int, int] | None = None,
     on_bad_image: str = "error",
     weights: str | None = None,
-    data_config: DataConfig | None = None,
+    data_config: DataConfig | dict | str | Path | None = None,
     overrides: dict | None = None,
+    num_classes: int | None = None,
+    outputs: str = "logits",
     out: str | Path | None = None,
     record: bool = True,
     show_progress: bool = True,
@@ -294,8 +215,14 @@ def explain(
 
     model: a spec ('efficientnet-lite0', 'onnx:PATH', ...), a LoadedModel, or any nn.Module
     taking (B, C, H, W) pixels (normalised inside with ``data_config``'s mean/std, if given).
-    data: a spec ('samples:imagenet', a folder), a data set of ``ImageItem``s, a (N, C, H, W)
-    tensor in [0, 1] (predicted labels) or a (images, labels) pair.
+    data: a spec ('samples:imagenet', a folder); PIL images or image paths (resized by the
+    data config); a numpy array or tensor of pixels, (N, C, H, W) or (N, H, W, C), float in
+    [0, 1] or uint8 (read as /255); an (images, labels) pair; a Dataset or DataLoader yielding
+    (image, label) or images alone (predicted labels); see ``iaside.data.inputs``.
+    data_config: a DataConfig or dict of its fields (given values), or a JSON file of them; with
+    ``overrides`` (given, highest) it resolves as in ``iaside.models.load_model``: given > file or
+    sidecar > the model's own > fallback (one warning line); sources in result.json.
+    num_classes: the head size of a hub model's weights; outputs: 'logits' or 'probs'.
     labels: None/'given', 'predicted', or a CSV path for a flat folder.
     estimator: 'exact' (2**M passes per image), 'kernel' (paired KernelSHAP on ``coalitions``
     coalitions per image; default 10 % of 2**M, at most 1024) or 'permutation'
@@ -315,9 +242,11 @@ def explain(
     cache folder (``IASIDE_CACHE``, default ~/.cache/iaside) so a later run loads them
     (``meta["timings_s"]["compile_cache_load"]``) instead of compiling; False compiles in memory.
     With ``out``, the run resumes from that folder's checkpoint and writes its files there, and
-    (with ``record``) is recorded in the results store (``iaside runs``).
+    (with ``record``) is recorded in the results store (``iaside runs``). It owns the folder
+    while it runs (``iaside.runs.owner``): another process on it is refused, naming this one.
     """
     apply_malloc_fix()
+    check_run_arguments(bands=bands, seed=seed, workers=num_workers, samples=samples)
     if on_bad_image not in ("error", "skip"):
         raise IasideError(f"--on-bad-image {on_bad_image!r} is not one of error, skip")
     label_mode = "predicted" if labels == "predicted" else "given"
@@ -329,14 +258,15 @@ def explain(
     if samples is not None and samples < 1:
         raise IasideError(f"--samples must be at least 1, got {samples}")
     config = resolve_budget(config)
-    rank, device = _distributed(device)
+    rank, device = distributed.setup(device)
     if rank is not None:
         if shard is not None:
             raise IasideError("--shard and torchrun both split the data; use one of them")
         shard = rank
     if target_ci is not None and shard is not None:
         raise IasideError("--target-ci needs one process over the whole data set; drop --shard/torchrun")
-    loaded = _resolve_model(model, weights, device, data_config, overrides)
+    used = None if isinstance(data, (str, os.PathLike)) else ("mean", "std")  # tensors skip resize and crop
+    loaded = _resolve_model(model, weights, device, data_config, overrides, num_classes, outputs, used)
     labels_file = labels if labels not in (None, "given", "predicted") else None
     dataset = _resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
     if len(dataset) == 0:
@@ -348,7 +278,7 @@ def explain(
         config = ExplainConfig.from_dict({**config.to_dict(), "labels": "predicted"})
     first = dataset[0].pixels
     masks = band_masks(first.shape[-2], first.shape[-1], config.bands, config.partition)
-    plan = CoalitionPlan.from_config(config)
+    plan = estimator_from_config(config)
     engine = Engine(
         loaded.model, CoalitionSynthesizer(masks, config.synthesis, config.clip), make_fill(config.fill, config.seed),
         batch_size=batch_size, device=device, precision=precision, num_workers=num_workers, seed=config.seed,
@@ -356,25 +286,27 @@ def explain(
         compile_cache=CompileCache() if cache else None,
         show_progress=show_progress and (rank is None or rank[0] == 0), checkpoint_every_s=checkpoint_every_s,
     )
+    out_dir = Path(out) if out is not None else None
     run_info = {
-        "identity": _identity(config, loaded, dataset, engine.precision),
+        "identity": run_identity(config, loaded, dataset, engine.precision),
         "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint, "num_classes": loaded.model.num_classes},
         "data": {
             "spec": getattr(dataset, "description", type(dataset).__name__),
-            "source": os.fspath(data) if isinstance(data, (str, os.PathLike)) else None,  # the spec as given
+            "source": source_record(data, labels_file, config, out_dir),
             "fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None,
             "n_images": len(dataset),
             "labels": config.labels,
             "data_config": loaded.data_config.to_dict(),
+            "data_config_sources": dict(loaded.data_config.sources or {}),
         },
         "names": [str(n) for n in getattr(dataset, "names", range(len(dataset)))],
     }
-    out_dir = Path(out) if out is not None else None
     state = None
     if out_dir is not None:
-        state = _open_run_folder(out_dir, run_info, shard, len(dataset), plan.n_coalitions)
+        state = _open_shared_folder(out_dir, run_info, shard, len(dataset), plan.n_coalitions, rank)
+        check_still_readable(state, bad, run_info["names"], out_dir)
         path = out_dir / state_file(shard)
-        engine.checkpoint = lambda s: _save("the checkpoint", path, lambda: s.save(path))
+        engine.checkpoint = lambda s: checked_write("the checkpoint", path, lambda: s.save(path))
     indices = shard_indices(len(dataset), config.seed, shard) if shard is not None else None
     stop = None if target_ci is None else _target_ci_stop(plan, config, len(dataset), target_ci)
     t0 = time.perf_counter()
@@ -393,11 +325,11 @@ def explain(
         "skip_reasons": {run_info["names"][i]: reason for i, reason in bad.items()},
     }
     if rank is not None:
-        state = _all_reduce(state, device)
+        state = distributed.all_reduce(state, device)
         if rank[0] != 0:
             return None
         if out_dir is not None:
-            _save("the checkpoint", out_dir / STATE_NPZ, lambda: state.save(out_dir / STATE_NPZ))
+            checked_write("the checkpoint", out_dir / STATE_NPZ, lambda: state.save(out_dir / STATE_NPZ))
         run_meta["world_size"] = rank[1]
     elif shard is not None:
         return None
@@ -409,8 +341,8 @@ def explain(
         from .report.plots import plot_sid
         from .store import record_run
 
-        _save("the result", out_dir / "result.json", lambda: result.save(out_dir))
-        _save("the SID plot", out_dir / SID_PNG, lambda: plot_sid(result, out_dir / SID_PNG))
+        checked_write("the result", out_dir / "result.json", lambda: result.save(out_dir))
+        checked_write("the SID plot", out_dir / SID_PNG, lambda: plot_sid(result, out_dir / SID_PNG))
         if record:
             record_run(result, out_dir)
     return result
@@ -422,7 +354,7 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
     done = state.done == 1
     if not done.any():
         raise IasideError("no image is finished yet: nothing to summarise")
-    plan = CoalitionPlan.from_config(config)
+    plan = estimator_from_config(config)
     logp, index = state.logp_nats[done], np.flatnonzero(done)
     if logp.shape[1] != plan.n_coalitions:
         raise IasideError(f"the saved state has {logp.shape[1]} coalitions per image but its configuration's plan "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .runtime import apply_malloc_fix
@@ -31,20 +32,49 @@ def _one_line(err: Exception) -> str:
     return " ".join(text.split())
 
 
+def _os_error(err: OSError) -> str:
+    """One line for a file the system refused: which file, and why."""
+    names = " -> ".join(str(n) for n in (err.filename, err.filename2) if n is not None)
+    return f"{names}: {err.strerror or err} (check that the path exists, is of the right kind and can be written)"
+
+
+def _stdout_closed() -> int:
+    """The reader of our output went away (``iaside show | head``): stop quietly, like a tool
+    killed by SIGPIPE, and keep Python from complaining while it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
+
+
 def main(argv: list[str] | None = None) -> int:
     apply_malloc_fix()
     from .errors import IasideError
+    from .validate import check_command_arguments
 
     parser, modules = build_parser()
     args = parser.parse_args(argv)
     try:
-        return modules[args.command].run(args)
+        check_command_arguments(args)
+        code = modules[args.command].run(args)
+        sys.stdout.flush()
+        return code
     except IasideError as err:
         print(f"iaside: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("iaside: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _stdout_closed()
+    except OSError as err:
+        if err.filename is None:
+            raise
+        print(f"iaside: error: {_one_line(IasideError(_os_error(err)))}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("iaside: error: out of memory; use a smaller --batch-size, fewer --workers or smaller images",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

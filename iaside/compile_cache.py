@@ -25,6 +25,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .log import note
+
 ENV = "IASIDE_CACHE"
 FORMAT = 1
 """Bumped when the way entries are built changes, so older entries are never loaded."""
@@ -88,10 +90,6 @@ def entry_key(fingerprint: str, shape: tuple[int, ...], channels_last: bool, dty
 
 def _digest(key: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def note(text: str) -> None:
-    print(f"iaside: {text}", file=sys.stderr)
 
 
 class CompileCache:

@@ -164,7 +164,7 @@ class CompiledModel:
 
     def _from_cache(self, images: torch.Tensor) -> tuple[Callable, torch.Tensor]:
         """The shape's compiled model (loaded, else built) and its output on ``images``."""
-        from .compile_cache import note
+        from .log import note
 
         key = self.key(images)
         want = self.module(images)

@@ -1,12 +1,18 @@
 """Data configuration that travels with a model (timm-style): how a model wants its images."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
+DEFAULT_BANDS = 8
+"""M, the number of spectral bands, when the user names none."""
+FALLBACK = "fallback"
+"""The source of a field nobody declared (``DataConfig.sources``)."""
 
 
 @dataclass(frozen=True)
@@ -16,7 +22,8 @@ class DataConfig:
     Pixels reach the engine as float in [0, 1], shape (C, H, W) = (channels, *input_size),
     after: resize the shorter side to ``resize_size`` with ``interpolation``, centre-crop to
     ``input_size``. ``mean``/``std`` (per channel, in [0, 1] pixel units) are applied inside
-    the model wrapper, after the band split.
+    the model wrapper, after the band split. ``sources`` (set by ``resolve_data_config``) says
+    where each field came from; it is not part of equality or ``to_dict``.
     """
 
     input_size: tuple[int, int] = (224, 224)
@@ -25,6 +32,7 @@ class DataConfig:
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     channels: int = 3
+    sources: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         from .errors import IasideError
@@ -44,12 +52,33 @@ class DataConfig:
             raise IasideError(f"input_size {self.input_size} and resize_size must be positive")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """The fields (not their sources) as JSON-ready values."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if k != "sources"}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DataConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
+    def from_dict(cls, d: dict[str, Any], sources: Mapping[str, str] | None = None) -> DataConfig:
+        return cls(**_normalised({k: v for k, v in d.items() if k in DATA_FIELDS}, "a data config"),
+                   sources=dict(sources) if sources else None)
+
+    def guessed(self) -> list[str]:
+        """The fields nobody declared (their source is the fallback), in field order."""
+        src = self.sources or {}
+        return [k for k in DATA_FIELDS if src.get(k) == FALLBACK or src.get(k, "").endswith(f" of {FALLBACK}")]
+
+    def pipeline(self) -> str:
+        """The effective preprocessing in one line with the source of each step, e.g. ``resize 36
+        bilinear [crop fraction 0.875 of fallback, fallback] → crop 32×32 [given] → 3 channels
+        [fallback] → mean … std … [sidecar tiny.pt.json]``; one source for all is named once at the end."""
+        src = dict(self.sources or {})
+        one = len(set(src.values())) == 1
+        tag = lambda *keys: "" if one or not src else " [" + ", ".join(dict.fromkeys(  # noqa: E731
+            src.get(k, "?") for k in keys)) + "]"
+        fmt = lambda v: ",".join(f"{x:.4g}" for x in v)  # noqa: E731
+        h, w = self.input_size
+        line = (f"resize {self.resize_size} {self.interpolation}{tag('resize_size', 'interpolation')} → "
+                f"crop {h}×{w}{tag('input_size')} → {self.channels} channel{'s' * (self.channels != 1)}"
+                f"{tag('channels')} → mean {fmt(self.mean)} std {fmt(self.std)}{tag('mean', 'std')}")
+        return line + (f" [all: {next(iter(src.values()))}]" if one else "")
 
     def override(self, **changes: Any) -> "DataConfig":
         """A copy with the given fields replaced; ``None`` values are ignored."""
@@ -62,16 +91,92 @@ class DataConfig:
                 changes[key] = tuple(changes[key]) * channels
             elif key not in changes and channels != self.channels:  # a channel change keeps the mean value
                 changes[key] = (float(np.mean(getattr(self, key))),) * channels
-        return replace(self, **{k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()})
+        return replace(self, sources=None, **{k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()})
+
+
+DATA_FIELDS = tuple(f.name for f in fields(DataConfig) if f.name != "sources")
+"""The fields a data configuration (a flag, a file, a model) may declare."""
+
+
+def _normalised(declared: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``declared`` without None values, sizes as (H, W) and lists as tuples; unknown fields refused."""
+    from .errors import IasideError
+
+    unknown = sorted(set(declared) - set(DATA_FIELDS))
+    if unknown:
+        raise IasideError(f"{source} has unknown data-config fields {unknown}; allowed: {', '.join(DATA_FIELDS)}")
+    out = {}
+    for key, value in declared.items():
+        if value is None:
+            continue
+        if key == "input_size":
+            value = (int(value), int(value)) if isinstance(value, (int, float)) else tuple(int(v) for v in value)
+            if len(value) == 3:  # timm's (C, H, W)
+                value = value[1:]
+        elif key in ("mean", "std"):
+            value = (float(value),) if isinstance(value, (int, float)) else tuple(float(v) for v in value)
+        elif key in ("resize_size", "channels"):
+            value = int(value)
+        out[key] = value
+    return out
+
+
+def resolve_data_config(
+    layers: Sequence[tuple[Mapping[str, Any] | None, str]], fallback: DataConfig | None = None
+) -> DataConfig:
+    """The one data-configuration rule: ``fallback``, then each (fields, source) layer in order
+    (lowest priority first: the model's own, a file beside it or named by the user, the user's
+    explicit values); each field keeps the source of the layer that set it.
+
+    Partial layers resolve consistently: a layer that sets ``input_size`` without
+    ``resize_size`` moves the resize with it at the crop fraction in force (timm's rule,
+    resize = floor(crop / fraction)), so a 32 crop never sits behind a 256 resize; one that
+    changes ``channels`` without mean/std keeps their average value per channel; a single
+    mean/std value is repeated per channel.
+    """
+    base = fallback or DataConfig()
+    values = {k: getattr(base, k) for k in DATA_FIELDS}
+    sources = {k: FALLBACK for k in DATA_FIELDS}
+    for declared, source in layers:
+        given = _normalised(declared or {}, source)
+        said = set(given)
+        if "input_size" in given and "resize_size" not in given and given["input_size"] != values["input_size"]:
+            fraction = min(values["input_size"]) / values["resize_size"]
+            values["resize_size"] = max(1, math.floor(min(given["input_size"]) / fraction + 1e-9))
+            sources["resize_size"] = f"crop fraction {fraction:.3g} of {sources['resize_size']}"
+        channels = given.get("channels", values["channels"])
+        for key in ("mean", "std"):
+            if key in given and len(given[key]) == 1:
+                given[key] = given[key] * channels
+            elif key not in given and channels != len(values[key]):
+                given[key] = (float(np.mean(values[key])),) * channels
+        values.update(given)
+        sources.update({key: source for key in said})
+    return DataConfig(**values, sources=sources)
+
+
+def data_config_file(path: str, what: str = "--data-config") -> dict[str, Any]:
+    """The fields of a JSON data-configuration file (DataConfig's field names), checked."""
+    import json
+
+    from .errors import IasideError
+
+    try:
+        with open(path) as fh:
+            declared = json.load(fh)
+    except OSError as e:
+        raise IasideError(f"{what} {path} cannot be read ({e.strerror or e}); check the path") from e
+    except ValueError as e:
+        raise IasideError(f"{what} {path} is not valid JSON ({e}); write an object of DataConfig fields") from e
+    if not isinstance(declared, dict):
+        raise IasideError(f"{what} {path} holds a {type(declared).__name__}; write an object of DataConfig fields")
+    return _normalised(declared, f"{what} {path}")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"partition": "square", "synthesis": "paper", "fill": "partner"},
 }
-"""Named configurations. 'paper' reproduces the authors' script (SPEC §9)."""
-
-DEFAULTS: dict[str, Any] = {"partition": "linf", "synthesis": "sum", "fill": "partner", "draws": "per-image"}
-
+"""Named configurations. 'paper' reproduces the authors' script (docs/method.md §9)."""
 
 @dataclass(frozen=True)
 class ExplainConfig:
@@ -88,7 +193,7 @@ class ExplainConfig:
     n_bootstrap / confidence: the bootstrap intervals; beta: the score's band decay.
     """
 
-    bands: int = 8
+    bands: int = DEFAULT_BANDS
     partition: str = "linf"
     fill: str = "partner"
     synthesis: str = "sum"
@@ -100,22 +205,29 @@ class ExplainConfig:
     estimator: str = "exact"
     permutations: int | None = None
     coalitions: int | None = None
-    draws: str = "shared"
+    draws: str | None = None
     n_bootstrap: int = 1000
     confidence: float = 0.95
     beta: float = 0.75
 
+    def __post_init__(self) -> None:
+        from .fills import canonical_fill
+
+        object.__setattr__(self, "fill", canonical_fill(self.fill))  # aliases are stored by the fill's own name
+        if self.draws is None:  # the estimator's own default, settled here once
+            from .estimators import REGISTRY
+
+            per_image = self.estimator in REGISTRY and REGISTRY[self.estimator].per_image_draws
+            object.__setattr__(self, "draws", "per-image" if per_image else "shared")
+
     @classmethod
     def build(cls, preset: str | None = None, **given: Any) -> "ExplainConfig":
-        """Defaults, then the preset, then what the user gave (``None`` = not given)."""
+        """The field defaults, then the preset, then what the user gave (``None`` = not given)."""
         from .errors import IasideError
 
         if preset is not None and preset not in PRESETS:
             raise IasideError(f"--preset {preset!r} is not one of {', '.join(PRESETS)}")
-        values = {**DEFAULTS, **(PRESETS[preset] if preset else {})}
-        values.update({k: v for k, v in given.items() if v is not None})
-        if values.get("estimator", "exact") != "permutation" and given.get("draws") is None:
-            values["draws"] = "shared"  # exact: all 2**M coalitions; kernel: a regression on common ones
+        values = {**(PRESETS[preset] if preset else {}), **{k: v for k, v in given.items() if v is not None}}
         return cls(preset=preset, **values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,6 +238,8 @@ class ExplainConfig:
         """Also reads configs saved before ``draws`` existed: they drew one set of coalitions for
         the run, and their permutation default was 32."""
         values = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
-        if "draws" not in d and values.get("estimator") == "permutation" and values.get("permutations") is None:
-            values["permutations"] = 32
+        if "draws" not in d:
+            values["draws"] = "shared"
+            if values.get("estimator") == "permutation" and values.get("permutations") is None:
+                values["permutations"] = 32
         return cls(**values)

@@ -47,12 +47,21 @@ def image_generator(seed: int, index: int, salt: int) -> torch.Generator:
 
 
 class Fill:
-    """Base class. ``domain`` is 'pixels' (b is an image) or 'spectrum' (b is an unshifted DFT)."""
+    """Base class. Each fill declares what it is, so the engine never branches on its name:
+
+    domain: 'pixels' (b is an image) or 'spectrum' (b is an unshifted DFT);
+    needs_partner: b is built from the partner image's pixels;
+    needs_fit: b needs one pass over the data set first (``fit``);
+    reuse_empty: how the empty coalition's image (the fill alone) can be shared between images,
+    so its forward pass is reused: 'shared' (one image for the whole data set), 'partner'
+    (the partner's clean image, already evaluated), or None (every image's own: evaluated).
+    """
 
     name = ""
     domain = "pixels"
     needs_partner = False
     needs_fit = False
+    reuse_empty: str | None = None
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
@@ -75,6 +84,7 @@ class PartnerFill(Fill):
 
     name = "partner"
     needs_partner = True
+    reuse_empty = "partner"
 
     def __call__(self, x, indices, partner=None):
         if partner is None:
@@ -86,6 +96,7 @@ class ZeroFill(Fill):
     """b = 0: removed bands are cut out by an ideal band-stop filter."""
 
     name = "zero"
+    reuse_empty = "shared"
 
     def __call__(self, x, indices, partner=None):
         return torch.zeros_like(x)
@@ -96,6 +107,7 @@ class MeanFill(Fill):
 
     name = "mean"
     needs_fit = True
+    reuse_empty = "shared"
 
     def fit(self, batches, masks):
         total, count = None, 0
@@ -152,9 +164,14 @@ class GaussianSpectrumFill(Fill):
 _FILL_CLASSES = {cls.name: cls for cls in (PartnerFill, ZeroFill, MeanFill, NoiseFill, GaussianSpectrumFill)}
 
 
-def make_fill(name: str, seed: int = 0) -> Fill:
-    """The fill called ``name`` (or an alias such as 'random'), seeded."""
+def canonical_fill(name: str) -> str:
+    """The fill's own name for ``name`` or one of its aliases ('random' is 'partner')."""
     key = FILL_ALIASES.get(name, name)
     if key not in _FILL_CLASSES:
         raise IasideError(f"--fill {name!r} is not one of {', '.join(FILLS)}")
-    return _FILL_CLASSES[key](seed=seed)
+    return key
+
+
+def make_fill(name: str, seed: int = 0) -> Fill:
+    """The fill called ``name`` (or an alias such as 'random'), seeded."""
+    return _FILL_CLASSES[canonical_fill(name)](seed=seed)

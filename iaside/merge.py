@@ -1,28 +1,42 @@
 """Merging shard states: the same configuration, disjoint images, added together."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from .api import RUN_JSON, STATE_NPZ, _atomic_write_json, _differences, build_result
+from .api import build_result
 from .engine import EngineState
 from .errors import IasideError
 from .report.plots import plot_sid
 from .result import SID_PNG, Result
+from .runs import RUN_JSON, STATE_NPZ, checked_write, claim, differences, owner
+from .validate import read_run_info
 
 
 def merge_runs(run_dirs: list[Path], out: Path) -> Result:
     """Sum the shard states found in ``run_dirs`` (``state-shard*.npz``, or ``state.npz``),
-    refusing different configurations or overlapping images; write the result to ``out``."""
+    refusing different configurations or overlapping images; write the result to ``out``,
+    as its owner (``runs.owner``), refusing a folder that holds another configuration."""
+    with owner(out) as out:
+        run_info, state, sources = _read_shards(run_dirs)
+        claim(out, run_info)
+        result = build_result(run_info, state, {"merged_from": sources})
+        checked_write("the merged state", out / STATE_NPZ, lambda: state.save(out / STATE_NPZ))
+        checked_write("the result", out / "result.json", lambda: result.save(out))
+        checked_write("the SID plot", out / SID_PNG, lambda: plot_sid(result, out / SID_PNG))
+    return result
+
+
+def _read_shards(run_dirs: list[Path]) -> tuple[dict, EngineState, list[str]]:
+    """(run description, the sum of the shards' states, the state files read)."""
     run_info, state, sources = None, None, []
     for folder in map(Path, run_dirs):
         if not (folder / RUN_JSON).exists():
             raise IasideError(f"{folder} has no {RUN_JSON}: is it the --out folder of an 'iaside run --shard'?")
-        info = json.loads((folder / RUN_JSON).read_text())
+        info = read_run_info(folder / RUN_JSON)
         if run_info is None:
             run_info = info
         else:
-            diff = _differences(run_info["identity"], info["identity"])
+            diff = differences(run_info["identity"], info["identity"])
             if diff:
                 raise IasideError(f"{folder} was run with a different configuration ({'; '.join(diff[:4])}); "
                                   "only shards of one configuration merge")
@@ -39,11 +53,4 @@ def merge_runs(run_dirs: list[Path], out: Path) -> Result:
     missing = int(((state.done == 0) & (state.skipped == 0)).sum())
     if missing:
         raise IasideError(f"{missing} of {state.n_images} images are in no shard: run the missing shards first")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _atomic_write_json(out / RUN_JSON, run_info)
-    state.save(out / STATE_NPZ)
-    result = build_result(run_info, state, {"merged_from": sources})
-    result.save(out)
-    plot_sid(result, out / SID_PNG)
-    return result
+    return run_info, state, sources

@@ -9,8 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from .config import DataConfig
 from .errors import IasideError
-from .summary import Estimate
+from .log import warn
+from .runs import atomic_write, owner
+from .summary import Estimate, interpret, total_estimate
+from .validate import CHECKSUM_KEY, content_checksum, edited_note, read_per_image, read_result_json
 
 RESULT_JSON = "result.json"
 PER_IMAGE_NPZ = "per_image.npz"
@@ -18,7 +22,7 @@ SID_PNG = "sid.png"
 _ESTIMATES = ("phi", "sid", "shares", "score", "score_signed")
 
 
-@dataclass
+@dataclass(repr=False)
 class Result:
     """I-ASIDE of one model on one data set.
 
@@ -27,8 +31,9 @@ class Result:
     only the empty and grand coalitions); phi (M,) nats, sid (M,), shares (M,), score,
     score_signed: ``Estimate`` with bootstrap intervals; per_class: {label: {n, phi, sid}};
     per-image arrays (not in JSON): logp_nats (N, K) in the order of each image's coalitions
-    (``iaside.plans.CoalitionPlan.from_config(config).masks(index)``), phi_per_image (N, M),
-    label (N,), clean_top1 (N,), index (N,), names (N,).
+    (``iaside.estimators.estimator_from_config(config).masks(index)``), phi_per_image (N, M),
+    label (N,), clean_top1 (N,), index (N,), names (N,). interpretation: {informative, why,
+    sentence} (``iaside.summary.interpret``), worked out from the rest when not given.
     """
 
     config: dict[str, Any]
@@ -47,10 +52,78 @@ class Result:
     coalitions: np.ndarray | None = None
     estimator: dict[str, Any] = field(default_factory=lambda: {"name": "exact"})
     per_image: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    interpretation: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.interpretation is None:
+            self.interpretation = self.interpret()
 
     @property
     def n_bands(self) -> int:
         return len(self.sid.value)
+
+    def __repr__(self) -> str:
+        from .report.notebook import result_repr
+
+        return result_repr(self)
+
+    def _repr_html_(self) -> str:
+        from .report.notebook import result_html
+
+        return result_html(self)
+
+    def plot(self, kind: str = "sid", ax=None):
+        """A matplotlib Figure, the report's own: kind 'sid', 'phi', 'coalitions' (v(S) against
+        coalition size) or 'per-class' (heat map); drawn into ``ax`` when given."""
+        from .report.figures import plot
+
+        return plot(self, kind, ax)
+
+    def to_pandas(self):
+        """One row per band: SID, φ (nats), share φ/Σφ with their intervals, min_shift (pandas DataFrame)."""
+        from .report.notebook import band_frame
+
+        return band_frame(self)
+
+    def per_image_frame(self):
+        """One row per image: name, index, label, clean top-1, log p of the label (nats), Σφ, φ per band."""
+        from .report.notebook import image_frame
+
+        return image_frame(self)
+
+    @property
+    def informative(self) -> bool:
+        return bool(self.interpretation["informative"])
+
+    def total(self) -> Estimate:
+        """Σφ = v(N) − v(∅) (nats) with its bootstrap interval over images (no interval without
+        per-image values)."""
+        phi_img = self.per_image.get("phi_per_image")
+        if phi_img is None or len(phi_img) == 0:
+            return Estimate(float(np.sum(self.phi.value)), float("nan"), float("nan"))
+        return total_estimate(np.asarray(phi_img, dtype=np.float64), n_bootstrap=int(self.config.get("n_bootstrap", 1000)),
+                              confidence=float(self.config.get("confidence", 0.95)), seed=int(self.config.get("seed", 0)))
+
+    def chance_accuracy(self) -> float | None:
+        """Top-1 accuracy of always answering the most frequent label of these images (given labels)."""
+        labels = self.per_image.get("label")
+        if self.clean_accuracy is None:
+            return None
+        if labels is None or len(labels) == 0:
+            k = self.model.get("num_classes")
+            return 1.0 / k if k else None
+        return float(np.unique(np.asarray(labels), return_counts=True)[1].max() / len(labels))
+
+    def interpret(self) -> dict[str, Any]:
+        """{informative, why, sentence}: whether there is anything to read here, and what."""
+        labels = self.per_image.get("label")
+        seen = len(np.unique(labels)) if labels is not None and len(labels) else len(self.per_class)
+        return interpret(
+            phi=np.asarray(self.phi.value, dtype=np.float64), sid=np.asarray(self.sid.value, dtype=np.float64),
+            total=self.total(), score_estimate=self.score, score_signed_estimate=self.score_signed,
+            clean_accuracy=self.clean_accuracy, chance_accuracy=self.chance_accuracy(), n_classes_seen=seen,
+            n_classes_model=self.model.get("num_classes"), beta=float(self.config.get("beta", 0.75)),
+        )
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +141,7 @@ class Result:
             "efficiency_gap": self.efficiency_gap,
             "coalitions": None if self.coalitions is None else np.asarray(self.coalitions).tolist(),
             "estimator": self.estimator,
+            "interpretation": self.interpretation,
         }
 
     @classmethod
@@ -88,20 +162,18 @@ class Result:
             coalitions=None if d.get("coalitions") is None else np.asarray(d["coalitions"], dtype=np.int64),
             estimator=d.get("estimator", {"name": "exact"}),
             per_image=per_image or {},
+            interpretation=d.get("interpretation"),
         )
 
     def save(self, out_dir: str | os.PathLike) -> Path:
-        """Write result.json and per_image.npz into ``out_dir`` (atomically each); returns the folder."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out / RESULT_JSON, json.dumps(self.to_json_dict(), indent=1, allow_nan=True).encode())
-        if self.per_image:
-            tmp = out / (".tmp-" + PER_IMAGE_NPZ)
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **self.per_image)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, out / PER_IMAGE_NPZ)
+        """Write result.json (with a checksum of its content) and per_image.npz into ``out_dir``
+        (atomically each, as the folder's owner: ``runs.owner``); returns the folder."""
+        with owner(out_dir) as out:
+            doc = self.to_json_dict()
+            doc[CHECKSUM_KEY] = content_checksum(doc, self.per_image)
+            atomic_write(out / RESULT_JSON, json.dumps(doc, indent=1, allow_nan=True))
+            if self.per_image:
+                atomic_write(out / PER_IMAGE_NPZ, lambda fh: np.savez_compressed(fh, **self.per_image))
         return out
 
     @classmethod
@@ -110,16 +182,15 @@ class Result:
         path = Path(path)
         folder = path.parent if path.name == RESULT_JSON else path
         file = folder / RESULT_JSON
-        if not file.exists():
+        if not file.exists() and not file.is_symlink():
             raise IasideError(f"{file} does not exist: is {folder} the --out folder of a finished run?")
-        try:
-            d = json.loads(file.read_text())
-        except json.JSONDecodeError as err:
-            raise IasideError(f"{file} is not valid JSON ({err}); rerun the analysis") from err
+        d, m = read_result_json(file)
         per_image = None
         if (folder / PER_IMAGE_NPZ).exists():
-            with np.load(folder / PER_IMAGE_NPZ, allow_pickle=False) as z:
-                per_image = {k: z[k] for k in z.files}
+            per_image = read_per_image(folder / PER_IMAGE_NPZ, d["data"]["n_images"], m)
+        edited = edited_note(d, per_image, folder)
+        if edited:
+            warn(edited)
         return cls.from_json_dict(d, per_image)
 
     def low_band_share(self, n_low: int | None = None) -> float:
@@ -127,23 +198,57 @@ class Result:
         n_low = n_low or max(1, self.n_bands // 4)
         return float(np.sum(self.sid.value[:n_low]))
 
+    def estimator_line(self) -> str:
+        """How φ was estimated, in one line: exact, or the sampling estimator with its cost."""
+        e = self.estimator or {"name": "exact"}
+        m = self.n_bands
+        if e.get("name", "exact") == "exact":
+            return f"estimator: exact Shapley values (all {2 ** m} coalitions per image)"
+        detail = [f"{e.get('passes_per_image')} coalition passes per image"] if e.get("passes_per_image") else []
+        if e.get("permutations"):
+            detail.append(f"{e['permutations']} antithetic permutations")
+        if e.get("coalitions"):
+            detail.append(f"{e['coalitions']} coalitions")
+        if e.get("draws"):
+            detail.append(f"draws {e['draws']}")
+        se = [v for v in e.get("phi_se") or [] if v is not None]
+        if se:
+            detail.append(f"largest φ standard error {max(se):.1e} nats")
+        return f"estimator: {e['name']} ({', '.join(detail)})"
+
+    def min_shift_band(self) -> int:
+        """The band with the smallest φ: the paper's SID (ψ = φ − min φ) gives it 0 by construction."""
+        return int(np.argmin(self.phi.value))
+
     def table(self) -> str:
-        """A short table a person reads in a terminal, and one sentence of interpretation."""
+        """A short table a person reads in a terminal, and one sentence of interpretation (or
+        a plain statement that there is nothing to interpret)."""
         m = self.n_bands
         lines = [
             f"I-ASIDE  model={self.model.get('spec')}  data={self.data.get('spec')}  "
             f"images={self.data.get('n_images')}  M={m}  fill={self.config.get('fill')}  "
             f"partition={self.config.get('partition')}" + (f"  preset={self.config['preset']}" if self.config.get("preset") else ""),
+            self.estimator_line(),
         ]
+        if self.data.get("data_config"):
+            lines.append("preprocessing: " + DataConfig.from_dict(self.data["data_config"],
+                                                               self.data.get("data_config_sources")).pipeline())
         if self.clean_accuracy is not None:
-            lines.append(f"clean top-1 accuracy: {self.clean_accuracy:.3f}")
+            chance = self.chance_accuracy()
+            lines.append(f"clean top-1 accuracy: {self.clean_accuracy:.3f}"
+                         + (f"  (chance, the most frequent label: {chance:.3f})" if chance is not None else ""))
         ci = int(round(100 * self.config.get("confidence", 0.95)))
-        lines.append(f"{'band':>4}  {'phi (nats)':>22}  {'SID':>20}")
+        shifted = self.min_shift_band()
+        lines.append(f"{'band':>4}  {'phi (nats)':>25}  {'φ/Σφ':>7}  {'SID':>20}")
         for i in range(m):
             lines.append(
-                f"{i:>4}  {self.phi.value[i]:>+8.4f} [{self.phi.low[i]:+.3f},{self.phi.high[i]:+.3f}]"
+                f"{i:>4}  {self.phi.value[i]:>+10.4f} [{self.phi.low[i]:+.4f},{self.phi.high[i]:+.4f}]"
+                f"  {self.shares.value[i]:>+7.3f}"
                 f"  {self.sid.value[i]:>6.3f} [{self.sid.low[i]:.3f},{self.sid.high[i]:.3f}]"
+                + ("  *" if i == shifted else "")
             )
+        lines.append(f"* band {shifted} has the smallest φ: the paper's SID shifts every φ by it (ψ = φ − min φ), so "
+                     "its SID is 0 by construction; φ/Σφ is the signed share that keeps it.")
         lines.append(
             f"score        {float(self.score.value):.4f}  ({ci}% CI {float(self.score.low):.4f} – {float(self.score.high):.4f})"
         )
@@ -151,29 +256,27 @@ class Result:
             f"score_signed {float(self.score_signed.value):+.4f}  ({ci}% CI {float(self.score_signed.low):+.4f} – "
             f"{float(self.score_signed.high):+.4f})"
         )
+        lines += outside_interval_notes(self)
         lines.append(
             f"v(N) − v(∅) = {self.v_nats[-1] - self.v_nats[0]:+.4f} nats = Σφ (efficiency gap {self.efficiency_gap:.1e})"
         )
-        lines.append(self.interpretation())
+        if self.informative:
+            lines.append(self.interpretation["sentence"])
+        else:
+            lines.append("NOT INFORMATIVE: " + self.interpretation["why"] + ".")
+            lines.append("Nothing to interpret: the SID, φ and scores above are not evidence about this model.")
         return "\n".join(lines)
 
-    def interpretation(self) -> str:
-        """One plain sentence: where the predictive information sits."""
-        n_low = max(1, self.n_bands // 4)
-        low = self.low_band_share(n_low)
-        top = int(np.argmax(self.sid.value))
-        lean = "robust low-frequency" if float(self.score_signed.value) > 0 else "non-robust high-frequency"
-        return (
-            f"The lowest {n_low} of {self.n_bands} bands carry {100 * low:.0f}% of the spectral importance "
-            f"(uniform would be {100 * n_low / self.n_bands:.0f}%); band {top} matters most, "
-            f"so the model leans on {lean} features (score_signed {float(self.score_signed.value):+.2f})."
-        )
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(".tmp-" + path.name)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def outside_interval_notes(result: Result) -> list[str]:
+    """One line when a score's point estimate lies outside its own percentile interval, saying why."""
+    bounds = {name: [float(x) for x in (getattr(result, name).low, getattr(result, name).value,
+                                         getattr(result, name).high)] for name in ("score", "score_signed")}
+    outside = [name for name, (low, value, high) in bounds.items()
+               if np.isfinite(low) and np.isfinite(high) and not low <= value <= high]
+    if not outside:
+        return []
+    one = len(outside) == 1
+    return [f"note: {' and '.join(outside)} lie{'s' if one else ''} outside {'its' if one else 'their'} "
+            "bootstrap percentile interval: a score is a nonlinear function of the mean φ (shifted by its minimum "
+            "band, normalised), so its resampled values are biased away from the point estimate, most with few "
+            "images; the interval shows the spread, the point is the estimate (docs/reliability.md)"]

@@ -69,7 +69,7 @@ def square_band_masks_centred(d: int, n_bands: int) -> np.ndarray:
     return masks
 
 
-def band_masks(h: int, w: int, n_bands: int = 8, partition: str = "linf") -> torch.Tensor:
+def band_masks(h: int, w: int, n_bands: int, partition: str = "linf") -> torch.Tensor:
     """Disjoint band masks covering the spectrum, (M, H, W) bool, unshifted DFT order.
 
     Raises IasideError when min(H, W) < 2M (a band would be empty) or, for 'square', when the

@@ -17,7 +17,6 @@ import json
 import os
 import sqlite3
 import time
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,6 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .errors import IasideError
+from .log import warn
 
 ENV = "IASIDE_STORE"
 DISABLED = ("off", "none")
@@ -119,8 +119,13 @@ def connect(db_path: str | os.PathLike | None = None) -> sqlite3.Connection:
     except (OSError, sqlite3.Error) as err:
         raise IasideError(f"cannot open the run store {path} ({err}); pass --store PATH or set {ENV}") from err
     con.row_factory = sqlite3.Row
-    con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-    _retry_while_locked(lambda: _set_up(con, path))
+    try:
+        con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        _retry_while_locked(lambda: _set_up(con, path))
+    except sqlite3.DatabaseError as err:
+        con.close()
+        raise IasideError(f"the run store {path} is not a readable iaside store ({err}); move it away "
+                          f"or pass another --store") from err
     return con
 
 
@@ -190,9 +195,12 @@ def _number(value: Any) -> float | None:
 
 
 def config_key(config: dict[str, Any], data: dict[str, Any]) -> str:
-    """sha256 (16 hex) of what must match for two runs to be ranked together."""
+    """sha256 (16 hex) of what must match for two runs to be ranked together: the comparable
+    configuration, the data set and the effective preprocessing (the data config)."""
     payload = {k: config.get(k) for k in COMPARABLE}
     payload.update(data_spec=data.get("spec"), n_images=data.get("n_images"))
+    if data.get("data_config"):
+        payload["data_config"] = data["data_config"]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -275,7 +283,7 @@ def record_run(result, run_dir: str | os.PathLike, db_path: str | os.PathLike | 
     except (sqlite3.Error, OSError, IasideError) as err:
         if strict:
             raise
-        print(f"iaside: warning: the run was not recorded in {store_path(db_path)} ({err})", file=sys.stderr)
+        warn(f"the run was not recorded in {store_path(db_path)} ({err})")
         return None
 
 
@@ -343,7 +351,7 @@ def leaderboard(db_path: str | os.PathLike | None = None, *, model: str | None =
     for run in _query(db_path, where, params, "COALESCE(created, recorded_at) DESC, id DESC"):
         board = boards.setdefault(run["config_key"], {
             "key": run["config_key"], "data_spec": run["data_spec"], "n_images": run["n_images"],
-            "config": {k: run[k] for k in COMPARABLE}, "rows": {},
+            "config": {k: run[k] for k in COMPARABLE}, "data_config": run.get("data_config"), "rows": {},
         })
         board["rows"].setdefault((run["model_spec"], run["model_fingerprint"]), run)
     out = []

@@ -37,13 +37,15 @@ def _score_terms(n_bands: int, beta: float) -> tuple[np.ndarray, float]:
 def score(sid: np.ndarray, beta: float = BETA) -> np.ndarray:
     """Paper robustness score |b̂·SID − η| / |1 − η|, (..., M) -> (...)."""
     b_hat, eta = _score_terms(sid.shape[-1], beta)
-    return np.abs(sid @ b_hat - eta) / abs(1.0 - eta)
+    with np.errstate(invalid="ignore", divide="ignore"):  # M = 1: η = 1, the score is undefined (NaN)
+        return np.abs(sid @ b_hat - eta) / abs(1.0 - eta)
 
 
 def score_signed(sid: np.ndarray, beta: float = BETA) -> np.ndarray:
     """(b̂·SID − η)/(b̂₀ − η), (..., M) -> (...): 1 all mass on band 0, 0 uniform, < 0 high-dominated."""
     b_hat, eta = _score_terms(sid.shape[-1], beta)
-    return (sid @ b_hat - eta) / (b_hat[0] - eta)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sid @ b_hat - eta) / (b_hat[0] - eta)
 
 
 @dataclass
@@ -95,7 +97,7 @@ def summarize(
     beta: float = BETA,
 ) -> dict:
     """Everything SPEC §6 reports from the per-image Shapley values (N, M) float64 nats
-    (``CoalitionPlan.phi``; ``exact_shapley`` of the (N, 2**M) values for exact runs).
+    (``Estimator.phi``; ``exact_shapley`` of the (N, 2**M) values for exact runs).
 
     Returns plain arrays and ``Estimate``s: phi/sid/shares (M,), score, score_signed (bootstrap
     over images), per-image phi (N, M), per-class {label: {n, phi, sid}}.
@@ -114,3 +116,101 @@ def summarize(
         mean_phi = phi_per_image[rows].mean(axis=0)
         per_class[int(label)] = {"n": int(rows.sum()), "phi": mean_phi, "sid": sid_from_phi(mean_phi)}
     return {**estimates, "phi_per_image": phi_per_image, "per_class": per_class}
+
+
+NUMERICAL_FLOOR_NATS = 1e-4
+"""|Σφ| below this (nats) is float32 rounding of log-probabilities, not information."""
+FULL_RANGE_FRACTION = 0.9
+"""A score interval covering this fraction of the attainable range says nothing about the score."""
+
+
+def score_range(n_bands: int, beta: float = BETA) -> float:
+    """The largest score any SID can have (all mass on band 0), the top of the score's range [0, ·]."""
+    return float(score(np.eye(n_bands)[0], beta)) if n_bands >= 2 else float("nan")
+
+
+def interpret(
+    *,
+    phi: np.ndarray,
+    sid: np.ndarray,
+    total: Estimate,
+    score_estimate: Estimate,
+    score_signed_estimate: Estimate,
+    clean_accuracy: float | None,
+    chance_accuracy: float | None,
+    n_classes_seen: int,
+    n_classes_model: int | None,
+    beta: float = BETA,
+) -> dict:
+    """Whether a result carries anything to interpret, and the sentence that says what.
+
+    phi, sid (M,); total: Σφ (nats) with its bootstrap interval; clean_accuracy and
+    chance_accuracy (the rate of always answering the most frequent label) for given labels,
+    None for predicted ones; n_classes_seen: distinct labels among the images.
+
+    Returns {"informative": bool, "why": str, "sentence": str}. Not informative when M < 2, when
+    the images or the model have fewer than two classes, when clean accuracy is at or below
+    chance, when Σφ cannot be told from zero (its interval contains 0, it has no interval, or
+    |Σφ| < ``NUMERICAL_FLOOR_NATS``), or when the score's interval spans at least
+    ``FULL_RANGE_FRACTION`` of its attainable range.
+    """
+    m = len(phi)
+    reasons = []
+    if m < 2:
+        reasons.append(f"there is only {m} band, so there is no distribution over bands to read")
+    if n_classes_model is not None and n_classes_model < 2:
+        reasons.append(f"the model has {n_classes_model} class, so log p(y | x) is 0 whatever the image")
+    elif n_classes_seen < 2:
+        reasons.append("all images carry one label, so the game cannot tell classes apart")
+    if clean_accuracy is not None and chance_accuracy is not None and clean_accuracy <= chance_accuracy:
+        reasons.append(f"clean top-1 accuracy {clean_accuracy:.3f} is at or below chance ({chance_accuracy:.3f}, "
+                       "always answering the most frequent label), so the model has no predictive information "
+                       "to share among bands")
+    t, lo, hi = float(total.value), float(total.low), float(total.high)
+    if abs(t) < NUMERICAL_FLOOR_NATS:
+        reasons.append(f"Σφ = {t:+.1e} nats is below the {NUMERICAL_FLOOR_NATS:.0e}-nat resolution of the "
+                       "log-probabilities: the bands change nothing the model outputs")
+    elif not (np.isfinite(lo) and np.isfinite(hi)):
+        reasons.append(f"Σφ = {t:+.4f} nats has no bootstrap interval (one image or no resamples), so it "
+                       "cannot be told from zero")
+    elif lo <= 0.0 <= hi:
+        reasons.append(f"Σφ = {t:+.4f} nats and its interval [{lo:+.4f}, {hi:+.4f}] contains 0: the bands "
+                       "carry no measurable information in total")
+    top = score_range(m, beta)
+    s_lo, s_hi = float(score_estimate.low), float(score_estimate.high)
+    if m >= 2 and np.isfinite(s_lo) and np.isfinite(s_hi) and s_hi - s_lo >= FULL_RANGE_FRACTION * top:
+        reasons.append(f"the score's interval [{s_lo:.3f}, {s_hi:.3f}] spans {100 * (s_hi - s_lo) / top:.0f}% "
+                       f"of its range [0, {top:.3f}]")
+    if reasons:
+        why = "; ".join(reasons)
+        return {"informative": False, "why": why,
+                "sentence": f"Not informative: {why}. The SID and scores of this run say nothing about the model."}
+    n_low = max(1, m // 4)
+    low = float(np.sum(sid[:n_low]))
+    signed, signed_lo, signed_hi = (float(score_signed_estimate.value), float(score_signed_estimate.low),
+                                    float(score_signed_estimate.high))
+    if signed_lo <= 0.0 <= signed_hi:
+        lean = (f"but whether the model relies more on low or high frequencies is not settled by these images "
+                f"(score_signed {signed:+.2f}, interval [{signed_lo:+.2f}, {signed_hi:+.2f}] contains 0)")
+    else:
+        kind = "robust low-frequency" if signed > 0 else "non-robust high-frequency"
+        lean = f"so the model leans on {kind} features (score_signed {signed:+.2f})"
+    sentence = (f"The lowest {n_low} of {m} bands carry {100 * low:.0f}% of the spectral importance "
+                f"(uniform would be {100 * n_low / m:.0f}%); band {int(np.argmax(sid))} matters most, {lean}.")
+    return {"informative": True, "why": f"Σφ = {t:+.4f} nats [{lo:+.4f}, {hi:+.4f}] is away from 0"
+            + (f" and clean accuracy {clean_accuracy:.3f} is above chance ({chance_accuracy:.3f})"
+               if clean_accuracy is not None and chance_accuracy is not None else ""), "sentence": sentence}
+
+
+def total_estimate(phi_per_image: np.ndarray, *, n_bootstrap: int, confidence: float, seed: int) -> Estimate:
+    """Σφ (nats) with its bootstrap percentile interval over images, from (N, M) per-image φ.
+
+    Draws the same resamples as ``summarize`` (same seed), so it is the Σ of the φ resamples.
+    """
+    totals = phi_per_image.sum(axis=1, keepdims=True)
+    value = float(totals.mean())
+    if n_bootstrap <= 0 or totals.shape[0] < 2:
+        return Estimate(value, float("nan"), float("nan"))
+    boot = bootstrap_means(totals, n_bootstrap, seed)[:, 0]
+    alpha = (1.0 - confidence) / 2
+    return Estimate(value, float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha)))

@@ -29,7 +29,7 @@ import numpy as np
 from iaside import explain
 from iaside.config import DataConfig
 from iaside.errors import IasideError
-from iaside.models._common import state_fingerprint
+from iaside.models import state_fingerprint
 from iaside.models.base import Classifier, LoadedModel
 from iaside.report.robustness_plots import plot_sid_series
 from iaside.robustness import zoo

@@ -28,6 +28,7 @@ from iaside.models.base import Classifier
 from iaside.runtime import apply_malloc_fix
 from iaside.spectral import band_masks, split_bands
 from iaside.synthetic import planted_images
+from iaside.training import fit_one_cycle
 
 
 def small_cnn(n_classes: int = 4, pool: int = 1) -> nn.Module:
@@ -56,16 +57,7 @@ def train(x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int, lr: float = 
     """Adam with a one-cycle schedule, batch 64; returns the network in eval mode, batch norm folded."""
     torch.manual_seed(seed)
     net = small_cnn(int(y.max()) + 1, pool)
-    opt = torch.optim.Adam(net.parameters(), lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * -(-len(x) // 64))
-    net.train()
-    for _ in range(epochs):
-        for idx in torch.randperm(len(x)).split(64):
-            loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+    fit_one_cycle(net, x, y, epochs, lr)
     return fuse_batchnorm(net.eval())
 
 

@@ -41,7 +41,7 @@ from iaside import explain
 from iaside.errors import IasideError
 from iaside.result import Result
 from iaside.config import DataConfig
-from iaside.models._common import state_fingerprint
+from iaside.models import state_fingerprint
 from iaside.models.base import Classifier, LoadedModel
 from iaside.robustness import zoo
 from iaside.robustness.attacks import attacks_from
@@ -245,7 +245,6 @@ def run_trained_group(group: str, plan: Plan, out: Path) -> list[ModelEntry]:
     entries = []
     for name, model in models.items():
         t0 = time.perf_counter()
-        # A LoadedModel, not the bare module: api.module_fingerprint fails on 0-dim buffers (batch norm).
         loaded = LoadedModel(model, DataConfig(**zoo.DATA_CONFIG), spec_of[name], state_fingerprint(model))
         result = cached_result(out / group / name, loaded.fingerprint, plan) or explain(
             loaded, (x_te, y_te), bands=8, n_bootstrap=plan.bootstrap, seed=plan.seed, batch_size=512,

@@ -1,6 +1,8 @@
 """Shared fixtures: tiny real networks and tiny real image folders, all made here."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -55,10 +57,18 @@ def image_folder(tmp_path):
 
 @pytest.fixture
 def scripted(tmp_path):
-    """A TorchScript file of the tiny CNN with 3 classes."""
+    """A TorchScript file of the tiny CNN with 3 classes and its preprocessing declared in a
+    sidecar tiny.pt.json (as a user would, so runs print no fallback warning)."""
     path = tmp_path / "tiny.pt"
     torch.jit.script(tiny_cnn(n_classes=3)).save(str(path))
-    return path
+    return declare_preprocessing(path)
+
+
+def declare_preprocessing(model_file, **fields):
+    """Write the sidecar ``<model_file>.json`` (SCRIPTED_DATA_CONFIG, updated by ``fields``); returns model_file."""
+    with open(f"{model_file}.json", "w") as fh:
+        json.dump({**SCRIPTED_DATA_CONFIG, **fields}, fh)
+    return model_file
 
 
 @pytest.fixture
@@ -68,3 +78,8 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+SCRIPTED_DATA_CONFIG = {"input_size": 224, "resize_size": 256, "interpolation": "bilinear",
+                        "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "channels": 3}
+"""What the ``scripted`` fixture declares in its sidecar (the run's flags may override parts)."""

@@ -97,6 +97,34 @@ def kill_and_resume(model: str, data: str, kw: dict, root: Path) -> tuple[int, o
     return n_done, Result.load(out)
 
 
+def sigterm_and_resume(model: str, data: str, kw: dict, root: Path) -> tuple[int, object]:
+    """SIGTERM an ``iaside run`` child after a checkpoint with ≥ 4 images (it saves and exits
+    143), rerun the same command; (images done when it stopped, Result)."""
+    from iaside.engine import EngineState
+    from iaside.result import Result
+
+    out = root / "terminated"
+    args = ["run", "--model", model, "--data", data, "--bands", str(kw["bands"]), "--bootstrap",
+            str(kw["n_bootstrap"]), "--batch-size", "8", "--quiet", "--out", str(out)]
+    if "overrides" in kw:
+        args += ["--input-size", "32", "--resize-size", "32"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "IASIDE_STORE": "off",
+           "IASIDE_TEST_THROTTLE_S": "0.03", "IASIDE_TEST_CHECKPOINT_S": "0.2"}
+    proc = subprocess.Popen([sys.executable, str(HERE / "reliability_child.py"), "cli", *args], env=env)
+    while proc.poll() is None:
+        path = out / "state.npz"
+        if path.exists() and EngineState.load(path).done.sum() >= 4:
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.02)
+    assert proc.wait() == 143, proc.returncode
+    n_done = int(EngineState.load(out / "state.npz").done.sum())
+    env["IASIDE_TEST_THROTTLE_S"] = "0"
+    subprocess.run([sys.executable, str(HERE / "reliability_child.py"), "cli", *args], env=env, check=True,
+                   capture_output=True)
+    return n_done, Result.load(out)
+
+
 def torchrun(model: str, data: str, kw: dict, out: Path) -> object:
     from iaside.result import Result
 
@@ -187,6 +215,8 @@ def main() -> None:
         if name == "tiny CNN":
             n_done, resumed = kill_and_resume(model, data, kw, root)
             rows[f"SIGKILL after {n_done} images, rerun"] = resumed
+            n_done, resumed = sigterm_and_resume(model, data, kw, root)
+            rows[f"SIGTERM after {n_done} images (saved, exit 143), rerun"] = resumed
         else:  # a resume from a checkpoint of half the images (what a killed run leaves)
             from iaside.engine import EngineState
 

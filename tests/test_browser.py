@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 import iaside
-from iaside.report.browser import check_page, find_chromium, screenshot
+from iaside.report import figures
+from iaside.report.browser import check_page, find_chromium, layout_problems, screenshot
 from iaside.report.html import write_report
 from iaside.result import Result
 
@@ -61,12 +62,40 @@ def test_every_image_loads_and_the_numbers_are_on_the_page(chromium, report):
     assert seen["width"] <= 1366  # no horizontal scrolling on a laptop-sized window
 
 
-def test_screenshot(chromium, report, tmp_path):
+def test_no_title_is_clipped_or_overlapping(chromium, report):
+    """Every figure's texts, at the size the browser drew it, and the page's headings and captions."""
+    seen = check_page(report["path"], width=1366, height=768)
+    assert len(seen["figures"]) == seen["images"]  # every figure carries its text boxes
+    titles = [b for f in seen["figures"] for b in f["boxes"] if b["kind"] in ("title", "suptitle")]
+    assert len(titles) >= 20 and len(seen["headings"]) > 20
+    assert layout_problems(seen) == []
+
+
+def test_a_clipped_title_is_caught(chromium, tmp_path):
+    """The check can fail: a suptitle wider than its figure (what snr.png used to draw)."""
+    plt = figures._plt()
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1])
+    ax.set_title("panel")
+    fig.suptitle("Spectral SNR of perturbations on a data set with a long description (N=20); families averaged")
+    fig.tight_layout()
+    page = tmp_path / "clipped.html"
+    from iaside.report.html import _img
+
+    page.write_text(f"<!DOCTYPE html><html><body><h1>x</h1>{_img(figures.png(fig), 'snr')}</body></html>")
+    problems = layout_problems(check_page(page))
+    assert any("suptitle" in p and "clipped" in p for p in problems)
+
+
+def test_screenshot_covers_the_whole_report(chromium, report, tmp_path):
+    seen = check_page(report["path"], width=1366)
     png = screenshot(report["path"], tmp_path / "report.png", width=1366)
     image = Image.open(png)
-    assert image.width == 1366 and image.height > 1500  # the whole page, not one screen
+    assert image.width == 1366 and image.height >= seen["height"] > 1500  # the whole page, not one screen
     pixels = np.asarray(image.convert("L"), dtype=np.float64)
     assert pixels.std() > 10  # something was drawn
+    drawn_rows = np.flatnonzero((pixels < 200).any(axis=1))
+    assert drawn_rows[-1] > 0.97 * seen["height"] - 80  # the last section is in the picture, not cut off
     print(f"screenshot: {png}")
 
 

@@ -12,6 +12,7 @@ import iaside
 from iaside.cli import main
 
 from conftest import TINY_ARGS as TINY
+from conftest import declare_preprocessing
 from conftest import tiny_cnn
 
 
@@ -79,7 +80,7 @@ def test_bad_input_gets_one_line_error(case, tmp_path, scripted, image_folder, c
             net = torch.nn.Sequential(*list(net)[:2])  # returns feature maps, not (B, K)
         else:
             net[-1].bias.data[:] = float("nan")
-        path = tmp_path / f"{case}.pt"
+        path = declare_preprocessing(tmp_path / f"{case}.pt")
         torch.jit.script(net).save(str(path))
         model, culprit = f"torchscript:{path}", "(B, K)" if case == "shape" else "NaN"
     code, _, err = run_cli(["run", "--model", model, "--data", data, *TINY, *extra, "--out", tmp_path / "o"], capsys)
@@ -118,3 +119,23 @@ def test_on_bad_image_skip_counts_and_lists(tmp_path, scripted, image_folder, ca
     assert result["data"]["n_images"] == 9
     assert sorted(s["name"].split("/")[-1] for s in result["data"]["skipped"]) == ["broken.png", "empty.png"]
     assert "skipped" in out and "broken.png" in out
+
+
+def test_warnings_and_notes_go_through_logging_as_one_line(capsys):
+    """The tool's messages are log records of the 'iaside' logger, printed as one line each; users can silence notes."""
+    import logging
+
+    from iaside.log import note, warn
+
+    warn("the model's mean/std were guessed")
+    note("uint8 pixels were rescaled to [0, 1]")
+    assert capsys.readouterr().err.splitlines() == ["iaside: warning: the model's mean/std were guessed",
+                                                    "iaside: note: uint8 pixels were rescaled to [0, 1]"]
+    logger = logging.getLogger("iaside")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        note("hidden")
+        assert capsys.readouterr().err == ""
+    finally:
+        logger.setLevel(level)

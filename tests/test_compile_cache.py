@@ -14,7 +14,8 @@ from iaside.coalitions import CoalitionSynthesizer
 from iaside.compile_cache import CompileCache, cache_root, entry_key, model_fingerprint
 from iaside.compiled import CompiledModel
 from iaside.data.tensors import TensorImages
-from iaside.engine import Engine, _Logits
+from iaside.engine import Engine
+from iaside.engine.runner import _Logits
 from iaside.fills import make_fill
 from iaside.spectral import band_masks
 
@@ -65,7 +66,7 @@ def test_a_second_process_loads_the_compiled_model_and_gives_the_same_numbers(tm
     assert (compiled["cache_misses"], compiled["cache_hits"]) == (0, 1)
     assert second["timings"]["compile"] == 0.0  # nothing compiled: loaded
     assert second["timings"]["compile_cache_load"] > 0
-    assert "iaside:" not in second_err  # no note: the entry was found and agreed with the model
+    assert "compiled-model cache" not in second_err  # no note: the entry was found and agreed with the model
     for key in ("logp", "score", "sid"):
         assert first[key] == second[key], key  # bit-identical
 
@@ -182,7 +183,7 @@ def test_auto_runs_a_short_run_as_given_and_says_why(tmp_path, capsys):
     state, stats = e.run(TensorImages(x, torch.arange(5) % 5))
     assert e.optimized_as == "none" and "compile" not in stats.seconds
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("iaside: --optimize auto: running the model as given")
+    assert len(err) == 1 and err[0].startswith("iaside: note: --optimize auto: running the model as given")
     assert e.compile_info()["decision"] in err[0]
     plain, _ = engine(batch_norm_net(), "none", None).run(TensorImages(x, torch.arange(5) % 5))
     assert np.array_equal(state.logp_nats, plain.logp_nats)
@@ -207,7 +208,7 @@ def test_auto_compiles_when_the_cache_holds_the_model(tmp_path, monkeypatch, cap
 
 @pytest.mark.parametrize("long_run", [False, True])
 def test_auto_weighs_the_passes_against_the_compile_time(tmp_path, monkeypatch, long_run):
-    import iaside.engine as engine_module
+    import iaside.engine.runner as engine_module
 
     monkeypatch.setattr(engine_module, "BUILD_S", 1e-9 if long_run else 1e9)
     FakeBuilds().install(monkeypatch)
@@ -220,7 +221,7 @@ def test_cli_records_the_effective_precision_and_the_auto_decision(tmp_path, scr
     from conftest import TINY_ARGS
 
     from iaside.cli import main
-    from iaside.engine import precision_name, resolve_precision
+    from iaside.engine.runner import precision_name, resolve_precision
 
     out = tmp_path / "run"
     assert main(["run", "--model", f"torchscript:{scripted}", "--data", str(image_folder), *TINY_ARGS,

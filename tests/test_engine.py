@@ -219,11 +219,11 @@ def test_errors_name_the_culprit():
         engine.run(TensorImages(x, y))
     x_black = x.clone()
     x_black[1] = 0
-    with pytest.raises(IasideError, match=r"tensor\[1\].*clean image"):
+    with pytest.raises(IasideError, match=r"data\[1\].*clean image"):
         iaside.explain(NaNOnDark(), (x_black, y), bands=3, fill="partner", show_progress=False)
     with pytest.raises(IasideError, match=r"expected \(B, K\) logits"):
         iaside.explain(nn.Conv2d(3, 4, 3), (x, y), bands=3, show_progress=False)
-    with pytest.raises(IasideError, match=r"tensor\[2\].*label 7.*5 classes"):
+    with pytest.raises(IasideError, match=r"data\[2\].*label 7.*5 classes"):
         iaside.explain(tiny_cnn(), (x, torch.tensor([0, 1, 7])), bands=3, show_progress=False)
     with pytest.raises(IasideError, match="too small"):
         iaside.explain(tiny_cnn(), (x[:, :, :10, :10], y), bands=8, show_progress=False)
@@ -237,3 +237,19 @@ def test_predicted_labels_and_bf16_path():
     assert np.array_equal(r.per_image["label"], model(x).argmax(1).numpy())
     r16 = iaside.explain(model, x, bands=3, show_progress=False, n_bootstrap=0, precision="bf16")
     assert np.abs(r16.sid.value - r.sid.value).sum() < 0.2
+
+
+def test_state_fields_declare_how_they_merge():
+    """Shard merge, all-reduce and resume read one declaration: skips are known to every shard (max), the rest add."""
+    assert EngineState.merge_rules() == {"logp_nats": "sum", "done": "sum", "skipped": "max", "label": "sum",
+                                         "clean_top1": "sum", "clean_logp_nats": "sum"}
+    a, b = EngineState.empty(3, 2), EngineState.empty(3, 2)
+    a.done[0], a.logp_nats[0], a.label[0] = 1, [-1.0, -2.0], 4
+    b.done[1], b.logp_nats[1], b.label[1] = 1, [-3.0, -0.5], 2
+    a.skipped[2] = b.skipped[2] = 1
+    merged = a.merge(b)
+    assert merged.skipped.tolist() == [0, 0, 1] and merged.label.tolist() == [4, 2, 0]
+    assert merged.logp_nats.tolist() == [[-1.0, -2.0], [-3.0, -0.5], [0.0, 0.0]] and merged.complete
+    merged.done[1] = 0
+    merged.clear_unfinished()  # a row that is not done is zeroed; the skip stays
+    assert merged.logp_nats[1].tolist() == [0.0, 0.0] and merged.label[1] == 0 and merged.skipped[2] == 1

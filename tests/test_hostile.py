@@ -25,7 +25,7 @@ from iaside.config import DataConfig
 from iaside.data import open_dataset
 
 from conftest import TINY_ARGS as TINY
-from conftest import tiny_cnn, write_image_folder
+from conftest import declare_preprocessing, tiny_cnn, write_image_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -257,7 +257,7 @@ class BadOnOvershoot(nn.Module):
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
 def test_model_returning_nan_or_inf_names_image_and_coalition(tmp_path, capsys, folder, value):
-    path = tmp_path / "bad.pt"
+    path = declare_preprocessing(tmp_path / "bad.pt")
     torch.jit.script(BadOnOvershoot(value)).save(str(path))
     code, _, err = run(capsys, path, folder, tmp_path / "out", "--mean", "0", "--std", "1")
     assert_one_line_error(code, err, "NaN/inf", "image '", "coalition {")

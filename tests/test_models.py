@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from iaside.config import resolve_data_config
 from iaside.errors import IasideError
 from iaside.models import Classifier, LoadedModel, available_models, load_model
 from iaside.models._shim import import_torchvision
@@ -110,8 +111,8 @@ def test_efficientnet_lite0_classifies_the_foolbox_samples():
 
 @pytest.mark.parametrize(("name", "res"), [("efficientnet-lite1", 240), ("efficientnet-lite2", 260)])
 def test_larger_lites_carry_their_resolution(name, res):
-    cfg = load_lite(name, weights=None, device=torch.device("cpu"), num_classes=None).data_config
-    assert (cfg.input_size, cfg.resize_size) == ((res, res), res + 32)
+    cfg = resolve_data_config(load_lite(name, weights=None, device=torch.device("cpu"), num_classes=None).declared)
+    assert (cfg.input_size, cfg.resize_size) == ((res, res), res + 32) and not cfg.guessed()
     with pytest.raises(IasideError, match="needs trained weights"):
         load_model(name, num_classes=10)
 
@@ -205,7 +206,8 @@ def test_overrides_reach_the_classifier(tmp_path):
 def test_hub_sources_say_which_extra_to_install(prefix):
     if importlib.util.find_spec(prefix) is not None:
         pytest.skip(f"{prefix} is installed")
-    with pytest.raises(IasideError, match=re.escape(f"pip install 'iaside[{prefix}]'")):
+    hint = f"iaside constraints | pip install --constraint /dev/stdin 'iaside[{prefix}]'"
+    with pytest.raises(IasideError, match=re.escape(hint)):
         load_model(f"{prefix}:resnet18")
 
 

@@ -15,6 +15,7 @@ from iaside.errors import IasideError
 from iaside.models.base import Classifier
 from iaside.spectral import band_masks, split_bands
 from iaside.synthetic import orientation_sectors, planted_images
+from iaside.training import fit_one_cycle
 
 from test_oracles import spec_band_index
 
@@ -108,16 +109,7 @@ def small_cnn(n_classes: int = 4) -> nn.Module:
 def train(x: torch.Tensor, y: torch.Tensor, epochs: int = 3, lr: float = 5e-3) -> nn.Module:
     torch.manual_seed(0)
     net = small_cnn()
-    opt = torch.optim.Adam(net.parameters(), lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * -(-len(x) // 64))
-    for _ in range(epochs):
-        for idx in torch.randperm(len(x)).split(64):
-            loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-    return net.eval()
+    return fit_one_cycle(net, x, y, epochs, lr)
 
 
 @pytest.mark.parametrize("band,partition", [(0, "linf"), (3, "l2")])

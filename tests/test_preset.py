@@ -137,3 +137,19 @@ def test_empty_coalition_is_zero_whatever_the_fill():
         assert r.per_image["logp_nats"][:, 0] == pytest.approx(expect, abs=1e-6)
         rows.append(r.per_image["logp_nats"])
     assert not np.allclose(rows[0][:, 1:], rows[1][:, 1:])  # the fill matters elsewhere
+
+
+def test_the_random_alias_is_stored_as_partner():
+    """'random' (the authors' name) and 'partner' are one configuration: same identity in run folders and the store."""
+    assert iaside.ExplainConfig.build(fill="random") == iaside.ExplainConfig.build(fill="partner")
+    assert iaside.ExplainConfig.from_dict({"fill": "random"}).to_dict()["fill"] == "partner"
+    with pytest.raises(iaside.IasideError, match="--fill 'blur' is not one of"):
+        iaside.ExplainConfig.build(fill="blur")
+
+
+def test_fills_declare_how_the_empty_coalition_is_reused():
+    """The engine reads the declaration, never the name: a fill's reuse drives which passes are shared."""
+    from iaside.fills import _FILL_CLASSES
+
+    declared = {name: cls.reuse_empty for name, cls in _FILL_CLASSES.items()}
+    assert declared == {"partner": "partner", "zero": "shared", "mean": "shared", "noise": None, "gaussian": None}

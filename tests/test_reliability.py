@@ -76,9 +76,11 @@ def jitter(model_path, folder) -> float:
 
 
 def numbers(run_dir: Path) -> dict:
-    """result.json without ``meta`` (timings, creation time, batch size, this session's counts)."""
+    """result.json without ``meta`` (timings, creation time, batch size, this session's counts)
+    and the content checksum (which covers ``meta`` too)."""
     d = json.loads((run_dir / "result.json").read_text())
     d.pop("meta")
+    d.pop("checksum")
     return d
 
 
@@ -170,8 +172,58 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted_run(tmp_path, scripted,
     assert meta["images_this_session"] == N_IMAGES - n_done  # resumed, not restarted
     assert max_diff(arrays(out), ref) <= tol
     assert json_diff(numbers(out), numbers(reference)) <= json_tolerance(tol)
-    leftovers = {p.name for p in out.iterdir()} - RUN_FILES
-    assert all(name.startswith(".state-") for name in leftovers), leftovers  # only a save cut by the kill
+    assert {p.name for p in out.iterdir()} == RUN_FILES  # the kill's lock file and cut save are gone
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)],
+                         ids=["SIGTERM", "SIGHUP", "SIGINT"])
+def test_a_signal_mid_run_saves_it_and_the_rerun_equals_an_uninterrupted_run(tmp_path, scripted, folder, signum,
+                                                                             code):
+    """``kill``, Slurm and docker send SIGTERM, a closed terminal SIGHUP, Ctrl-C SIGINT: each
+    checkpoints every finished image, prints how to resume, exits 128 + the signal; the same
+    command then computes only the rest and ends with the uninterrupted run's numbers."""
+    reference = tmp_path / "reference"
+    iaside.explain(f"torchscript:{scripted}", str(folder), **KW, out=reference)
+    out = tmp_path / "stopped"
+    args = ["run", "--model", f"torchscript:{scripted}", "--data", str(folder), "--bands", "5", "--batch-size", "8",
+            "--input-size", "32", "--resize-size", "32", "--bootstrap", "100", "--quiet", "--out", str(out)]
+    env = {**CHILD_ENV, "IASIDE_TEST_THROTTLE_S": "0.03", "IASIDE_TEST_CHECKPOINT_S": "0.2"}
+    proc = subprocess.Popen([sys.executable, str(CHILD), "cli", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    give_up = time.monotonic() + 240  # hang guard only
+    try:
+        while done_in(out / "state.npz") < 4:
+            if proc.poll() is not None:
+                pytest.fail(f"the run ended (code {proc.returncode}) before the signal: {proc.stderr.read()[-3000:]}")
+            assert time.monotonic() < give_up, "no checkpoint with 4 finished images appeared"
+            time.sleep(0.02)
+        proc.send_signal(signum)
+        err = proc.communicate(timeout=120)[1].strip()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == code, err
+    assert len(err.splitlines()) == 1 and "rerun the same command to resume" in err, err
+    if signum != signal.SIGINT:
+        assert err.startswith(f"iaside: stopped by {signal.Signals(signum).name}") and str(out) in err
+    saved = EngineState.load(out / "state.npz")
+    n_done = int(saved.done.sum())
+    assert 4 <= n_done < N_IMAGES and not (out / "result.json").exists()
+    assert {p.name for p in out.iterdir()} == {"run.json", "state.npz"}  # the lock went with the process
+    env["IASIDE_TEST_THROTTLE_S"] = "0"
+    rerun = subprocess.run([sys.executable, str(CHILD), "cli", *args], env=env, capture_output=True, text=True,
+                           timeout=240)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    meta = json.loads((out / "result.json").read_text())["meta"]
+    assert meta["images_this_session"] == N_IMAGES - n_done < N_IMAGES  # resumed, not restarted
+    tol = 2 * jitter(scripted, folder)
+    assert max_diff(arrays(out), arrays(reference)) <= tol
+    assert json_diff(numbers(out), numbers(reference)) <= json_tolerance(tol)
+
+
+def done_in(path: Path) -> int:
+    """Finished images in a checkpoint (0 before the first)."""
+    return int(EngineState.load(path).done.sum()) if path.exists() else 0
 
 
 # ---- changed configuration ---------------------------------------------------------------------

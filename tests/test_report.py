@@ -236,3 +236,79 @@ def test_paper_preset_run_with_predicted_labels(runs, tmp_path):
     pixels, note = reopen_images(result, [str(result.per_image["names"][0])])
     [image] = pixels.values()
     assert note is None and np.allclose(band_images(image, 3, "square").sum(axis=0), image.numpy(), atol=1e-5)
+
+
+def test_data_source_is_structured_and_absolute(runs):
+    run_json = json.loads((runs["dirs"][0] / "run.json").read_text())
+    source = Result.load(runs["dirs"][0]).data["source"]
+    assert source == run_json["data"]["source"]
+    assert source["kind"] == "folder" and source["path"] == str(runs["data"].resolve())
+    assert source["relative_to_run"] == "../imgs" and source["labels"] == "given"
+    assert data_source({"source": {"kind": "samples", "spec": "samples:imagenet"}}) == "samples:imagenet"
+    assert data_source({"source": {"kind": "in-memory", "type": "TensorImages"}}) is None
+
+
+def test_moved_run_and_data_folders_still_find_the_images(runs, tmp_path):
+    """Run and data moved together (a project folder copied elsewhere): the images are found
+    relative to the run folder; moved apart, the report says so."""
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    shutil.copytree(runs["dirs"][0], moved / "run0")
+    shutil.copytree(runs["data"], moved / "imgs")
+    original = runs["data"].with_name("imgs-away")
+    shutil.move(runs["data"], original)
+    try:
+        found = build_report([moved / "run0"], max_images=1)
+        shutil.rmtree(moved / "imgs")
+        lost = build_report([moved / "run0"], max_images=1)
+    finally:
+        shutil.move(original, runs["data"])
+    assert "band images are not shown" not in text_of(found) and "band images are not shown" in text_of(lost)
+    assert images_of(found)[-1].height > images_of(lost)[-1].height  # band panels above the SID bars
+
+
+def test_different_n_and_images_are_flagged_where_combined(runs, tmp_path):
+    few = tmp_path / "few"
+    iaside.explain(tiny_cnn(n_classes=3, seed=1), str(runs["data"]), bands=3, samples=4, n_bootstrap=50,
+                   overrides=TINY, show_progress=False, out=few)
+    text = text_of(build_report([runs["dirs"][0], few], max_images=0))
+    assert "number of images (N = 9, 4)" in text
+    rob = tmp_path / "rob2.json"
+    rob.write_text(json.dumps({"model": {"spec": "module:Sequential", "fingerprint": "none"}, "mce": 0.9,
+                               "data": {"spec": "samples:imagenet [2 of 20]", "n_images": 2}}))
+    [view] = load_runs([few], [rob])
+    assert any("N = 2 there, 4 here" in note for note in view.notes)
+    page = text_of(build_report([few], robustness_files=[rob], max_images=0))
+    assert "was not measured on this run's images (N = 2 there, 4 here)" in page
+    assert "measured on different images" in page
+    rob.write_text(json.dumps({"mce": None, "mean_error": 0.4, "data": {"n_images": 4}}))
+    page = text_of(build_report([few], robustness_files=[rob], max_images=0))
+    assert "has no mCE: CE and mCE are errors relative to a reference model" in page
+    assert "was not measured on this run's images" not in page
+
+
+def test_band_table_marks_the_min_shift_band(runs, page):
+    result = Result.load(runs["dirs"][0])
+    k = int(np.argmin(result.phi.value))
+    assert result.sid.value[k] == 0.0 and result.min_shift_band() == k
+    section = page.split('id="run-1"')[1].split('id="run-2"')[0]
+    assert "module:Sequential (run0)" in text_of(section)
+    assert re.findall(r"<tr><td>(\d) \*</td>", section) == [str(k)] and "shifts every φ by it" in text_of(section)
+    assert all(f"{v:+.3f}" in text_of(section) for v in result.shares.value)
+
+
+def test_band_images_are_stretched_per_band_and_the_legend_matches(runs):
+    result = Result.load(runs["dirs"][0])
+    pixels = np.random.default_rng(0).random((3, 32, 32))
+    bands = band_images(__import__("torch").from_numpy(pixels), 3, "linf")
+    fig = figures.deviating_figure(pixels, bands, np.array([0.2, 0.5, 0.3]), np.asarray(result.sid.value))
+    titles = [b["text"] for b in figures.text_boxes(fig) if b["kind"] == "title"]
+    assert titles[:2] == ["image", "band 0"] and all(t.startswith(f"band {i}, stretched ×") for i, t in
+                                                     zip((1, 2), titles[2:]))
+    stretched, gain = figures.stretch(bands[2])
+    assert stretched.min() == 0.0 and stretched.max() == 1.0 and gain > 1
+    ax = fig.axes[-1]
+    legend = ax.get_legend()
+    for handle, container in zip(legend.legend_handles, ax.containers):
+        assert {tuple(p.get_facecolor()) for p in container.patches} == {tuple(handle.get_facecolor())}
+    assert figures.figure_problems(fig) == []

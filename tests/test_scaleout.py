@@ -13,11 +13,12 @@ from iaside.api import shard_indices
 from iaside.cli import main
 from iaside.engine import EngineState
 from iaside.errors import IasideError
-from iaside.game import (
-    exact_shapley, full_coalition_masks, kernel_matrix, kernel_plan, kernel_standard_error, masks_to_bits,
-    permutation_matrix, permutation_plan, permutation_standard_error, permutation_walk,
+from iaside.estimators import estimator_from_config
+from iaside.estimators.kernel import kernel_matrix, kernel_plan, kernel_standard_error
+from iaside.estimators.permutation import (
+    PermutationEstimator, permutation_matrix, permutation_plan, permutation_standard_error, permutation_walk,
 )
-from iaside.plans import CoalitionPlan
+from iaside.game import exact_shapley, full_coalition_masks, masks_to_bits
 
 from conftest import TINY_ARGS as TINY
 from conftest import tiny_cnn
@@ -213,7 +214,7 @@ def test_per_image_draws_evaluate_each_images_own_coalitions():
     exact = iaside.explain(model, x, bands=5, fill="zero", show_progress=False, n_bootstrap=0)
     approx = iaside.explain(model, x, bands=5, fill="zero", show_progress=False, n_bootstrap=200,
                             estimator="permutation", permutations=2)
-    plan = CoalitionPlan.from_config(iaside.ExplainConfig.from_dict(approx.config))
+    plan = estimator_from_config(iaside.ExplainConfig.from_dict(approx.config))
     assert plan.per_image and approx.config["draws"] == "per-image"
     table = exact.per_image["logp_nats"]  # (N, 32): every coalition of every image
     index = approx.per_image["index"]
@@ -240,7 +241,7 @@ def test_per_image_draws_are_unbiased_on_a_toy_game():
     m = 6
     v = smooth_game(m, seed=4)
     exact = exact_shapley(v)
-    plan = CoalitionPlan(m, "permutation", "per-image", 2, seed=0)
+    plan = PermutationEstimator(m, "per-image", 2, seed=0)
     est = plan.phi(np.stack([v[plan.masks(i)] for i in range(400)]), np.arange(400))
     se_of_mean = est.std(0, ddof=1) / np.sqrt(len(est))
     assert np.all(se_of_mean > 0)  # the draws differ
@@ -249,7 +250,7 @@ def test_per_image_draws_are_unbiased_on_a_toy_game():
     kernel = np.array([v[p.masks] @ kernel_matrix(p) for p in (kernel_plan(m, 20, (0, i)) for i in range(400))])
     assert np.any(np.abs(kernel.mean(0) - exact) > 4 * kernel.std(0, ddof=1) / np.sqrt(len(kernel)))
     with pytest.raises(IasideError, match="--draws per-image needs --estimator permutation"):
-        CoalitionPlan.from_config(iaside.ExplainConfig.build(estimator="kernel", draws="per-image"))
+        estimator_from_config(iaside.ExplainConfig.build(estimator="kernel", draws="per-image"))
     assert iaside.ExplainConfig.build(estimator="kernel").draws == "shared"
     assert iaside.ExplainConfig.build(estimator="permutation").draws == "per-image"
 
@@ -278,4 +279,4 @@ def test_run_folders_saved_before_per_image_draws_still_resume(tmp_path, scripte
     assert main(base) == 0, capsys.readouterr().err
     old = iaside.ExplainConfig.from_dict({"bands": 8, "estimator": "permutation", "permutations": None})
     assert old.permutations == 32 and old.draws == "shared"
-    assert CoalitionPlan.from_config(old).n_coalitions < 256 and not CoalitionPlan.from_config(old).per_image
+    assert estimator_from_config(old).n_coalitions < 256 and not estimator_from_config(old).per_image

@@ -5,14 +5,13 @@ import argparse
 from pathlib import Path
 
 from .robustness import add_perturbation_arguments, attacks_of, slug
-from .run import floats, overrides, size
+from ._args import add_bands_argument, add_data_config_arguments, overrides
 
 NAME = "compare"
 HELP = "compare models: I-ASIDE score and SID against mCE and adversarial accuracy, with correlations"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..config import INTERPOLATIONS
     from ..engine import PRECISIONS
     from ..fills import FILLS
     from ..spectral import PARTITIONS
@@ -31,20 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="samples:imagenet, samples:photos, or a folder (needed with --model)")
     parser.add_argument("--labels", help="'predicted', 'sorted', or a CSV filename,label")
     parser.add_argument("--samples", type=int, help="a seeded subset of N images")
-    parser.add_argument("--bands", type=int, default=8, help="bands M for the I-ASIDE runs (default 8)")
+    add_bands_argument(parser)
     parser.add_argument("--partition", choices=PARTITIONS)
     parser.add_argument("--fill", choices=FILLS + ("random",))
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over images and models")
     add_perturbation_arguments(parser)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="precision of the I-ASIDE runs")
-    cfg = parser.add_argument_group("data config overrides, applied to every --model")
-    cfg.add_argument("--input-size", type=size)
-    cfg.add_argument("--resize-size", type=int)
-    cfg.add_argument("--interpolation", choices=INTERPOLATIONS)
-    cfg.add_argument("--mean", type=floats)
-    cfg.add_argument("--std", type=floats)
-    cfg.add_argument("--channels", type=int)
+    add_data_config_arguments(parser, "data config overrides, applied to every --model")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs") / "compare", help="output folder (default runs/compare)")
@@ -93,7 +86,8 @@ def _entries_from_models(args, attacks):
     if len(weights) != len(args.model) or len(names) != len(args.model):
         raise IasideError(f"{len(args.model)} --model but {len(args.weights)} --weights and {len(args.name)} --name: "
                           "give none or one per --model ('-' for no weights)")
-    loaded = [load_model(spec, weights=None if w == "-" else w, device=args.device, overrides=overrides(args))
+    loaded = [load_model(spec, weights=None if w == "-" else w, device=args.device, data_config=args.data_config,
+                         overrides=overrides(args))
               for spec, w in zip(args.model, weights)]
     corruptions = corruption_names(args.corruptions)
     groups: dict[str, list[int]] = {}
@@ -122,6 +116,18 @@ def _entries_from_models(args, attacks):
     return entries
 
 
+def say_preprocessing(entries) -> None:
+    """When the compared runs were fed differently, one line per model with its preprocessing."""
+    from ..config import DataConfig
+
+    configs = [e.result.data.get("data_config") for e in entries]
+    if len({repr(sorted((c or {}).items())) for c in configs}) > 1:
+        print("\nthe models were fed differently (each row is that model under its own preprocessing):")
+        for e, c in zip(entries, configs):
+            print(f"  {e.name}: " + (DataConfig.from_dict(c, e.result.data.get("data_config_sources")).pipeline()
+                                     if c else "unknown"))
+
+
 def run(args) -> int:
     from ..robustness.compare import compare_models
     from ..runtime import apply_malloc_fix
@@ -134,6 +140,7 @@ def run(args) -> int:
     print(comparison.table())
     print()
     print(comparison.correlation_table())
+    say_preprocessing(entries)
     print(f"wrote {args.out}/compare.json, compare.csv, correlations.csv, sids.png, score[_signed]_vs_mce.png, "
           "score[_signed]_vs_adversarial.png")
     return 0

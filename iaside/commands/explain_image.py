@@ -2,6 +2,8 @@
 keep or flip its prediction (the local counterpart of the global SID; 2**M passes per fill)."""
 from __future__ import annotations
 
+from ._args import add_bands_argument
+
 from pathlib import Path
 
 NAME = "explain-image"
@@ -9,13 +11,13 @@ HELP = "explain one image: band images, its own φ over bands, the coalition tha
 
 
 def add_arguments(parser) -> None:
-    from .run import add_model_arguments
+    from ._args import add_model_arguments
 
     parser.add_argument("image", type=Path, help="an image file (any format PIL reads)")
     add_model_arguments(parser)
     parser.add_argument("--label", help="the class whose log-probability is explained: an index or one of the "
                         "model's class names (default: the full image's top-1)")
-    parser.add_argument("--bands", type=int, default=8, help="number of spectral bands M (default 8)")
+    add_bands_argument(parser)
     parser.add_argument("--partition", choices=["linf", "l2"], default="linf", help="band shape (default linf)")
     parser.add_argument("--fill", choices=["image-mean", "zero"], default="image-mean",
                         help="what replaces a removed band: the image's own mean colour (default; keeps its "
@@ -66,11 +68,15 @@ def run(args) -> int:
     from ..errors import IasideError
     from ..models import load_model
     from ..report.local import explain_image, plot_local
-    from .run import overrides
+    from ._args import model_options
 
     if not args.image.is_file():
-        raise IasideError(f"image {args.image} does not exist")
-    loaded = load_model(args.model, weights=args.weights, device=args.device, overrides=overrides(args))
+        raise IasideError(f"image {args.image} does not exist or is not a regular file")
+    out = args.output or Path(args.image.stem + ".explain.png")
+    if out.is_dir():
+        raise IasideError(f"-o {out} is a folder; give the PNG file to write, "
+                          f"e.g. {out / (args.image.stem + '.explain.png')}")
+    loaded = load_model(args.model, device=args.device, **model_options(args))
     cfg = loaded.data_config
     try:
         pixels = preprocess(load_image(str(args.image), cfg.channels), cfg)
@@ -90,7 +96,6 @@ def run(args) -> int:
         if result.n_bands != args.bands:
             raise IasideError(f"--run {args.run} has M = {result.n_bands} bands, this view M = {args.bands}")
         global_sid = np.asarray(result.sid.value)
-    out = args.output or Path(args.image.stem + ".explain.png")
     print(f"{args.image.name} with {args.model}")
     print(exp.table(global_sid))
     plot_local(exp, out, title=f"{args.image.name}: {args.model}, M = {args.bands}, fill {exp.fill}")

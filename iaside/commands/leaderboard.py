@@ -17,6 +17,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from ..config import DataConfig
     from ..report.loading import short_data
     from ..store import leaderboard, store_path
     from .runs import config_text, format_table, interval
@@ -30,6 +31,8 @@ def run(args) -> int:
             print()
         print(f"{short_data(board['data_spec'])}  N={board['n_images']}  {config_text(board['config'])}  "
               f"({len(board['rows'])} model(s), ranked by {args.by}, higher = more robust)")
+        if board.get("data_config"):  # runs fed differently sit on different boards
+            print("preprocessing: " + DataConfig.from_dict(board["data_config"]).pipeline())
         table = [
             [str(rank), r["model_spec"] or "-", (r["model_fingerprint"] or "")[:8],
              interval(r["score"], r["score_low"], r["score_high"]),

@@ -28,7 +28,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from ..errors import IasideError
     from ..report.html import write_report
+
+    if args.output.is_dir():
+        raise IasideError(f"-o {args.output} is a folder; give the HTML file to write, "
+                          f"e.g. {args.output / 'report.html'}")
 
     out = write_report(args.run_dirs, args.output, robustness_files=args.robustness, max_images=args.images,
                        with_images=not args.no_images, title=args.title)

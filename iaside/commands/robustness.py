@@ -5,7 +5,7 @@ import argparse
 import re
 from pathlib import Path
 
-from .run import add_model_arguments, overrides
+from ._args import add_model_arguments, model_options, overrides
 
 NAME = "robustness"
 HELP = "measure top-1 error under the ImageNet-C corruptions (CE, mCE) and PGD accuracy"
@@ -95,7 +95,7 @@ def run(args) -> int:
 
     apply_malloc_fix()
     attacks = attacks_of(args)
-    loaded = load_model(args.model, weights=args.weights, device=args.device, overrides=overrides(args))
+    loaded = load_model(args.model, device=args.device, **model_options(args))
     images, labels, info = load_images(loaded, args.data, args.labels, args.samples, args.seed)
     report = measure(loaded, args.model, images, labels, info, args, attacks)
     if args.reference:

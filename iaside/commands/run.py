@@ -3,27 +3,13 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
+
+from ._args import add_bands_argument, add_model_arguments, model_options
 
 NAME = "run"
 HELP = "analyse a model on a data set (exact I-ASIDE)"
-
-
-def floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def size(text: str) -> tuple[int, int]:
-    try:
-        values = tuple(int(p) for p in re.split(r"[x,]", text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or HxW, got {text!r}") from None
-    if len(values) not in (1, 2):
-        raise argparse.ArgumentTypeError(f"expected N or HxW, got {text!r}")
-    return (values[0], values[-1])
 
 
 def shard(text: str) -> tuple[int, int]:
@@ -48,32 +34,8 @@ def default_out(model: str, data: str) -> Path:
     return Path("runs") / f"{slug(model)}_{slug(data)}"
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --weights, --device, --precision and the data-config overrides (shared by commands)."""
-    from ..config import INTERPOLATIONS
-    from ..engine import PRECISIONS
-
-    parser.add_argument("--model", required=True, help="efficientnet-lite0|1|2, torchscript:PATH, onnx:PATH, "
-                        "module:pkg.mod:factory, timm:NAME, torchvision:NAME")
-    parser.add_argument("--weights", help="weights file for module:/timm:/torchvision: models")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="model precision (default fp32)")
-    cfg = parser.add_argument_group("data config overrides (a TorchScript or ONNX file does not say these)")
-    cfg.add_argument("--input-size", type=size, help="crop size N or HxW")
-    cfg.add_argument("--resize-size", type=int, help="shorter side before the crop")
-    cfg.add_argument("--interpolation", choices=INTERPOLATIONS)
-    cfg.add_argument("--mean", type=floats, help="per-channel mean in [0, 1] units, e.g. 0.485,0.456,0.406")
-    cfg.add_argument("--std", type=floats, help="per-channel std in [0, 1] units")
-    cfg.add_argument("--channels", type=int, help="input channels (1 for grayscale models)")
-
-
-def overrides(args) -> dict:
-    """The data-config overrides given on the command line (None = not given)."""
-    return {k: getattr(args, k) for k in ("input_size", "resize_size", "interpolation", "mean", "std", "channels")}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..plans import DRAWS, ESTIMATORS
+    from ..estimators import DRAWS, ESTIMATORS
     from ..engine import OPTIMIZATIONS
     from ..fills import FILLS
     from ..spectral import PARTITIONS
@@ -82,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="samples:imagenet, samples:photos, or a folder")
     parser.add_argument("--labels", help="'predicted' (the model's own top-1), 'sorted' (class folders in "
                         "sorted order), or a CSV filename,label for a flat folder")
-    parser.add_argument("--bands", type=int, default=8, help="number of spectral bands M (default 8)")
+    add_bands_argument(parser)
     parser.add_argument("--partition", choices=PARTITIONS, help="band shape (default linf; the paper preset: square)")
     parser.add_argument("--fill", choices=FILLS + ("random",), help="what replaces a removed band (default partner)")
     parser.add_argument("--preset", choices=["paper"], help="'paper' reproduces the authors' script")
@@ -119,17 +81,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..api import explain
+    from ..runs import Stopped, stop_on_signals
 
     out = args.out or default_out(args.model, args.data)
-    result = explain(
-        args.model, args.data, bands=args.bands, partition=args.partition, fill=args.fill, preset=args.preset,
-        clip=args.clip, labels=args.labels, samples=args.samples, seed=args.seed, n_bootstrap=args.bootstrap,
-        estimator=args.estimator, permutations=args.permutations, coalitions=args.coalitions, draws=args.draws, target_ci=args.target_ci, shard=args.shard,
-        on_bad_image=args.on_bad_image,
-        batch_size=args.batch_size, device=args.device, precision=args.precision, num_workers=args.workers,
-        optimize=args.optimize, cache=not args.no_cache, weights=args.weights, overrides=overrides(args), out=out, show_progress=not args.quiet,
-    )
+    try:
+        with stop_on_signals():  # SIGTERM, SIGHUP: the engine checkpoints as for Ctrl-C
+            result = _explain(args, out)
+    except Stopped as stop:
+        print(f"iaside: stopped by {stop}; the finished images are saved in {out}: rerun the same command to resume",
+              file=sys.stderr)
+        return stop.exit_code
     if result is None:  # a shard, or a torchrun rank other than 0
         if args.shard is not None:
             print(f"shard {args.shard[0]}/{args.shard[1]} done: state saved in {out}; combine with 'iaside merge'")
@@ -142,7 +103,22 @@ def run(args) -> int:
               "natively, else fp32; --precision fp32 for float32)")
     rate = result.meta.get("images_per_s")
     if rate:
-        print(f"{result.meta['forward_passes']} forward passes, {rate:.2f} images/s "
-              f"({rate * 2 ** result.n_bands:.0f} passes/s)")
+        passes = result.meta["forward_passes"]
+        print(f"{passes} forward passes, {rate:.2f} images/s "
+              f"({rate * passes / result.meta['images_this_session']:.0f} passes/s)")
     print(f"wrote {out}/result.json, per_image.npz, sid.png")
     return 0
+
+
+def _explain(args, out: Path):
+    from ..api import explain
+
+    return explain(
+        args.model, args.data, bands=args.bands, partition=args.partition, fill=args.fill, preset=args.preset,
+        clip=args.clip, labels=args.labels, samples=args.samples, seed=args.seed, n_bootstrap=args.bootstrap,
+        estimator=args.estimator, permutations=args.permutations, coalitions=args.coalitions, draws=args.draws, target_ci=args.target_ci, shard=args.shard,
+        on_bad_image=args.on_bad_image,
+        batch_size=args.batch_size, device=args.device, precision=args.precision, num_workers=args.workers,
+        optimize=args.optimize, cache=not args.no_cache, **model_options(args), out=out,
+        show_progress=not args.quiet,
+    )

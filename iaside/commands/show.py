@@ -2,7 +2,7 @@
 from pathlib import Path
 
 NAME = "show"
-HELP = "print a finished result as a table with one sentence of interpretation"
+HELP = "print a finished result: the estimator, the band table and its interpretation (or why there is none)"
 
 
 def add_arguments(parser) -> None:

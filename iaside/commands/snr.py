@@ -1,11 +1,13 @@
 """iaside snr: spectral SNR of corruptions and adversarial perturbations, per band and per ring."""
 from __future__ import annotations
 
+from ._args import add_bands_argument
+
 import argparse
 from pathlib import Path
 
 from .robustness import add_perturbation_arguments, attacks_of, slug
-from .run import add_model_arguments, overrides
+from ._args import add_model_arguments, model_options, overrides
 
 NAME = "snr"
 HELP = "per-band SNR (dB) of the ImageNet-C corruptions and of PGD perturbations, with the fitted decay"
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="samples:imagenet, samples:photos, or a folder")
     parser.add_argument("--labels", help="'predicted', 'sorted' or a CSV (the classes PGD attacks away from)")
     parser.add_argument("--samples", type=int, help="a seeded subset of N images")
-    parser.add_argument("--bands", type=int, default=8, help="number of bands M (default 8)")
+    add_bands_argument(parser)
     parser.add_argument("--partition", choices=("linf", "l2"), default="linf", help="band shape (default linf)")
     parser.add_argument("--rings", type=int, help="rings of the finer radial grid (default min(32, side/2))")
     add_perturbation_arguments(parser)
@@ -45,7 +47,7 @@ def run(args) -> int:
     attacks = attacks_of(args)
     loaded = None
     if args.model:
-        loaded = load_model(args.model, weights=args.weights, device=args.device, overrides=overrides(args))
+        loaded = load_model(args.model, device=args.device, **model_options(args))
         cfg = loaded.data_config
     elif attacks:
         raise IasideError("PGD needs the attacked model: pass --model, or --linf-eps none --l2-eps none")

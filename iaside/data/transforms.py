@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import stat
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -12,7 +14,11 @@ from ..config import DataConfig
 from ..errors import IasideError
 
 MAX_PIXELS = 178_956_970
-"""Largest width × height accepted, read from the header before decoding (PIL's own limit)."""
+"""Largest width × height accepted, read from the header before decoding (PIL's own limit), and
+again for the size an image is resized to."""
+THIN_FACTOR = 16
+"""Resized images over this many times the crop's area are resized over the crop's region only
+(the same pixels up to rounding: at most a few levels in 255)."""
 
 RESAMPLING = {
     "nearest": Image.Resampling.NEAREST,
@@ -22,27 +28,57 @@ RESAMPLING = {
 }
 
 
-def load_image(path: str | os.PathLike, channels: int = 3) -> Image.Image:
-    """Decode ``path`` upright (EXIF orientation applied) as 8-bit RGB (channels 3) or L (1)."""
+def load_image(path: str | os.PathLike, channels: int = 3,
+               check_size: Callable[[int, int], None] | None = None) -> Image.Image:
+    """Decode ``path`` upright (EXIF orientation applied) as 8-bit RGB (channels 3) or L (1).
+
+    Only a regular file is read (a FIFO, device or socket named like an image is refused
+    without blocking), and an animated image is refused rather than reduced to one frame
+    (a multi-picture JPEG from a camera keeps its primary image). ``check_size(width, height)``
+    may refuse the image from its header, before anything is decoded."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _open_regular(path) as fh:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(fh) as img:
                 width, height = img.size
                 if width * height > MAX_PIXELS:
                     raise Image.DecompressionBombError(f"{width}x{height} pixels")
+                if check_size is not None:
+                    check_size(width, height)
+                if getattr(img, "is_animated", False) and img.format != "MPO":
+                    raise IasideError(f"image {path} is animated ({_frames(img)} frames); save the frame to "
+                                      "analyse as a still image, or remove it from the data")
                 img.load()
-                return to_mode(ImageOps.exif_transpose(img), channels)
+                ImageOps.exif_transpose(img, in_place=True)
+                return to_mode(img, channels)
     except FileNotFoundError:
-        raise IasideError(f"image {path} does not exist") from None
+        raise IasideError(f"image {path} does not exist (or is a link to a missing file)") from None
     except Image.DecompressionBombError as e:
         raise IasideError(
             f"image {path} is too large ({e}; at most {MAX_PIXELS} pixels); downscale it first"
         ) from None
+    except MemoryError:
+        raise IasideError(f"image {path} needs more memory to decode than is free; downscale it first") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise IasideError(
             f"image {path} is unreadable or truncated ({e}); re-export it or remove it from the data"
         ) from None
+
+
+_FILE_KINDS = {stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
+               stat.S_IFBLK: "block device", stat.S_IFDIR: "folder"}
+
+
+def _open_regular(path: str | os.PathLike):
+    """``path`` opened for binary reading, or IasideError when it is not a regular file. Opened
+    without blocking first, so a FIFO is refused instead of waiting for a writer forever."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = _FILE_KINDS.get(stat.S_IFMT(mode), "special file")
+        raise IasideError(f"image {path} is not a regular file (a {kind}); remove it from the data")
+    return os.fdopen(fd, "rb")
 
 
 def to_mode(img: Image.Image, channels: int) -> Image.Image:
@@ -72,14 +108,44 @@ def resized_size(width: int, height: int, resize_size: int, crop_hw: tuple[int, 
     return new_w, new_h
 
 
-def preprocess(img: Image.Image, cfg: DataConfig) -> torch.Tensor:
-    """Resize the shorter side, centre-crop to ``cfg.input_size``: (C, H, W) float32 in [0, 1]."""
-    img = to_mode(img, cfg.channels)
+def check_resized_size(width: int, height: int, cfg: DataConfig, name: str = "the image") -> tuple[int, int]:
+    """The (width, height) ``preprocess`` resizes to; IasideError naming ``name`` when that is
+    over the pixel limit (a thin strip enlarged until its short side is ``cfg.resize_size``)."""
+    size = resized_size(width, height, cfg.resize_size, cfg.input_size)
+    if size[0] * size[1] > MAX_PIXELS:
+        raise IasideError(
+            f"{name} is {width}x{height} pixels; resized to {size[0]}x{size[1]} it would exceed "
+            f"{MAX_PIXELS} pixels (an extreme aspect ratio); crop it first or remove it from the data"
+        )
+    return size
+
+
+def preprocess(img: Image.Image, cfg: DataConfig, name: str = "the image") -> torch.Tensor:
+    """Resize the shorter side, centre-crop to ``cfg.input_size``: (C, H, W) float32 in [0, 1].
+
+    The resized image obeys the pixel limit too (``name`` is named when it does not). An image
+    whose resized form would hold more than THIN_FACTOR crops (an extreme aspect ratio) is
+    resized over the crop's region only, so a thin strip never allocates its whole enlargement.
+    """
     crop_h, crop_w = cfg.input_size
-    size = resized_size(*img.size, cfg.resize_size, cfg.input_size)
-    if size != img.size:
-        img = img.resize(size, RESAMPLING[cfg.interpolation])
+    size = check_resized_size(*img.size, cfg, name)
+    img = to_mode(img, cfg.channels)
     top, left = round((size[1] - crop_h) / 2), round((size[0] - crop_w) / 2)
-    img = img.crop((left, top, left + crop_w, top + crop_h))
+    if size[0] * size[1] > THIN_FACTOR * crop_h * crop_w:
+        sx, sy = img.size[0] / size[0], img.size[1] / size[1]
+        box = (left * sx, top * sy, (left + crop_w) * sx, (top + crop_h) * sy)
+        img = img.resize((crop_w, crop_h), RESAMPLING[cfg.interpolation], box=box)
+    else:
+        if size != img.size:
+            img = img.resize(size, RESAMPLING[cfg.interpolation])
+        img = img.crop((left, top, left + crop_w, top + crop_h))
     pixels = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
     return pixels.unsqueeze(0) if pixels.ndim == 2 else pixels.permute(2, 0, 1).contiguous()
+
+
+def _frames(img: Image.Image) -> str:
+    """The frame count of an animated image, or 'several' where a damaged file cannot say."""
+    try:
+        return str(img.n_frames)
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        return "several"

@@ -1,30 +1,52 @@
-"""What every model source shares: the hand-over record, weight files, fingerprints."""
+"""What every model source shares: the hand-over record, weight files, head sizes, fingerprints."""
 from __future__ import annotations
 
+import difflib
 import hashlib
-from dataclasses import dataclass, field, fields
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..config import DataConfig
 from ..errors import IasideError
 
 FINGERPRINT_CHARS = 16
-CONFIG_FIELDS = tuple(f.name for f in fields(DataConfig))
+Declared = tuple[Mapping[str, Any], str]
+"""Data-config fields a model declares about itself, and where they were read (e.g. 'timm pretrained_cfg')."""
 
 
 @dataclass
 class Built:
-    """What a source loader hands the registry: the bare network (normalised input) and its defaults."""
+    """What a source loader hands the registry: the bare network (normalised input), the data-config
+    fields the model declares (lowest priority first; none: the fallback applies), class names."""
 
     net: nn.Module
-    data_config: DataConfig
+    declared: list[Declared]
     fingerprint: str
     class_names: list[str] | None = None
     extra: dict = field(default_factory=dict)
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment at call time (HF_HUB_CACHE, HF_HOME)."""
+    env = os.environ
+    home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(env.get("HF_HUB_CACHE") or os.path.join(home, "hub")).expanduser()
+
+
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE asks for no network (read at call time)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "on", "yes", "true")
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    """' (did you mean a, b?)' for close matches of a misspelt ``name``, or ''."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 def existing_file(path: str | Path, what: str) -> Path:
@@ -39,16 +61,6 @@ def reject_weights(weights: str | None, kind: str) -> None:
     """Refuse a separate weights file for a format that carries its own."""
     if weights is not None:
         raise IasideError(f"{kind} files carry their own weights; drop weights={weights!r} (--weights)")
-
-
-def with_fields(config: DataConfig, changes: Mapping[str, Any] | None, culprit: str) -> DataConfig:
-    """``config`` with DataConfig fields from ``changes`` replaced (None values ignored)."""
-    unknown = sorted(set(changes or {}) - set(CONFIG_FIELDS))
-    if unknown:
-        raise IasideError(
-            f"{culprit} has unknown data-config fields {unknown}; allowed: {', '.join(CONFIG_FIELDS)}"
-        )
-    return config.override(**(changes or {}))
 
 
 def file_fingerprint(path: str | Path) -> str:
@@ -71,13 +83,19 @@ def state_fingerprint(net: nn.Module) -> str:
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state_dict from a torch.save file: plain, or under a 'state_dict' / 'model' key."""
+    """A state_dict from a ``.safetensors`` file or a torch.save file (plain, or under a
+    'state_dict' / 'model' key; a DataParallel 'module.' prefix is dropped)."""
     p = existing_file(path, "weights file")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(p), device="cpu")
+        else:
+            obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
         raise IasideError(
-            f"weights file {str(p)!r} is not a torch state_dict ({e}); "
+            f"weights file {str(p)!r} is not a torch state_dict or safetensors file ({e}); "
             "save one with torch.save(model.state_dict(), PATH)"
         ) from e
     for key in ("state_dict", "model"):
@@ -90,9 +108,23 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def load_weights(net: nn.Module, path: str | Path, what: str = "the model") -> None:
-    """Load a state_dict file into ``net`` strictly; mismatches name the file and the first keys."""
-    state = read_state_dict(path)
+def head_size(state: Mapping[str, torch.Tensor], head_key: str | None) -> int | None:
+    """Classes of the head whose weight is ``state[head_key]`` (its first dimension), if present."""
+    value = state.get(head_key) if head_key else None
+    return int(value.shape[0]) if isinstance(value, torch.Tensor) and value.dim() >= 1 else None
+
+
+def last_linear_key(net: nn.Module) -> str | None:
+    """The state_dict key of the weight of ``net``'s last nn.Linear (its classification head)."""
+    names = [name for name, module in net.named_modules() if isinstance(module, nn.Linear)]
+    return f"{names[-1]}.weight" if names else None
+
+
+def load_weights(net: nn.Module, path: str | Path, what: str = "the model",
+                 state: Mapping[str, torch.Tensor] | None = None) -> None:
+    """Load a state_dict file (or its already read ``state``) into ``net`` strictly; mismatches
+    name the file and the first keys."""
+    state = read_state_dict(path) if state is None else state
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

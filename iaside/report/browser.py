@@ -30,7 +30,22 @@ window.addEventListener('load', function () {{
     widths: imgs.map(function (i) {{ return i.naturalWidth; }}),
     height: document.documentElement.scrollHeight,
     width: document.documentElement.scrollWidth,
-    text: document.body.innerText
+    text: document.body.innerText,
+    figures: imgs.filter(function (i) {{ return i.hasAttribute('data-text-boxes'); }}).map(function (i) {{
+      var r = i.getBoundingClientRect(), sx = r.width / i.naturalWidth, sy = r.height / i.naturalHeight;
+      return {{alt: i.alt, width: r.width, height: r.height,
+               boxes: JSON.parse(i.getAttribute('data-text-boxes')).map(function (b) {{
+                 return {{kind: b.kind, text: b.text, axes: b.axes,
+                          box: [b.box[0] * sx, b.box[1] * sy, b.box[2] * sx, b.box[3] * sy]}}; }})}};
+    }}),
+    headings: Array.prototype.slice.call(document.querySelectorAll('h1, h2, h3, figcaption, th, nav a'))
+      .map(function (e) {{
+        var r = e.getBoundingClientRect();
+        return {{tag: e.tagName.toLowerCase(), text: e.innerText.slice(0, 80),
+                 box: [r.left + window.scrollX, r.top + window.scrollY, r.right + window.scrollX,
+                       r.bottom + window.scrollY],
+                 clipped: e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible'}};
+      }})
   }};
   var pre = document.createElement('pre');
   pre.id = '{CHECK_ID}';
@@ -83,6 +98,25 @@ def check_page(html_path: str | os.PathLike, *, width: int = 1400, height: int =
     import html
 
     return json.loads(html.unescape(match.group(1)))
+
+
+def layout_problems(seen: dict) -> list[str]:
+    """Clipped or overlapping texts on a page ``check_page`` has seen: inside each embedded figure
+    (its text boxes scaled to the size the browser drew it at; ``figures.layout_problems``) and
+    among the page's headings, captions and table headers. Empty when the layout is clean."""
+    from .figures import _overlap, layout_problems as figure_layout
+
+    problems = [f"{fig['alt']}: {p}" for fig in seen.get("figures", [])
+                for p in figure_layout(fig["boxes"], fig["width"], fig["height"], slack=0.5)]
+    heads = [h for h in seen.get("headings", []) if h["box"][2] > h["box"][0] and h["box"][3] > h["box"][1]]
+    problems += [f"{h['tag']} {h['text']!r} is clipped" for h in heads if h["clipped"]]
+    width = seen.get("width")
+    problems += [f"{h['tag']} {h['text']!r} runs off the page" for h in heads if width and h["box"][2] > width + 1]
+    for i, a in enumerate(heads):
+        for b in heads[i + 1:]:
+            if _overlap(a["box"], b["box"]):
+                problems.append(f"{a['tag']} {a['text']!r} overlaps {b['tag']} {b['text']!r}")
+    return problems
 
 
 def screenshot(html_path: str | os.PathLike, png_path: str | os.PathLike, *, width: int = 1400,

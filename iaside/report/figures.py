@@ -25,10 +25,18 @@ def _plt():
     return plt
 
 
-def _png(fig) -> bytes:
-    """The figure as a 256-colour palette PNG (about a third of the size of a full-colour one)."""
+class FigurePng(bytes):
+    """PNG bytes of a figure, with ``text_boxes``: where its texts landed (see ``text_boxes``)."""
+
+    text_boxes: list[dict]
+
+
+def png(fig) -> FigurePng:
+    """The figure as a 256-colour palette PNG (about a third of the size of a full-colour one),
+    carrying the pixel boxes of its texts."""
     from PIL import Image
 
+    boxes = text_boxes(fig, DPI)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     _plt().close(fig)
@@ -36,7 +44,99 @@ def _png(fig) -> bytes:
     out = io.BytesIO()
     palette = image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     palette.save(out, format="png", optimize=True)
-    return out.getvalue()
+    picture = FigurePng(out.getvalue())
+    picture.text_boxes = boxes
+    return picture
+
+
+HEADINGS = ("title", "suptitle", "axis label")
+
+
+def text_boxes(fig, dpi: float | None = None) -> list[dict]:
+    """Every visible, non-empty text of ``fig`` as {kind, text, box: [x0, y0, x1, y1], axes}, in
+    pixels of the figure saved at ``dpi`` (default the figure's own), origin top left; plus one
+    {kind: "axes", box} per visible axes. kind: title, suptitle, axis label, tick label, legend,
+    annotation, axes. ``layout_problems`` reads them."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    scale = (dpi or fig.dpi) / fig.dpi
+    height = fig.bbox.height
+
+    def box(extent) -> list[float]:
+        return [round(extent.x0 * scale, 1), round((height - extent.y1) * scale, 1),
+                round(extent.x1 * scale, 1), round((height - extent.y0) * scale, 1)]
+
+    out = []
+
+    def add(text, kind, axes):
+        if text is None or not text.get_visible() or not text.get_text().strip():
+            return
+        out.append({"kind": kind, "text": text.get_text(), "box": box(text.get_window_extent(renderer)),
+                    "axes": axes})
+
+    for text in fig.texts:
+        add(text, "suptitle", None)
+    for suptext in (getattr(fig, "_suptitle", None), getattr(fig, "_supxlabel", None), getattr(fig, "_supylabel", None)):
+        if suptext is not None and suptext not in fig.texts:
+            add(suptext, "suptitle", None)
+    for k, ax in enumerate(fig.axes):
+        if not ax.get_visible() or not ax.axison and not ax.get_title():
+            continue
+        out.append({"kind": "axes", "text": "", "box": box(ax.get_window_extent(renderer)), "axes": k})
+        for title in (ax.title, ax._left_title, ax._right_title):
+            add(title, "title", k)
+        if ax.axison:
+            add(ax.xaxis.label, "axis label", k)
+            add(ax.yaxis.label, "axis label", k)
+            for axis in (ax.xaxis, ax.yaxis):
+                low, high = sorted(axis.get_view_interval())
+                slack = 1e-9 * max(1.0, abs(high - low))
+                for tick in axis.get_major_ticks():
+                    if low - slack <= tick.get_loc() <= high + slack and tick.label1.get_visible():
+                        add(tick.label1, "tick label", k)
+        legend = ax.get_legend()
+        if legend is not None and legend.get_visible():
+            for text in legend.get_texts():
+                add(text, "legend", k)
+        for text in ax.texts:
+            add(text, "annotation", k)
+    return out
+
+
+def _overlap(a, b, slack: float = 1.0) -> bool:
+    return a[0] < b[2] - slack and b[0] < a[2] - slack and a[1] < b[3] - slack and b[1] < a[3] - slack
+
+
+def layout_problems(boxes: list[dict], width: float, height: float, slack: float = 1.0) -> list[str]:
+    """What is wrong with a figure's texts (``text_boxes``) in a ``width`` × ``height`` picture: any
+    text cut by the picture's edge; a title, suptitle or axis label overlapping another one, a
+    tick label, or (titles) another axes. Empty when the layout is clean."""
+    problems = []
+    texts = [b for b in boxes if b["kind"] != "axes"]
+    for b in texts:
+        x0, y0, x1, y1 = b["box"]
+        if x0 < -slack or y0 < -slack or x1 > width + slack or y1 > height + slack:
+            problems.append(f"{b['kind']} {b['text']!r} is clipped ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f} "
+                            f"in a {width:.0f}×{height:.0f} picture)")
+    headings = [b for b in texts if b["kind"] in HEADINGS]
+    for i, a in enumerate(headings):
+        for b in headings[i + 1:]:
+            if _overlap(a["box"], b["box"], slack):
+                problems.append(f"{a['kind']} {a['text']!r} overlaps {b['kind']} {b['text']!r}")
+        for b in texts:
+            if b["kind"] == "tick label" and _overlap(a["box"], b["box"], slack):
+                problems.append(f"{a['kind']} {a['text']!r} overlaps tick label {b['text']!r}")
+        if a["kind"] == "title":
+            for b in boxes:
+                if b["kind"] == "axes" and b["axes"] != a["axes"] and _overlap(a["box"], b["box"], slack):
+                    problems.append(f"title {a['text']!r} runs into another panel")
+    return problems
+
+
+def figure_problems(fig, dpi: float | None = None) -> list[str]:
+    """``layout_problems`` of a matplotlib figure as it would be saved at ``dpi``."""
+    scale = (dpi or fig.dpi) / fig.dpi
+    return layout_problems(text_boxes(fig, dpi), fig.bbox.width * scale, fig.bbox.height * scale)
 
 
 def _band_colours(m: int):
@@ -50,32 +150,72 @@ def _yerr(value, low, high) -> np.ndarray | None:
     return np.clip(err, 0, None) if np.all(np.isfinite(err)) else None
 
 
+def _axes(ax, figsize):
+    """(figure, axes): a new figure of ``figsize`` inches when ``ax`` is None, else ``ax``'s."""
+    if ax is None:
+        fig, ax = _plt().subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+def _bars_with_interval(ax, est, colours) -> np.ndarray:
+    value = np.asarray(est.value, dtype=np.float64)
+    x = np.arange(len(value))
+    ax.bar(x, value, color=colours, edgecolor="black", linewidth=0.5)
+    err = _yerr(est.value, est.low, est.high)
+    if err is not None:
+        ax.errorbar(x, value, yerr=err, fmt="none", ecolor="black", capsize=3, linewidth=1)
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_xticks(x)
+    ax.set_xlabel("spectral band (0 = lowest frequency)")
+    ax.grid(axis="y", alpha=0.3)
+    return value
+
+
+def sid_figure(result, ax=None, title: str | None = None):
+    """SID per band (fraction) with its bootstrap interval, a uniform SID dashed, and the band the
+    min-shift sets to 0 marked. Draws into ``ax`` (else a new figure); returns the Figure."""
+    fig, ax = _axes(ax, (5.6, 3.6))
+    m = result.n_bands
+    ci = int(round(100 * result.config.get("confidence", 0.95)))
+    _bars_with_interval(ax, result.sid, _band_colours(m))
+    ax.axhline(1.0 / m, color="grey", linestyle="--", linewidth=0.8, label=f"uniform (1/{m})")
+    shifted = int(np.argmin(result.phi.value))
+    ax.set_xticks(np.arange(m), [f"{i}*" if i == shifted else str(i) for i in range(m)])
+    ax.set_xlabel("spectral band (0 = lowest frequency; * SID 0 by the min-shift)")
+    ax.set_ylabel("SID (fraction of importance)")
+    ax.set_title(title or f"SID with {ci}% bootstrap interval", fontsize=9)
+    ax.legend(fontsize=8, loc="upper right")
+    if not result.informative:
+        _not_informative(ax)
+    return fig
+
+
+def phi_figure(result, ax=None):
+    """Raw Shapley values φ per band (nats) with their bootstrap intervals; returns the Figure."""
+    fig, ax = _axes(ax, (5.6, 3.6))
+    ci = int(round(100 * result.config.get("confidence", 0.95)))
+    _bars_with_interval(ax, result.phi, _band_colours(result.n_bands))
+    ax.set_ylabel("φ (nats)")
+    ax.set_title(f"Shapley value φ with {ci}% bootstrap interval", fontsize=9)
+    if not result.informative:
+        _not_informative(ax)
+    return fig
+
+
+def _not_informative(ax) -> None:
+    ax.text(0.5, 0.5, "not informative\n(see the interpretation)", transform=ax.transAxes, ha="center",
+            va="center", fontsize=11, color="#c53030", alpha=0.8,
+            bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "#c53030"})
+
+
 def sid_phi(result) -> bytes:
     """Two panels: SID per band (fraction) and raw φ per band (nats), bootstrap intervals."""
-    plt = _plt()
-    m = result.n_bands
-    x = np.arange(m)
-    ci = int(round(100 * result.config.get("confidence", 0.95)))
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4))
-    for ax, est, ylabel, title in (
-        (axes[0], result.sid, "SID (fraction of spectral importance)", f"SID with {ci}% bootstrap interval"),
-        (axes[1], result.phi, "φ (nats)", f"Shapley value φ with {ci}% bootstrap interval"),
-    ):
-        value = np.asarray(est.value, dtype=np.float64)
-        ax.bar(x, value, color=_band_colours(m), edgecolor="black", linewidth=0.5)
-        err = _yerr(est.value, est.low, est.high)
-        if err is not None:
-            ax.errorbar(x, value, yerr=err, fmt="none", ecolor="black", capsize=3, linewidth=1)
-        ax.axhline(0, color="black", linewidth=0.6)
-        ax.set_xticks(x)
-        ax.set_xlabel("spectral band (0 = lowest frequency)")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title, fontsize=9)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].axhline(1.0 / m, color="grey", linestyle="--", linewidth=0.8, label=f"uniform (1/{m})")
-    axes[0].legend(fontsize=8, loc="upper right")
+    fig, axes = _plt().subplots(1, 2, figsize=(9.0, 3.4))
+    sid_figure(result, axes[0])
+    phi_figure(result, axes[1])
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 def coalition_masks(result) -> np.ndarray:
@@ -92,15 +232,22 @@ def value_of(result, mask: int) -> float | None:
 
 
 def coalition_values(result) -> bytes:
-    """v(S) of every coalition against |S|, coloured by whether band 0 is in S, with the mean per size."""
-    plt = _plt()
+    """PNG of ``coalition_figure``."""
+    fig = coalition_figure(result)
+    fig.tight_layout()
+    return png(fig)
+
+
+def coalition_figure(result, ax=None):
+    """v(S) of every coalition against |S|, coloured by whether band 0 is in S, with the mean per
+    size; returns the Figure."""
     m = result.n_bands
     v = np.asarray(result.v_nats, dtype=np.float64)
     masks = coalition_masks(result)
     size = coalition_size(m)[masks]
     has_low = (masks & 1).astype(bool)
     jitter = (np.random.default_rng(0).random(v.shape[0]) - 0.5) * 0.35
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = _axes(ax, (6.4, 3.6))
     for mask, colour, label in ((has_low, LOW_COLOUR, "S contains band 0"),
                                 (~has_low, HIGH_COLOUR, "S lacks band 0")):
         ax.scatter(size[mask] + jitter[mask], v[mask], s=9, alpha=0.6, color=colour, label=label, linewidths=0)
@@ -115,16 +262,19 @@ def coalition_values(result) -> bytes:
     ax.set_title("Characteristic function" + (f": {ends} nats" if ends else ""), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
 def per_class_heatmap(result, class_names: Sequence[str] | None = None, max_rows: int = 30) -> tuple[bytes, int]:
-    """Per-class SIDs as a heat map (classes × bands), the largest classes first.
+    """PNG of ``per_class_figure`` and the number of classes left out beyond ``max_rows``."""
+    fig = per_class_figure(result, class_names, max_rows)
+    fig.tight_layout()
+    return png(fig), max(0, len(result.per_class) - max_rows)
 
-    Returns (PNG, number of classes left out beyond ``max_rows``).
-    """
-    plt = _plt()
+
+def per_class_figure(result, class_names: Sequence[str] | None = None, max_rows: int = 30, ax=None):
+    """Per-class SIDs as a heat map (classes × bands), the largest ``max_rows`` classes first;
+    returns the Figure."""
     m = result.n_bands
     items = sorted(result.per_class.items(), key=lambda kv: (-int(kv[1]["n"]), kv[0]))
     shown = items[:max_rows]
@@ -134,7 +284,7 @@ def per_class_heatmap(result, class_names: Sequence[str] | None = None, max_rows
         name = class_names[k] if class_names is not None and 0 <= k < len(class_names) else None
         return f"{k} {name[:22]} (n={n})" if name else f"class {k} (n={n})"
 
-    fig, ax = plt.subplots(figsize=(6.4, 1.2 + 0.22 * len(shown)))
+    fig, ax = _axes(ax, (6.4, 1.4 + 0.22 * len(shown)))
     im = ax.imshow(grid, aspect="auto", cmap="magma", vmin=0.0, vmax=max(float(grid.max(initial=0)), 1e-9))
     ax.set_xticks(np.arange(m))
     ax.set_yticks(np.arange(len(shown)))
@@ -142,19 +292,53 @@ def per_class_heatmap(result, class_names: Sequence[str] | None = None, max_rows
     ax.set_xlabel("spectral band (0 = lowest frequency)")
     ax.set_title("SID per class (from the per-image φ of each class)", fontsize=9)
     fig.colorbar(im, ax=ax, label="SID (fraction)", fraction=0.04, pad=0.02)
-    fig.tight_layout()
-    return _png(fig), len(items) - len(shown)
+    return fig
+
+
+PLOTS = {"sid": sid_figure, "phi": phi_figure, "coalitions": coalition_figure, "per-class": per_class_figure}
+"""``Result.plot`` kinds: SID, φ, v(S) against coalition size, per-class heat map."""
+
+
+def plot(result, kind: str = "sid", ax=None):
+    """One of ``PLOTS`` for ``result``, drawn into ``ax`` (else a new figure); returns the Figure."""
+    from ..errors import IasideError
+
+    if kind not in PLOTS:
+        raise IasideError(f"plot kind {kind!r} is not one of {', '.join(PLOTS)}")
+    fig = PLOTS[kind](result, ax=ax)
+    if ax is None:
+        fig.tight_layout()
+    return fig
+
+
+def stretch(band: np.ndarray, low: float = 1.0, high: float = 99.0) -> tuple[np.ndarray, float]:
+    """A per-band contrast stretch of one band image (C, H, W): its luminance (channel mean),
+    centred on its median and scaled so that its ``low``..``high`` percentiles fill black..white.
+    Returns ((H, W) in [0, 1], the gain). Band images differ by orders of magnitude, so each is
+    stretched on its own: brightness is not comparable across bands."""
+    lum = np.asarray(band, dtype=np.float64).mean(axis=0)
+    lo, hi = np.percentile(lum, [low, high])
+    spread = max(hi - lo, 1e-12)
+    gain = 1.0 / spread
+    return np.clip((lum - lo) * gain, 0.0, 1.0), gain
 
 
 def deviating_image(pixels: np.ndarray | None, bands: np.ndarray | None, sid_image: np.ndarray,
                     sid_global: np.ndarray) -> bytes:
+    """PNG of ``deviating_figure``."""
+    fig = deviating_figure(pixels, bands, sid_image, sid_global)
+    fig.tight_layout()
+    return png(fig)
+
+
+def deviating_figure(pixels: np.ndarray | None, bands: np.ndarray | None, sid_image: np.ndarray,
+                     sid_global: np.ndarray):
     """One image that deviates from the global SID: the image and its band images (when the
     pixels are available), then its own SID next to the global SID.
 
     pixels (C, H, W) and bands (M, C, H, W) in [0, 1] pixel units. Band 0 is shown as it is;
-    the others centred on grey and stretched so that their 99.5th percentile of |x_i| reaches
-    the edge of the grey scale (the factor is in the panel title). Two rows of panels, so that
-    each is drawn at about its pixel size.
+    the others with a per-band contrast stretch (``stretch``, its gain in the panel title). Two
+    rows of panels, so that each is drawn at about its pixel size.
     """
     plt = _plt()
     m = len(sid_global)
@@ -168,9 +352,8 @@ def deviating_image(pixels: np.ndarray | None, bands: np.ndarray | None, sid_ima
             if i == 0:
                 panels.append(("band 0", np.clip(bands[0], 0, 1)))
                 continue
-            peak = float(np.percentile(np.abs(bands[i]), 99.5)) or 1.0
-            gain = 0.5 / peak
-            panels.append((f"band {i} (×{gain:.0f})", np.clip(0.5 + bands[i] * gain, 0, 1)))
+            shown, gain = stretch(bands[i])
+            panels.append((f"band {i}, stretched ×{gain:.0f}", shown[None]))
         for ax, (name, img) in zip(axes, panels):
             shown = np.transpose(img, (1, 2, 0))
             if shown.shape[-1] == 1:
@@ -187,14 +370,13 @@ def deviating_image(pixels: np.ndarray | None, bands: np.ndarray | None, sid_ima
         fig, ax = plt.subplots(figsize=(4.4, 2.6))
     x = np.arange(m)
     ax.bar(x - 0.2, sid_global, width=0.4, color="#a0aec0", label="global SID")
-    ax.bar(x + 0.2, sid_image, width=0.4, color=_band_colours(m), edgecolor="black", linewidth=0.4, label="this image")
+    ax.bar(x + 0.2, sid_image, width=0.4, color=LOW_COLOUR, edgecolor="black", linewidth=0.4, label="this image")
     ax.set_xticks(x)
     ax.tick_params(labelsize=7)
     ax.set_xlabel("band (0 = lowest)", fontsize=8)
     ax.set_ylabel("SID (fraction)", fontsize=8)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
 def sid_comparison(names: Sequence[str], results: Sequence) -> bytes:
@@ -218,7 +400,7 @@ def sid_comparison(names: Sequence[str], results: Sequence) -> bytes:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 def score_ranking(names: Sequence[str], results: Sequence) -> bytes:
@@ -244,7 +426,7 @@ def score_ranking(names: Sequence[str], results: Sequence) -> bytes:
     axes[0].set_yticks(y)
     axes[0].set_yticklabels([names[k] for k in order], fontsize=8)
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 def score_vs_robustness(names: Sequence[str], scores: Sequence, values: Sequence[float], metric: str,
@@ -263,4 +445,104 @@ def score_vs_robustness(names: Sequence[str], scores: Sequence, values: Sequence
     ax.set_title(f"score vs {metric}\n({'higher' if higher_is_better else 'lower'} {metric} = more robust)", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
+
+
+def wrap(text: str, fig, fontsize: float, share: float = 0.95) -> str:
+    """``text`` broken into lines that fit ``share`` of the figure's width at ``fontsize`` points."""
+    import textwrap
+
+    chars = max(20, int(share * fig.get_figwidth() * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.wrap(text, chars)) or text
+
+
+def snr_figure(result, ax=None):
+    """SNR (dB, mean over images) per band, one curve per perturbation family, with the fitted
+    decay in the legend; without ``ax``, a second panel on the fine radial grid. Returns the Figure."""
+    from ..robustness.snr import ring_centres
+
+    fams = result.families()
+    if ax is None:
+        fig, (left, right) = _plt().subplots(1, 2, figsize=(10, 4.4))
+    else:
+        fig, left, right = ax.figure, ax, None
+    bands = np.arange(result.n_bands)
+    for name, curve in fams.items():
+        colour = FAMILY_COLOURS.get(name)
+        fit = curve.fits["band"]
+        left.plot(bands, _finite(curve.band_db), "o-", color=colour,
+                  label=f"{name} ({fit['slope']:+.1f} dB/band, R² {fit['r2']:.2f})")
+        if right is not None:
+            right.plot(ring_centres(result.n_rings), _finite(curve.grid_db), "-", color=colour, label=name)
+    for axis in (left, right):
+        if axis is None:
+            continue
+        axis.axhline(0, color="black", linewidth=0.6, linestyle=":")
+        axis.grid(alpha=0.3)
+        axis.set_ylabel("SNR (dB, mean over images)")
+    left.set_xlabel(f"band (0 = lowest of {result.n_bands}, {result.partition})")
+    left.set_xticks(bands)
+    if fams:
+        left.legend(fontsize=7)
+    if right is not None:
+        right.set_xlabel(f"normalised radius ({result.n_rings} rings; Nyquist = 1)")
+        right.set_xscale("log")
+    n = result.curves[0].n_images if result.curves else 0
+    title = (f"Spectral SNR of perturbations on {result.data.get('spec')} (N={n}); families averaged over members "
+             "and levels")
+    if right is None:
+        left.set_title(wrap(title, fig, 9), fontsize=9)
+    else:
+        fig.suptitle(wrap(title, fig, 9), fontsize=9)
+    return fig
+
+
+def _finite(values) -> np.ndarray:
+    """+inf (no perturbation energy) is not drawn."""
+    v = np.asarray(values, np.float64).copy()
+    v[~np.isfinite(v)] = np.nan
+    return v
+
+
+FAMILY_COLOURS = {"noise": "tab:red", "blur": "tab:blue", "weather": "tab:cyan", "digital": "tab:green",
+                  "pgd-linf": "tab:purple", "pgd-l2": "tab:orange"}
+
+
+def robustness_figure(report, ax=None, kind: str = "corruptions"):
+    """kind 'corruptions': top-1 error per corruption (mean over severities, coloured by family)
+    with the clean error; 'adversarial': accuracy against ε per attack norm. Returns the Figure."""
+    from ..errors import IasideError
+    from ..robustness.corruptions import family_of
+
+    if kind == "corruptions":
+        names = list(report.corruptions)
+        fig, ax = _axes(ax, (6.4, 1.4 + 0.24 * max(1, len(names))))
+        errors = np.asarray(report.errors, dtype=np.float64).reshape(len(names), -1)
+        y = np.arange(len(names))
+        ax.barh(y, errors.mean(axis=1) if len(names) else [], color=[FAMILY_COLOURS.get(family_of(c), "grey")
+                                                                      for c in names])
+        ax.axvline(report.clean_error, color="black", linestyle="--", linewidth=0.8,
+                   label=f"clean error {report.clean_error:.3f}")
+        ax.set_yticks(y)
+        ax.set_yticklabels(names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("top-1 error (mean over severities)")
+        ax.set_title(f"Corruption errors of {report.name} (N={report.data.get('n_images')})", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.grid(axis="x", alpha=0.3)
+        return fig
+    if kind == "adversarial":
+        fig, ax = _axes(ax, (5.0, 3.4))
+        for norm in dict.fromkeys(a.get("norm") for a in report.adversarial):
+            rows = sorted((float(a["eps"]), float(a["accuracy"])) for a in report.adversarial if a.get("norm") == norm)
+            ax.plot([e for e, _ in rows], [acc for _, acc in rows], "o-", label=f"PGD {norm}",
+                    color=FAMILY_COLOURS.get(f"pgd-{norm}"))
+        ax.set_xlabel("ε (pixel units)")
+        ax.set_ylabel("top-1 accuracy under attack")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"Adversarial accuracy of {report.name}", fontsize=9)
+        if report.adversarial:
+            ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        return fig
+    raise IasideError(f"plot kind {kind!r} is not one of corruptions, adversarial")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
+import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import __version__
+from ..runs import atomic_write
 from ..summary import sid_from_phi
 from . import figures
 from .loading import RunView, band_images, load_runs, reopen_images, short_data
@@ -37,6 +39,8 @@ h3 { font-size: 1.05em; margin: 1.2em 0 0.3em; }
 p, li { max-width: 80ch; }
 .muted { color: var(--muted); font-size: 0.9em; }
 .note { background: #fffaf0; border-left: 4px solid #dd6b20; padding: 6px 10px; margin: 8px 0; }
+.uninformative { background: #fff5f5; border-left: 4px solid #c53030; padding: 6px 10px; margin: 8px 0; }
+tr.shifted td { background: #f7fafc; }
 table { border-collapse: collapse; margin: 6px 0 12px; font-size: 0.9em; }
 th, td { border-bottom: 1px solid var(--line); padding: 3px 10px 3px 0; text-align: left; vertical-align: top; }
 th { color: var(--muted); font-weight: 600; }
@@ -59,7 +63,11 @@ def _e(value: Any) -> str:
 
 
 def _img(png: bytes, alt: str) -> str:
-    return f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="{_e(alt)}">'
+    """An embedded PNG; a figure's text boxes (``figures.text_boxes``) ride along in
+    data-text-boxes, for the browser check that no title is clipped or overlapping."""
+    boxes = getattr(png, "text_boxes", None)
+    extra = f" data-text-boxes='{_e(json.dumps(boxes, ensure_ascii=True))}'" if boxes is not None else ""
+    return f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="{_e(alt)}"{extra}>'
 
 
 def _figure(png: bytes, alt: str, caption: str) -> str:
@@ -164,14 +172,15 @@ def _deviating_section(run: RunView, max_images: int, class_names, with_images: 
     top1 = r.per_image.get("clean_top1")
     pixels, note = ({}, None)
     if with_images:
-        pixels, note = reopen_images(r, [names[i] for i in order])
+        pixels, note = reopen_images(r, [names[i] for i in order], run.run_dir)
     else:
         note = "band images were switched off (--no-images)"
     parts = [
         f"<p>The {len(order)} of {len(names)} images whose own SID (from their own φ) is farthest from the global "
         "SID, by total-variation distance ½Σ|SID<sub>image</sub> − SID| (0 = same, 1 = disjoint). Band images: band 0 "
-        "as it is; the others centred on grey and stretched by the factor shown. The band images sum to the "
-        "image.</p>"
+        "as it is; each of the others with its own contrast stretch (its luminance, 1st–99th percentile to "
+        "black–white, gain shown), so their brightness is not comparable across bands. The band images sum to "
+        "the image.</p>"
     ]
     if note:
         parts.append(f'<p class="note">{_e(note)}</p>')
@@ -197,26 +206,43 @@ def _deviating_section(run: RunView, max_images: int, class_names, with_images: 
     return "".join(parts)
 
 
+def interpretation_html(r) -> str:
+    """The run's interpretation sentence, or a plain statement that there is nothing to interpret."""
+    reading = r.interpretation
+    if reading["informative"]:
+        return f"<p>{_e(reading['sentence'])}</p>"
+    return (f'<p class="uninformative"><b>Not informative.</b> {_e(reading["why"])}. Nothing in this run is '
+            "evidence about the model: the SID, φ and scores below are shown for completeness only.</p>")
+
+
+def band_table_html(r) -> str:
+    """Per band: SID and φ with intervals and the signed share φ/Σφ; the band the min-shift sets
+    to 0 marked, with a one-line note."""
+    ci = int(round(100 * r.config.get("confidence", 0.95)))
+    shifted = r.min_shift_band()
+    rows = [
+        (f"{i} *" if i == shifted else str(i), f"{r.sid.value[i]:.4f}", f"[{r.sid.low[i]:.4f}, {r.sid.high[i]:.4f}]",
+         f"{r.shares.value[i]:+.3f}", f"{r.phi.value[i]:+.4f}", f"[{r.phi.low[i]:+.4f}, {r.phi.high[i]:+.4f}]")
+        for i in range(r.n_bands)
+    ]
+    return (_table(["band", "SID", f"{ci}% CI", "φ/Σφ", "φ (nats)", f"{ci}% CI"], rows, numeric=(1, 2, 3, 4, 5))
+            + f'<p class="muted">* band {shifted} has the smallest φ: the paper\'s SID shifts every φ by it '
+            "(ψ = φ − min φ), so its SID is 0 by construction; φ/Σφ is the signed share, which keeps it.</p>")
+
+
 def _run_section(k: int, run: RunView, max_images: int, with_images: bool) -> str:
     r = run.result
     class_names = _class_names(r)
     ci = int(round(100 * r.config.get("confidence", 0.95)))
-    parts = [f'<h2 id="{_anchor(k)}">{k + 1}. {_e(run.name)}</h2>', f"<p>{_e(r.interpretation())}</p>",
-             _key_numbers(r)]
+    parts = [f'<h2 id="{_anchor(k)}">{k + 1}. {_e(run.name)}</h2>', interpretation_html(r), _key_numbers(r)]
     parts += [f'<p class="note">{_e(n)}</p>' for n in run.notes]
-    band_rows = [
-        (str(i), f"{r.sid.value[i]:.4f}", f"[{r.sid.low[i]:.4f}, {r.sid.high[i]:.4f}]",
-         f"{r.phi.value[i]:+.4f}", f"[{r.phi.low[i]:+.4f}, {r.phi.high[i]:+.4f}]", f"{r.shares.value[i]:+.3f}")
-        for i in range(r.n_bands)
-    ]
     parts.append('<div class="cols"><div><h3>Configuration</h3>'
                  + _table(["", ""], [(f"<b>{a}</b>", b) for a, b in _config_rows(run)]) + "</div>"
-                 + "<div><h3>Per band</h3>"
-                 + _table(["band", "SID", f"{ci}% CI", "φ (nats)", f"{ci}% CI", "φ/Σφ"], band_rows,
-                          numeric=(1, 2, 3, 4, 5)) + "</div></div>")
+                 + "<div><h3>Per band</h3>" + band_table_html(r) + "</div></div>")
     parts.append("<h3>Spectral importance</h3>")
     parts.append(_figure(figures.sid_phi(r), f"SID and phi of {run.name}",
-                         "Left: SID = ψ/Σψ with ψ = φ − min φ (the least important band gets 0); the dashed line is a "
+                         "Left: SID = ψ/Σψ with ψ = φ − min φ (the least important band gets 0, marked); the dashed "
+                         "line is a "
                          "uniform SID. Right: the raw Shapley values φ in nats (Σφ = v(N) − v(∅)). Whiskers: "
                          f"{ci}% bootstrap percentile intervals over images."))
     parts.append('<div class="cols">')
@@ -248,11 +274,12 @@ def _summary_section(runs: list[RunView]) -> str:
                + (f" preset={r.config['preset']}" if r.config.get("preset") else "")),
             "-" if r.clean_accuracy is None else f"{r.clean_accuracy:.3f}",
             _e(_interval(r.score)), _e(_interval(r.score_signed, signed=True)), f"{r.low_band_share():.3f}",
+            "yes" if r.informative else f'<b>no</b> <span class="muted">{_e(r.interpretation["why"])}</span>',
         ))
     return ("<h2 id=summary>Summary</h2><p>Runs ranked by the paper's robustness score (higher = more importance "
             "on low, robust frequencies). Intervals are bootstrap percentile intervals over images.</p>"
             + _table(["#", "model", "data", "N", "configuration", "clean top-1", "score [CI]", "score_signed [CI]",
-                      "low-band share"], rows, numeric=(3, 5, 6, 7, 8)))
+                      "low-band share", "informative"], rows, numeric=(3, 5, 6, 7, 8)))
 
 
 def _mismatch_note(runs: list[RunView]) -> str:
@@ -261,6 +288,12 @@ def _mismatch_note(runs: list[RunView]) -> str:
     data = {str(run.result.data.get("spec")) for run in runs}
     if len(data) > 1:
         differing.append("data set")
+    sizes = [run.result.data.get("n_images") for run in runs]
+    if len(set(sizes)) > 1:
+        differing.append("number of images (N = " + ", ".join(str(n) for n in sizes) + ")")
+    names = {tuple(str(n) for n in run.result.per_image.get("names", [])) for run in runs}
+    if len(names) > 1 and len(data) == 1 and len(set(sizes)) == 1:
+        differing.append("images (the image names differ)")
     if not differing:
         return ""
     return (f'<p class="note">These runs differ in {", ".join(differing)}: their SIDs and scores are not measured '
@@ -302,8 +335,15 @@ def _robustness_section(runs: list[RunView]) -> str:
              "<p>Measured robustness read from each run's robustness.json (or the files given with --robustness). "
              "A score that explains robustness rises with accuracy under attack and falls as the corruption error "
              "(mCE) rises: expect positive correlations with accuracies and negative ones with errors.</p>"]
-    sources = [(run.name, ", ".join(run.robustness_sources)) for run in with_metrics]
-    parts.append(_table(["model", "robustness file"], [(_e(a), _e(b)) for a, b in sources]))
+    sources = [(_e(run.name), _e(", ".join(run.robustness_sources))
+                + "".join(f'<br><span class="note">{_e(m)}</span>' for m in run.robustness_mismatches))
+               for run in with_metrics]
+    parts.append(_table(["model", "robustness file"], sources))
+    sizes = {run.name: run.result.data.get("n_images") for run in with_metrics}
+    if len(set(sizes.values())) > 1 or any(run.robustness_mismatches for run in with_metrics):
+        parts.append('<p class="note">These numbers combine runs and robustness files measured on different images '
+                     f'(I-ASIDE N per model: {_e(", ".join(f"{k} {v}" for k, v in sizes.items()))}); the '
+                     "correlations below mix them.</p>")
     values_rows = [[_e(run.name)] + [
         f"{run.robustness[m].value:.4g}" if m in run.robustness else "-" for m in metric_names] for run in runs]
     parts.append(_table(["model", *metric_names], values_rows, numeric=tuple(range(1, len(metric_names) + 1))))
@@ -390,7 +430,4 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = build_report(run_dirs, **kwargs)
-    tmp = out.with_name(".tmp-" + out.name)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return atomic_write(out, text)

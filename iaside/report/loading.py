@@ -56,6 +56,7 @@ class RunView:
     name: str
     robustness: dict[str, Metric] = field(default_factory=dict)
     robustness_sources: list[str] = field(default_factory=list)
+    robustness_mismatches: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -203,6 +204,37 @@ def _attach(run: RunView, path: Path, doc: Any = None) -> None:
     for name, metric in metrics.items():
         run.robustness.setdefault(name, metric)
     run.robustness_sources.append(str(path))
+    if isinstance(doc, dict) and "mce" in doc and doc["mce"] is None:
+        run.notes.append(f"{path} has no mCE: CE and mCE are errors relative to a reference model and none was "
+                         "given (iaside robustness --reference); its unnormalised mean corruption error is shown")
+    mismatch = data_mismatch(run.result, doc.get("data") if isinstance(doc, dict) else None)
+    if mismatch:
+        note = (f"{path} was not measured on this run's images ({mismatch}): its robustness numbers and this "
+                "run's score describe different images")
+        run.notes.append(note)
+        run.robustness_mismatches.append(note)
+
+
+def data_mismatch(result: Result, data: Any) -> str | None:
+    """How the images a robustness file was measured on (its 'data' block) differ from the run's,
+    or None when they agree or the file does not say."""
+    if not isinstance(data, dict):
+        return None
+    problems = []
+    n_run, n_file = result.data.get("n_images"), data.get("n_images")
+    if isinstance(n_file, int) and n_run is not None and n_file != n_run:
+        problems.append(f"N = {n_file} there, {n_run} here")
+    names, labels = result.per_image.get("names"), result.per_image.get("label")
+    wanted = data.get("source_fingerprint")
+    compared = bool(wanted and names is not None and labels is not None and result.config.get("labels") == "given")
+    if compared and not problems:
+        from ..robustness.evaluate import source_fingerprint
+
+        if source_fingerprint([str(n) for n in names], labels) != wanted:
+            problems.append("different images or labels (the image names and labels do not match)")
+    if not problems and not compared and data.get("spec") and short_data(data.get("spec")) != short_data(result.data.get("spec")):
+        problems.append(f"data {short_data(data.get('spec'))!r} there, {short_data(result.data.get('spec'))!r} here")
+    return "; ".join(problems) or None
 
 
 def _disambiguate(runs: list[RunView]) -> None:
@@ -220,11 +252,27 @@ def short_data(spec: str | None) -> str:
     return re.sub(r" \([^)]*\)", "", spec or "-") or "-"
 
 
-def data_source(data: dict[str, Any]) -> str | None:
-    """The data spec to reopen a run's images with: ``data['source']`` when the run recorded it,
-    else parsed from the description (samples:NAME, or the folder path)."""
-    if data.get("source"):
-        return str(data["source"])
+def data_source(data: dict[str, Any], run_dir: str | Path | None = None) -> str | None:
+    """The data spec to reopen a run's images with, or None when they cannot be found.
+
+    ``data['source']`` as runs record it ({kind, spec | path, relative_to_run}; a folder that has
+    moved is looked for at ``relative_to_run`` from ``run_dir``), as older runs recorded it (the
+    spec as given), or parsed from the description (samples:NAME, or the folder path).
+    """
+    source = data.get("source")
+    if isinstance(source, dict):
+        if source.get("kind") == "samples":
+            return str(source["spec"])
+        if source.get("kind") == "folder":
+            if Path(source["path"]).is_dir():
+                return str(source["path"])
+            if run_dir is not None and source.get("relative_to_run"):
+                moved = (Path(run_dir) / source["relative_to_run"]).resolve()
+                if moved.is_dir():
+                    return str(moved)
+        return None
+    if source:
+        return str(source)
     text = str(data.get("spec") or "")
     text = re.sub(r" \(seed \d+\)$", "", text)
     text = re.sub(r" \[\d+ of \d+\]$", "", text)
@@ -237,30 +285,45 @@ def data_source(data: dict[str, Any]) -> str | None:
     return None
 
 
-def reopen_images(result: Result, names: list[str]) -> tuple[dict[str, "torch.Tensor"], str | None]:  # noqa: F821
-    """Pixels (C, H, W) in [0, 1] of the named images, preprocessed as in the run.
+def reopen_images(result: Result, names: list[str], run_dir: str | Path | None = None
+                  ) -> tuple[dict[str, "torch.Tensor"], str | None]:  # noqa: F821
+    """Pixels (C, H, W) in [0, 1] of the named images, preprocessed as in the run (``run_dir``: the
+    run's folder, where a moved data folder is looked for relative to it).
 
     Returns ({name: pixels}, None), or ({}, a note saying why the images are not available).
     """
     from ..config import DataConfig
     from ..errors import IasideError
 
-    source = data_source(result.data)
+    source = data_source(result.data, run_dir)
     if source is None:
         return {}, (f"the images of this run ({result.data.get('spec')}) cannot be found again "
                     "(in-memory data or an unknown source), so band images are not shown")
     try:
         from ..data import open_dataset
+        from ..data.base import PREDICTED
+        from ..data.datasets import ImageDataset
 
         cfg = DataConfig.from_dict(result.data.get("data_config") or {})
-        dataset = open_dataset(source, cfg, labels="predicted")
+        if source.startswith("samples:"):
+            dataset = open_dataset(source, cfg, labels="predicted")
+        else:  # only the files the run recorded, never a walk of the whole source folder
+            root = Path(source)
+            dataset = ImageDataset([(root / n, PREDICTED, n) for n in names if _inside(root, n)], cfg)
         position = {name: i for i, name in enumerate(dataset.names)}
-        missing = [n for n in names if n not in position]
+        missing = [n for n in names if n not in position or not (isinstance(dataset.sources[position[n]], str)
+                                                              and Path(dataset.sources[position[n]]).is_file())]
         if missing:
             return {}, f"{source} no longer holds {', '.join(missing[:3])}; band images are not shown"
         return {n: dataset[position[n]].pixels for n in names}, None
     except (IasideError, OSError, ImportError, ValueError) as err:
         return {}, f"the images in {source} could not be opened again ({err}); band images are not shown"
+
+
+def _inside(root: Path, name: str) -> bool:
+    """Whether the recorded image name ``name`` is a relative path that stays inside ``root``."""
+    parts = Path(name).parts
+    return bool(parts) and not Path(name).is_absolute() and ".." not in parts
 
 
 def band_images(pixels: "torch.Tensor", n_bands: int, partition: str) -> np.ndarray:  # noqa: F821

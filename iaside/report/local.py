@@ -30,8 +30,10 @@ from torch import nn
 from ..coalitions import CoalitionSynthesizer
 from ..engine import Engine
 from ..errors import IasideError
+from ..config import DEFAULT_BANDS
 from ..fills import Fill, make_fill
 from ..game import coalition_bits, exact_shapley
+from ..estimators import MAX_EXACT_BANDS
 from ..spectral import band_masks
 from ..summary import sid_from_phi
 
@@ -62,22 +64,49 @@ class FixedFill(Fill):
 
 class _Recorder(nn.Module):
     """Pass-through wrapper: keeps, per forward, a random projection of each input row
-    (float64) and its logits (float32), in call order."""
+    (float64) and its logits (float32), in call order: ``projections`` (S,), ``logits`` (S, K).
 
-    def __init__(self, model: nn.Module, image_shape: Sequence[int], seed: int = 0) -> None:
+    Both live in buffers preallocated for ``capacity`` rows (grown by doubling when a run needs
+    more): thousands of small kept tensors, each allocated after a batch's large temporaries,
+    fragment the heap (a 2**16-pass image peaked anywhere between 0.4 and 2 GB that way)."""
+
+    def __init__(self, model: nn.Module, image_shape: Sequence[int], capacity: int = 1, seed: int = 0) -> None:
         super().__init__()
         self.model = model
         gen = torch.Generator().manual_seed(seed)
         self.register_buffer("direction", torch.randn(int(np.prod(image_shape)), generator=gen, dtype=torch.float64))
-        self.projections: list[torch.Tensor] = []
-        self.logits: list[torch.Tensor] = []
+        self._projections = torch.empty(max(int(capacity), 1), dtype=torch.float64)
+        self._logits: torch.Tensor | None = None
+        self.n_rows = 0
+
+    @property
+    def projections(self) -> torch.Tensor:
+        return self._projections[: self.n_rows]
+
+    @property
+    def logits(self) -> torch.Tensor:
+        return self._logits[: self.n_rows]
+
+    def clear(self) -> None:
+        self.n_rows = 0
 
     def forward(self, images: torch.Tensor):
         out = self.model(images)
         logits = out[0] if isinstance(out, (tuple, list)) else getattr(out, "logits", out)
-        self.projections.append(self.project(images))
-        self.logits.append(logits.detach().float().cpu())
+        self._keep(self.project(images), logits.detach().float().cpu())
         return out
+
+    def _keep(self, projections: torch.Tensor, logits: torch.Tensor) -> None:
+        end = self.n_rows + len(projections)
+        if self._logits is None:
+            self._logits = torch.empty((len(self._projections), logits.shape[1]), dtype=torch.float32)
+        if end > len(self._projections):
+            size = max(end, 2 * len(self._projections))
+            self._projections = torch.cat([self.projections, self._projections.new_empty(size - self.n_rows)])
+            self._logits = torch.cat([self.logits, self._logits.new_empty((size - self.n_rows, logits.shape[1]))])
+        self._projections[self.n_rows:end] = projections
+        self._logits[self.n_rows:end] = logits
+        self.n_rows = end
 
     def project(self, images: torch.Tensor) -> torch.Tensor:
         flat = images.detach().reshape(images.shape[0], -1).to(torch.float64)
@@ -204,7 +233,7 @@ def explain_image(
     pixels: torch.Tensor,
     *,
     label: int | None = None,
-    bands: int = 8,
+    bands: int = DEFAULT_BANDS,
     partition: str = "linf",
     fill: str = "image-mean",
     fill_from: Sequence[torch.Tensor] = (),
@@ -224,6 +253,9 @@ def explain_image(
 
     if partition not in ("linf", "l2"):
         raise IasideError(f"--partition {partition!r}: the per-image view takes linf or l2")
+    if not 2 <= bands <= MAX_EXACT_BANDS:
+        raise IasideError(f"--bands {bands}: the per-image view is exact (2**M passes per fill, memory linear in "
+                          f"2**M), for 2 to {MAX_EXACT_BANDS} bands")
     if fill not in IMAGE_FILLS:
         raise IasideError(f"--fill {fill!r} is not one of {', '.join(IMAGE_FILLS)} (or give --fill-from FOLDER)")
     pixels = pixels.detach().to(torch.float32).cpu()
@@ -236,13 +268,12 @@ def explain_image(
     synth = CoalitionSynthesizer(masks, "sum", False)
     fills: list[Fill] = [FixedFill(img) for img in fill_from] or [
         ImageMeanFill() if fill == "image-mean" else make_fill("zero")]
-    recorder = _Recorder(model, (c, h, w))
+    recorder = _Recorder(model, (c, h, w), capacity=2**bands + 1)  # every coalition and the clean pass
     dataset = TensorImages(pixels[None], None if label is None else torch.tensor([int(label)]))
-    logsoft, tables = [], []
+    logsoft_sum, tables = None, []
     y = None
     for f in fills:
-        recorder.projections.clear()
-        recorder.logits.clear()
+        recorder.clear()
         engine = Engine(recorder, synth, f, batch_size=batch_size, device=device, precision=precision,
                         show_progress=False)
         state, _ = engine.run(dataset)
@@ -252,11 +283,11 @@ def explain_image(
         if not np.allclose(rows[:, y], state.logp_nats[0], atol=1e-3):
             raise RuntimeError("per-image view: the recorded coalition logits do not reproduce the engine's "
                                "log-probabilities; report this as a bug")
-        logsoft.append(rows)
+        logsoft_sum = rows if logsoft_sum is None else logsoft_sum + rows
         tables.append(state.logp_nats[0])
     x0 = pixels[None]
     first_fill = fills[0](x0, torch.tensor([0]))[0].numpy().astype(np.float64)
-    mean_logsoft = np.mean(logsoft, axis=0)  # (2**M, K)
+    mean_logsoft = logsoft_sum / len(fills)  # (2**M, K)
     v = np.mean(tables, axis=0)
     phi = exact_shapley(v)
     top1 = mean_logsoft.argmax(axis=1)
@@ -278,36 +309,61 @@ def _match(recorder: _Recorder, synth: CoalitionSynthesizer, fill: Fill, pixels:
     bits = torch.from_numpy(coalition_bits(n_bands)).to(x.device, torch.float32)
     wanted = torch.cat([recorder.project(synth.render(prepared.base[0], prepared.deltas[0], bits[k:k + 32]))
                         for k in range(0, bits.shape[0], 32)])
-    seen = torch.cat(recorder.projections)
-    logits = torch.cat(recorder.logits)
-    nearest = (wanted[:, None] - seen[None, :]).abs().argmin(dim=1)
-    return logits[nearest]
+    return recorder.logits[_nearest(wanted, recorder.projections)]
+
+
+def _nearest(wanted: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """For each of ``wanted`` (K,), the index of the closest of ``seen`` (S,): sorted search,
+    O((K + S) log S) time and O(K + S) memory (a K × S distance table is 32 GiB at M = 16)."""
+    order = torch.argsort(seen)
+    ranked = seen[order]
+    right = torch.searchsorted(ranked, wanted).clamp(max=len(ranked) - 1)
+    left = (right - 1).clamp(min=0)
+    closer_left = (wanted - ranked[left]).abs() <= (ranked[right] - wanted).abs()
+    return order[torch.where(closer_left, left, right)]
 
 
 def plot_local(exp: LocalExplanation, path=None, title: str = "") -> bytes:
-    """PNG: the image and its band images; φ per band (nats); the smallest coalition that keeps
-    the top-1 and the smallest removal that flips it, as images. Writes ``path`` if given."""
-    import matplotlib
+    """PNG of ``local_figure``; writes ``path`` if given."""
+    from .figures import _plt
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = local_figure(exp, title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    _plt().close(fig)
+    png = buf.getvalue()
+    if path is not None:
+        with open(path, "wb") as fh:
+            fh.write(png)
+    return png
 
+
+def local_figure(exp: LocalExplanation, title: str = ""):
+    """The image and its band images (band 0 as it is, the others each with its own contrast
+    stretch); φ per band (nats); the smallest coalition that keeps the top-1 and the smallest
+    removal that flips it, as images. Returns the Figure."""
+    from .figures import _band_colours, _plt, stretch, wrap
+
+    plt = _plt()
     m = exp.n_bands
     n_cols = max(-(-(m + 1) // 2), 4)
-    fig = plt.figure(figsize=(2.2 * n_cols, 8.2))
-    grid = fig.add_gridspec(3, n_cols, height_ratios=[1, 1, 1.25], hspace=0.45, wspace=0.15)
+    fig = plt.figure(figsize=(2.3 * n_cols, 9.0), dpi=100, layout="constrained")
+    grid = fig.add_gridspec(3, n_cols, height_ratios=[1, 1, 1.25])
 
     def show(ax, img, name):
-        ax.imshow(np.transpose(np.clip(img, 0, 1), (1, 2, 0)).squeeze(), cmap="gray" if img.shape[0] == 1 else None,
-                  vmin=0, vmax=1)
-        ax.set_title(name, fontsize=8)
+        if img.ndim == 2:
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+        else:
+            ax.imshow(np.transpose(np.clip(img, 0, 1), (1, 2, 0)).squeeze(),
+                      cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=1)
+        ax.set_title(wrap(name, fig, 8, share=0.9 / n_cols), fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
 
     panels = [("image", exp.pixels), ("band 0", exp.band_images[0])]
     for i in range(1, m):
-        peak = float(np.percentile(np.abs(exp.band_images[i]), 99.5)) or 1.0
-        panels.append((f"band {i} (×{0.5 / peak:.0f})", 0.5 + exp.band_images[i] * (0.5 / peak)))
+        shown, gain = stretch(exp.band_images[i])
+        panels.append((f"band {i}, stretched ×{gain:.0f}", shown))
     for k, (name, img) in enumerate(panels):
         show(fig.add_subplot(grid[k // n_cols, k % n_cols]), img, name)
     for k in range(len(panels), 2 * n_cols):
@@ -315,43 +371,35 @@ def plot_local(exp: LocalExplanation, path=None, title: str = "") -> bytes:
 
     ax = fig.add_subplot(grid[2, : n_cols - 2])
     x = np.arange(m)
-    colours = plt.cm.viridis(np.linspace(0.15, 0.85, m))
-    ax.bar(x, exp.phi, color=colours, edgecolor="black", linewidth=0.5)
+    ax.bar(x, exp.phi, color=_band_colours(m), edgecolor="black", linewidth=0.5)
     ax.axhline(0, color="black", linewidth=0.6)
     for i in range(m):
         ax.annotate(f"{exp.sid[i]:.2f}", (i, exp.phi[i]), textcoords="offset points",
                     xytext=(0, 3 if exp.phi[i] >= 0 else -10), ha="center", fontsize=7)
     ax.set_xticks(x)
-    ax.set_xlabel("spectral band (0 = lowest frequency); numbers: this image's SID (fraction)", fontsize=8)
+    ax.set_xlabel("spectral band (0 = lowest frequency); numbers: this image's SID", fontsize=8)
     ax.set_ylabel("φ of log p(y | x_S) (nats)", fontsize=8)
-    ax.set_title(f"this image's Shapley values, y = {exp.class_name(exp.label)}", fontsize=9)
+    ax.set_title(wrap(f"this image's Shapley values, y = {exp.class_name(exp.label)}", fig, 9,
+                      share=(n_cols - 2) / n_cols), fontsize=9)
     ax.grid(axis="y", alpha=0.3)
 
     target = int(exp.top1[exp.full])
     keep = exp.smallest_keeping()
     removal = exp.smallest_flipping_removal()
     shown = [
-        (keep, f"keep {_bands(keep, m)}: top-1 {exp.class_name(target)}\np = {exp.p_top1[keep]:.2f}"
+        (keep, f"keep {_bands(keep, m)}: top-1 {exp.class_name(target)}, p = {exp.p_top1[keep]:.2f}"
          if keep is not None else "no coalition keeps the top-1"),
         (None if removal is None else exp.full ^ removal,
-         f"remove {_bands(removal, m)}: top-1\n{exp.class_name(int(exp.top1[exp.full ^ removal]))}"
+         f"remove {_bands(removal, m)}: top-1 {exp.class_name(int(exp.top1[exp.full ^ removal]))}"
          if removal is not None else "no removal flips the top-1"),
     ]
     for k, (mask, name) in enumerate(shown):
         ax = fig.add_subplot(grid[2, n_cols - 2 + k])
         if mask is None:
             ax.axis("off")
-            ax.set_title(name, fontsize=8)
+            ax.set_title(wrap(name, fig, 8, share=0.9 / n_cols), fontsize=8)
             continue
-        image = exp.coalition_image(mask)
-        show(ax, image, name)
+        show(ax, exp.coalition_image(mask), name)
     if title:
-        fig.suptitle(title, fontsize=10)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    png = buf.getvalue()
-    if path is not None:
-        with open(path, "wb") as fh:
-            fh.write(png)
-    return png
+        fig.suptitle(wrap(title, fig, 10), fontsize=10)
+    return fig

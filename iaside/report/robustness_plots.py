@@ -9,8 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-FAMILY_COLOURS = {"noise": "tab:red", "blur": "tab:blue", "weather": "tab:cyan", "digital": "tab:green",
-                  "pgd-linf": "tab:purple", "pgd-l2": "tab:orange"}
+from .figures import _finite, snr_figure
 
 
 def _plt():
@@ -31,40 +30,10 @@ def _save(fig, path) -> Path:
     return path
 
 
-def _finite(values) -> np.ndarray:
-    """+inf (no perturbation energy) is not drawn."""
-    v = np.asarray(values, np.float64).copy()
-    v[~np.isfinite(v)] = np.nan
-    return v
-
-
 def plot_snr(result, path) -> Path:
     """One curve per perturbation family: SNR (dB) per band (left) and on the fine radial grid (right)."""
-    from ..robustness.snr import ring_centres
-
-    plt = _plt()
-    fams = result.families()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
-    bands = np.arange(result.n_bands)
-    radius = ring_centres(result.n_rings)
-    for name, curve in fams.items():
-        colour = FAMILY_COLOURS.get(name)
-        fit = curve.fits["band"]
-        left.plot(bands, _finite(curve.band_db), "o-", color=colour,
-                  label=f"{name} ({fit['slope']:+.1f} dB/band, R² {fit['r2']:.2f})")
-        right.plot(radius, _finite(curve.grid_db), "-", color=colour, label=name)
-    for ax in (left, right):
-        ax.axhline(0, color="black", linewidth=0.6, linestyle=":")
-        ax.grid(alpha=0.3)
-        ax.set_ylabel("SNR (dB, mean over images)")
-    left.set_xlabel(f"band (0 = lowest of {result.n_bands}, {result.partition})")
-    left.set_xticks(bands)
-    right.set_xlabel(f"normalised radius ({result.n_rings} rings; Nyquist = 1)")
-    right.set_xscale("log")
-    left.legend(fontsize=7)
-    n = result.curves[0].n_images if result.curves else 0
-    fig.suptitle(f"Spectral SNR of perturbations on {result.data.get('spec')} (N={n}); "
-                 "families averaged over members and levels", fontsize=9)
+    fig = snr_figure(result)
+    fig.set_dpi(120)
     return _save(fig, path)
 
 

@@ -78,8 +78,10 @@ def _torchattacks():
     try:
         import torchattacks
     except ImportError as err:
+        from ..install import pip_hint
+
         raise IasideError(
-            f"adversarial attacks need torchattacks ({err}); pip install --no-deps torchattacks==3.5.1"
+            f"adversarial attacks need torchattacks ({err}); {pip_hint('torchattacks==3.5.1', no_deps=True)}"
         ) from err
     return torchattacks
 

@@ -89,8 +89,10 @@ def _library():
     try:
         import imagecorruptions
     except ImportError as err:
+        from ..install import pip_hint
+
         raise IasideError(
-            f"corruptions need imagecorruptions ({err}); pip install 'iaside[robustness]' "
+            f"corruptions need imagecorruptions ({err}); {pip_hint('iaside[robustness]')} "
             "(imagecorruptions-imaug==1.1.5)"
         ) from err
     return imagecorruptions

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import io
 import json
 import os
 import time
@@ -23,6 +24,7 @@ from torch import nn
 from .. import __version__
 from ..data.base import PREDICTED
 from ..errors import IasideError
+from ..runs import atomic_write
 from .attacks import Attack, check_differentiable, pgd
 from .corruptions import check_severities, corrupt_images, corruption_names, family_of, quantize
 from .metrics import corruption_errors, mean_ce, mean_corruption_error
@@ -33,7 +35,7 @@ CE_CSV = "corruption_ce.csv"
 ADVERSARIAL_CSV = "adversarial.csv"
 
 
-@dataclass
+@dataclass(repr=False)
 class RobustnessReport:
     """One model's measured robustness on one data set.
 
@@ -56,6 +58,28 @@ class RobustnessReport:
     @property
     def name(self) -> str:
         return str(self.model.get("name") or self.model.get("spec"))
+
+    def __repr__(self) -> str:
+        from ..report.notebook import robustness_repr
+
+        return robustness_repr(self)
+
+    def _repr_html_(self) -> str:
+        from ..report.notebook import robustness_html
+
+        return robustness_html(self)
+
+    def plot(self, kind: str = "corruptions", ax=None):
+        """A matplotlib Figure: 'corruptions' (error per corruption) or 'adversarial' (accuracy against ε)."""
+        from ..report.figures import robustness_figure
+
+        return robustness_figure(self, ax, kind)
+
+    def to_pandas(self, kind: str = "corruptions"):
+        """One row per corruption (errors per severity, mean, CE) or, kind 'adversarial', per attack."""
+        from ..report.notebook import robustness_frame
+
+        return robustness_frame(self, kind)
 
     @property
     def mean_error(self) -> float:
@@ -140,7 +164,7 @@ class RobustnessReport:
         """Write robustness.json, corruption_errors.csv, corruption_ce.csv and adversarial.csv."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_text(out / ROBUSTNESS_JSON, json.dumps(self.to_json_dict(), indent=1))
+        atomic_write(out / ROBUSTNESS_JSON, json.dumps(self.to_json_dict(), indent=1))
         ref = None if self.reference is None else np.asarray(self.reference["errors"])
         rows = [["corruption", "family", "severity", "error", "reference_error"]]
         for i, c in enumerate(self.corruptions):
@@ -183,26 +207,22 @@ class RobustnessReport:
                      + ("" if ce is None else f"   mCE {self.mce:.3f} (reference {self.reference['model'].get('name')})"))
         if self.corruptions:
             head = "".join(f"{'s' + str(s):>7}" for s in self.severities)
-            lines.append(f"{'corruption':<18}{head}{'CE':>8}")
+            lines.append(f"{'corruption':<18}{head}" + ("" if ce is None else f"{'CE':>8}"))
             for i, c in enumerate(self.corruptions):
                 ce_text = "" if ce is None else ("     n/a" if not np.isfinite(ce[i]) else f"{ce[i]:>8.3f}")
                 lines.append(f"{c:<18}" + "".join(f"{e:>7.3f}" for e in self.errors[i]) + ce_text)
+            if ce is None:
+                lines.append("no CE or mCE: they are errors relative to a reference model; pass --reference "
+                             "(a robustness.json of another model on these images, or a model spec)")
         for a in self.adversarial:
             lines.append(f"{a['label']:<18} accuracy {a['accuracy']:.3f}  ({a['steps']} steps)")
         return "\n".join(lines)
 
 
 def _write_csv(path: Path, rows: list[list]) -> None:
-    tmp = path.with_name(".tmp-" + path.name)
-    with open(tmp, "w", newline="") as fh:
-        csv.writer(fh).writerows(rows)
-    os.replace(tmp, path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(".tmp-" + path.name)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(rows)
+    atomic_write(path, text.getvalue())
 
 
 def images_fingerprint(images: torch.Tensor, labels: np.ndarray) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import DEFAULT_BANDS
 from ..errors import IasideError
 from ..spectral import band_energy, band_masks, radial_grid_masks
 from .attacks import Attack, check_differentiable, format_eps, pgd
@@ -109,7 +110,7 @@ def _array(values) -> np.ndarray:
     return np.array([np.inf if v is None else v for v in values], np.float64)
 
 
-@dataclass
+@dataclass(repr=False)
 class SnrResult:
     """Every SNR curve of one run, with what was measured on what."""
 
@@ -120,6 +121,28 @@ class SnrResult:
     model: dict[str, Any] | None
     seed: int
     curves: list[SnrCurve]
+
+    def __repr__(self) -> str:
+        from ..report.notebook import snr_repr
+
+        return snr_repr(self)
+
+    def _repr_html_(self) -> str:
+        from ..report.notebook import snr_html
+
+        return snr_html(self)
+
+    def plot(self, ax=None):
+        """A matplotlib Figure: SNR (dB) per band per family (and, without ``ax``, on the radial grid)."""
+        from ..report.figures import snr_figure
+
+        return snr_figure(self, ax)
+
+    def to_pandas(self, rows: str = "name"):
+        """One row per perturbation ('name'), family ('family') or perturbation and level ('level'): dB per band, fit."""
+        from ..report.notebook import snr_frame
+
+        return snr_frame(self, rows)
 
     def _pooled(self, members: list[SnrCurve], name: str, family: str, level: str) -> SnrCurve:
         """The mean of ``members``' curves, with the decay fits redone on the mean."""
@@ -215,7 +238,7 @@ class SnrMeter:
     ``spectral.snr_db(clean, perturbed, masks)`` gives for the bands and for the rings.
     """
 
-    def __init__(self, clean: torch.Tensor, n_bands: int = 8, partition: str = "linf", n_rings: int | None = None):
+    def __init__(self, clean: torch.Tensor, n_bands: int = DEFAULT_BANDS, partition: str = "linf", n_rings: int | None = None):
         if partition not in ("linf", "l2"):
             raise IasideError(f"SNR bands need a radial partition (linf or l2), got {partition!r}")
         h, w = clean.shape[-2:]
@@ -244,7 +267,7 @@ def measure_snr(
     attacks: Sequence[Attack] = (),
     model: nn.Module | None = None,
     labels: np.ndarray | None = None,
-    n_bands: int = 8,
+    n_bands: int = DEFAULT_BANDS,
     partition: str = "linf",
     n_rings: int | None = None,
     seed: int = 0,

