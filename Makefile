@@ -7,7 +7,7 @@ PIP    := $(BIN)/pip install --quiet --constraint constraints.txt
 STAMP  := $(VENV)/.installed
 EXTRAS ?= lite,onnx,photos,robustness,dev,docs
 
-.PHONY: install demo test test-all lint format docs clean
+.PHONY: install demo test test-all lint format docs mutation clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ format: $(STAMP)  ## apply ruff's fixes and formatting
 
 docs: $(STAMP)  ## the documentation site with the API reference, into build/site (strict: warnings fail)
 	$(BIN)/mkdocs build --strict
+
+mutation: $(STAMP)  ## mutmut per module, one worker (long: tens of minutes a module); MODULES="summary snr" for some
+	$(BIN)/python benchmarks/mutation.py $(MODULES)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -285,8 +285,9 @@ def outside_interval_notes(result: Result) -> list[str]:
     one = len(outside) == 1
     return [f"note: {' and '.join(outside)} lie{'s' if one else ''} outside {'its' if one else 'their'} "
             "bootstrap percentile interval: a score is a nonlinear function of the mean φ (shifted by its minimum "
-            "band, normalised), so its resampled values are biased away from the point estimate, most with few "
-            "images; the interval shows the spread, the point is the estimate (docs/reliability.md)"]
+            "band, normalised), so its resampled values are biased away from the point estimate, most when the "
+            "bands' φ are close relative to their noise; the interval shows the spread, the point is the estimate "
+            "(docs/reliability.md)"]
 
 
 def _views_to_json(result: Result) -> dict[str, Any]:

@@ -179,13 +179,17 @@ def test_attack_arguments_and_undifferentiable_models():
 # ---------------------------------------------------------------- CE, mCE
 
 def test_ce_and_mce_on_a_hand_made_table():
-    errors = np.array([[0.1, 0.2, 0.3], [0.4, 0.4, 0.4], [0.0, 0.1, 0.2]])
-    reference = np.array([[0.2, 0.3, 0.5], [0.2, 0.2, 0.2], [0.0, 0.0, 0.0]])
+    # every severity matters: dropping any one, or averaging per-severity ratios, changes each CE
+    errors = np.array([[0.1, 0.2, 0.6], [0.4, 0.1, 0.5], [0.0, 0.1, 0.2]])
+    reference = np.array([[0.2, 0.4, 0.4], [0.2, 0.3, 0.1], [0.0, 0.0, 0.0]])
     ce = corruption_errors(errors, reference)
-    np.testing.assert_allclose(ce[:2], [0.6 / 1.0, 1.2 / 0.6])
+    np.testing.assert_allclose(ce[:2], [0.9 / 1.0, 1.0 / 0.6])
+    for s in range(3):
+        kept = [k for k in range(3) if k != s]
+        assert np.all(np.abs(errors[:2, kept].sum(1) / reference[:2, kept].sum(1) - ce[:2]) > 0.05)
     assert np.isnan(ce[2])  # the reference makes no error at all: CE undefined, left out of mCE
-    assert mean_ce(ce) == pytest.approx((0.6 + 2.0) / 2)
-    assert mean_corruption_error(errors) == pytest.approx(2.1 / 9)
+    assert mean_ce(ce) == pytest.approx((0.9 + 1.0 / 0.6) / 2)
+    assert mean_corruption_error(errors) == pytest.approx(2.2 / 9)
     assert mean_ce(corruption_errors(reference[:2], reference[:2])) == pytest.approx(1.0)
     assert top1_error(np.array([1, 2, 3, 4]), np.array([1, 2, 0, 0])) == 0.5
     with pytest.raises(IasideError, match="same shape"):
@@ -297,28 +301,84 @@ def two_models(tmp_path):
     return paths
 
 
+class AlwaysFirstClass(torch.nn.Module):
+    """Predicts class 0 whatever the image (differentiable, so PGD runs): top-1 error 2/3 on
+    balanced labels under every corruption."""
+
+    def __init__(self):
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.tensor(1e-3))
+
+    def forward(self, x):
+        m = self.gain * x.mean(dim=(1, 2, 3))
+        return torch.stack([1.0 + m, m, -m], dim=1)
+
+
+class BrightestChannel(torch.nn.Module):
+    """Predicts the channel with the largest mean: right on ``coloured_folder``'s clean images,
+    wrong on some corrupted ones, so its error table differs from ``AlwaysFirstClass``'s."""
+
+    def __init__(self):
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.tensor(10.0))
+
+    def forward(self, x):
+        return self.gain * x.mean(dim=(2, 3))
+
+
+@pytest.fixture
+def distinct_models(tmp_path):
+    """[reference, model]: TorchScript files of two models with different error tables."""
+    paths = []
+    for name, module in (("first", AlwaysFirstClass()), ("brightest", BrightestChannel())):
+        path = tmp_path / f"{name}.pt"
+        torch.jit.script(module.eval()).save(str(path))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def coloured_folder(tmp_path):
+    """tmp/coloured/<k>/<i>.png: 9 textured 40×36 pictures, class k tinted towards channel k."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(9):
+        k = i % 3
+        (tmp_path / "coloured" / str(k)).mkdir(parents=True, exist_ok=True)
+        pixels = 0.35 + 0.3 * rng.random((36, 40, 3))
+        pixels[..., k] += 0.15 + 0.05 * i / 9
+        Image.fromarray((255 * pixels.clip(0, 1)).astype(np.uint8)).save(tmp_path / "coloured" / str(k) / f"{i}.png")
+    return tmp_path / "coloured"
+
+
 def run_cli(args, capsys):
     code = main([str(a) for a in args])
     out = capsys.readouterr()
     return code, out.out, out.err
 
 
-def test_robustness_command_with_a_reference_json(tmp_path, two_models, image_folder, capsys):
+def test_robustness_command_with_a_reference_json(tmp_path, distinct_models, coloured_folder, capsys):
     ref_out, out = tmp_path / "ref", tmp_path / "rob"
-    code, _, err = run_cli(["robustness", "--model", f"torchscript:{two_models[0]}", "--data", image_folder,
+    code, _, err = run_cli(["robustness", "--model", f"torchscript:{distinct_models[0]}", "--data", coloured_folder,
                             *TINY, *PERTURB, "--out", ref_out], capsys)
     assert code == 0, err
-    code, stdout, err = run_cli(["robustness", "--model", f"torchscript:{two_models[1]}", "--data", image_folder,
+    code, stdout, err = run_cli(["robustness", "--model", f"torchscript:{distinct_models[1]}", "--data", coloured_folder,
                                  *TINY, *PERTURB, "--reference", ref_out / "robustness.json", "--out", out], capsys)
     assert code == 0, err
     report, ref = RobustnessReport.load(out), RobustnessReport.load(ref_out)
     assert report.errors.shape == (3, 2) and report.data["n_images"] == 9
-    assert report.mce == pytest.approx(mean_ce(corruption_errors(report.errors, ref.errors)), nan_ok=True)
+    # the two tables differ, so an mCE against anything but the reference (itself: 1) is seen
+    np.testing.assert_allclose(ref.errors, 6 / 9)
+    assert np.abs(report.errors.sum(axis=1) - ref.errors.sum(axis=1)).min() > 0.1 and report.errors.std() > 0
+    assert report.mce == pytest.approx(np.mean(report.errors.sum(axis=1) / ref.errors.sum(axis=1)))
+    assert report.mce == pytest.approx(mean_ce(corruption_errors(report.errors, ref.errors)))
+    assert abs(report.mce - 1.0) > 0.1
     assert [a["label"] for a in report.adversarial] == ["pgd-linf 4/255", "pgd-l2 0.5"]
     assert "mean corruption error" in stdout
     for name in ("corruption_errors.csv", "corruption_ce.csv", "adversarial.csv"):
         assert (out / name).exists()
-    code, _, err = run_cli(["robustness", "--model", f"torchscript:{two_models[1]}", "--data", image_folder,
+    code, _, err = run_cli(["robustness", "--model", f"torchscript:{distinct_models[1]}", "--data", coloured_folder,
                             *TINY, *PERTURB, "--severities", "1", "--reference", ref_out, "--out", out], capsys)
     assert code == 2 and "not measured like" in err
 
@@ -338,10 +398,10 @@ def test_snr_command_end_to_end(tmp_path, two_models, image_folder, capsys):
     assert code == 2 and "--model" in err  # attacks asked for (the default eps) without a model
 
 
-def test_compare_end_to_end_on_two_tiny_models(tmp_path, two_models, image_folder, capsys):
+def test_compare_end_to_end_on_two_tiny_models(tmp_path, distinct_models, coloured_folder, capsys):
     out = tmp_path / "cmp"
-    args = ["compare", "--model", f"torchscript:{two_models[0]}", "--model", f"torchscript:{two_models[1]}",
-            "--name", "first", "--name", "second", "--data", image_folder, *TINY, *PERTURB, "--bands", "3",
+    args = ["compare", "--model", f"torchscript:{distinct_models[0]}", "--model", f"torchscript:{distinct_models[1]}",
+            "--name", "first", "--name", "second", "--data", coloured_folder, *TINY, *PERTURB, "--bands", "3",
             "--bootstrap", "100", "--out", out]
     code, stdout, err = run_cli(args, capsys)
     assert code == 0, err
@@ -355,7 +415,9 @@ def test_compare_end_to_end_on_two_tiny_models(tmp_path, two_models, image_folde
         assert float(row["mean corruption error"]) == pytest.approx(report.mean_error)
         assert float(row["accuracy pgd-linf 4/255"]) == pytest.approx(report.adversarial_accuracy("pgd-linf 4/255"))
     first, second = RobustnessReport.load(out / "first"), RobustnessReport.load(out / "second")
-    assert float(rows[1]["mCE"]) == pytest.approx(mean_ce(corruption_errors(second.errors, first.errors)))
+    assert np.abs(second.errors.sum(axis=1) - first.errors.sum(axis=1)).min() > 0.1  # different tables: mCE 1 only for the reference
+    expected = np.mean(second.errors.sum(axis=1) / first.errors.sum(axis=1))
+    assert float(rows[1]["mCE"]) == pytest.approx(expected, abs=1e-3) and abs(expected - 1.0) > 0.1
     correlations = list(csv.DictReader(open(out / "correlations.csv")))
     assert {r["method"] for r in correlations} == set(METHODS) and all(r["n"] == "2" for r in correlations)
     for png in ("sids.png", "score_vs_mce.png", "score_vs_adversarial.png", "score_signed_vs_mce.png"):

@@ -39,11 +39,13 @@ def run_dir(tmp_path, db):
     return out
 
 
-def variant(result: Result, spec: str, score: float, **config) -> Result:
-    """A copy of ``result`` as if another model (``spec``) had scored ``score``."""
+def variant(result: Result, spec: str, score: float, signed: float | None = None, **config) -> Result:
+    """A copy of ``result`` as if another model (``spec``) had scored ``score`` (and ``signed``)."""
     r = copy.deepcopy(result)
     r.model = {**r.model, "spec": spec, "fingerprint": f"fp-{spec}"}
     r.score = Estimate(score, score - 0.05, score + 0.05)
+    if signed is not None:
+        r.score_signed = Estimate(signed, signed - 0.1, signed + 0.1)
     r.config = {**r.config, **config}
     return r
 
@@ -91,20 +93,22 @@ def test_filters(run_dir, db, tmp_path):
 def test_leaderboard_ranks_models_within_one_configuration(run_dir, db, tmp_path):
     result = Result.load(run_dir)
     base = float(result.score.value)
-    store.record_run(variant(result, "m-high", base + 0.3), tmp_path / "high", strict=True)
-    store.record_run(variant(result, "m-low", base - 0.3), tmp_path / "low", strict=True)
+    signed = float(result.score_signed.value)
+    store.record_run(variant(result, "m-high", base + 0.3, signed - 0.4), tmp_path / "high", strict=True)
+    store.record_run(variant(result, "m-low", base - 0.3, signed + 0.9), tmp_path / "low", strict=True)
     store.record_run(variant(result, "m-other-bands", 0.9, bands=4), tmp_path / "other", strict=True)
     # a newer run of m-low replaces its older one on the board
-    store.record_run(variant(result, "m-low", base + 0.1), tmp_path / "low-again", strict=True)
+    store.record_run(variant(result, "m-low", base + 0.1, signed + 0.2), tmp_path / "low-again", strict=True)
     boards = store.leaderboard()
     assert len(boards) == 2
     main_board = boards[0]
     assert [r["model_spec"] for r in main_board["rows"]] == ["m-high", "m-low", result.model["spec"]]
     assert main_board["rows"][1]["run_dir"].endswith("low-again")
     assert [r["model_spec"] for r in boards[1]["rows"]] == ["m-other-bands"]
+    # by score_signed the order changes: m-low (signed + 0.2), the original, m-high (signed - 0.4)
     by_signed = store.leaderboard(by="score_signed")[0]["rows"]
-    signed = [r["score_signed"] for r in by_signed]
-    assert signed == sorted(signed, reverse=True)
+    assert [r["model_spec"] for r in by_signed] == ["m-low", result.model["spec"], "m-high"]
+    assert [r["score_signed"] for r in by_signed] == pytest.approx([signed + 0.2, signed, signed - 0.4])
 
 
 def test_runs_and_leaderboard_commands(run_dir, db, tmp_path, capsys):

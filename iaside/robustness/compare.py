@@ -1,4 +1,4 @@
-"""Several models side by side: I-ASIDE score against measured robustness, with correlations (SPEC §8).
+"""Several models side by side: I-ASIDE score against measured robustness, with correlations (docs/method.md §8).
 
 A ``ModelEntry`` pairs one model's I-ASIDE ``Result`` with its ``RobustnessReport``;
 ``compare_models`` puts every report on the same reference (mCE), builds the table and

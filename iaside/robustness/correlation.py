@@ -1,4 +1,4 @@
-"""Correlation between the I-ASIDE score and measured robustness across models (SPEC §8).
+"""Correlation between the I-ASIDE score and measured robustness across models (docs/method.md §8).
 
 Spearman, Kendall (τ-b) and Pearson, each with a two-sided p-value on the models given and a
 percentile bootstrap interval over models (resample models with replacement). p-values come

@@ -1,0 +1,195 @@
+"""Tests that kill mutants `make mutation` (mutmut) found surviving; docs/proofs.md §6 lists
+each module's survivors and why the ones left are equivalent."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from iaside.errors import IasideError
+from iaside.spectral import band_masks, freq_radius, square_band_masks_centred
+
+
+@pytest.mark.parametrize("h, w", [(6, 10), (9, 4)])
+def test_freq_radius_is_the_normalised_distance_of_every_bin(h, w):
+    """Nyquist is 1 on each axis: radius of bin (u, v) = |2·f_u| and |2·f_v| combined by max (ℓ∞)
+    or Euclidean norm (ℓ2), with f the cycles per sample of numpy's fftfreq."""
+    fu, fv = np.abs(2 * np.fft.fftfreq(h))[:, None], np.abs(2 * np.fft.fftfreq(w))[None, :]
+    np.testing.assert_allclose(freq_radius(h, w, "linf"), np.maximum(fu, fv), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(freq_radius(h, w, "l2"), np.sqrt(fu**2 + fv**2), rtol=0, atol=1e-15)
+    assert freq_radius(h, w).shape == (h, w)
+    # the radial bands are floor(M·r), capped at M − 1
+    for partition in ("linf", "l2"):
+        r = freq_radius(h, w, partition)
+        index = np.minimum(np.floor(2 * r + 1e-12), 1).astype(int)
+        np.testing.assert_array_equal(band_masks(h, w, 2, partition).numpy().argmax(axis=0), index)
+    with pytest.raises(IasideError, match="radius"):
+        freq_radius(h, w, "square")
+
+
+def test_square_masks_are_boolean():
+    masks = square_band_masks_centred(8, 3)
+    assert masks.dtype == np.bool_ and band_masks(8, 8, 3, "square").dtype == torch.bool
+    assert masks.sum(axis=0).max() == 1 and masks.sum() == 64
+
+
+# ---------------------------------------------------------------- summary
+
+def _phi(n: int, m: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, m)) * 0.3 + np.linspace(1.0, 0.1, m)
+
+
+def test_summarize_reports_every_statistic_with_the_given_beta():
+    from iaside.summary import score, score_signed, sid_from_phi, signed_shares, summarize
+
+    phi = _phi(9, 5)
+    out = summarize(phi, np.arange(9) % 2, n_bootstrap=50, beta=0.5)
+    mean = phi.mean(axis=0)
+    b = 0.5 ** np.arange(5)
+    b_hat, eta = b / np.linalg.norm(b), b.sum() / (5 * np.linalg.norm(b))
+    sid = sid_from_phi(mean)
+    assert float(out["score"].value) == pytest.approx(abs(sid @ b_hat - eta) / (1 - eta))
+    assert float(out["score_signed"].value) == pytest.approx((sid @ b_hat - eta) / (b_hat[0] - eta))
+    assert float(out["score"].value) != pytest.approx(float(score(sid)))  # β = 0.75 would differ
+    assert float(out["score_signed"].value) != pytest.approx(float(score_signed(sid)))
+    np.testing.assert_allclose(out["shares"].value, mean / mean.sum())
+    np.testing.assert_allclose(out["shares"].value, signed_shares(mean))
+    assert np.all(out["shares"].low <= out["shares"].high) and np.all(np.isfinite(out["score_signed"].low))
+
+
+def test_summarize_defaults_are_the_documented_ones():
+    from iaside.summary import summarize
+
+    phi = _phi(7, 4, seed=1)
+    default = summarize(phi, np.zeros(7, int))
+    explicit = summarize(phi, np.zeros(7, int), n_bootstrap=1000, confidence=0.95, seed=0, beta=0.75)
+    for key in ("phi", "sid", "shares", "score", "score_signed"):
+        for part in ("value", "low", "high"):
+            np.testing.assert_array_equal(getattr(default[key], part), getattr(explicit[key], part))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # M = 1: the score is 0/0
+@pytest.mark.parametrize("n_images, n_bands, n_bootstrap, has_interval", [
+    (1, 4, 100, False),  # one image: nothing to resample
+    (2, 4, 100, True),
+    (3, 1, 100, True),   # one band still has an interval
+    (5, 4, 0, False),    # resampling switched off
+    (5, 4, 1, True),
+])
+def test_intervals_exist_exactly_when_there_is_something_to_resample(n_images, n_bands, n_bootstrap, has_interval):
+    from iaside.summary import summarize
+
+    import warnings
+
+    phi = _phi(n_images, n_bands, seed=2)
+    with warnings.catch_warnings():
+        if n_bands > 1:  # nothing to resample is not an error: no empty-slice warnings either
+            warnings.simplefilter("error")
+        out = summarize(phi, np.zeros(n_images, int), n_bootstrap=n_bootstrap)
+    for key in ("phi", "sid", "shares", "score", "score_signed") if n_bands > 1 else ("phi", "sid", "shares"):
+        low, high = np.asarray(out[key].low, np.float64), np.asarray(out[key].high, np.float64)
+        assert low.shape == high.shape == np.shape(out[key].value), key
+        assert np.all(np.isfinite(low)) == has_interval and np.all(np.isnan(high)) != has_interval, key
+    np.testing.assert_allclose(out["phi"].value, phi.mean(axis=0))
+
+
+def test_per_class_statistics_use_each_labels_own_images():
+    from iaside.summary import sid_from_phi, summarize
+
+    phi = _phi(7, 3, seed=4)
+    labels = np.array([2, 0, 2, 2, 5, 0, 2])
+    per_class = summarize(phi, labels, n_bootstrap=0)["per_class"]
+    assert sorted(per_class) == [0, 2, 5] and [per_class[k]["n"] for k in (0, 2, 5)] == [2, 4, 1]
+    for k in (0, 2, 5):
+        np.testing.assert_allclose(per_class[k]["phi"], phi[labels == k].mean(axis=0))
+        np.testing.assert_allclose(per_class[k]["sid"], sid_from_phi(phi[labels == k].mean(axis=0)))
+
+
+def test_estimate_round_trips_scalars_as_floats_and_vectors_as_float64():
+    from iaside.summary import Estimate
+
+    e = Estimate(np.array([0.25, 0.75]), np.array([0.1, 0.5]), np.array([0.4, 0.9]))
+    d = e.to_dict()
+    assert d == {"value": [0.25, 0.75], "low": [0.1, 0.5], "high": [0.4, 0.9]}
+    back = Estimate.from_dict(d)
+    assert back.value.dtype == np.float64 and back.value.tolist() == [0.25, 0.75] and back.high.tolist() == [0.4, 0.9]
+    s = Estimate.from_dict(Estimate(np.float64(0.5), 0.25, 1).to_dict())
+    assert (s.value, s.low, s.high) == (0.5, 0.25, 1.0) and all(type(v) is float for v in (s.value, s.low, s.high))
+    ints = Estimate.from_dict({"value": [1, 2], "low": [0, 1], "high": [2, 3]})
+    assert ints.value.dtype == np.float64
+
+
+def test_sid_and_shares_work_row_by_row_and_quietly():
+    import warnings
+
+    from iaside.summary import bootstrap_means, sid_from_phi, signed_shares, summarize
+
+    phi = np.array([[0.5, 0.25, 0.25], [1.0, 2.0, 1.0]])
+    np.testing.assert_allclose(signed_shares(phi), [[0.5, 0.25, 0.25], [0.25, 0.5, 0.25]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a constant φ has Σψ = 0: uniform, without a 0/0 on the way
+        flat = sid_from_phi(np.array([[0.3, 0.3, 0.3, 0.3], [1.0, 0.0, 0.0, 1.0]]))
+        undefined = signed_shares(np.array([[0.0, 0.0], [0.0, 0.0]]))  # Σφ = 0: NaN, quietly
+        signed_shares(np.array([1.0, -1.0]))  # Σφ = 0 with φ ≠ 0: no divide warning either
+    assert flat.dtype == np.float64 and flat.tolist() == [[0.25] * 4, [0.5, 0.0, 0.0, 0.5]]
+    assert np.isnan(undefined).all()
+    per_image = _phi(10, 4, seed=5)
+    out = summarize(per_image, np.zeros(10, int), n_bootstrap=300, seed=3)
+    means = bootstrap_means(per_image, 300, 3)
+    shares = means / means.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(out["shares"].low, np.percentile(shares, 2.5, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(out["shares"].high, np.percentile(shares, 97.5, axis=0), rtol=1e-12)
+
+
+# ---------------------------------------------------------------- robustness/metrics
+
+def test_top1_error_counts_the_wrong_predictions():
+    from iaside.robustness.metrics import top1_error
+
+    assert top1_error(np.array([1, 2, 3, 4, 5]), np.array([1, 0, 0, 0, 5])) == pytest.approx(0.6)  # accuracy 0.4
+    assert top1_error(np.array([3]), np.array([3])) == 0.0 and top1_error([2], [1]) == 1.0
+    with pytest.raises(IasideError, match=r"got \(3,\) and \(2,\)$"):
+        top1_error(np.array([1, 2, 3]), np.array([1, 2]))
+    with pytest.raises(IasideError, match="equally many"):
+        top1_error(np.array([], int), np.array([], int))
+
+
+def test_ce_tables_from_json_nulls_and_empty_inputs_are_nan_quietly():
+    import warnings
+
+    from iaside.robustness.metrics import corruption_errors, mean_ce, mean_corruption_error
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert mean_ce([0.8, None, 1.2]) == pytest.approx(1.0)  # null in JSON = undefined CE
+        assert np.isnan(mean_ce([float("nan"), float("nan")])) and np.isnan(mean_ce([]))
+        assert np.isnan(mean_corruption_error(np.zeros((0, 5)))) and np.isnan(mean_corruption_error([[0.2, None]]))
+        ce = corruption_errors([[0.1, 0.3], [0.2, 0.2]], [[0.0, 0.0], [0.1, 0.3]])
+    assert np.isnan(ce[0]) and ce[1] == pytest.approx(1.0)
+    with pytest.raises(IasideError, match="same corruptions and severities$"):
+        corruption_errors(np.zeros((2, 3)), np.zeros((2, 2)))
+
+
+# ---------------------------------------------------------------- robustness/correlation
+
+def test_correlation_table_nests_score_measure_method_and_passes_its_options():
+    from iaside.robustness.correlation import METHODS, correlate, correlation_table
+
+    scores = {"score": np.array([0.1, 0.4, 0.2, 0.5, 0.3]), "score_signed": np.array([0.3, -0.2, 0.1, -0.4, 0.0])}
+    measures = {"mCE": np.array([1.2, 0.7, 1.0, 0.8, 0.9]), "acc": np.array([0.1, 0.5, 0.2, 0.3, 0.6])}
+    table = correlation_table(scores, measures, n_bootstrap=60, confidence=0.8, seed=3)
+    keys = [(c.x, c.y, c.method) for c in table]
+    assert keys == [(x, y, m) for x in scores for y in measures for m in METHODS]
+    for c in table:
+        expected = correlate(scores[c.x], measures[c.y], c.method, x_name=c.x, y_name=c.y, n_bootstrap=60,
+                             confidence=0.8, seed=3)
+        assert c == expected and c.n_bootstrap == 60 and c.confidence == 0.8
+    default = correlation_table(scores, measures, methods=("pearson",))
+    assert [c.method for c in default] == ["pearson"] * 4 and {c.n_bootstrap for c in default} == {2000}
+    assert {(c.confidence, c.n_valid > 1900) for c in default} == {(0.95, True)}
+    assert default[0] == correlate(scores["score"], measures["mCE"], "pearson", x_name="score", y_name="mCE")
+    d = table[0].to_dict()
+    assert d["x"] == "score" and d["y"] == "mCE" and d["method"] == METHODS[0] and d["r"] == table[0].r
+    assert set(d) == {"method", "x", "y", "n", "r", "p_value", "low", "high", "n_bootstrap", "n_valid", "confidence",
+                      "p_method"}
