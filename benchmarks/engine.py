@@ -18,7 +18,7 @@ Rows, measured interleaved in each round (median and min–max over rounds):
   empty compiled-model cache (a fresh ``IASIDE_CACHE`` folder: the run compiles its two batch
   shapes into it; also shown less the run's own compile time, the rate a long run approaches)
   and again with the cache that run filled (it loads them);
-- naive: the authors' design (SPEC §9): coalitions in the outer loop, every image re-read and
+- naive: the authors' design (docs/method.md §9): coalitions in the outer loop, every image re-read and
   decoded for every coalition, FFT, mask, inverse FFT, abs and min–max per coalition batch,
   batch size 10, no inference mode.
 """

@@ -210,6 +210,7 @@ def explain(
     record: bool = True,
     show_progress: bool = True,
     checkpoint_every_s: float = 30.0,
+    views: bool = True,
 ) -> Result | None:
     """I-ASIDE of ``model`` over ``data``.
 
@@ -241,6 +242,9 @@ def explain(
     model or the run is long enough to pay for compiling). cache: keep compiled models in the
     cache folder (``IASIDE_CACHE``, default ~/.cache/iaside) so a later run loads them
     (``meta["timings_s"]["compile_cache_load"]``) instead of compiling; False compiles in memory.
+    views: with an exact plan, also the band interactions and the band-limited curves
+    (``Result.interactions``, ``Result.band_limited``), from the same passes: the engine records
+    top-1 correctness per coalition beside log p(y).
     With ``out``, the run resumes from that folder's checkpoint and writes its files there, and
     (with ``record``) is recorded in the results store (``iaside runs``). It owns the folder
     while it runs (``iaside.runs.owner``): another process on it is refused, naming this one.
@@ -285,6 +289,7 @@ def explain(
         coalitions=plan.bits if plan.per_image else plan.bits(), optimize=optimize,
         compile_cache=CompileCache() if cache else None,
         show_progress=show_progress and (rank is None or rank[0] == 0), checkpoint_every_s=checkpoint_every_s,
+        record_top1=views,
     )
     out_dir = Path(out) if out is not None else None
     run_info = {
@@ -334,7 +339,7 @@ def explain(
     elif shard is not None:
         return None
     t_summary = time.perf_counter()
-    result = build_result(run_info, state, run_meta)
+    result = build_result(run_info, state, run_meta, views=views)
     result.meta["timings_s"]["summary"] = time.perf_counter() - t_summary
     result.meta["timings_s"]["wall"] = time.perf_counter() - t0
     if out_dir is not None:
@@ -348,8 +353,9 @@ def explain(
     return result
 
 
-def build_result(run_info: dict, state: EngineState, run_meta: dict | None = None) -> Result:
-    """Summarise the finished images of a state into a Result (also used by ``iaside merge``)."""
+def build_result(run_info: dict, state: EngineState, run_meta: dict | None = None, views: bool = True) -> Result:
+    """Summarise the finished images of a state into a Result (also used by ``iaside merge``);
+    ``views``: band interactions and band-limited curves too, when the plan is exact."""
     config = ExplainConfig.from_dict(run_info["identity"]["config"])
     done = state.done == 1
     if not done.any():
@@ -383,6 +389,7 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
         **(run_meta or {}),
     }
     meta.setdefault("timings_s", {})
+    exact_views = _exact_views(config, plan, state, done) if views else {}
     return Result(
         config=config.to_dict(),
         model=run_info["model"],
@@ -399,6 +406,8 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
         efficiency_gap=efficiency_gap,
         coalitions=coalitions,
         estimator=estimator,
+        interactions=exact_views.get("interactions"),
+        band_limited=exact_views.get("band_limited"),
         per_image={
             "logp_nats": logp,
             "phi_per_image": summary["phi_per_image"],
@@ -407,5 +416,33 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
             "clean_logp_nats": state.clean_logp_nats[done],
             "index": index,
             "names": np.asarray(run_info["names"], dtype=str)[done],
+            **exact_views.get("per_image", {}),
         },
     )
+
+
+MAX_INTERACTION_BANDS = 12
+"""Band interactions are summarised up to this M (4096 dividends per image, bootstrapped)."""
+
+
+def _exact_views(config: ExplainConfig, plan: Estimator, state: EngineState, done: np.ndarray) -> dict:
+    """Band-limited curves of the finished images and (M ≤ MAX_INTERACTION_BANDS) their band
+    interactions, when every image has all 2**M coalitions in bit-mask order (else {}).
+    Accuracy uses the images whose top-1 was recorded."""
+    from .bandlimited import band_limited
+    from .interactions import summarize_interactions
+
+    if plan.per_image or not np.array_equal(plan.masks(0), np.arange(2**config.bands)):
+        return {}
+    logp = state.logp_nats[done]
+    recorded = state.top1_recorded[done] == 1
+    opts = {"n_bootstrap": config.n_bootstrap, "confidence": config.confidence, "seed": config.seed}
+    hits = state.top1_hit[done][recorded].astype(bool) if recorded.any() else None
+    out: dict = {"band_limited": band_limited(logp, hits, fill=config.fill, **opts), "per_image": {}}
+    if recorded.any():
+        out["per_image"].update(top1_hit=state.top1_hit[done].astype(bool), top1_recorded=recorded)
+    if config.bands <= MAX_INTERACTION_BANDS:  # 2**M dividends per image, bootstrapped: bounded work
+        inter = summarize_interactions(logp, **opts)
+        out["interactions"] = {"index": inter["index"], "mobius": inter["mobius"]}
+        out["per_image"]["interactions_per_image"] = inter["per_image"]
+    return out

@@ -1,4 +1,4 @@
-"""Coalition images as sums of band images: no FFT per coalition (SPEC §3, §9, §10).
+"""Coalition images as sums of band images: no FFT per coalition (docs/method.md §3, §9, §10).
 
 x_S = b + Σ_{i∈S} (x − b)_i, because the band split is linear. ``prepare`` does the one
 split per image; ``render`` turns coalition bit rows into model inputs with one matmul.
@@ -13,7 +13,7 @@ from .errors import IasideError
 from .spectral import is_hermitian, split_bands, split_bands_complex
 
 SYNTHESES = ("sum", "paper")
-"""sum: SPEC §3, real band images, optional clip. paper: SPEC §9, complex band images of the
+"""sum: docs/method.md §3, real band images, optional clip. paper: docs/method.md §9, complex band images of the
 centred-square masks, then abs, per-image min–max to [0, 1], clip; the empty coalition is 0."""
 
 

@@ -1,4 +1,4 @@
-"""What replaces a removed band (SPEC §3 and §9): partner, zero, mean, noise, gaussian.
+"""What replaces a removed band (docs/method.md §3 and §9): partner, zero, mean, noise, gaussian.
 
 A fill maps a batch of images to the fill image b (pixels) or, for the paper preset's
 ``gaussian``, to a fill spectrum. Everything random is seeded per (run seed, image index), so

@@ -1,4 +1,4 @@
-"""Coalitions as bit masks and exact Shapley values (SPEC §5).
+"""Coalitions as bit masks and exact Shapley values (docs/method.md §5).
 
 Coalition index s ∈ [0, 2**M): band i is in the coalition iff bit i of s is set, so s = 0 is
 the empty coalition and s = 2**M − 1 the grand coalition.

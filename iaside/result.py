@@ -34,6 +34,9 @@ class Result:
     (``iaside.estimators.estimator_from_config(config).masks(index)``), phi_per_image (N, M),
     label (N,), clean_top1 (N,), index (N,), names (N,). interpretation: {informative, why,
     sentence} (``iaside.summary.interpret``), worked out from the rest when not given.
+    Exact runs also carry interactions {"index": Estimate (M, M), "mobius": Estimate (2**M,)}
+    (``iaside.interactions``; per image: interactions_per_image (N, M, M)) and band_limited
+    (``iaside.bandlimited.band_limited``; per image: top1_hit (N, 2**M), top1_recorded (N,)).
     """
 
     config: dict[str, Any]
@@ -51,6 +54,8 @@ class Result:
     efficiency_gap: float
     coalitions: np.ndarray | None = None
     estimator: dict[str, Any] = field(default_factory=lambda: {"name": "exact"})
+    interactions: dict[str, Estimate] | None = None
+    band_limited: dict[str, Any] | None = None
     per_image: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     interpretation: dict[str, Any] | None = None
 
@@ -142,6 +147,7 @@ class Result:
             "coalitions": None if self.coalitions is None else np.asarray(self.coalitions).tolist(),
             "estimator": self.estimator,
             "interpretation": self.interpretation,
+            **_views_to_json(self),
         }
 
     @classmethod
@@ -161,6 +167,7 @@ class Result:
             efficiency_gap=d["efficiency_gap"],
             coalitions=None if d.get("coalitions") is None else np.asarray(d["coalitions"], dtype=np.int64),
             estimator=d.get("estimator", {"name": "exact"}),
+            **_views_from_json(d),
             per_image=per_image or {},
             interpretation=d.get("interpretation"),
         )
@@ -278,5 +285,26 @@ def outside_interval_notes(result: Result) -> list[str]:
     one = len(outside) == 1
     return [f"note: {' and '.join(outside)} lie{'s' if one else ''} outside {'its' if one else 'their'} "
             "bootstrap percentile interval: a score is a nonlinear function of the mean φ (shifted by its minimum "
-            "band, normalised), so its resampled values are biased away from the point estimate, most with few "
-            "images; the interval shows the spread, the point is the estimate (docs/reliability.md)"]
+            "band, normalised), so its resampled values are biased away from the point estimate, most when the "
+            "bands' φ are close relative to their noise; the interval shows the spread, the point is the estimate "
+            "(docs/reliability.md)"]
+
+
+def _views_to_json(result: Result) -> dict[str, Any]:
+    from .bandlimited import band_limited_to_json
+    from .interactions import interactions_to_json
+
+    out: dict[str, Any] = {}
+    if result.interactions is not None:
+        out["interactions"] = interactions_to_json(result.interactions)
+    if result.band_limited is not None:
+        out["band_limited"] = band_limited_to_json(result.band_limited)
+    return out
+
+
+def _views_from_json(d: dict[str, Any]) -> dict[str, Any]:
+    from .bandlimited import band_limited_from_json
+    from .interactions import interactions_from_json
+
+    return {"interactions": interactions_from_json(d["interactions"]) if d.get("interactions") else None,
+            "band_limited": band_limited_from_json(d["band_limited"]) if d.get("band_limited") else None}

@@ -11,8 +11,8 @@ import torch
 from .errors import IasideError
 
 PARTITIONS = ("linf", "l2", "square")
-"""linf / l2: SPEC §2 radial bands (Hermitian-symmetric). square: the paper preset's nested
-squares on the centred spectrum (SPEC §9; not Hermitian-symmetric)."""
+"""linf / l2: docs/method.md §2 radial bands (Hermitian-symmetric). square: the paper preset's nested
+squares on the centred spectrum (docs/method.md §9; not Hermitian-symmetric)."""
 
 
 def freq_index(n: int) -> np.ndarray:
@@ -35,7 +35,7 @@ def _radial_band_index(h: int, w: int, n_bands: int, partition: str) -> np.ndarr
     """Band of every DFT bin, (H, W) int64: floor(M·r) capped at M−1, in exact integers.
 
     r·M = 2|u|M/H on each axis, so scaling by H·W keeps every comparison an integer one and
-    bins that sit exactly on a band edge land in the upper band, as SPEC §2 says.
+    bins that sit exactly on a band edge land in the upper band, as docs/method.md §2 says.
     """
     a = np.abs(freq_index(h))[:, None] * (2 * n_bands * w)  # = M·|fu| · H·W
     b = np.abs(freq_index(w))[None, :] * (2 * n_bands * h)  # = M·|fv| · H·W
@@ -142,7 +142,7 @@ def radial_grid_masks(h: int, w: int, n_rings: int, partition: str = "linf") -> 
 
 
 def snr_db(clean: torch.Tensor, perturbed: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Spectral SNR per band in dB, (B, C, H, W) ×2 -> (B, M) float64 (SPEC §7).
+    """Spectral SNR per band in dB, (B, C, H, W) ×2 -> (B, M) float64 (docs/method.md §7).
 
     SNR_i = 10·log10(ESD_i(x) / ESD_i(x̃ − x)); +inf where the perturbation has no energy.
     """

@@ -1,4 +1,4 @@
-"""From per-image Shapley values to the answers: φ, SID, shares, scores and their intervals (SPEC §6)."""
+"""From per-image Shapley values to the answers: φ, SID, shares, scores and their intervals (docs/method.md §6)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -96,7 +96,7 @@ def summarize(
     seed: int = 0,
     beta: float = BETA,
 ) -> dict:
-    """Everything SPEC §6 reports from the per-image Shapley values (N, M) float64 nats
+    """Everything docs/method.md §6 reports from the per-image Shapley values (N, M) float64 nats
     (``Estimator.phi``; ``exact_shapley`` of the (N, 2**M) values for exact runs).
 
     Returns plain arrays and ``Estimate``s: phi/sid/shares (M,), score, score_signed (bootstrap

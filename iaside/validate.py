@@ -148,6 +148,22 @@ class _Fields:
             raise self.fail(field, f"is {len(value)} characters long (at most {limit})")
         return value
 
+    def source(self, value: Any, field: str) -> None:
+        """Where the images came from: a structured record {kind, spec | path, relative_to_run,
+        labels, samples, seed, type} (``api.source_record``), a string (run folders written
+        before the record), or null."""
+        if value is None or isinstance(value, str):
+            self.text(value, field, null=True)
+            return
+        if not isinstance(value, dict):
+            raise self.fail(field, f"is {_kind(value)}, expected an object or a string")
+        if value.get("kind") not in ("samples", "folder", "in-memory"):
+            raise self.fail(f"{field}.kind", "is not one of samples, folder, in-memory")
+        for key in ("spec", "path", "relative_to_run", "labels", "type"):
+            self.text(value.get(key), f"{field}.{key}", null=True)
+        for key in ("samples", "seed"):
+            self.integer(value.get(key), f"{field}.{key}", null=True)
+
     def vector(self, value: Any, field: str, length: int | None, *, finite: bool = True) -> list:
         if not isinstance(value, list):
             raise self.fail(field, f"is {_kind(value)}, expected a list of numbers")
@@ -210,7 +226,7 @@ def check_result_dict(d: Any, path: Path) -> int:
     f.text(model.get("fingerprint"), "model.fingerprint", null=True)
     f.integer(model.get("num_classes"), "model.num_classes", null=True, low=1)
     f.text(data.get("spec"), "data.spec", null=True)
-    f.text(data.get("source"), "data.source", null=True)
+    f.source(data.get("source"), "data.source")
     f.integer(f.get(data, "n_images", "data.n_images"), "data.n_images", low=1)
     skipped = data.get("skipped", [])
     if not isinstance(skipped, list) or not all(isinstance(s, dict) for s in skipped):
@@ -381,7 +397,7 @@ def read_run_info(path: Path) -> dict:
     f.text(model.get("spec"), "model.spec", null=True)
     data = f.dict(d, "data", "data")
     f.text(data.get("spec"), "data.spec", null=True)
-    f.text(data.get("source"), "data.source", null=True)
+    f.source(data.get("source"), "data.source")
     names = f.get(d, "names", "names")
     if not isinstance(names, list) or len(names) != n or not all(isinstance(x, str) for x in names):
         raise f.fail("names", f"is not a list of {n} image names")

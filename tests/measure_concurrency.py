@@ -204,7 +204,7 @@ def main() -> None:
                  for case in SYNCS]
     if args.before:
         plan += [(f"before ({args.before.name})", case, False, None, args.before_repeats, args.before) for case in SYNCS]
-    for label, case, no_lock, syncs, repeats, code in plan:
+    for label, case, no_lock, syncs, repeats, code in [row for row in plan if row[4]]:
         m = measure(world, case, repeats, no_lock=no_lock, syncs=syncs, code=code)
         print(f"| {label} | {case} | {m['syncs']} | {m['repeats']} | {m['one_refused']} "
               f"| {m['both_exit_0']} | {m['consistent']} |", flush=True)

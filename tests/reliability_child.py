@@ -78,13 +78,12 @@ def _install_barrier(spec: str) -> None:
             return out
         return wrapped
 
-    if not hasattr(iaside.runs, "owner"):  # a version before run-folder locks (--before)
+    if point in ("lock", "opened") and not hasattr(iaside.runs, "owner"):  # a version before locks (--before)
         import iaside.api
 
-        if point in ("lock", "opened"):
-            wrap = before if point == "lock" else after
-            iaside.api._open_run_folder = wrap(iaside.api._open_run_folder)
-            iaside.merge.merge_runs = before(iaside.merge.merge_runs)
+        wrap = before if point == "lock" else after
+        iaside.api._open_run_folder = wrap(iaside.api._open_run_folder)
+        iaside.merge.merge_runs = before(iaside.merge.merge_runs)
     elif point == "lock":
         iaside.runs._lock_file = before(iaside.runs._lock_file)
     elif point == "opened":

@@ -85,7 +85,7 @@ def random_images(s, n_classes=5):
 
 
 def independent_fill(fill: str, x: torch.Tensor, seed: int, masks) -> torch.Tensor:
-    """The fill image b for every image, built here from SPEC §3 (noise: the library's fill)."""
+    """The fill image b for every image, built here from docs/method.md §3 (noise: the library's fill)."""
     if fill == "zero":
         return torch.zeros_like(x)
     if fill == "partner":
@@ -110,7 +110,7 @@ def test_efficiency_on_engine_output(s):
     assert np.abs(phi.sum(1) - (logp[:, -1] - logp[:, 0])).max() < 1e-9
     assert abs(r.phi.value.sum() - (r.v_nats[-1] - r.v_nats[0])) < 1e-9
     assert np.allclose(r.phi.value, phi.mean(0), atol=1e-12)
-    # the two ends of the game are the images SPEC §3 names, computed independently here
+    # the two ends of the game are the images docs/method.md §3 names, computed independently here
     with torch.no_grad():
         masks = band_masks(s["h"], s["w"], s["m"], s["partition"])
         b = independent_fill(s["fill"], x, s["seed"], masks)

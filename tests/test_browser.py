@@ -43,14 +43,20 @@ def report(tmp_path_factory):
                        show_progress=False, out=out)
         (out / "robustness.json").write_text(json.dumps({"mce": [0.9, 1.1, 1.0][k], "mean_error": 0.3}))
         dirs.append(out)
+    from iaside.heatmap import run_heatmap
+
+    heat = run_heatmap(tiny_cnn(n_classes=3, seed=10), str(data), stride=8, overrides=TINY, out=dirs[0],
+                       show_progress=False, say=lambda _: None)
     path = write_report(dirs, base / "report.html", max_images=2)
-    return {"path": path, "results": [Result.load(d) for d in dirs]}
+    return {"path": path, "results": [Result.load(d) for d in dirs], "heatmap": heat}
 
 
 def test_every_image_loads_and_the_numbers_are_on_the_page(chromium, report):
     seen = check_page(report["path"], width=1366, height=768)
     n_img = report["path"].read_text().count("<img ")
-    assert seen["images"] == n_img == 2 + 1 + 3 * (3 + 2)  # mean_error is equal for all: no scatter
+    # per run: 3 figures, 2 deviating images, the interaction heat map and the band-limited curves;
+    # the first run also the Fourier heat map
+    assert seen["images"] == n_img == 2 + 1 + 3 * (3 + 2 + 2) + 1  # mean_error is equal for all: no scatter
     assert seen["broken"] == []
     assert all(w > 100 for w in seen["widths"])
     text = seen["text"]
@@ -59,6 +65,13 @@ def test_every_image_loads_and_the_numbers_are_on_the_page(chromium, report):
         assert f"{float(r.score_signed.value):+.4f}" in text
         assert f"{r.sid.value[0]:.4f}" in text
     assert "Spearman" in text and "Across runs" in text
+    from iaside.interactions import interactions_sentence
+
+    assert text.count("Band interactions") == 3 and text.count("Band-limited views") == 3
+    for r in report["results"]:  # the sentence on the strongest pair and the low-pass accuracy at k = 0
+        assert interactions_sentence(r.interactions["index"]).split(" (")[0] in text
+        assert f"{r.band_limited['lowpass']['v_nats'].value[0]:+.4f}" in text
+    assert text.count("Fourier heat map") == 1 and f"{report['heatmap']['clean_error_rate']:.3f} (clean)" in text
     assert seen["width"] <= 1366  # no horizontal scrolling on a laptop-sized window
 
 

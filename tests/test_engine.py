@@ -242,7 +242,8 @@ def test_predicted_labels_and_bf16_path():
 def test_state_fields_declare_how_they_merge():
     """Shard merge, all-reduce and resume read one declaration: skips are known to every shard (max), the rest add."""
     assert EngineState.merge_rules() == {"logp_nats": "sum", "done": "sum", "skipped": "max", "label": "sum",
-                                         "clean_top1": "sum", "clean_logp_nats": "sum"}
+                                         "clean_top1": "sum", "clean_logp_nats": "sum", "top1_hit": "sum",
+                                         "top1_recorded": "sum"}
     a, b = EngineState.empty(3, 2), EngineState.empty(3, 2)
     a.done[0], a.logp_nats[0], a.label[0] = 1, [-1.0, -2.0], 4
     b.done[1], b.logp_nats[1], b.label[1] = 1, [-3.0, -0.5], 2

@@ -179,6 +179,17 @@ def test_dataloader_over_a_map_dataset_is_read_lazily_and_samples_subset():
     assert sub.data["n_images"] == 3
 
 
+def test_a_bad_item_of_a_dataset_is_named_or_skipped():
+    x, y = uint8_images()
+    items = [(a.float() / 255, int(b)) for a, b in zip(x, y)]
+    items[2] = (items[2][0] * 255, 2)
+    with pytest.raises(IasideError, match=r"data\[2\]: float pixel values span .*--on-bad-image skip"):
+        explain(Items(items))
+    r = explain(Items(items), on_bad_image="skip")
+    assert r.data["n_images"] == 5 and [s["name"] for s in r.data["skipped"]] == ["data[2]"]
+    assert "outside [0, 1]" in r.data["skipped"][0]["reason"]
+
+
 def test_uint8_and_float_fingerprints_agree():
     x, y = uint8_images()
     assert TensorImages(x, y).fingerprint() == TensorImages(x.float() / 255, y).fingerprint()
@@ -238,3 +249,26 @@ def test_bad_input_through_explain_names_data():
         explain(x.float())
     with pytest.raises(IasideError, match=r"labels='labels.csv' labels the images of a folder"):
         explain(x, labels="labels.csv")
+
+
+@pytest.mark.slow
+def test_efficientnet_lite0_gets_the_same_phi_from_every_input_kind():
+    """samples:imagenet through the folder path, as PIL images, as a numpy uint8 (N, H, W, C)
+    array of the same crops and as a DataLoader of uint8 tensors: φ identical."""
+    from iaside.data import open_dataset
+    from iaside.models import load_model
+
+    model = load_model("efficientnet-lite0")
+    cfg = model.data_config
+    folder = open_dataset("samples:imagenet", cfg)
+    kw = dict(bands=4, n_bootstrap=0, show_progress=False)
+    reference = iaside.explain(model, "samples:imagenet", **kw)
+    crops = np.stack([np.rint(folder[i].pixels.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+                      for i in range(len(folder))])
+    labels = np.array(folder.labels)
+    loader = DataLoader(TensorDataset(torch.from_numpy(crops).permute(0, 3, 1, 2), torch.from_numpy(labels)),
+                        batch_size=8)
+    for data in [([Image.open(p) for p in folder.sources], labels.tolist()), (crops, labels), loader]:
+        r = iaside.explain(model, data, **kw)
+        assert r.clean_accuracy == reference.clean_accuracy == 0.9
+        np.testing.assert_allclose(phi(r), phi(reference), rtol=0, atol=1e-6)

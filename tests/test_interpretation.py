@@ -90,9 +90,15 @@ def test_a_constant_model_has_nothing_to_share(tmp_path):
 
 
 def test_one_band_and_one_class_models_are_flagged():
+    """A run refuses one band; a result with one band (saved by hand or by an older version) is flagged."""
     images, labels = channel_images(3)
-    one_band = run(Brightness(), (images, labels), bands=1)
-    assert not one_band.informative and "only 1 band" in one_band.interpretation["why"]
+    with pytest.raises(iaside.IasideError, match="--bands 1"):  # refused before any pass
+        run(Brightness(), (images, labels), bands=1)
+    one_band = interpret(phi=np.array([0.7]), sid=np.array([1.0]), total=Estimate(0.7, 0.5, 0.9),
+                         score_estimate=Estimate(np.nan, np.nan, np.nan),
+                         score_signed_estimate=Estimate(np.nan, np.nan, np.nan), clean_accuracy=1.0,
+                         chance_accuracy=1 / 3, n_classes_seen=3, n_classes_model=3)
+    assert not one_band["informative"] and "only 1 band" in one_band["why"]  # a result saved by an older run
     single = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 1))
     one_class = run(single, images, labels="predicted")
     assert one_class.n_bands == 3 and float(one_class.total().value) == 0.0  # log p = 0 whatever the image

@@ -2,7 +2,7 @@
 
 One band-gate forward function drives both oracles: gates g ∈ {0, 1}^M for one image →
 coalition image x_g = IDFT(DFT(b) + mask_g · DFT(x − b)) with mask_g = Σ g_i mask_i, one FFT per
-coalition in float64, with band masks re-derived here from SPEC §2 (not iaside.spectral) → the
+coalition in float64, with band masks re-derived here from docs/method.md §2 (not iaside.spectral) → the
 model → log_softmax[y]. captum's ``ShapleyValues`` (exact, over all M! orders) and shap's
 ``ExactExplainer`` (exact, over all 2^M coalitions) attribute that function.
 
@@ -30,7 +30,7 @@ ORACLE_TOL = 1e-5
 
 
 def spec_band_index(h: int, w: int, n_bands: int, partition: str) -> np.ndarray:
-    """Band of every DFT bin, (H, W) int, from SPEC §2 in exact integer arithmetic.
+    """Band of every DFT bin, (H, W) int, from docs/method.md §2 in exact integer arithmetic.
 
     M·|fu| = 2M|u|/H; band = floor(M·r) capped at M−1, edges go up.
     """
@@ -136,7 +136,7 @@ def test_engine_matches_captum_and_shap(m, partition, fill, size):
 
 
 def test_spec_masks_equal_library_masks():
-    """The re-derived masks are SPEC §2; the library must agree (else every oracle test fails)."""
+    """The re-derived masks are docs/method.md §2; the library must agree (else every oracle test fails)."""
     from iaside.spectral import band_masks
 
     for h, w, m in [(16, 16, 8), (17, 23, 4), (20, 12, 3), (32, 32, 8)]:

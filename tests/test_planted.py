@@ -22,7 +22,7 @@ from test_oracles import spec_band_index
 
 def sector_rule_accuracy(x: torch.Tensor, y: torch.Tensor, band: int, n_bands: int, partition: str) -> float:
     """Accuracy of 'label = the orientation sector with most energy in this band', with band
-    masks re-derived from SPEC §2 (test_oracles), not from iaside.spectral."""
+    masks re-derived from docs/method.md §2 (test_oracles), not from iaside.spectral."""
     size, n_classes = x.shape[-1], int(y.max()) + 1
     in_band = spec_band_index(size, size, n_bands, partition) == band
     sectors = orientation_sectors(size, n_classes)

@@ -1,4 +1,4 @@
-"""The paper preset (SPEC §9) pinned: configuration, masks, post-processing, empty coalition,
+"""The paper preset (docs/method.md §9) pinned: configuration, masks, post-processing, empty coalition,
 and a whole run (coalition images → v → φ → SID → score) computed by hand on a 4×4 image.
 
 test_spectral.py pins the squares for d = 8, 10 (M = 4); test_engine.py checks rendering

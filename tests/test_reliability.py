@@ -175,8 +175,11 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted_run(tmp_path, scripted,
     assert {p.name for p in out.iterdir()} == RUN_FILES  # the kill's lock file and cut save are gone
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)],
-                         ids=["SIGTERM", "SIGHUP", "SIGINT"])
+@pytest.mark.parametrize("signum, code", [
+    pytest.param(signal.SIGTERM, 143, id="SIGTERM"),
+    pytest.param(signal.SIGHUP, 129, id="SIGHUP"),
+    pytest.param(signal.SIGINT, 130, id="SIGINT", marks=pytest.mark.slow),  # Ctrl-C: the same path, long in place
+])
 def test_a_signal_mid_run_saves_it_and_the_rerun_equals_an_uninterrupted_run(tmp_path, scripted, folder, signum,
                                                                              code):
     """``kill``, Slurm and docker send SIGTERM, a closed terminal SIGHUP, Ctrl-C SIGINT: each

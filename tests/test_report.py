@@ -85,9 +85,10 @@ def test_report_shows_every_run_and_the_comparison(runs, page):
     assert all(f"module:Sequential ({d.name})" in text for d in runs["dirs"])
     assert "Across runs" in text and "Score against measured robustness" in text
     assert "could not be opened" not in text and "cannot be found" not in text
-    # summary, across runs (2), robustness (3 scatters), per run: SID/φ, v(S), per class, 2 images
+    # summary, across runs (2), robustness (3 scatters), per run: SID/φ, v(S), per class, 2 images,
+    # band interactions and band-limited curves
     shown = images_of(page)
-    assert len(shown) == 2 + 3 + 3 * (3 + 2) == len(re.findall(r"<img ", page))
+    assert len(shown) == 2 + 3 + 3 * (3 + 2 + 2) == len(re.findall(r"<img ", page))
     assert all(img.format == "PNG" and img.width > 100 and img.height > 100 for img in shown)
     # self-contained: nothing to fetch
     assert not re.search(r'(src|href)="(?!data:|#)', page)
@@ -112,7 +113,7 @@ def test_too_few_models_for_a_correlation(runs):
     text = text_of(page)
     assert "Score against measured robustness" in text and "Correlations across models" not in text
     assert "needs at least 3 models" in text and "mCE (2 model(s))" in text
-    assert len(images_of(page)) == 2 + 2 * 3  # across runs, per run; no scatter
+    assert len(images_of(page)) == 2 + 2 * (3 + 2)  # across runs, per run (with the two views); no scatter
 
 
 def test_runs_are_ranked_by_score(runs, page):
@@ -149,6 +150,20 @@ def test_one_run_without_robustness(runs, tmp_path):
     page = build_report([run], max_images=1)
     text = text_of(page)
     assert "Across runs" not in text and "Score against measured robustness" not in text
+    assert len(images_of(page)) == 3 + 1 + 2  # with the interaction heat map and band-limited curves
+
+
+def test_a_run_folder_from_before_the_views_still_reports(runs, tmp_path):
+    """result.json without interactions and band-limited curves: the report leaves those parts out."""
+    run = tmp_path / "old"
+    shutil.copytree(runs["dirs"][1], run)
+    (run / "robustness.json").unlink()
+    d = json.loads((run / "result.json").read_text())
+    del d["interactions"], d["band_limited"]
+    (run / "result.json").write_text(json.dumps(d))
+    page = build_report([run], max_images=1)
+    text = text_of(page)
+    assert "Band interactions" not in text and "Band-limited views" not in text
     assert len(images_of(page)) == 3 + 1
 
 

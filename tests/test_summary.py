@@ -1,4 +1,4 @@
-"""SID, score and score_signed against the values SPEC §6 states; bootstrap behaviour."""
+"""SID, score and score_signed against the values docs/method.md §6 states; bootstrap behaviour."""
 import numpy as np
 import pytest
 

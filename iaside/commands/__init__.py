@@ -2,4 +2,5 @@
 
 The CLI finds every module listed in ``COMMANDS``; a new command is a new module plus one entry.
 """
-COMMANDS = ["run", "show", "models", "merge", "report", "runs", "leaderboard", "explain_image", "snr", "robustness", "compare", "constraints"]
+COMMANDS = ["run", "show", "models", "merge", "report", "runs", "leaderboard", "explain_image", "snr", "robustness", "compare", "constraints",
+            "sweep", "heatmap", "cutoffs"]

@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..fills import FILLS
     from ..spectral import PARTITIONS
 
+    parser.add_argument("run_dirs", nargs="*", type=Path, metavar="DIR",
+                        help="finished `iaside run` folders (the same as --run DIR for each)")
     g = parser.add_argument_group("models (at least two in all)")
     g.add_argument("--model", action="append", default=[], help="a model spec to analyse and measure now "
                    "(repeat the option for several)")
@@ -26,7 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "robustness.json is looked for in the folder and among --robustness")
     g.add_argument("--robustness", action="append", default=[], type=Path,
                    help="a robustness.json from `iaside robustness` (matched to a --run by model fingerprint)")
-    parser.add_argument("--reference", help="name of the model mCE is relative to (default: the first model)")
+    parser.add_argument("--reference", help="name of the model mCE is relative to (default: the first model); "
+                        "a .csv or .json file here is read as --external")
+    parser.add_argument("--external", action="append", default=[], type=Path, metavar="FILE",
+                        help="per-model numbers you already have, joined by model name (repeatable): a CSV "
+                        "model,<metric>,... or RobustBench model_info JSON (a file, or a folder of them); "
+                        "then a --run needs no robustness.json and its name is its folder's")
     parser.add_argument("--data", help="samples:imagenet, samples:photos, or a folder (needed with --model)")
     parser.add_argument("--labels", help="'predicted', 'sorted', or a CSV filename,label")
     parser.add_argument("--samples", type=int, help="a seeded subset of N images")
@@ -44,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true")
 
 
-def _entries_from_runs(args):
+def _entries_from_runs(args, external: bool = False):
     from ..errors import IasideError
     from ..result import Result
     from ..robustness.compare import ModelEntry
@@ -52,12 +59,15 @@ def _entries_from_runs(args):
 
     reports = [RobustnessReport.load(p) for p in args.robustness]
     entries = []
-    for run_dir in args.run:
+    for run_dir in [*args.run, *args.run_dirs]:
         result = Result.load(run_dir)
         fingerprint = result.model.get("fingerprint")
         matches = [r for r in reports if r.model.get("fingerprint") == fingerprint]
         if (Path(run_dir) / ROBUSTNESS_JSON).exists():
             matches.insert(0, RobustnessReport.load(Path(run_dir) / ROBUSTNESS_JSON))
+        if not matches and external:
+            entries.append(ModelEntry(Path(run_dir).resolve().name, result, None))
+            continue
         if not matches:
             raise IasideError(
                 f"no robustness report for the model of {run_dir} (fingerprint {fingerprint}): run "
@@ -133,14 +143,31 @@ def run(args) -> int:
     from ..runtime import apply_malloc_fix
 
     apply_malloc_fix()
+    reference, tables = args.reference, list(args.external)
+    if reference and Path(reference).suffix.lower() in (".csv", ".json") and Path(reference).is_file():
+        print(f"iaside: --reference {reference} is a file: read as --external (mCE is relative to the first model)")
+        reference, tables = None, [*tables, Path(reference)]
+    external = None
+    if tables:
+        from ..robustness.external import read_external
+
+        external = read_external(tables)
     attacks = attacks_of(args)
-    entries = _entries_from_models(args, attacks) + _entries_from_runs(args)
-    comparison = compare_models(entries, reference=args.reference, n_bootstrap=args.bootstrap, seed=args.seed)
+    entries = _entries_from_models(args, attacks) + _entries_from_runs(args, external=external is not None)
+    comparison = compare_models(entries, reference=reference, external=external, n_bootstrap=args.bootstrap,
+                                seed=args.seed)
     comparison.save(args.out)
+    if external is not None:
+        meta = comparison.meta
+        print(f"joined {external.source} by model name: {len(entries) - len(meta['external_unmatched_models'])} of "
+              f"{len(entries)} models matched"
+              + (f"; no row for {', '.join(meta['external_unmatched_models'])}" if meta["external_unmatched_models"] else "")
+              + (f"; {len(meta['external_unused_rows'])} rows for other models" if meta["external_unused_rows"] else ""))
     print(comparison.table())
     print()
     print(comparison.correlation_table())
     say_preprocessing(entries)
-    print(f"wrote {args.out}/compare.json, compare.csv, correlations.csv, sids.png, score[_signed]_vs_mce.png, "
-          "score[_signed]_vs_adversarial.png")
+    print()
+    print(comparison.partial_table())
+    print(f"wrote {args.out}/compare.json, compare.csv, correlations.csv, partial_correlations.csv and the plots")
     return 0

@@ -10,7 +10,8 @@ HELP = ("print pip constraints that keep the installed torch (use: iaside constr
 
 def add_arguments(parser) -> None:
     parser.add_argument("--as-tested", action="store_true",
-                        help="print the pins as shipped (the versions iaside is tested with), not following the installed torch")
+                        help="print the pins as shipped (the versions iaside is tested with), "
+                             "not following the installed torch")
 
 
 def run(args) -> int:

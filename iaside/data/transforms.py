@@ -33,8 +33,8 @@ def load_image(path: str | os.PathLike, channels: int = 3,
     """Decode ``path`` upright (EXIF orientation applied) as 8-bit RGB (channels 3) or L (1).
 
     Only a regular file is read (a FIFO, device or socket named like an image is refused
-    without blocking), and an animated image is refused rather than reduced to one frame
-    (a multi-picture JPEG from a camera keeps its primary image). ``check_size(width, height)``
+    without blocking), and an animated GIF, PNG or WebP is refused rather than reduced to one
+    frame (``ANIMATED_FORMATS``). ``check_size(width, height)``
     may refuse the image from its header, before anything is decoded."""
     try:
         with warnings.catch_warnings(), _open_regular(path) as fh:
@@ -45,8 +45,9 @@ def load_image(path: str | os.PathLike, channels: int = 3,
                     raise Image.DecompressionBombError(f"{width}x{height} pixels")
                 if check_size is not None:
                     check_size(width, height)
-                if getattr(img, "is_animated", False) and img.format != "MPO":
-                    raise IasideError(f"image {path} is animated ({_frames(img)} frames); save the frame to "
+                frames = _frame_count(img)
+                if frames > 1:
+                    raise IasideError(f"image {path} is animated ({frames} frames); save the frame to "
                                       "analyse as a still image, or remove it from the data")
                 img.load()
                 ImageOps.exif_transpose(img, in_place=True)
@@ -63,6 +64,21 @@ def load_image(path: str | os.PathLike, channels: int = 3,
         raise IasideError(
             f"image {path} is unreadable or truncated ({e}); re-export it or remove it from the data"
         ) from None
+
+
+ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")
+"""Formats whose extra frames are an animation (refused); a multi-page TIFF or a camera's
+multi-picture JPEG (MPO) is read as its first page or primary image."""
+
+
+def _frame_count(img: Image.Image) -> int:
+    """Frames of an animated image (1 for a still one); a damaged frame table is unreadable."""
+    if img.format not in ANIMATED_FORMATS:
+        return 1
+    try:
+        return int(img.n_frames) if getattr(img, "is_animated", False) else 1
+    except (TypeError, KeyError, IndexError, EOFError) as err:
+        raise OSError(f"damaged frames ({type(err).__name__}: {err})") from None
 
 
 _FILE_KINDS = {stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
@@ -141,11 +157,3 @@ def preprocess(img: Image.Image, cfg: DataConfig, name: str = "the image") -> to
         img = img.crop((left, top, left + crop_w, top + crop_h))
     pixels = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
     return pixels.unsqueeze(0) if pixels.ndim == 2 else pixels.permute(2, 0, 1).contiguous()
-
-
-def _frames(img: Image.Image) -> str:
-    """The frame count of an animated image, or 'several' where a damaged file cannot say."""
-    try:
-        return str(img.n_frames)
-    except (OSError, ValueError, KeyError, TypeError, EOFError):
-        return "several"

@@ -65,6 +65,7 @@ class Engine:
         checkpoint_every_s: float = 60.0,
         recorder: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         compile_cache=None,
+        record_top1: bool = True,
     ) -> None:
         if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
             raise IasideError(f"--batch-size must be a positive integer or 'auto', got {batch_size!r}")
@@ -74,6 +75,7 @@ class Engine:
         self.synth, self.fill = synthesizer, fill
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.record = recorder or LogProbRecorder()
+        self.record_top1 = record_top1  # also whether the arg-max on each coalition image is y (no extra pass)
         self.show_progress = show_progress
         self.checkpoint, self.checkpoint_every_s = checkpoint, checkpoint_every_s
         self.n_bands = synthesizer.n_bands
@@ -168,6 +170,7 @@ class Engine:
         hi = np.full(len(names), self.n_coalitions, dtype=np.int64)
         if self.reuse_full:
             chunk.rows[:, -1] = clean_logp
+            chunk.hits[:, -1] = (top1 == y).to(torch.int8)
             hi -= 1
         if self.empty_mode == "shared":
             if self._empty_logits is None:
@@ -175,6 +178,7 @@ class Engine:
                 self._empty_logits = self.runner.logits(empty)[0]
                 self.runner.check_finite(self._empty_logits[None], lambda k: "the empty coalition (shared by all images)")
             chunk.rows[:, 0] = torch.log_softmax(self._empty_logits, 0)[y_dev].double().cpu()
+            chunk.hits[:, 0] = (int(self._empty_logits.argmax()) == y).to(torch.int8)
             lo += 1
         elif self.empty_mode == "partner":
             position = {int(ix): k for k, ix in enumerate(chunk.indices)}
@@ -182,6 +186,7 @@ class Engine:
                 k = position.get(int(self._partner[ix]))
                 if k is not None:  # the partner's clean image is this image's empty coalition
                     chunk.rows[j, 0] = float(clean_logsoft[k, y[j]])
+                    chunk.hits[j, 0] = int(top1[k] == y[j])
                     lo[j] = 1
         chunk.remaining = hi - lo
         return chunk, [[chunk, j, int(lo[j]), int(hi[j])] for j in range(len(names)) if hi[j] > lo[j]]
@@ -221,6 +226,7 @@ class Engine:
         self.runner.check_finite(logits, lambda k: describe_pair(segments, k))
         y = torch.cat([c.labels[i].expand(s1 - s0) for c, i, s0, s1 in segments])
         kept = self.record(logits, y)
+        hits = (logits.argmax(dim=1) == y).to(torch.int8).cpu() if self.record_top1 else None
         t2 = time.perf_counter()
         stats.passes += images.shape[0]
         stats.add_time("synthesis", t1 - t0)
@@ -228,6 +234,8 @@ class Engine:
         at = 0
         for c, i, s0, s1 in segments:
             c.rows[i, s0:s1] = kept[at : at + s1 - s0]
+            if hits is not None:
+                c.hits[i, s0:s1] = hits[at : at + s1 - s0]
             at += s1 - s0
             c.remaining[i] -= s1 - s0
 
@@ -311,6 +319,9 @@ class Engine:
             state.label[idx] = chunk.labels.cpu().numpy()
             state.clean_top1[idx] = chunk.top1
             state.clean_logp_nats[idx] = chunk.clean_logp
+            if self.record_top1:
+                state.top1_hit[idx] = chunk.hits.numpy()
+                state.top1_recorded[idx] = 1
             state.done[idx] = 1
             stats.images += len(idx)
             since_check += len(idx)

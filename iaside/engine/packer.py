@@ -20,6 +20,7 @@ class Chunk:
         self.names, self.indices, self.labels, self.prepared = names, indices, labels, prepared
         self.top1, self.clean_logp = top1, clean_logp
         self.rows = torch.zeros((len(names), n_coalitions), dtype=torch.float64)
+        self.hits = torch.zeros((len(names), n_coalitions), dtype=torch.int8)  # top-1 == y per coalition
         self.bits: list[tuple[np.ndarray, torch.Tensor]] = []  # per image: its coalitions (K, M) bool and float
         self.remaining = np.zeros(len(names), dtype=np.int64)
         self.finished = False  # rows copied into the state

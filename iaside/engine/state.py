@@ -33,7 +33,10 @@ class EngineState:
     done: (N,) int64, 1 where the image's row is complete; skipped: (N,) int64, 1 for images
     left out as unreadable (known to every shard, so it merges by maximum); label: (N,) int64,
     the class scored (ground truth, or the clean top-1 for predicted labels); clean_top1: (N,)
-    int64; clean_logp_nats: (N,) float64, log p(y | x) of the unmodified image.
+    int64; clean_logp_nats: (N,) float64, log p(y | x) of the unmodified image;
+    top1_hit: (N, K) int8, 1 where the model's arg-max on the coalition image is y;
+    top1_recorded: (N,) int64, 1 where the image's top1_hit row was recorded (0 for images
+    finished by a version without the record, or by an engine with ``record_top1=False``).
     """
 
     logp_nats: np.ndarray = _per_image()
@@ -42,6 +45,8 @@ class EngineState:
     label: np.ndarray = _per_image()
     clean_top1: np.ndarray = _per_image()
     clean_logp_nats: np.ndarray = _per_image()
+    top1_hit: np.ndarray = _per_image()
+    top1_recorded: np.ndarray = _per_image()
 
     @classmethod
     def merge_rules(cls) -> dict[str, str]:
@@ -57,6 +62,8 @@ class EngineState:
             label=np.zeros(n_images, np.int64),
             clean_top1=np.zeros(n_images, np.int64),
             clean_logp_nats=np.zeros(n_images),
+            top1_hit=np.zeros((n_images, n_coalitions), np.int8),
+            top1_recorded=np.zeros(n_images, np.int64),
         )
 
     @property
@@ -110,6 +117,8 @@ class EngineState:
                 arrays = {k: z[k].copy() for k in z.files if k in names}
             check_state_arrays(arrays, path)
             arrays.setdefault("skipped", np.zeros_like(arrays["done"]))  # states saved before skips existed
+            arrays.setdefault("top1_hit", np.zeros(arrays["logp_nats"].shape, np.int8))  # ... before the top-1 record
+            arrays.setdefault("top1_recorded", np.zeros_like(arrays["done"]))
             return cls(**arrays)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
             raise IasideError(

@@ -1,7 +1,6 @@
 """``hf:NAME_OR_DIR``: a Hugging Face image classifier and its image processor (optional extra)."""
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ import torch
 
 from ..errors import IasideError
 from ._common import Built, Declared, existing_file, hub_cache_dir, hub_offline, reject_weights, state_fingerprint
-from ._shim import import_torchvision
+from ._shim import import_transformers
 
 RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
 """PIL resampling codes (as HF image processors store them) -> DataConfig interpolation."""
@@ -63,7 +62,7 @@ def _location(target: str) -> tuple[str, dict[str, Any]]:
     if path.is_dir():
         existing_file(path / "config.json", "Hugging Face model config")
         return str(path), {"local_files_only": True}
-    if target.startswith((".", "/", "~")) or path.suffix:
+    if target.startswith((".", "/", "~")) or target.count("/") > 1:  # a path, not a hub name (org/name)
         raise IasideError(f"hf:{target}: no such directory; pass a folder saved with save_pretrained, or a hub name")
     return target, {"cache_dir": str(hub_cache_dir()), "local_files_only": True}
 
@@ -75,10 +74,7 @@ def load_hf(target: str, *, weights: str | None, device: torch.device, num_class
     Declared data config: the image processor (none: the fallback applies); class names: id2label.
     """
     reject_weights(weights, "Hugging Face")
-    if importlib.util.find_spec("transformers") is None:
-        raise IasideError("hf: models need transformers: pip install 'iaside[hf]'")
-    if importlib.util.find_spec("torchvision") is not None:
-        import_torchvision()  # transformers imports torchvision when it is there
+    import_transformers()  # the safe install command when it is missing; torchvision made importable first
     from transformers import AutoImageProcessor, AutoModelForImageClassification
     from transformers.utils import logging as hf_logging
 

@@ -256,6 +256,9 @@ def _run_section(k: int, run: RunView, max_images: int, with_images: bool) -> st
                          "SID of each class from the mean per-image φ of its images"
                          + (f"; {left_out} smaller classes not shown" if left_out else "") + "."))
     parts.append("</div>")
+    from .views import views_section
+
+    parts.append(views_section(r, run.name, run.run_dir))
     parts.append("<h3>Images that deviate most from the global SID</h3>")
     parts.append(_deviating_section(run, max_images, class_names, with_images))
     return "".join(parts)

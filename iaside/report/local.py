@@ -33,7 +33,7 @@ from ..errors import IasideError
 from ..config import DEFAULT_BANDS
 from ..fills import Fill, make_fill
 from ..game import coalition_bits, exact_shapley
-from ..plans import MAX_EXACT_BANDS
+from ..estimators import MAX_EXACT_BANDS
 from ..spectral import band_masks
 from ..summary import sid_from_phi
 

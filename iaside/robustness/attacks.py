@@ -1,4 +1,4 @@
-"""PGD adversarial perturbations with the model's own gradients, through torchattacks (SPEC §7, §8).
+"""PGD adversarial perturbations with the model's own gradients, through torchattacks (docs/method.md §7, §8).
 
 The model is an iaside ``Classifier``: pixels in [0, 1] in, logits out, normalisation inside,
 so the attack works in pixel space and ε is in pixel units (ℓ∞: 8/255 is 8 grey levels).

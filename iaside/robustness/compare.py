@@ -1,8 +1,11 @@
-"""Several models side by side: I-ASIDE score against measured robustness, with correlations (SPEC §8).
+"""Several models side by side: I-ASIDE score against measured robustness, with correlations (docs/method.md §8).
 
 A ``ModelEntry`` pairs one model's I-ASIDE ``Result`` with its ``RobustnessReport``;
 ``compare_models`` puts every report on the same reference (mCE), builds the table and
-correlates score and score_signed with every robustness measure across the models.
+correlates score and score_signed with every robustness measure across the models. Numbers the
+user already has (``external.ExternalTable``: a CSV, RobustBench model_info) join by model
+name as further measures (then a model needs no report), and every score–measure pair also
+gets a partial correlation controlling for clean accuracy.
 """
 from __future__ import annotations
 
@@ -17,10 +20,12 @@ import numpy as np
 
 from ..errors import IasideError
 from ..result import Result
-from .correlation import METHODS, Correlation, correlation_table
+from .correlation import METHODS, PARTIAL_METHODS, Correlation, correlation_table, partial_correlate
 from .evaluate import RobustnessReport
+from .external import ExternalTable, join
 
 COMPARE_JSON = "compare.json"
+PARTIAL_CSV = "partial_correlations.csv"
 COMPARE_CSV = "compare.csv"
 CORRELATIONS_CSV = "correlations.csv"
 MEAN_ADVERSARIAL = "adversarial accuracy (mean)"
@@ -28,11 +33,12 @@ MEAN_ADVERSARIAL = "adversarial accuracy (mean)"
 
 @dataclass
 class ModelEntry:
-    """One model: its name, I-ASIDE result, robustness report, and an optional group (data set) label."""
+    """One model: its name, I-ASIDE result, robustness report (None when its numbers come from an
+    external table), and an optional group (data set) label."""
 
     name: str
     result: Result
-    report: RobustnessReport
+    report: RobustnessReport | None
     group: str = ""
 
 
@@ -45,11 +51,26 @@ class Comparison:
     attack_labels: list[str]
     correlations: list[Correlation]
     meta: dict[str, Any] = field(default_factory=dict)
+    external: dict[str, np.ndarray] = field(default_factory=dict)  # joined columns, one value per entry
+    partial: list[Correlation] = field(default_factory=list)  # controlling for clean accuracy
+
+    def clean_accuracy(self) -> tuple[np.ndarray, str]:
+        """Clean accuracy per model and where it comes from: the external table's clean column if
+        it has one, else the robustness reports, else the I-ASIDE runs' own clean top-1."""
+        column = self.meta.get("external_clean_metric")
+        if column and column in self.external:
+            return self.external[column], f"{column} (external table)"
+        if all(e.report is not None for e in self.entries):
+            return np.array([e.report.clean_accuracy for e in self.entries], np.float64), "robustness reports"
+        return (np.array([np.nan if e.result.clean_accuracy is None else e.result.clean_accuracy
+                          for e in self.entries], np.float64), "the I-ASIDE runs' clean top-1")
 
     def measures(self) -> dict[str, np.ndarray]:
         """Robustness measures, one value per model: mCE, mean corruption error, adversarial accuracies."""
         out: dict[str, np.ndarray] = {}
         reports = [e.report for e in self.entries]
+        if any(r is None for r in reports):
+            return dict(self.external)
         if reports and reports[0].corruptions:
             out["mCE"] = np.array([r.mce for r in reports], np.float64)
             out["mean corruption error"] = np.array([r.mean_error for r in reports])
@@ -57,7 +78,7 @@ class Comparison:
             out[f"accuracy {label}"] = np.array([r.adversarial_accuracy(label) for r in reports])
         if len(self.attack_labels) > 1:
             out[MEAN_ADVERSARIAL] = np.mean([out[f"accuracy {a}"] for a in self.attack_labels], axis=0)
-        return out
+        return {**out, **self.external}
 
     def scores(self) -> dict[str, np.ndarray]:
         return {
@@ -68,16 +89,18 @@ class Comparison:
     def rows(self) -> list[dict[str, Any]]:
         """One dict per model: the columns of compare.csv."""
         measures = self.measures()
+        clean, _ = self.clean_accuracy()
         rows = []
         for k, e in enumerate(self.entries):
             r, rep = e.result, e.report
             row = {
-                "model": e.name, "group": e.group, "clean_accuracy": rep.clean_accuracy,
+                "model": e.name, "group": e.group, "clean_accuracy": float(clean[k]),
                 "score": float(r.score.value), "score_low": float(r.score.low), "score_high": float(r.score.high),
                 "score_signed": float(r.score_signed.value), "score_signed_low": float(r.score_signed.low),
                 "score_signed_high": float(r.score_signed.high),
                 "sid": " ".join(f"{v:.3f}" for v in np.asarray(r.sid.value)),
-                "iaside_images": r.data.get("n_images"), "robustness_images": rep.data.get("n_images"),
+                "iaside_images": r.data.get("n_images"),
+                "robustness_images": None if rep is None else rep.data.get("n_images"),
             }
             row.update({name: float(values[k]) for name, values in measures.items()})
             rows.append(row)
@@ -90,7 +113,7 @@ class Comparison:
         head = ["model", "clean acc", "score [95% CI]", "score_signed [95% CI]", *[short.get(m, m) for m in measures]]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in self.rows():
-            cells = [row["model"], f"{row['clean_accuracy']:.3f}",
+            cells = [row["model"], _num(row["clean_accuracy"]),
                      f"{row['score']:.3f} [{row['score_low']:.3f}, {row['score_high']:.3f}]",
                      f"{row['score_signed']:+.3f} [{row['score_signed_low']:+.3f}, {row['score_signed_high']:+.3f}]",
                      *[_num(row[m]) for m in measures]]
@@ -109,8 +132,23 @@ class Comparison:
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
+    def partial_table(self) -> str:
+        """Markdown: the partial correlations controlling for clean accuracy."""
+        _, source = self.clean_accuracy()
+        head = ["score", "measure", *[f"partial {m} r [95% CI], p" for m in PARTIAL_METHODS]]
+        lines = [f"controlling for clean accuracy from {source}:", "| " + " | ".join(head) + " |",
+                 "|" + "---|" * len(head)]
+        for x, y in dict.fromkeys((c.x, c.y) for c in self.partial):
+            cells = [x, y]
+            for c in (c for c in self.partial if (c.x, c.y) == (x, y)):
+                cells.append(f"{c.r:+.2f} [{c.low:+.2f}, {c.high:+.2f}], p={c.p_value:.2g}" if np.isfinite(c.r)
+                             else f"n/a ({c.p_method})")
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
     def to_json_dict(self) -> dict[str, Any]:
         return {"reference": self.reference, "attacks": self.attack_labels, "models": self.rows(),
+                "partial_correlations": [c.to_dict() for c in self.partial],
                 "sids": {e.name: {"value": np.asarray(e.result.sid.value).tolist(),
                                   "low": np.asarray(e.result.sid.low).tolist(),
                                   "high": np.asarray(e.result.sid.high).tolist()} for e in self.entries},
@@ -134,6 +172,14 @@ class Comparison:
             for c in self.correlations:
                 w.writerow([c.x, c.y, c.method, c.n, f"{c.r:.6f}", f"{c.p_value:.6g}", f"{c.low:.6f}",
                             f"{c.high:.6f}", c.n_bootstrap, c.n_valid, c.p_method])
+        if self.partial:
+            with open(out / PARTIAL_CSV, "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["score", "measure", "method", "n", "r", "p_value", "ci_low", "ci_high", "n_bootstrap",
+                            "n_valid_resamples", "p_method"])
+                for c in self.partial:
+                    w.writerow([c.x, c.y, c.method, c.n, f"{c.r:.6f}", f"{c.p_value:.6g}", f"{c.low:.6f}",
+                                f"{c.high:.6f}", c.n_bootstrap, c.n_valid, c.p_method])
         if plots:
             self.plot(out)
         return out
@@ -154,6 +200,9 @@ class Comparison:
         if adv:
             wanted.append((adv, adv + (f" over {', '.join(self.attack_labels)}" if adv == MEAN_ADVERSARIAL else ""),
                            "score_vs_adversarial.png"))
+        for k, key in enumerate(self.external):
+            wanted.append((key, f"{key} ({self.meta.get('external_source', 'external table')})",
+                           f"score_vs_external{k + 1}.png"))
         signed = [e.result.score_signed for e in self.entries]
         for key, label, file in wanted:
             if key not in measures:
@@ -184,6 +233,7 @@ def compare_models(
     entries: Sequence[ModelEntry],
     *,
     reference: str | None = None,
+    external: ExternalTable | None = None,
     n_bootstrap: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -191,7 +241,10 @@ def compare_models(
     """Put every report on the same reference model and correlate the scores with the measures.
 
     reference: the name of one entry (default the first). Adversarial columns are the attacks
-    every model was measured with.
+    every model was measured with. external: per-model numbers joined by model name (see
+    ``external.join``); with it, entries may come without a report (then only the external
+    measures are used). Every (score, measure) pair also gets partial Pearson and Spearman
+    correlations controlling for clean accuracy (``Comparison.clean_accuracy`` says from where).
     """
     entries = list(entries)
     if len(entries) < 2:
@@ -199,15 +252,40 @@ def compare_models(
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         raise IasideError(f"model names must be unique, got {names}; pass --name for each model")
-    reference = reference or names[0]
-    if reference not in names:
-        raise IasideError(f"--reference {reference!r} is not one of the compared models: {', '.join(names)}")
-    ref_report = entries[names.index(reference)].report
-    entries = [ModelEntry(e.name, e.result, e.report.with_reference(ref_report), e.group) for e in entries]
-    labels = [a["label"] for a in entries[0].report.adversarial]
-    common = [a for a in labels if all(a in {r["label"] for r in e.report.adversarial} for e in entries)]
-    comparison = Comparison(entries, reference, common, [])
-    comparison.correlations = correlation_table(comparison.scores(), comparison.measures(),
-                                                n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
-    comparison.meta = {"n_bootstrap": n_bootstrap, "confidence": confidence, "seed": seed}
+    missing = [e.name for e in entries if e.report is None]
+    if missing and external is None:
+        raise IasideError(f"no robustness report for {', '.join(missing)}: run `iaside robustness` or give "
+                          "--external with their numbers")
+    meta: dict[str, Any] = {"n_bootstrap": n_bootstrap, "confidence": confidence, "seed": seed}
+    columns: dict[str, np.ndarray] = {}
+    if external is not None:
+        columns, unmatched, unused = join(names, external)
+        if len(unmatched) == len(names):
+            raise IasideError(f"no model name matches a row of {external.source} (models: {', '.join(names)}; "
+                              f"rows: {', '.join(list(external.values)[:8])}); name the models as the table does")
+        meta.update(external_source=external.source, external_clean_metric=external.clean_metric(),
+                    external_unmatched_models=unmatched, external_unused_rows=unused)
+    if missing:
+        reference, common = "", []
+    else:
+        reference = reference or names[0]
+        if reference not in names:
+            raise IasideError(f"--reference {reference!r} is not one of the compared models: {', '.join(names)}")
+        ref_report = entries[names.index(reference)].report
+        entries = [ModelEntry(e.name, e.result, e.report.with_reference(ref_report), e.group) for e in entries]
+        labels = [a["label"] for a in entries[0].report.adversarial]
+        common = [a for a in labels if all(a in {r["label"] for r in e.report.adversarial} for e in entries)]
+    comparison = Comparison(entries, reference, common, [], meta=meta, external=columns)
+    scores, measures = comparison.scores(), comparison.measures()
+    comparison.correlations = correlation_table(scores, measures, n_bootstrap=n_bootstrap, confidence=confidence,
+                                                seed=seed)
+    clean, source = comparison.clean_accuracy()
+    comparison.meta["clean_accuracy_source"] = source
+    clean_column = meta.get("external_clean_metric")
+    comparison.partial = [
+        partial_correlate(sx, my, clean, method, x_name=xs, y_name=ym, z_name="clean accuracy",
+                          n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+        for xs, sx in scores.items() for ym, my in measures.items() if ym != clean_column
+        for method in PARTIAL_METHODS
+    ]
     return comparison

@@ -1,4 +1,4 @@
-"""Correlation between the I-ASIDE score and measured robustness across models (SPEC §8).
+"""Correlation between the I-ASIDE score and measured robustness across models (docs/method.md §8).
 
 Spearman, Kendall (τ-b) and Pearson, each with a two-sided p-value on the models given and a
 percentile bootstrap interval over models (resample models with replacement). p-values come
@@ -165,3 +165,63 @@ def correlation_table(
         correlate(sx, my, method, x_name=xs, y_name=ym, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
         for xs, sx in scores.items() for ym, my in measures.items() for method in methods
     ]
+
+
+PARTIAL_METHODS = ("pearson", "spearman")
+
+
+def _partial_rows(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Partial Pearson r of x and y given z, row by row, (R, n)³ -> (R,):
+    (r_xy − r_xz·r_yz) / sqrt((1 − r_xz²)(1 − r_yz²)); NaN where undefined."""
+    r_xy, r_xz, r_yz = _pearson_rows(x, y), _pearson_rows(x, z), _pearson_rows(y, z)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        den = np.sqrt((1 - r_xz**2) * (1 - r_yz**2))
+        r = (r_xy - r_xz * r_yz) / den
+    return np.where(den > 1e-12, np.clip(r, -1.0, 1.0), np.nan)
+
+
+def partial_statistic_rows(method: str, x, y, z) -> np.ndarray:
+    """Partial correlation of x and y controlling for z, row by row (Spearman: on ranks)."""
+    x, y, z = (np.atleast_2d(np.asarray(a, np.float64)) for a in (x, y, z))
+    if method == "spearman":
+        x, y, z = (stats.rankdata(a, axis=1) for a in (x, y, z))
+    elif method != "pearson":
+        raise IasideError(f"partial correlation method {method!r} is not one of {', '.join(PARTIAL_METHODS)}")
+    return _partial_rows(x, y, z)
+
+
+def partial_correlate(
+    x, y, z, method: str = "spearman", *, x_name: str = "x", y_name: str = "y", z_name: str = "clean accuracy",
+    n_bootstrap: int = 2000, confidence: float = 0.95, seed: int = 0,
+) -> Correlation:
+    """Partial correlation of x and y with z held fixed (one value per model), with a two-sided
+    p-value (t = r·sqrt((n−3)/(1−r²)), n−3 degrees of freedom) and a bootstrap interval over
+    models. Models where any of x, y, z is NaN are left out; fewer than 4 models: NaN."""
+    x, y, z = (np.asarray(a, np.float64) for a in (x, y, z))
+    if not (x.shape == y.shape == z.shape) or x.ndim != 1:
+        raise IasideError(f"x, y and z need one value per model, got shapes {x.shape}, {y.shape}, {z.shape}")
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(z)
+    x, y, z = x[keep], y[keep], z[keep]
+    n = int(x.size)
+    nan = float("nan")
+    name = f"partial {method} | {z_name}"
+    if n < 4:
+        return Correlation(name, x_name, y_name, n, nan, nan, nan, nan, n_bootstrap, 0, confidence, "n < 4")
+    r = float(partial_statistic_rows(method, x, y, z)[0])
+    p = nan
+    if np.isfinite(r):
+        t = r * np.sqrt((n - 3) / max(1.0 - r * r, 1e-300))
+        p = float(2 * stats.t.sf(abs(t), n - 3))
+    low = high = nan
+    n_valid = 0
+    if n_bootstrap > 0:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0xC0FF, 0x9A]))
+        rows = rng.integers(0, n, size=(n_bootstrap, n))
+        boot = partial_statistic_rows(method, x[rows], y[rows], z[rows])
+        valid = boot[np.isfinite(boot)]
+        n_valid = int(valid.size)
+        if n_valid:
+            alpha = (1.0 - confidence) / 2
+            low, high = (float(v) for v in np.quantile(valid, [alpha, 1 - alpha]))
+    return Correlation(name, x_name, y_name, n, r, p, low, high, n_bootstrap, n_valid, confidence,
+                       f"t test on n−3 = {n - 3} degrees of freedom, controlling for {z_name}")

@@ -1,4 +1,4 @@
-"""ImageNet-C corruptions on pixel tensors, repeatable per image (SPEC §7, §8).
+"""ImageNet-C corruptions on pixel tensors, repeatable per image (docs/method.md §7, §8).
 
 Through ``imagecorruptions`` (the ``imagecorruptions-imaug`` fork: the original fails 3 of the
 19 on NumPy 2). The library draws from the global NumPy RNG, except ``glass_blur`` and

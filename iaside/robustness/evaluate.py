@@ -1,4 +1,4 @@
-"""Measured robustness of models on one data set: corruption errors and adversarial accuracy (SPEC §8).
+"""Measured robustness of models on one data set: corruption errors and adversarial accuracy (docs/method.md §8).
 
 ``evaluate_robustness`` streams the images in chunks: each chunk is corrupted once per
 (corruption, severity) and every model given sees the same corrupted pixels, so a zoo of

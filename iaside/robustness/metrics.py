@@ -1,4 +1,4 @@
-"""Corruption error arithmetic (SPEC §8): E_{c,s}, CE_c, mCE and the unnormalised mean error."""
+"""Corruption error arithmetic (docs/method.md §8): E_{c,s}, CE_c, mCE and the unnormalised mean error."""
 from __future__ import annotations
 
 import numpy as np

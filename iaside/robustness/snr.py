@@ -1,4 +1,4 @@
-"""Spectral SNR of perturbations per band and on a finer radial grid (SPEC §7).
+"""Spectral SNR of perturbations per band and on a finer radial grid (docs/method.md §7).
 
 For a clean image x and a perturbed copy x̃: SNR_i = 10·log10(ESD_i(x) / ESD_i(x̃ − x)) dB,
 with ESD from ``spectral.band_energy`` (the bands are defined there only). Curves are the mean
