@@ -21,6 +21,7 @@ work on a version of the tool from before run-folder locks (tests/measure_concur
 """
 import atexit
 import contextlib
+import inspect
 import json
 import os
 import sys
@@ -118,7 +119,7 @@ def main() -> int:
     if os.environ.get("IASIDE_TEST_CHECKPOINT_S"):
         import iaside.api
 
-        explain = getattr(iaside.api.explain, "__wrapped__", iaside.api.explain)
+        explain = inspect.unwrap(iaside.api.explain)  # under its decorators
         explain.__kwdefaults__["checkpoint_every_s"] = float(os.environ["IASIDE_TEST_CHECKPOINT_S"])
     peak_file = os.environ.get("IASIDE_TEST_PEAK_RSS_FILE")
     if peak_file:

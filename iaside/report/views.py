@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .figures import HIGH_COLOUR, LOW_COLOUR, _plt, _png
+from .figures import HIGH_COLOUR, LOW_COLOUR, _plt
+from .figures import png as _png
 
 
 def interaction_heatmap(result) -> bytes:
