@@ -21,6 +21,7 @@ work on a version of the tool from before run-folder locks (tests/measure_concur
 """
 import atexit
 import contextlib
+import inspect
 import json
 import os
 import sys
