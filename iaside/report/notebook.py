@@ -23,7 +23,9 @@ def pandas():
     try:
         import pandas as pd
     except ImportError as err:
-        raise IasideError("DataFrames need pandas: pip install 'iaside[notebook]' (or pip install pandas)") from err
+        from ..install import pip_hint
+
+        raise IasideError(f"DataFrames need pandas: {pip_hint('iaside[notebook]')}") from err
     return pd
 
 
