@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .figures import HIGH_COLOUR, LOW_COLOUR, _plt, _png
+from .figures import HIGH_COLOUR, LOW_COLOUR, _plt
+from .figures import png as _png
 
 
 def interaction_heatmap(result) -> bytes:
@@ -90,8 +91,8 @@ def heatmap_section(run_dir) -> str:
     try:
         summary = json.loads(file.read_text())
         png = _png(heatmap_figure(summary))
-    except (ValueError, KeyError, TypeError) as err:
-        return f'<p class="note">{_e(file)} could not be read ({_e(err)}); rerun iaside heatmap.</p>'
+    except (ValueError, KeyError, TypeError) as e:
+        return f'<p class="note">{_e(file)} could not be read ({_e(e)}); rerun iaside heatmap.</p>'
     err = np.asarray(summary["error_rate"], float)
     worst = int(np.argmax(err))
     u, v = summary["cells"][worst]
