@@ -63,7 +63,7 @@ def _resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str
     if labels_file is not None:
         raise IasideError(f"labels={labels_file!r} labels the images of a folder; with in-memory data pass "
                           "(images, labels) instead")
-    dataset = as_dataset(data, cfg, predicted=config.labels == "predicted")
+    dataset: Any = as_dataset(data, cfg, predicted=config.labels == "predicted")
     if config.samples is not None and config.samples < len(dataset):
         dataset = dataset.subset(
             np.sort(np.random.default_rng(config.seed).choice(len(dataset), config.samples, replace=False))
@@ -295,7 +295,7 @@ def explain(
         record_top1=views,
     )
     out_dir = Path(out) if out is not None else None
-    run_info = {
+    run_info: dict[str, Any] = {
         "identity": run_identity(config, loaded, dataset, engine.precision),
         "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint, "num_classes": loaded.model.num_classes},
         "data": {
@@ -439,7 +439,7 @@ def _exact_views(config: ExplainConfig, plan: Estimator, state: EngineState, don
         return {}
     logp = state.logp_nats[done]
     recorded = state.top1_recorded[done] == 1
-    opts = {"n_bootstrap": config.n_bootstrap, "confidence": config.confidence, "seed": config.seed}
+    opts: dict[str, Any] = {"n_bootstrap": config.n_bootstrap, "confidence": config.confidence, "seed": config.seed}
     hits = state.top1_hit[done][recorded].astype(bool) if recorded.any() else None
     out: dict = {"band_limited": band_limited(logp, hits, fill=config.fill, **opts), "per_image": {}}
     if recorded.any():

@@ -48,7 +48,7 @@ def fold_batch_norm(gm: fx.GraphModule) -> int:
                 or not isinstance(conv, fx.Node) or conv.op != "call_function"
                 or conv.target not in (torch.conv2d, F.conv2d) or len(conv.users) != 1):
             continue
-        c = dict(_CONV_DEFAULTS)
+        c: dict[str, object] = dict(_CONV_DEFAULTS)
         c.update(zip(_CONV_ARGS, conv.args))
         c.update(conv.kwargs)
         with graph.inserting_before(bn):
@@ -131,7 +131,7 @@ class CompiledModel:
         self.fold, self.sizes = fold, sizes
         self.cache, self.fingerprint, self.reduced_precision = cache, fingerprint, reduced_precision
         self._runners: dict[tuple[int, ...], Callable] = {}
-        self.compiled = None
+        self.compiled: Callable | None = None
 
     def _backend(self, gm: fx.GraphModule, example_inputs):
         from torch._inductor.compile_fx import compile_fx
@@ -157,6 +157,7 @@ class CompiledModel:
         the meta device, with the run's ``device`` given)."""
         from .compile_cache import entry_key
 
+        assert self.fingerprint is not None, "cache keys are made only for a model given a fingerprint"
         channels_last = images.dim() == 4 and images.is_contiguous(memory_format=torch.channels_last)
         dtype = getattr(self.module, "autocast_dtype", None)
         return entry_key(self.fingerprint, tuple(images.shape), channels_last, dtype, self.fold,
@@ -183,9 +184,9 @@ class CompiledModel:
         try:
             runner, folded = self.cache.build(key, self.module, images, self.fold)
         except Exception as err:  # noqa: BLE001 - any export failure: compile for this run only
-            from .engine import _is_oom
+            from .engine.runner import is_oom
 
-            if _is_oom(err):
+            if is_oom(err):
                 raise
             note(f"this model cannot be exported for the compiled-model cache ({type(err).__name__}: "
                  f"{str(err).splitlines()[0] if str(err) else ''}); compiling it for this run only")

@@ -91,7 +91,8 @@ class DataConfig:
                 changes[key] = tuple(changes[key]) * channels
             elif key not in changes and channels != self.channels:  # a channel change keeps the mean value
                 changes[key] = (float(np.mean(getattr(self, key))),) * channels
-        return replace(self, sources=None, **{k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()})
+        fields_given: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}
+        return replace(self, sources=None, **fields_given)
 
 
 DATA_FIELDS = tuple(f.name for f in fields(DataConfig) if f.name != "sources")

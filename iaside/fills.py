@@ -137,7 +137,7 @@ class NoiseFill(Fill):
         self.energy_per_band = total / count  # (C, M) float64
 
     def __call__(self, x, indices, partner=None):
-        b, c, h, w = x.shape
+        _, c, h, w = x.shape
         white = torch.stack(
             [torch.randn((c, h, w), generator=image_generator(self.seed, int(i), 1)) for i in indices]
         )
@@ -154,7 +154,7 @@ class GaussianSpectrumFill(Fill):
     domain = "spectrum"
 
     def __call__(self, x, indices, partner=None):
-        b, c, h, w = x.shape
+        _, c, h, w = x.shape
         noise = torch.stack(
             [0.5 * torch.randn((2, c, h, w), generator=image_generator(self.seed, int(i), 2)) for i in indices]
         )

@@ -66,8 +66,8 @@ def mobius(values) -> np.ndarray:
     cube = v.reshape(*lead, *([2] * m))  # axis len(lead) + a holds bit M−1−a
     for a in range(m):
         axis = len(lead) + a
-        hi = [slice(None)] * cube.ndim
-        lo = [slice(None)] * cube.ndim
+        hi: list[slice | int] = [slice(None)] * cube.ndim
+        lo: list[slice | int] = [slice(None)] * cube.ndim
         hi[axis], lo[axis] = 1, 0
         cube[tuple(hi)] -= cube[tuple(lo)]
     return cube.reshape(v.shape)
@@ -121,7 +121,7 @@ def strongest_pairs(index: Estimate) -> dict:
     {"bands": [i, j], "value", "low", "high"}, or None when there is no such pair."""
     value = np.asarray(index.value)
     i_up, j_up = np.triu_indices(value.shape[0], k=1)
-    out = {"synergy": None, "redundancy": None}
+    out: dict[str, dict[str, object] | None] = {"synergy": None, "redundancy": None}
     if not i_up.size:
         return out
     pairs = value[i_up, j_up]

@@ -50,6 +50,8 @@ def _read_shards(run_dirs: list[Path]) -> tuple[dict, EngineState, list[str]]:
             except IasideError as err:
                 raise IasideError(f"{path}: {err}") from err
             sources.append(str(path))
+    if run_info is None or state is None:
+        raise IasideError("no run folders to merge: pass the --out folders of the shards")
     missing = int(((state.done == 0) & (state.skipped == 0)).sum())
     if missing:
         raise IasideError(f"{missing} of {state.n_images} images are in no shard: run the missing shards first")

@@ -65,7 +65,7 @@ class Result:
 
     @property
     def n_bands(self) -> int:
-        return len(self.sid.value)
+        return len(np.asarray(self.sid.value))
 
     def __repr__(self) -> str:
         from .report.notebook import result_repr
@@ -98,6 +98,7 @@ class Result:
 
     @property
     def informative(self) -> bool:
+        assert self.interpretation is not None  # set in __post_init__
         return bool(self.interpretation["informative"])
 
     def total(self) -> Estimate:
@@ -158,7 +159,7 @@ class Result:
             data=d["data"],
             meta=d["meta"],
             v_nats=np.asarray(d["v_nats"], dtype=np.float64),
-            **{k: Estimate.from_dict(d[k]) for k in _ESTIMATES},
+            **{k: Estimate.from_dict(d[k]) for k in _ESTIMATES},  # type: ignore[arg-type]
             per_class={
                 int(k): {"n": c["n"], "phi": np.asarray(c["phi"]), "sid": np.asarray(c["sid"])}
                 for k, c in d["per_class"].items()
@@ -180,7 +181,7 @@ class Result:
             doc[CHECKSUM_KEY] = content_checksum(doc, self.per_image)
             atomic_write(out / RESULT_JSON, json.dumps(doc, indent=1, allow_nan=True))
             if self.per_image:
-                atomic_write(out / PER_IMAGE_NPZ, lambda fh: np.savez_compressed(fh, **self.per_image))
+                atomic_write(out / PER_IMAGE_NPZ, lambda fh: np.savez_compressed(fh, **self.per_image))  # type: ignore[arg-type]
         return out
 
     @classmethod
@@ -203,7 +204,7 @@ class Result:
     def low_band_share(self, n_low: int | None = None) -> float:
         """SID mass on the lowest ``n_low`` bands (default: the lower quarter, at least one)."""
         n_low = n_low or max(1, self.n_bands // 4)
-        return float(np.sum(self.sid.value[:n_low]))
+        return float(np.sum(np.asarray(self.sid.value)[:n_low]))
 
     def estimator_line(self) -> str:
         """How φ was estimated, in one line: exact, or the sampling estimator with its cost."""
@@ -249,9 +250,9 @@ class Result:
         lines.append(f"{'band':>4}  {'phi (nats)':>25}  {'φ/Σφ':>7}  {'SID':>20}")
         for i in range(m):
             lines.append(
-                f"{i:>4}  {self.phi.value[i]:>+10.4f} [{self.phi.low[i]:+.4f},{self.phi.high[i]:+.4f}]"
-                f"  {self.shares.value[i]:>+7.3f}"
-                f"  {self.sid.value[i]:>6.3f} [{self.sid.low[i]:.3f},{self.sid.high[i]:.3f}]"
+                f"{i:>4}  {self.phi.value[i]:>+10.4f} [{self.phi.low[i]:+.4f},{self.phi.high[i]:+.4f}]"  # type: ignore[index]
+                f"  {self.shares.value[i]:>+7.3f}"  # type: ignore[index]
+                f"  {self.sid.value[i]:>6.3f} [{self.sid.low[i]:.3f},{self.sid.high[i]:.3f}]"  # type: ignore[index]
                 + ("  *" if i == shifted else "")
             )
         lines.append(f"* band {shifted} has the smallest φ: the paper's SID shifts every φ by it (ψ = φ − min φ), so "
@@ -267,6 +268,7 @@ class Result:
         lines.append(
             f"v(N) − v(∅) = {self.v_nats[-1] - self.v_nats[0]:+.4f} nats = Σφ (efficiency gap {self.efficiency_gap:.1e})"
         )
+        assert self.interpretation is not None
         if self.informative:
             lines.append(self.interpretation["sentence"])
         else:

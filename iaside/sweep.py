@@ -153,7 +153,7 @@ def run_logged(argv: Sequence[str], log: Path, echo: bool, timeout_s: float | No
 
         def pump() -> None:
             assert proc.stdout is not None
-            while chunk := proc.stdout.read1(65536):
+            while chunk := proc.stdout.read1(65536):  # type: ignore[attr-defined]
                 fh.write(chunk)
                 tail.extend(chunk)
                 del tail[:-8192]
@@ -222,7 +222,7 @@ def run_sweep(
         if not (folder / "result.json").exists() or not same:
             stages.append(("iaside", [python, "-m", "iaside", "run", "--model", model.spec, "--data", data,
                                       *run_options, *model.options, "--out", str(folder)]))
-        if robust and not (folder / "robustness.json").exists():
+        if robustness_options is not None and not (folder / "robustness.json").exists():
             stages.append(("robustness", [python, "-m", "iaside", "robustness", "--model", model.spec, "--data", data,
                                           *robustness_options, *model.robustness_options(), "--out", str(folder)]))
         t0 = time.perf_counter()
@@ -251,7 +251,8 @@ def leaderboard_rows(models: Sequence[SweepModel], out: Path, state: SweepState)
     """One row per model, finished ones ranked by score (higher = more robust), then the others."""
     from .result import Result
 
-    done, other = [], []
+    done: list[dict[str, Any]] = []
+    other: list[dict[str, Any]] = []
     for m in models:
         entry = state.models.get(m.name, {})
         folder = out / "models" / m.name

@@ -16,7 +16,7 @@ import math
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -109,6 +109,10 @@ class _Fields:
             raise self.fail(field, "is missing")
         return d[key]
 
+    @overload
+    def dict(self, d: dict, key: str, field: str, *, optional: Literal[False] = ...) -> dict: ...
+    @overload
+    def dict(self, d: dict, key: str, field: str, *, optional: bool) -> dict | None: ...
     def dict(self, d: dict, key: str, field: str, *, optional: bool = False) -> dict | None:
         value = self.get(d, key, field, optional=optional)
         if value is None and optional:
@@ -129,6 +133,12 @@ class _Fields:
             raise self.fail(field, f"is {value}, outside [{low}, {high}]")
         return float(value)
 
+    @overload
+    def integer(self, value: Any, field: str, *, null: Literal[False] = ..., low: int | None = None,
+                high: int | None = None) -> int: ...
+    @overload
+    def integer(self, value: Any, field: str, *, null: bool, low: int | None = None,
+                high: int | None = None) -> int | None: ...
     def integer(self, value: Any, field: str, *, null: bool = False, low: int | None = None,
                 high: int | None = None) -> int | None:
         if value is None and null:

@@ -146,7 +146,8 @@ def run(args) -> int:
     reference, tables = args.reference, list(args.external)
     if reference and Path(reference).suffix.lower() in (".csv", ".json") and Path(reference).is_file():
         print(f"iaside: --reference {reference} is a file: read as --external (mCE is relative to the first model)")
-        reference, tables = None, [*tables, Path(reference)]
+        tables = [*tables, Path(reference)]
+        reference = None
     external = None
     if tables:
         from ..robustness.external import read_external

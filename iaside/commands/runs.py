@@ -60,8 +60,8 @@ def run(args) -> int:
     from ..store import list_runs, record_run, store_path
 
     for folder in args.add:
-        row = record_run(Result.load(folder), folder, args.store, strict=True)
-        print(f"recorded {folder} as run {row}" if row is not None else "not recorded: the store is off")
+        run_id = record_run(Result.load(folder), folder, args.store, strict=True)
+        print(f"recorded {folder} as run {run_id}" if run_id is not None else "not recorded: the store is off")
     rows = list_runs(args.store, model=args.model, data=args.data, preset=args.preset, limit=args.limit)
     if args.json:
         for row in rows:

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:  # a model is needed only for the attacks
         if "--model" in action.option_strings:
             action.required = False
-            action.help = "the attacked model (needed for PGD only); " + action.help
+            action.help = "the attacked model (needed for PGD only); " + (action.help or "")
     parser.add_argument("--data", required=True, help="samples:imagenet, samples:photos, or a folder")
     parser.add_argument("--labels", help="'predicted', 'sorted' or a CSV (the classes PGD attacks away from)")
     parser.add_argument("--samples", type=int, help="a seeded subset of N images")
@@ -58,6 +58,7 @@ def run(args) -> int:
                            samples=args.samples, seed=args.seed)
     dataset.min_side = 2 * args.bands
     if loaded is not None:
+        assert loaded.model.num_classes is not None  # probed when the model is loaded
         check_labels(dataset, loaded.model.num_classes)
     images, labels, _ = stack_dataset(dataset)
     images = images.to(args.device)

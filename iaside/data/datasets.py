@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image
@@ -41,7 +42,7 @@ SKIMAGE_PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png", "c
                   "motorcycle_left.png", "motorcycle_right.png")
 
 Source = str | Image.Image
-Items = list[tuple[Source, int, str]]
+Items = list[tuple[Source | os.PathLike, int, str]]
 
 
 class ImageDataset(Dataset):
@@ -153,13 +154,13 @@ def _bundled(name: str, labels: str | None) -> tuple[Items, list[str] | None, st
         choices = ", ".join(f"samples:{n}" for n in [*FOOLBOX_SAMPLES, "photos"])
         raise IasideError(f"unknown sample set samples:{name}; choose one of {choices}")
     spec = importlib.util.find_spec("foolbox")
-    if spec is None:
+    if spec is None or spec.submodule_search_locations is None:
         raise IasideError(f"samples:{name} reads the images shipped with foolbox:"
                           f" {pip_hint('foolbox==3.3.4', no_deps=True)}")
     folder = Path(spec.submodule_search_locations[0]) / "data"
     prefix, class_names = FOOLBOX_SAMPLES[name]
     pattern = re.compile(rf"{prefix}_\d+_(\d+)\.(?:jpg|png)")
-    items = [(str(p), int(m.group(1)), p.name)
+    items: Items = [(str(p), int(m.group(1)), p.name)
              for p in sorted(folder.glob(f"{prefix}_*")) if (m := pattern.fullmatch(p.name))]
     if not items:
         raise IasideError(f"no {prefix}_*_LABEL images in {folder}; reinstall:"
@@ -177,7 +178,7 @@ def _photos() -> tuple[Items, None, str]:
                           f" {pip_hint('iaside[photos]')}") from None
     paths = [Path(skimage.data.data_dir) / f for f in SKIMAGE_PHOTOS]
     paths += [Path(f) for f in load_sample_images().filenames]
-    items = [(str(p), PREDICTED, p.name) for p in paths]
+    items: Items = [(str(p), PREDICTED, p.name) for p in paths]
     return items, None, "samples:photos (scikit-image and scikit-learn photos)"
 
 
@@ -194,7 +195,7 @@ def _folder(spec: str, labels: str | None, class_names: list[str] | None
     if not files:
         raise IasideError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
     if labels == "predicted":
-        items = [(root / f, PREDICTED, f) for f in files]
+        items: Items = [(root / f, PREDICTED, f) for f in files]
         return items, None, f"{root} ({len(files)} images, labels predicted)"
     if labels not in (None, "sorted"):
         return _csv_items(root, files, Path(labels).expanduser(), class_names)
@@ -226,7 +227,7 @@ def _folder_labels(root: Path, folders: list[str], class_names: list[str] | None
             " WordNet id for a 1000-class model; or pass --labels sorted (folder i in sorted order ="
             " class i) or --labels FILE.csv"
         )
-    return index
+    return cast(dict[str, int], index)
 
 
 def _csv_items(root: Path, files: list[str], csv_path: Path, class_names: list[str] | None
@@ -265,7 +266,7 @@ def _csv_items(root: Path, files: list[str], csv_path: Path, class_names: list[s
     if unlabelled:
         raise IasideError(f"images in {root} have no line in {csv_path}: {_first(unlabelled)};"
                           " add a filename,label line for each, or move them out")
-    items = [(root / f, labels[f], f) for f in files]
+    items: Items = [(root / f, labels[f], f) for f in files]
     return items, None, f"{root} ({len(files)} images labelled by {csv_path.name})"
 
 

@@ -208,7 +208,7 @@ def _yields_items(dataset: Dataset) -> bool:
     if isinstance(dataset, (ImageDataset, TensorImages, DatasetImages)):
         return True
     try:
-        return len(dataset) > 0 and isinstance(dataset[0], ImageItem)
+        return len(dataset) > 0 and isinstance(dataset[0], ImageItem)  # type: ignore[arg-type]
     except Exception:  # noqa: BLE001 - any failure here is reported when the item is read for real
         return False
 
@@ -361,7 +361,7 @@ def _loader(loader: DataLoader, cfg: DataConfig, predicted: bool) -> Dataset:
     (default collation, every item once); otherwise its batches, gathered in memory."""
     whole = isinstance(loader.sampler, SequentialSampler) or (
         isinstance(loader.sampler, RandomSampler) and not loader.sampler.replacement
-        and loader.sampler.num_samples == len(loader.dataset))
+        and loader.sampler.num_samples == len(loader.dataset))  # type: ignore[arg-type]
     if (not isinstance(loader.dataset, IterableDataset) and whole and loader.collate_fn is default_collate
             and type(loader.batch_sampler) is BatchSampler and not loader.drop_last):
         return DatasetImages(loader.dataset, cfg, predicted=predicted,
@@ -372,7 +372,8 @@ def _loader(loader: DataLoader, cfg: DataConfig, predicted: bool) -> Dataset:
 
 def _materialise(items, what: str, predicted: bool, *, batched: bool, cfg: DataConfig) -> TensorImages:
     """Every batch (or item) of an iterable, gathered as TensorImages."""
-    images, labels = [], []
+    images: list[torch.Tensor] = []
+    labels: list[Any] = []
     for k, item in enumerate(items):
         where = f"{ARGUMENT} {'batch' if batched else 'item'} {k}"
         image, label = _split(item, where)

@@ -29,7 +29,7 @@ RESAMPLING = {
 
 
 def load_image(path: str | os.PathLike, channels: int = 3,
-               check_size: Callable[[int, int], None] | None = None) -> Image.Image:
+               check_size: Callable[[int, int], object] | None = None) -> Image.Image:
     """Decode ``path`` upright (EXIF orientation applied) as 8-bit RGB (channels 3) or L (1).
 
     Only a regular file is read (a FIFO, device or socket named like an image is refused
@@ -76,7 +76,7 @@ def _frame_count(img: Image.Image) -> int:
     if img.format not in ANIMATED_FORMATS:
         return 1
     try:
-        return int(img.n_frames) if getattr(img, "is_animated", False) else 1
+        return int(img.n_frames) if getattr(img, "is_animated", False) else 1  # type: ignore[attr-defined]
     except (TypeError, KeyError, IndexError, EOFError) as err:
         raise OSError(f"damaged frames ({type(err).__name__}: {err})") from None
 

@@ -178,15 +178,16 @@ class Engine:
                 self._empty_logits = self.runner.logits(empty)[0]
                 self.runner.check_finite(self._empty_logits[None], lambda k: "the empty coalition (shared by all images)")
             chunk.rows[:, 0] = torch.log_softmax(self._empty_logits, 0)[y_dev].double().cpu()
-            chunk.hits[:, 0] = (int(self._empty_logits.argmax()) == y).to(torch.int8)
+            chunk.hits[:, 0] = (y == int(self._empty_logits.argmax())).to(torch.int8)
             lo += 1
         elif self.empty_mode == "partner":
+            assert self._partner is not None  # the partner fill's pairing, made in _start
             position = {int(ix): k for k, ix in enumerate(chunk.indices)}
             for j, ix in enumerate(chunk.indices):
-                k = position.get(int(self._partner[ix]))
-                if k is not None:  # the partner's clean image is this image's empty coalition
-                    chunk.rows[j, 0] = float(clean_logsoft[k, y[j]])
-                    chunk.hits[j, 0] = int(top1[k] == y[j])
+                p = position.get(int(self._partner[ix]))
+                if p is not None:  # the partner's clean image is this image's empty coalition
+                    chunk.rows[j, 0] = float(clean_logsoft[p, y[j]])
+                    chunk.hits[j, 0] = int(top1[p] == y[j])
                     lo[j] = 1
         chunk.remaining = hi - lo
         return chunk, [[chunk, j, int(lo[j]), int(hi[j])] for j in range(len(names)) if hi[j] > lo[j]]
@@ -204,6 +205,7 @@ class Engine:
                 out = rows[at : at + s1 - s0]
                 images = self.synth.render(c.prepared.base[i], c.prepared.deltas[i], c.bits[i][1][s0:s1], out=out)
                 at += s1 - s0
+            assert images is not None  # segments is never empty
             channels, h, w = images.shape[1:]
             images = rows.view(n, h, w, channels).movedim(-1, 1)  # (n, C, H, W), channels-last memory
             t1 = time.perf_counter()
@@ -228,6 +230,7 @@ class Engine:
         kept = self.record(logits, y)
         hits = (logits.argmax(dim=1) == y).to(torch.int8).cpu() if self.record_top1 else None
         t2 = time.perf_counter()
+        assert images is not None
         stats.passes += images.shape[0]
         stats.add_time("synthesis", t1 - t0)
         stats.add_time("model", t2 - t1)
@@ -256,13 +259,13 @@ class Engine:
         """The fill's one pass over the whole data set (mean image, per-band energy)."""
         if not self.fill.needs_fit:
             return
-        loader = self._loader(dataset, [i for i in range(len(dataset)) if i not in self._excluded], 32)
+        loader = self._loader(dataset, [i for i in range(len(dataset)) if i not in self._excluded], 32)  # type: ignore[arg-type]
         self.fill.fit((batch[0] for batch in loader), self.synth.masks)
 
     def _start(self, dataset: Dataset, state: EngineState | None, indices, exclude) -> tuple[EngineState, list[int]]:
         """The state to fill (unfinished rows cleared, skips marked), the images still to do,
         the partner pairing and the fill's statistics."""
-        n_images = len(dataset)
+        n_images = len(dataset)  # type: ignore[arg-type]
         state = state or EngineState.empty(n_images, self.n_coalitions)
         state.clear_unfinished()
         state.skipped[list(exclude)] = 1
@@ -279,7 +282,7 @@ class Engine:
         self,
         dataset: Dataset,
         state: EngineState | None = None,
-        indices: Sequence[int] | None = None,
+        indices: Sequence[int] | np.ndarray | None = None,
         stop: Callable[[EngineState], bool] | None = None,
         check_every: int = 10,
         exclude: Sequence[int] = (),
@@ -303,6 +306,7 @@ class Engine:
             t0 = time.perf_counter()
             self.batch_size = self.runner.probe_batch_size(tuple(dataset[todo[0]].pixels.shape))
             stats.add_time("batch_probe", time.perf_counter() - t0)
+        assert isinstance(self.batch_size, int)
         images_per_batch = max(-(-self.batch_size // self.n_coalitions), 4 if self.empty_mode == "partner" else 1)
         self.runner.plan.clean, self.runner.plan.passes_left = images_per_batch, len(todo) * self.n_coalitions
         self.runner.plan.batch = self.batch_size

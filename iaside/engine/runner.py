@@ -52,7 +52,10 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
         return torch.bfloat16
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    flags = ""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
     return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else None
 
 
@@ -116,7 +119,7 @@ class ModelRunner:
         self.model = model.eval().to(self.device)
         self.channels_last = any(isinstance(m, nn.Conv2d) for m in self.model.modules())
         if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if optimize not in OPTIMIZATIONS:
             raise IasideError(f"--optimize {optimize!r} is not one of {', '.join(OPTIMIZATIONS)}")
         self.optimize = optimize
@@ -147,6 +150,7 @@ class ModelRunner:
         without --optimize (the batch-size probe, which must not compile every candidate)."""
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
+        forward: Callable
         if eager:
             forward = _Logits(self.model, self.device.type, self.autocast_dtype)
         else:
@@ -232,7 +236,7 @@ class ModelRunner:
         f = self.forward
         if not isinstance(f, CompiledModel) and self.compile_decision is None:
             return None
-        info = {"cache": str(self.compile_cache.folder) if self.compile_cache is not None else None,
+        info: dict[str, object] = {"cache": str(self.compile_cache.folder) if self.compile_cache is not None else None,
                 "decision": self.compile_decision}
         if isinstance(f, CompiledModel):
             info.update(cache_hits=f.cache_hits, cache_misses=f.cache_misses, cached=f.cache is not None)

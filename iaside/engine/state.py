@@ -103,7 +103,7 @@ class EngineState:
         """Write atomically (``runs.atomic_write``: a unique temporary file, fsync, rename)."""
         from ..runs import atomic_write
 
-        atomic_write(path, lambda fh: np.savez(fh, **self.arrays()))
+        atomic_write(path, lambda fh: np.savez(fh, **self.arrays()))  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> EngineState:
@@ -115,7 +115,7 @@ class EngineState:
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k].copy() for k in z.files if k in names}
-            check_state_arrays(arrays, path)
+            check_state_arrays(arrays, os.fspath(path))
             arrays.setdefault("skipped", np.zeros_like(arrays["done"]))  # states saved before skips existed
             arrays.setdefault("top1_hit", np.zeros(arrays["logp_nats"].shape, np.int8))  # ... before the top-1 record
             arrays.setdefault("top1_recorded", np.zeros_like(arrays["done"]))

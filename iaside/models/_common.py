@@ -90,7 +90,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         if p.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            obj = load_file(str(p), device="cpu")
+            obj: Any = load_file(str(p), device="cpu")
         else:
             obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:

@@ -20,6 +20,9 @@ class Classifier(nn.Module):
     unpacked (tuple, dict, HF ``.logits``) and, with ``outputs='probs'``, turned into log-probabilities.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(
         self,
         net: nn.Module,

@@ -23,7 +23,9 @@ def processor_fields(processor: Any) -> dict[str, Any]:
     A processor that resizes to (H, W) without a crop squashes non-square images; iaside keeps the
     aspect ratio (resize the shorter side to min(H, W), centre-crop (H, W)): equal on square images.
     """
-    get = lambda key, default=None: getattr(processor, key, default)  # noqa: E731
+    def get(key: str, default: Any = None) -> Any:
+        return getattr(processor, key, default)
+
     out: dict[str, Any] = {}
     size = get("size") or {}
     size = {"height": size, "width": size} if isinstance(size, int) else dict(size)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 
@@ -82,5 +83,5 @@ def load_timm(name: str, *, weights: str | None, device: torch.device, num_class
     tag = net.pretrained_cfg.get("tag")
     source = f"timm pretrained_cfg {net.pretrained_cfg.get('architecture', name)}" + (f".{tag}" if tag else "")
     subset = infer_imagenet_subset(net)
-    names = ImageNetInfo(subset).label_descriptions() if subset else None
+    names = cast(list[str], ImageNetInfo(subset).label_descriptions()) if subset else None  # as_dict=False: a list
     return Built(net, [(declared, source)], fingerprint, names, {"weights": path})

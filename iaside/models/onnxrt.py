@@ -66,7 +66,7 @@ def load_onnx(path: str, *, weights: str | None, device: torch.device, num_class
         found = [(i.name, i.shape) for i in inputs]
         raise IasideError(f"{str(p)!r} must take one (B, C, H, W) image input; it takes {found}")
     channels, height, width = inputs[0].shape[1:]
-    graph = {"channels": channels} if isinstance(channels, int) else {}
+    graph: dict[str, int | tuple[int, int]] = {"channels": channels} if isinstance(channels, int) else {}
     if isinstance(height, int) and isinstance(width, int):
         graph["input_size"] = (height, width)
     declared = [(graph, "ONNX graph input"), *_metadata(session.get_modelmeta().custom_metadata_map, p.name)]

@@ -5,7 +5,7 @@ importance (sums to 1), φ and v(S) are in nats, the scores are dimensionless.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -163,7 +163,8 @@ def per_class_figure(result, class_names: Sequence[str] | None = None, max_rows:
     return fig
 
 
-PLOTS = {"sid": sid_figure, "phi": phi_figure, "coalitions": coalition_figure, "per-class": per_class_figure}
+PLOTS: dict[str, Any] = {"sid": sid_figure, "phi": phi_figure, "coalitions": coalition_figure,
+                         "per-class": per_class_figure}
 """``Result.plot`` kinds: SID, φ, v(S) against coalition size, per-class heat map."""
 
 
@@ -212,6 +213,7 @@ def deviating_figure(pixels: np.ndarray | None, bands: np.ndarray | None, sid_im
     m = len(sid_global)
     has_pixels = pixels is not None and bands is not None
     if has_pixels:
+        assert pixels is not None and bands is not None
         n_cols = -(-(m + 2) // 2)
         fig, axes = plt.subplots(2, n_cols, figsize=(2.2 * n_cols, 4.9))
         axes = axes.ravel()
@@ -297,7 +299,7 @@ def score_ranking(names: Sequence[str], results: Sequence) -> bytes:
     return png(fig)
 
 
-def score_vs_robustness(names: Sequence[str], scores: Sequence, values: Sequence[float], metric: str,
+def score_vs_robustness(names: Sequence[str], scores: Sequence, values: Sequence[float] | np.ndarray, metric: str,
                         higher_is_better: bool) -> bytes:
     """Scatter of the I-ASIDE score (with its interval) against one measured robustness number."""
     plt = _plt()

@@ -157,6 +157,7 @@ def _deviating_section(run: RunView, max_images: int, class_names, with_images: 
     names = [str(n) for n in r.per_image.get("names", [str(i) for i in range(len(phi_img))])]
     labels = r.per_image.get("label")
     top1 = r.per_image.get("clean_top1")
+    pixels: dict[str, Any]
     pixels, note = ({}, None)
     if with_images:
         pixels, note = reopen_images(r, [names[i] for i in order], run.run_dir)
@@ -256,6 +257,7 @@ def _summary_section(runs: list[RunView]) -> str:
     rows = []
     for rank, k in enumerate(order, 1):
         r = runs[k].result
+        assert r.interpretation is not None  # set when a Result is made
         rows.append((
             str(rank), f'<a href="#{_anchor(k)}">{_e(runs[k].name)}</a>',
             f'<span title="{_e(r.data.get("spec"))}">{_e(short_data(r.data.get("spec")))}</span>',
@@ -296,7 +298,7 @@ def _correlations(x: np.ndarray, y: np.ndarray) -> list[str]:
     try:
         from ..robustness.correlation import correlate
     except ImportError:
-        correlate = None
+        correlate = None  # type: ignore[assignment]
     cells = []
     for method in ("spearman", "kendall", "pearson"):
         if correlate is not None:

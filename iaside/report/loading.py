@@ -6,14 +6,19 @@ again, becomes a note in the report, never an error.
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..result import Result
+
+if TYPE_CHECKING:
+    import torch
 
 ROBUSTNESS_JSON = "robustness.json"
 
@@ -162,7 +167,8 @@ def _read_json(path: Path) -> tuple[Any, str | None]:
         return None, f"{path} could not be read ({err})"
 
 
-def load_runs(run_dirs: list[str | Path], robustness_files: list[str | Path] = ()) -> list[RunView]:
+def load_runs(run_dirs: Sequence[str | os.PathLike],
+              robustness_files: Sequence[str | os.PathLike] = ()) -> list[RunView]:
     """Load run folders (``Result.load``), with ``robustness.json`` from each folder and
     robustness files given elsewhere matched to runs by model fingerprint, then spec."""
     runs = []
@@ -230,6 +236,7 @@ def data_mismatch(result: Result, data: Any) -> str | None:
     if compared and not problems:
         from ..robustness.evaluate import source_fingerprint
 
+        assert names is not None  # compared only with the names and labels
         if source_fingerprint([str(n) for n in names], labels) != wanted:
             problems.append("different images or labels (the image names and labels do not match)")
     if not problems and not compared and data.get("spec") and short_data(data.get("spec")) != short_data(result.data.get("spec")):
@@ -286,7 +293,7 @@ def data_source(data: dict[str, Any], run_dir: str | Path | None = None) -> str 
 
 
 def reopen_images(result: Result, names: list[str], run_dir: str | Path | None = None
-                  ) -> tuple[dict[str, "torch.Tensor"], str | None]:  # noqa: F821
+                  ) -> tuple[dict[str, "torch.Tensor"], str | None]:
     """Pixels (C, H, W) in [0, 1] of the named images, preprocessed as in the run (``run_dir``: the
     run's folder, where a moved data folder is looked for relative to it).
 
@@ -312,7 +319,7 @@ def reopen_images(result: Result, names: list[str], run_dir: str | Path | None =
             dataset = ImageDataset([(root / n, PREDICTED, n) for n in names if _inside(root, n)], cfg)
         position = {name: i for i, name in enumerate(dataset.names)}
         missing = [n for n in names if n not in position or not (isinstance(dataset.sources[position[n]], str)
-                                                              and Path(dataset.sources[position[n]]).is_file())]
+                                                              and Path(dataset.sources[position[n]]).is_file())]  # type: ignore[arg-type]
         if missing:
             return {}, f"{source} no longer holds {', '.join(missing[:3])}; band images are not shown"
         return {n: dataset[position[n]].pixels for n in names}, None
@@ -326,7 +333,7 @@ def _inside(root: Path, name: str) -> bool:
     return bool(parts) and not Path(name).is_absolute() and ".." not in parts
 
 
-def band_images(pixels: "torch.Tensor", n_bands: int, partition: str) -> np.ndarray:  # noqa: F821
+def band_images(pixels: "torch.Tensor", n_bands: int, partition: str) -> np.ndarray:
     """Band images of one image, (C, H, W) -> (M, C, H, W) float64; their sum is the image.
 
     The paper's squares are not Hermitian-symmetric: their band images are complex, and the

@@ -70,6 +70,8 @@ class _Recorder(nn.Module):
     more): thousands of small kept tensors, each allocated after a batch's large temporaries,
     fragment the heap (a 2**16-pass image peaked anywhere between 0.4 and 2 GB that way)."""
 
+    direction: torch.Tensor
+
     def __init__(self, model: nn.Module, image_shape: Sequence[int], capacity: int = 1, seed: int = 0) -> None:
         super().__init__()
         self.model = model
@@ -85,6 +87,7 @@ class _Recorder(nn.Module):
 
     @property
     def logits(self) -> torch.Tensor:
+        assert self._logits is not None, "no forward pass recorded yet"
         return self._logits[: self.n_rows]
 
     def clear(self) -> None:
@@ -285,6 +288,7 @@ def explain_image(
                                "log-probabilities; report this as a bug")
         logsoft_sum = rows if logsoft_sum is None else logsoft_sum + rows
         tables.append(state.logp_nats[0])
+    assert logsoft_sum is not None and y is not None  # fills is never empty
     x0 = pixels[None]
     first_fill = fills[0](x0, torch.tensor([0]))[0].numpy().astype(np.float64)
     mean_logsoft = logsoft_sum / len(fills)  # (2**M, K)
@@ -363,8 +367,8 @@ def local_figure(exp: LocalExplanation, title: str = ""):
 
     panels = [("image", exp.pixels), ("band 0", exp.band_images[0])]
     for i in range(1, m):
-        shown, gain = stretch(exp.band_images[i])
-        panels.append((f"band {i}, stretched ×{gain:.0f}", shown))
+        stretched, gain = stretch(exp.band_images[i])
+        panels.append((f"band {i}, stretched ×{gain:.0f}", stretched))
     for k, (name, img) in enumerate(panels):
         show(fig.add_subplot(grid[k // n_cols, k % n_cols]), img, name)
     for k in range(len(panels), 2 * n_cols):

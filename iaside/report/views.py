@@ -92,8 +92,8 @@ def heatmap_section(run_dir) -> str:
     try:
         summary = json.loads(file.read_text())
         png = _png(heatmap_figure(summary))
-    except (ValueError, KeyError, TypeError) as err:
-        return f'<p class="note">{_e(file)} could not be read ({_e(err)}); rerun iaside heatmap.</p>'
+    except (ValueError, KeyError, TypeError) as e:
+        return f'<p class="note">{_e(file)} could not be read ({_e(e)}); rerun iaside heatmap.</p>'
     err = np.asarray(summary["error_rate"], float)
     worst = int(np.argmax(err))
     u, v = summary["cells"][worst]

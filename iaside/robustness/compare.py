@@ -61,15 +61,16 @@ class Comparison:
         if column and column in self.external:
             return self.external[column], f"{column} (external table)"
         if all(e.report is not None for e in self.entries):
-            return np.array([e.report.clean_accuracy for e in self.entries], np.float64), "robustness reports"
+            return np.array([e.report.clean_accuracy for e in self.entries if e.report is not None],
+                            np.float64), "robustness reports"
         return (np.array([np.nan if e.result.clean_accuracy is None else e.result.clean_accuracy
                           for e in self.entries], np.float64), "the I-ASIDE runs' clean top-1")
 
     def measures(self) -> dict[str, np.ndarray]:
         """Robustness measures, one value per model: mCE, mean corruption error, adversarial accuracies."""
         out: dict[str, np.ndarray] = {}
-        reports = [e.report for e in self.entries]
-        if any(r is None for r in reports):
+        reports = [e.report for e in self.entries if e.report is not None]
+        if len(reports) < len(self.entries):
             return dict(self.external)
         if reports and reports[0].corruptions:
             out["mCE"] = np.array([r.mce for r in reports], np.float64)
@@ -162,9 +163,9 @@ class Comparison:
         (out / COMPARE_JSON).write_text(json.dumps(_json_safe(self.to_json_dict()), indent=1))
         rows = self.rows()
         with open(out / COMPARE_CSV, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+            dict_writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            dict_writer.writeheader()
+            dict_writer.writerows(rows)
         with open(out / CORRELATIONS_CSV, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["score", "measure", "method", "n", "r", "p_value", "ci_low", "ci_high", "n_bootstrap",
@@ -271,10 +272,12 @@ def compare_models(
         reference = reference or names[0]
         if reference not in names:
             raise IasideError(f"--reference {reference!r} is not one of the compared models: {', '.join(names)}")
-        ref_report = entries[names.index(reference)].report
-        entries = [ModelEntry(e.name, e.result, e.report.with_reference(ref_report), e.group) for e in entries]
-        labels = [a["label"] for a in entries[0].report.adversarial]
-        common = [a for a in labels if all(a in {r["label"] for r in e.report.adversarial} for e in entries)]
+        reports = [e.report for e in entries if e.report is not None]  # every entry has one: none is missing
+        ref_report = reports[names.index(reference)]
+        reports = [r.with_reference(ref_report) for r in reports]
+        entries = [ModelEntry(e.name, e.result, r, e.group) for e, r in zip(entries, reports)]
+        labels = [a["label"] for a in reports[0].adversarial]
+        common = [a for a in labels if all(a in {r["label"] for r in rep.adversarial} for rep in reports)]
     comparison = Comparison(entries, reference, common, [], meta=meta, external=columns)
     scores, measures = comparison.scores(), comparison.measures()
     comparison.correlations = correlation_table(scores, measures, n_bootstrap=n_bootstrap, confidence=confidence,

@@ -166,7 +166,7 @@ class RobustnessReport:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / ROBUSTNESS_JSON, json.dumps(self.to_json_dict(), indent=1))
         ref = None if self.reference is None else np.asarray(self.reference["errors"])
-        rows = [["corruption", "family", "severity", "error", "reference_error"]]
+        rows: list[list] = [["corruption", "family", "severity", "error", "reference_error"]]
         for i, c in enumerate(self.corruptions):
             for j, s in enumerate(self.severities):
                 rows.append([c, family_of(c), s, f"{self.errors[i, j]:.6f}",
@@ -201,10 +201,11 @@ class RobustnessReport:
     def table(self) -> str:
         """Plain-text summary: clean error, mean error, mCE, per-corruption rows, adversarial rows."""
         ce = self.ce
+        ref_name = None if self.reference is None else self.reference["model"].get("name")
         lines = [f"robustness  model={self.name}  data={self.data.get('spec')}  images={self.data.get('n_images')}"
                  f"  labels={self.data.get('labels')}"]
         lines.append(f"clean top-1 error {self.clean_error:.3f}   mean corruption error {self.mean_error:.3f}"
-                     + ("" if ce is None else f"   mCE {self.mce:.3f} (reference {self.reference['model'].get('name')})"))
+                     + ("" if ce is None else f"   mCE {self.mce:.3f} (reference {ref_name})"))
         if self.corruptions:
             head = "".join(f"{'s' + str(s):>7}" for s in self.severities)
             lines.append(f"{'corruption':<18}{head}" + ("" if ce is None else f"{'CE':>8}"))
@@ -329,10 +330,10 @@ def evaluate_robustness(
         r["adversarial"] = []
         if attacks:
             check_differentiable(model, images)
-        own = torch.as_tensor(r["labels"], device=device)
+        target = torch.as_tensor(r["labels"], device=device)
         for attack in attacks:
             t = time.perf_counter()
-            adv = pgd(model, images, own, attack, seed=seed, batch_size=batch_size)
+            adv = pgd(model, images, target, attack, seed=seed, batch_size=batch_size)
             accuracy = float(np.mean(predict(model, adv, batch_size) == r["labels"]))
             r["adversarial"].append({**attack.to_dict(), "accuracy": accuracy})
             r["seconds"][attack.label] = time.perf_counter() - t

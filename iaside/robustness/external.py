@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,12 +100,12 @@ def _read_json(path: Path) -> dict[str, dict[str, float]]:
     return {path.stem: _model_info(path, d)}
 
 
-def read_external(paths: str | Path | Sequence[str | Path]) -> ExternalTable:
+def read_external(paths: str | Path | Sequence[str | os.PathLike]) -> ExternalTable:
     """Read one or more tables (CSV, model_info JSON, or a folder of model_info JSONs) into one;
     a model in several files gets the metrics of all of them."""
-    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    files_given = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     values: dict[str, dict[str, float]] = {}
-    for path in paths:
+    for path in files_given:
         if path.is_dir():
             files = sorted(path.rglob("*.json"))
             if not files:
@@ -115,12 +116,12 @@ def read_external(paths: str | Path | Sequence[str | Path]) -> ExternalTable:
             raise IasideError(f"the external table {path} does not exist")
         for file in files:
             table = _read_csv(file) if file.suffix.lower() == ".csv" else _read_json(file)
-            for name, metrics in table.items():
-                values.setdefault(name, {}).update(metrics)
+            for name, row in table.items():
+                values.setdefault(name, {}).update(row)
     metrics = list(dict.fromkeys(m for row in values.values() for m in row))
     if not metrics:
-        raise IasideError(f"no numeric metric in {', '.join(map(str, paths))}")
-    return ExternalTable(values, ", ".join(map(str, paths)), metrics)
+        raise IasideError(f"no numeric metric in {', '.join(map(str, files_given))}")
+    return ExternalTable(values, ", ".join(map(str, files_given)), metrics)
 
 
 def _key(name: str) -> str:

@@ -303,6 +303,7 @@ def measure_snr(
     if attacks:
         if labels is None:
             raise IasideError("adversarial SNR needs labels (or predicted labels) for the images")
+        assert model is not None  # refused above when attacks are asked for without a model
         check_differentiable(model, clean)
         target = torch.as_tensor(np.asarray(labels, np.int64), device=clean.device)
         for attack in tqdm(attacks, desc="attacks", disable=not show_progress, leave=False):

@@ -245,7 +245,7 @@ def plot_sids(names: Sequence[str], sids: Sequence, scores: Sequence[float], pat
         table = np.array([np.asarray(sids[i].value) for i in order])
         fig, ax = plt.subplots(figsize=(1.0 * m + 3.5, 0.32 * k + 1.4), dpi=120)
         im = ax.imshow(table, aspect="auto", cmap="viridis", vmin=0)
-        for r, i in enumerate(order):
+        for r, _ in enumerate(order):
             for b in range(m):
                 ax.text(b, r, f"{table[r, b]:.2f}", ha="center", va="center", fontsize=6,
                         color="white" if table[r, b] < 0.6 * table.max() else "black")
@@ -260,8 +260,9 @@ def plot_sids(names: Sequence[str], sids: Sequence, scores: Sequence[float], pat
     return _save(fig, path)
 
 
-def plot_score_vs(names: Sequence[str], scores: Sequence, measure: Sequence[float], measure_label: str, path,
-                  correlation=None, score_label: str = "I-ASIDE score", groups: Sequence[str] | None = None) -> Path:
+def plot_score_vs(names: Sequence[str], scores: Sequence, measure: Sequence[float] | np.ndarray, measure_label: str,
+                  path, correlation=None, score_label: str = "I-ASIDE score",
+                  groups: Sequence[str] | None = None) -> Path:
     """Scatter of the score (with its interval) against a measured robustness, one labelled point per model.
 
     scores: ``Estimate``s (value, low, high) or floats; correlation: a ``Correlation`` for the title.
@@ -294,8 +295,8 @@ def plot_score_vs(names: Sequence[str], scores: Sequence, measure: Sequence[floa
     return _save(fig, path)
 
 
-def plot_sid_series(x: Sequence[float], x_label: str, sids: np.ndarray, path, *, extras: dict | None = None,
-                    title: str = "", log_x: bool = False) -> Path:
+def plot_sid_series(x: Sequence[float] | np.ndarray, x_label: str, sids: np.ndarray, path, *,
+                    extras: dict | None = None, title: str = "", log_x: bool = False) -> Path:
     """How the SID changes along a series (training steps, label-noise rates).
 
     Top: the SID as stacked areas (band 0 at the bottom); bottom: ``extras`` {label: (K,) values}
