@@ -112,7 +112,7 @@ class CompileCache:
         if not path.is_file():
             return None
         try:
-            from contextlib import nullcontext
+            from contextlib import AbstractContextManager, nullcontext
             from unittest import mock
 
             import torch._inductor.codecache as codecache
@@ -121,7 +121,7 @@ class CompileCache:
             # AOTInductor compares the package's device with this one, for a warning only, and to
             # learn the CPU's vector ISA it compiles and dlopens probe programs in child Pythons:
             # seconds once per process. The key already names the device's capability.
-            skip_probe = (mock.patch.object(codecache, "get_device_information", lambda device: {})
+            skip_probe: AbstractContextManager[Any] = (mock.patch.object(codecache, "get_device_information", lambda device: {})
                           if hasattr(codecache, "get_device_information") else nullcontext())
             with skip_probe:
                 return aoti_load_package(str(path))
