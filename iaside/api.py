@@ -152,6 +152,7 @@ def _restores_training_mode(fn):
             for m, training in modes:
                 m.train(training)
 
+    wrapper.__kwdefaults__ = fn.__kwdefaults__  # the same defaults, not a copy
     return wrapper
 
 
