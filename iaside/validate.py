@@ -257,7 +257,7 @@ def check_source(f: "_Fields", source: Any) -> None:
     """data.source: the spec as older runs gave it (text), or {kind, spec | path, ...} (text fields)."""
     if isinstance(source, dict):
         f.text(source.get("kind"), "data.source.kind")
-        for key in ("spec", "path", "relative_to_run", "type"):
+        for key in ("spec", "path", "type"):
             f.text(source.get(key), f"data.source.{key}", null=True)
         return
     f.text(source, "data.source", null=True)
