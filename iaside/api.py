@@ -152,14 +152,14 @@ def _restores_training_mode(fn):
             for m, training in modes:
                 m.train(training)
 
+    wrapper.__kwdefaults__ = fn.__kwdefaults__  # the same defaults, not a copy
     return wrapper
 
 
-def source_record(data: Any, labels_file: str | None, config: ExplainConfig, out: Path | None) -> dict[str, Any]:
+def source_record(data: Any, labels_file: str | None, config: ExplainConfig) -> dict[str, Any]:
     """Where the images came from, to open them again: {kind: samples|folder|in-memory, spec (a
-    samples name), path (absolute), relative_to_run (the path seen from the run folder ``out``,
-    so moved run and data folders still find each other), labels (a CSV path absolute), samples,
-    seed}."""
+    samples name), path (absolute), labels (a CSV path absolute), samples, seed}. The run folder
+    it was written in is ``meta["run_dir"]``, so moved run and data folders still find each other."""
     record: dict[str, Any] = {"samples": config.samples, "seed": config.seed, "labels": config.labels}
     if labels_file is not None:
         record["labels"] = os.path.abspath(labels_file)
@@ -168,9 +168,7 @@ def source_record(data: Any, labels_file: str | None, config: ExplainConfig, out
     spec = os.fspath(data)
     if spec.startswith("samples:"):
         return {"kind": "samples", "spec": spec, **record}
-    path = os.path.abspath(os.path.expanduser(spec))
-    relative = os.path.relpath(path, out.resolve()) if out is not None else None
-    return {"kind": "folder", "path": path, "relative_to_run": relative, **record}
+    return {"kind": "folder", "path": os.path.abspath(os.path.expanduser(spec)), **record}
 
 
 @owns_out_folder
@@ -300,7 +298,7 @@ def explain(
         "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint, "num_classes": loaded.model.num_classes},
         "data": {
             "spec": getattr(dataset, "description", type(dataset).__name__),
-            "source": source_record(data, labels_file, config, out_dir),
+            "source": source_record(data, labels_file, config),
             "fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None,
             "n_images": len(dataset),
             "labels": config.labels,
@@ -330,6 +328,7 @@ def explain(
         "reused_coalitions": stats.reused, "images_this_session": stats.images, "timings_s": dict(stats.seconds),
         "images_per_s": stats.images / max(stats.seconds.get("total", 0.0), 1e-9) if stats.images else None,
         "target_ci": target_ci,
+        "run_dir": None if out_dir is None else str(out_dir.resolve()),
         "skip_reasons": {run_info["names"][i]: reason for i, reason in bad.items()},
     }
     if rank is not None:

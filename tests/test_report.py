@@ -259,7 +259,7 @@ def test_data_source_is_structured_and_absolute(runs):
     source = Result.load(runs["dirs"][0]).data["source"]
     assert source == run_json["data"]["source"]
     assert source["kind"] == "folder" and source["path"] == str(runs["data"].resolve())
-    assert source["relative_to_run"] == "../imgs" and source["labels"] == "given"
+    assert source["labels"] == "given" and Result.load(runs["dirs"][0]).meta["run_dir"] == str(runs["dirs"][0])
     assert data_source({"source": {"kind": "samples", "spec": "samples:imagenet"}}) == "samples:imagenet"
     assert data_source({"source": {"kind": "in-memory", "type": "TensorImages"}}) is None
 

@@ -259,12 +259,14 @@ def short_data(spec: str | None) -> str:
     return re.sub(r" \([^)]*\)", "", spec or "-") or "-"
 
 
-def data_source(data: dict[str, Any], run_dir: str | Path | None = None) -> str | None:
+def data_source(data: dict[str, Any], run_dir: str | Path | None = None,
+                written_in: str | Path | None = None) -> str | None:
     """The data spec to reopen a run's images with, or None when they cannot be found.
 
-    ``data['source']`` as runs record it ({kind, spec | path, relative_to_run}; a folder that has
-    moved is looked for at ``relative_to_run`` from ``run_dir``), as older runs recorded it (the
-    spec as given), or parsed from the description (samples:NAME, or the folder path).
+    ``data['source']`` as runs record it ({kind, spec | path}; a data folder that has moved with
+    its run folder is looked for where it sat relative to the folder the run was ``written_in``,
+    now seen from ``run_dir``), as older runs recorded it (the spec as given), or parsed from the
+    description (samples:NAME, or the folder path).
     """
     source = data.get("source")
     if isinstance(source, dict):
@@ -273,8 +275,8 @@ def data_source(data: dict[str, Any], run_dir: str | Path | None = None) -> str 
         if source.get("kind") == "folder":
             if Path(source["path"]).is_dir():
                 return str(source["path"])
-            if run_dir is not None and source.get("relative_to_run"):
-                moved = (Path(run_dir) / source["relative_to_run"]).resolve()
+            if run_dir is not None and written_in is not None:
+                moved = (Path(run_dir) / os.path.relpath(source["path"], written_in)).resolve()
                 if moved.is_dir():
                     return str(moved)
         return None
@@ -302,7 +304,7 @@ def reopen_images(result: Result, names: list[str], run_dir: str | Path | None =
     from ..config import DataConfig
     from ..errors import IasideError
 
-    source = data_source(result.data, run_dir)
+    source = data_source(result.data, run_dir, result.meta.get("run_dir"))
     if source is None:
         return {}, (f"the images of this run ({result.data.get('spec')}) cannot be found again "
                     "(in-memory data or an unknown source), so band images are not shown")
