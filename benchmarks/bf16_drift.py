@@ -14,6 +14,7 @@ float32 top-1. Each variant's log p(y) is compared with float32 eager:
 - compile bf16, inductor's own folding: the same without the fold pass, so inductor folds the
   batch norms itself and rounds the folded bias to bf16.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,8 +82,8 @@ def main() -> None:
     threads = configure_threads()
 
     from iaside.coalitions import CoalitionSynthesizer
-    from iaside.data import open_dataset
     from iaside.compiled import CompiledModel
+    from iaside.data import open_dataset
     from iaside.engine.runner import _Logits
     from iaside.fills import partner_index
     from iaside.game import coalition_bits
@@ -122,8 +123,10 @@ def main() -> None:
         "compile fp32 (--optimize compile)": CompiledModel(_Logits(model, "cpu", None)),
         "compile bf16, inductor's own folding": CompiledModel(_Logits(model, "cpu", torch.bfloat16), fold=False),
     }
-    print(f"EfficientNet-Lite0, {args.images} images x {len(bits)} coalitions = {len(x)} coalition images, "
-          f"batch {bs}, {threads} threads, torch {torch.__version__}\n")
+    print(
+        f"EfficientNet-Lite0, {args.images} images x {len(bits)} coalitions = {len(x)} coalition images, "
+        f"batch {bs}, {threads} threads, torch {torch.__version__}\n"
+    )
     print("| variant | mean \\|Δ log p(y)\\| | max \\|Δ log p(y)\\| | images/s |")
     print("|---|---|---|---|")
     print(f"| eager fp32 (reference) | 0 | 0 | {rate32:.0f} |")

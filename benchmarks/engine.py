@@ -22,6 +22,7 @@ Rows, measured interleaved in each round (median and min–max over rounds):
   decoded for every coalition, FFT, mask, inverse FFT, abs and min–max per coalition batch,
   batch size 10, no inference mode.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,8 +74,9 @@ def floor_seconds(model, dataset, masks, n_bands, batch_size, autocast_dtype=Non
     return seconds
 
 
-def engine_seconds(loaded, data_spec, n_images, n_bands, batch_size, precision, optimize,
-                   cache: str | None = None) -> tuple[float, object]:
+def engine_seconds(
+    loaded, data_spec, n_images, n_bands, batch_size, precision, optimize, cache: str | None = None
+) -> tuple[float, object]:
     """``iaside.explain`` end to end; ``cache``: the compiled-model cache folder (IASIDE_CACHE)."""
     import os
 
@@ -84,8 +86,18 @@ def engine_seconds(loaded, data_spec, n_images, n_bands, batch_size, precision, 
         os.environ["IASIDE_CACHE"] = cache
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        result = iaside.explain(loaded, data_spec, bands=n_bands, samples=n_images, batch_size=batch_size,
-                                precision=precision, optimize=optimize, out=out, record=False, show_progress=False)
+        result = iaside.explain(
+            loaded,
+            data_spec,
+            bands=n_bands,
+            samples=n_images,
+            batch_size=batch_size,
+            precision=precision,
+            optimize=optimize,
+            out=out,
+            record=False,
+            show_progress=False,
+        )
         return time.perf_counter() - t0, result
 
 
@@ -100,7 +112,9 @@ def naive_seconds(model, dataset, n_bands, n_images) -> float:
     t0 = time.perf_counter()
     with torch.no_grad():
         for s in range(2**n_bands):
-            mask = centred[[i for i in range(n_bands) if s >> i & 1]].any(0) if s else torch.zeros(d, d, dtype=torch.bool)
+            mask = (
+                centred[[i for i in range(n_bands) if s >> i & 1]].any(0) if s else torch.zeros(d, d, dtype=torch.bool)
+            )
             for start in range(0, len(paths), 10):
                 x = torch.stack([preprocess(load_image(p), dataset.cfg) for p in paths[start : start + 10]])
                 partner = x.roll(1, dims=0)
@@ -121,13 +135,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bands", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--model", default="efficientnet-lite0", help="the model spec to time (default "
-                        "efficientnet-lite0), e.g. timm:resnet18, timm:vit_tiny_patch16_224, hf:DIR")
+    parser.add_argument(
+        "--model",
+        default="efficientnet-lite0",
+        help="the model spec to time (default "
+        "efficientnet-lite0), e.g. timm:resnet18, timm:vit_tiny_patch16_224, hf:DIR",
+    )
     parser.add_argument("--weights", help="weights file for the --model (timm:, torchvision:, module:)")
     parser.add_argument("--num-classes", type=int, help="head size of --weights (default: read from them)")
     parser.add_argument("--skip-naive", action="store_true")
-    parser.add_argument("--variants", nargs="+", default=["fp32", "bf16", "fp32+freeze", "bf16+freeze"],
-                        help="engine variants: precision, optionally +freeze or +compile")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["fp32", "bf16", "fp32+freeze", "bf16+freeze"],
+        help="engine variants: precision, optionally +freeze or +compile",
+    )
     args = parser.parse_args()
     threads = configure_threads()
 
@@ -181,14 +203,18 @@ def main() -> None:
     size = "×".join(map(str, loaded.data_config.input_size))
     print(f"\n{args.model} at {size}, samples:imagenet N={n}, M={m} ({passes} coalition passes), batch {bs}")
     print(f"machine: {platform.processor() or platform.machine()}, {threads} threads, torch {torch.__version__}\n")
-    print("| variant | median s | min–max s | images/s | passes/s | time / floor (medians) | "
-          "time / floor per round: median (min–max) |")
+    print(
+        "| variant | median s | min–max s | images/s | passes/s | time / floor (medians) | "
+        "time / floor per round: median (min–max) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, values in rows.items():
         med = statistics.median(values)
         paired = [v / f for v, f in zip(values, rows["floor fp32"])]  # same round, same machine conditions
-        print(f"| {name} | {med:.1f} | {min(values):.1f}–{max(values):.1f} | {n / med:.3f} | {passes / med:.0f} | "
-              f"{med / floor:.3f} | {statistics.median(paired):.3f} ({min(paired):.3f}–{max(paired):.3f}) |")
+        print(
+            f"| {name} | {med:.1f} | {min(values):.1f}–{max(values):.1f} | {n / med:.3f} | {passes / med:.0f} | "
+            f"{med / floor:.3f} | {statistics.median(paired):.3f} ({min(paired):.3f}–{max(paired):.3f}) |"
+        )
     fp32 = results[("fp32", "none")]
     print(f"\nengine fp32 / floor = {statistics.median(rows['engine fp32']) / floor:.3f} (target <= 1.05)")
     print(f"model alone: floor fp32 / floor bf16 = {floor / statistics.median(rows['floor bf16 (model alone)']):.2f}x")
@@ -197,14 +223,22 @@ def main() -> None:
         sid_l1 = float(np.abs(np.asarray(fp32.sid.value) - np.asarray(other.sid.value)).sum())
         score_diff = abs(float(fp32.score.value) - float(other.score.value))
         name = names[v] + (", warm cache" if v[1] == "compile" else "")
-        steady = (f" ({floor / statistics.median(rows[names[v] + ', cold cache']):.2f}x with a cold cache, "
-                  f"{floor / statistics.median(rows[names[v] + ', cold cache, less compile time']):.2f}x "
-                  "less its compile time)") if v[1] == "compile" else ""
+        steady = (
+            (
+                f" ({floor / statistics.median(rows[names[v] + ', cold cache']):.2f}x with a cold cache, "
+                f"{floor / statistics.median(rows[names[v] + ', cold cache, less compile time']):.2f}x "
+                "less its compile time)"
+            )
+            if v[1] == "compile"
+            else ""
+        )
         paired = statistics.median(f / e for f, e in zip(rows["floor fp32"], rows[name]))
-        print(f"{name}: floor / it = {floor / statistics.median(rows[name]):.2f}x by the medians, {paired:.2f}x "
-              f"by the per-round median{steady} (bf16 target >= 1.8); "
-              f"against engine fp32: SID L1 {sid_l1:.4f} (target <= 0.01), |score diff| {score_diff:.4f} "
-              "(target <= 0.005)")
+        print(
+            f"{name}: floor / it = {floor / statistics.median(rows[name]):.2f}x by the medians, {paired:.2f}x "
+            f"by the per-round median{steady} (bf16 target >= 1.8); "
+            f"against engine fp32: SID L1 {sid_l1:.4f} (target <= 0.01), |score diff| {score_diff:.4f} "
+            "(target <= 0.005)"
+        )
 
 
 if __name__ == "__main__":

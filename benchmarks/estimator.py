@@ -19,6 +19,7 @@ M−2, ... enumerated while they fit, complement pairs drawn from the rest), per
 own antithetic permutations, the tool's default for --estimator permutation: its sampling
 error averages out over images).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "studies"))
 
-from iaside.runtime import apply_malloc_fix  # noqa: E402
+from iaside.runtime import apply_malloc_fix
 
 
 def source_model(source: str):
@@ -39,8 +40,9 @@ def source_model(source: str):
         from iaside.models import load_model
 
         return load_model("efficientnet-lite0"), "samples:imagenet"
-    from iaside.models.base import Classifier
     from stability import mnist_source
+
+    from iaside.models.base import Classifier
 
     net, x, y = mnist_source()
     return Classifier(net, (0.0,), (1.0,)), (x, y)
@@ -58,9 +60,18 @@ def exact_table(source: str, model, data, m: int, n_images: int, precision: str,
     path = cache / f"exact_{name}_N{n_images}_M{m}_{precision}_zero.npz"
     if path.exists():
         return np.load(path)["logp_nats"]
-    result = iaside.explain(model, subset(data, n_images), bands=m, samples=n_images if source == "lite0" else None,
-                            fill="zero", n_bootstrap=0, precision=precision, batch_size=64 if source == "lite0" else 256,
-                            show_progress=True, record=False)
+    result = iaside.explain(
+        model,
+        subset(data, n_images),
+        bands=m,
+        samples=n_images if source == "lite0" else None,
+        fill="zero",
+        n_bootstrap=0,
+        precision=precision,
+        batch_size=64 if source == "lite0" else 256,
+        show_progress=True,
+        record=False,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, logp_nats=result.per_image["logp_nats"])
     return result.per_image["logp_nats"]
@@ -70,35 +81,58 @@ def estimate(estimator: str, table: np.ndarray, m: int, budget: int, seed: int):
     """(φ̂ of the data set (M,), its standard error (M,), coalitions per image) from the exact table."""
     from iaside.estimators.kernel import kernel_matrix, kernel_plan, kernel_standard_error
     from iaside.estimators.permutation import (
-        PermutationEstimator, permutation_matrix, permutation_plan, permutation_standard_error,
+        PermutationEstimator,
+        permutation_matrix,
+        permutation_plan,
+        permutation_standard_error,
     )
 
     game = table.mean(axis=0)  # the data set's mean game, (2**M,)
     if estimator == "kernel":
         p = kernel_plan(m, budget, seed)
-        return game[p.masks] @ kernel_matrix(p), kernel_standard_error(game[p.masks], p, n_resamples=100, seed=seed), \
-            len(p.masks)
+        return (
+            game[p.masks] @ kernel_matrix(p),
+            kernel_standard_error(game[p.masks], p, n_resamples=100, seed=seed),
+            len(p.masks),
+        )
     if estimator == "permutation":
         masks, perms = permutation_plan(m, budget, seed)
-        return game[masks] @ permutation_matrix(masks, perms), permutation_standard_error(game[masks], masks, perms), \
-            len(masks)
+        return (
+            game[masks] @ permutation_matrix(masks, perms),
+            permutation_standard_error(game[masks], masks, perms),
+            len(masks),
+        )
     plan = PermutationEstimator(m, "per-image", budget, seed)
     index = np.arange(len(table))
     phi = plan.phi(np.stack([table[i, plan.masks(i)] for i in index]), index)  # (N, M)
     return phi.mean(axis=0), phi.std(axis=0, ddof=1) / np.sqrt(len(phi)), plan.n_coalitions
 
 
-def check_against_a_real_run(source: str, model, data, estimator: str, m: int, budget: int, n_images: int,
-                             precision: str, table: np.ndarray) -> None:
+def check_against_a_real_run(
+    source: str, model, data, estimator: str, m: int, budget: int, n_images: int, precision: str, table: np.ndarray
+) -> None:
     import iaside
 
     setting = {"coalitions": budget} if estimator == "kernel" else {"permutations": budget}
     draws = "per-image" if estimator == "permutation-per-image" else "shared"
-    real = iaside.explain(model, subset(data, n_images), bands=m, samples=n_images if source == "lite0" else None,
-                          fill="zero", n_bootstrap=0, precision=precision, estimator=estimator.split("-")[0],
-                          draws=draws, seed=0, show_progress=False, record=False, **setting)
-    assert np.allclose(real.phi.value, estimate(estimator, table, m, budget, 0)[0], atol=1e-4), \
+    real = iaside.explain(
+        model,
+        subset(data, n_images),
+        bands=m,
+        samples=n_images if source == "lite0" else None,
+        fill="zero",
+        n_bootstrap=0,
+        precision=precision,
+        estimator=estimator.split("-")[0],
+        draws=draws,
+        seed=0,
+        show_progress=False,
+        record=False,
+        **setting,
+    )
+    assert np.allclose(real.phi.value, estimate(estimator, table, m, budget, 0)[0], atol=1e-4), (
         f"a real {estimator} run must equal the estimator on the exact table's entries"
+    )
 
 
 def main() -> None:
@@ -109,12 +143,22 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--estimators", nargs="+", default=["kernel", "permutation", "permutation-per-image"],
-                        choices=["kernel", "permutation", "permutation-per-image"])
-    parser.add_argument("--fractions", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2],
-                        help="kernel budgets as fractions of 2**M")
-    parser.add_argument("--permutations", type=int, nargs="+", default=[8, 16, 32, 48, 64, 128],
-                        help="permutations (shared) or permutations per image (per-image)")
+    parser.add_argument(
+        "--estimators",
+        nargs="+",
+        default=["kernel", "permutation", "permutation-per-image"],
+        choices=["kernel", "permutation", "permutation-per-image"],
+    )
+    parser.add_argument(
+        "--fractions", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2], help="kernel budgets as fractions of 2**M"
+    )
+    parser.add_argument(
+        "--permutations",
+        type=int,
+        nargs="+",
+        default=[8, 16, 32, 48, 64, 128],
+        help="permutations (shared) or permutations per image (per-image)",
+    )
     parser.add_argument("--cache", type=Path, default=Path("runs/estimator"))
     parser.add_argument("--skip-check", action="store_true", help="do not compare with real estimator runs")
     args = parser.parse_args()
@@ -132,11 +176,15 @@ def main() -> None:
         sid_exact = sid_from_phi(phi_exact)
         print(f"M={m}: exact phi (nats) {np.round(phi_exact, 3).tolist()}", flush=True)
         for estimator in args.estimators:
-            budgets = ([max(2 * m + 2, int(round(f * 2**m))) for f in args.fractions] if estimator == "kernel"
-                       else args.permutations)
+            budgets = (
+                [max(2 * m + 2, int(round(f * 2**m))) for f in args.fractions]
+                if estimator == "kernel"
+                else args.permutations
+            )
             if not args.skip_check:
-                check_against_a_real_run(args.source, model, data, estimator, m, budgets[0], args.images,
-                                         args.precision, table)
+                check_against_a_real_run(
+                    args.source, model, data, estimator, m, budgets[0], args.images, args.precision, table
+                )
             for budget in budgets:
                 errors, covered, passes = [], [], []
                 for seed in range(args.seeds):
@@ -145,14 +193,17 @@ def main() -> None:
                     covered.append(np.mean(np.abs(phi - phi_exact) <= 2 * se))
                     passes.append(k)
                 setting = f"{budget} coalitions" if estimator == "kernel" else f"{budget} permutations"
-                rows.append(f"| {m} | {estimator} | {setting} | {np.mean(passes):.0f} | {np.mean(passes) / 2**m:.3f} | "
-                            f"{np.mean(errors):.4f} | {np.quantile(errors, 0.9):.4f} | {np.mean(covered):.2f} |")
+                rows.append(
+                    f"| {m} | {estimator} | {setting} | {np.mean(passes):.0f} | {np.mean(passes) / 2**m:.3f} | "
+                    f"{np.mean(errors):.4f} | {np.quantile(errors, 0.9):.4f} | {np.mean(covered):.2f} |"
+                )
                 print(rows[-1], flush=True)
-    what = ("EfficientNet-Lite0, samples:imagenet" if args.source == "lite0"
-            else "small CNN, held-out real MNIST digits")
+    what = "EfficientNet-Lite0, samples:imagenet" if args.source == "lite0" else "small CNN, held-out real MNIST digits"
     print(f"\n{what}, N={args.images}, zero fill, {args.precision}, {args.seeds} seeds per budget\n")
-    print("| M | estimator | setting | coalitions/image | fraction of 2**M | SID L1 error mean | SID L1 error p90 | "
-          "|φ̂−φ| ≤ 2·SE |")
+    print(
+        "| M | estimator | setting | coalitions/image | fraction of 2**M | SID L1 error mean | SID L1 error p90 | "
+        "|φ̂−φ| ≤ 2·SE |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 

@@ -5,6 +5,7 @@
 Prints the largest difference between the run's interaction index / Möbius dividends (mean
 game and every image) and shapiq's ExactComputer (index "SII", order 2; moebius_transform).
 """
+
 from __future__ import annotations
 
 import sys
@@ -38,8 +39,10 @@ def main(run_dir: str) -> None:
     for _, table, ours_index, ours_mobius in tables:
         sii, dividends = shapiq_values(table, m)
         worst_index = max(worst_index, max(abs(ours_index[i, j] - sii[(i, j)]) for i, j in combinations(range(m), 2)))
-        worst_mobius = max(worst_mobius, max(abs(ours_mobius[t] - dividends[tuple(k for k in range(m) if t >> k & 1)])
-                                             for t in range(2**m)))
+        worst_mobius = max(
+            worst_mobius,
+            max(abs(ours_mobius[t] - dividends[tuple(k for k in range(m) if t >> k & 1)]) for t in range(2**m)),
+        )
     print(f"{run_dir}: M={m}, {len(logp)} images + the mean game")
     print(f"max |I_ij - shapiq SII| = {worst_index:.2e}; max |m(T) - shapiq Moebius| = {worst_mobius:.2e}")
 

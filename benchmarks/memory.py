@@ -6,11 +6,11 @@ Each N runs in a fresh process (a small CNN, synthetic images generated on deman
 fill, M bands) and reports its peak RSS from getrusage. The per-image table itself is
 N·2**M·8 bytes (and is the result, so it is kept); the row shows it next to the peak.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 
@@ -58,11 +58,18 @@ def main() -> None:
     print("| N images | seconds | RSS after imports MB | peak RSS MB | per-image table MB |")
     print("|---|---|---|---|---|")
     for n in args.images:
-        out = subprocess.run([sys.executable, "-c", CHILD, str(n), str(args.size), str(args.bands)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(n), str(args.size), str(args.bands)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         row = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"| {n} | {row['seconds']:.1f} | {row['rss_before_mb']:.0f} | {row['peak_rss_mb']:.0f} | "
-              f"{row['table_mb']:.2f} |", flush=True)
+        print(
+            f"| {n} | {row['seconds']:.1f} | {row['rss_before_mb']:.0f} | {row['peak_rss_mb']:.0f} | "
+            f"{row['table_mb']:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

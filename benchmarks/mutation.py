@@ -14,6 +14,7 @@ run past mutmut's timeout (15 × their clean time + 1 s) is caught; one in a fun
 selected test reaches ("no tests") counts as not caught and is listed, so a module's selection
 must cover all of it. "not checked": the run hit --timeout-s first. Not in the default suite.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,32 +34,75 @@ BIN = Path(sys.executable).parent
 N, R = "tests/test_numbers.py::", "tests/test_robustness.py::"
 MODULES: dict[str, tuple[str, list[str]]] = {
     # module: (file, the tests that cover it; each run is restricted to these, fast ones first)
-    "spectral": ("iaside/spectral.py", ["tests/test_spectral.py", "tests/test_mutation_kills.py",
-                                        "tests/test_preset.py", N + "test_ring_centres_are_the_middle_of_each_ring"]),
-    "game": ("iaside/game.py", ["tests/test_game.py", "tests/test_scaleout.py", "-k",
-                                "not torchrun and not merge and not resume and not end_to_end and not target_ci"]),
+    "spectral": (
+        "iaside/spectral.py",
+        [
+            "tests/test_spectral.py",
+            "tests/test_mutation_kills.py",
+            "tests/test_preset.py",
+            N + "test_ring_centres_are_the_middle_of_each_ring",
+        ],
+    ),
+    "game": (
+        "iaside/game.py",
+        [
+            "tests/test_game.py",
+            "tests/test_scaleout.py",
+            "-k",
+            "not torchrun and not merge and not resume and not end_to_end and not target_ci",
+        ],
+    ),
     "fills": ("iaside/fills.py", ["tests/test_axioms.py", "tests/test_oracles.py", "tests/test_preset.py"]),
     "coalitions": ("iaside/coalitions.py", ["tests/test_preset.py", "tests/test_oracles.py", "tests/test_axioms.py"]),
-    "summary": ("iaside/summary.py", ["tests/test_summary.py", "tests/test_mutation_kills.py",
-                                      N + "test_bootstrap_interval_is_at_the_stated_level",
-                                      N + "test_bootstrap_resamples_are_means_of_resampled_images"]),
+    "summary": (
+        "iaside/summary.py",
+        [
+            "tests/test_summary.py",
+            "tests/test_mutation_kills.py",
+            N + "test_bootstrap_interval_is_at_the_stated_level",
+            N + "test_bootstrap_resamples_are_means_of_resampled_images",
+        ],
+    ),
     "plans": ("iaside/plans.py", ["tests/test_scaleout.py", "-k", "not torchrun"]),
-    "metrics": ("iaside/robustness/metrics.py", [
-        N + "test_corruption_error_sums_every_severity", N + "test_mce_is_relative_to_the_named_reference_not_the_first_model",
-        R + "test_ce_and_mce_on_a_hand_made_table", R + "test_report_reference_round_trip_and_csv",
-        R + "test_evaluate_shares_images_and_predicted_labels_give_zero_clean_error", "tests/test_mutation_kills.py"]),
-    "correlation": ("iaside/robustness/correlation.py", [
-        N + "test_correlations_with_ties_and_both_signs", R + "test_correlations_match_scipy_on_known_data",
-        R + "test_few_models_get_exact_permutation_p_values", R + "test_bootstrap_statistics_equal_scipy_on_resamples_with_ties",
-        R + "test_correlation_with_too_few_models_is_undefined", "tests/test_mutation_kills.py"]),
-    "snr": ("iaside/robustness/snr.py", [
-        N + "test_ring_centres_are_the_middle_of_each_ring", N + "test_snr_families_pool_every_member_at_every_severity_and_refit",
-        R + "test_snr_of_a_perturbation_confined_to_one_band_is_infinite_elsewhere",
-        R + "test_fit_line_recovers_an_exponential_decay", R + "test_noise_snr_falls_with_frequency_on_natural_like_images",
-        R + "test_snr_command_end_to_end", "tests/test_mutation_kills.py"]),
+    "metrics": (
+        "iaside/robustness/metrics.py",
+        [
+            N + "test_corruption_error_sums_every_severity",
+            N + "test_mce_is_relative_to_the_named_reference_not_the_first_model",
+            R + "test_ce_and_mce_on_a_hand_made_table",
+            R + "test_report_reference_round_trip_and_csv",
+            R + "test_evaluate_shares_images_and_predicted_labels_give_zero_clean_error",
+            "tests/test_mutation_kills.py",
+        ],
+    ),
+    "correlation": (
+        "iaside/robustness/correlation.py",
+        [
+            N + "test_correlations_with_ties_and_both_signs",
+            R + "test_correlations_match_scipy_on_known_data",
+            R + "test_few_models_get_exact_permutation_p_values",
+            R + "test_bootstrap_statistics_equal_scipy_on_resamples_with_ties",
+            R + "test_correlation_with_too_few_models_is_undefined",
+            "tests/test_mutation_kills.py",
+        ],
+    ),
+    "snr": (
+        "iaside/robustness/snr.py",
+        [
+            N + "test_ring_centres_are_the_middle_of_each_ring",
+            N + "test_snr_families_pool_every_member_at_every_severity_and_refit",
+            R + "test_snr_of_a_perturbation_confined_to_one_band_is_infinite_elsewhere",
+            R + "test_fit_line_recovers_an_exponential_decay",
+            R + "test_noise_snr_falls_with_frequency_on_natural_like_images",
+            R + "test_snr_command_end_to_end",
+            "tests/test_mutation_kills.py",
+        ],
+    ),
     "result": ("iaside/result.py", ["tests/test_numbers.py", "tests/test_mutation_kills.py", "tests/test_store.py"]),
-    "store": ("iaside/store.py", ["tests/test_store.py", "tests/test_mutation_kills.py",
-                                  N + "test_leaderboard_order_for_every_by"]),
+    "store": (
+        "iaside/store.py",
+        ["tests/test_store.py", "tests/test_mutation_kills.py", N + "test_leaderboard_order_for_every_by"],
+    ),
 }
 KILLED, TIMEOUT, SURVIVED, NO_TESTS = "killed", "timeout", "survived", "no tests"
 
@@ -68,18 +112,25 @@ def prepare(module: str, workdir: Path) -> Path:
     dst = workdir / module
     if dst.exists():
         shutil.rmtree(dst)
-    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(
-        ".venv", ".git", "mutants", "runs", "__pycache__", ".pytest_cache", ".hypothesis", "*.pyc"))
-    lines = ["[mutmut]", "source_paths = iaside", f"only_mutate = {path}",
-             "pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
+    shutil.copytree(
+        ROOT,
+        dst,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", "mutants", "runs", "__pycache__", ".pytest_cache", ".hypothesis", "*.pyc"
+        ),
+    )
+    lines = ["[mutmut]", "source_paths = iaside", f"only_mutate = {path}", "pytest_add_cli_args_test_selection ="] + [
+        f"    {t}" for t in tests
+    ]
     lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "process_isolation = forkserver", ""]
     (dst / "setup.cfg").write_text("\n".join(lines))
     return dst
 
 
 def _status(dst: Path, env: dict) -> dict[str, str]:
-    listing = subprocess.run([str(BIN / "mutmut"), "results", "--all", "true"], cwd=dst, env=env,
-                             capture_output=True, text=True).stdout
+    listing = subprocess.run(
+        [str(BIN / "mutmut"), "results", "--all", "true"], cwd=dst, env=env, capture_output=True, text=True
+    ).stdout
     return dict(re.findall(r"^\s*(\S+__mutmut_\d+): (.+?)\s*$", listing, re.M))
 
 
@@ -104,16 +155,28 @@ def run_module(module: str, workdir: Path, timeout_s: float, recheck: bool = Fal
     t0 = time.time()
     with open(dst / "mutmut-run.log", "a" if recheck else "w") as log:
         try:
-            code = subprocess.run([str(BIN / "mutmut"), "run", "--max-children", "1", *names], cwd=dst, env=env,
-                                  stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s).returncode
+            code = subprocess.run(
+                [str(BIN / "mutmut"), "run", "--max-children", "1", *names],
+                cwd=dst,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=timeout_s,
+            ).returncode
         except subprocess.TimeoutExpired:
             code = "time limit"
     seconds = time.time() - t0
     status = _status(dst, env)
     counts = collections.Counter(status.values())
-    return {"module": module, "file": MODULES[module][0], "code": code, "seconds": seconds, "counts": counts,
-            "survivors": sorted(k for k, v in status.items() if v == SURVIVED),
-            "unreached": sorted(k for k, v in status.items() if v == NO_TESTS)}
+    return {
+        "module": module,
+        "file": MODULES[module][0],
+        "code": code,
+        "seconds": seconds,
+        "counts": counts,
+        "survivors": sorted(k for k, v in status.items() if v == SURVIVED),
+        "unreached": sorted(k for k, v in status.items() if v == NO_TESTS),
+    }
 
 
 def row(r: dict) -> str:
@@ -124,12 +187,16 @@ def row(r: dict) -> str:
     score = f"{100 * caught / judged:.1f} %" if judged else "-"
     other = {k: v for k, v in c.items() if k not in (KILLED, TIMEOUT, SURVIVED, NO_TESTS)}
     note = "" if r["code"] == 0 else f" (mutmut exit {r['code']})"
-    return (f"| {r['module']} | {total} | {c[KILLED]} | {c[TIMEOUT]} | {c[SURVIVED]} | {c[NO_TESTS]} | "
-            f"{', '.join(f'{k} {v}' for k, v in other.items()) or '-'} | {score} | {r['seconds'] / 60:.1f} min{note} |")
+    return (
+        f"| {r['module']} | {total} | {c[KILLED]} | {c[TIMEOUT]} | {c[SURVIVED]} | {c[NO_TESTS]} | "
+        f"{', '.join(f'{k} {v}' for k, v in other.items()) or '-'} | {score} | {r['seconds'] / 60:.1f} min{note} |"
+    )
 
 
-HEAD = ("| module | mutants | killed | timeout | survived | no tests | other | score | time |\n"
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|")
+HEAD = (
+    "| module | mutants | killed | timeout | survived | no tests | other | score | time |\n"
+    "|---|---:|---:|---:|---:|---:|---|---:|---:|"
+)
 
 
 def main(argv=None) -> int:
@@ -137,8 +204,11 @@ def main(argv=None) -> int:
     ap.add_argument("modules", nargs="*", default=list(MODULES), help=f"any of {', '.join(MODULES)} (default all)")
     ap.add_argument("--timeout-s", type=float, default=3600, help="give up on one module after this long")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/iaside-mutation"))
-    ap.add_argument("--recheck", action="store_true",
-                    help="rerun only the survivors of an earlier run in WORKDIR against the current tests")
+    ap.add_argument(
+        "--recheck",
+        action="store_true",
+        help="rerun only the survivors of an earlier run in WORKDIR against the current tests",
+    )
     args = ap.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:

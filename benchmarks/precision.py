@@ -15,6 +15,7 @@ W, passes(W) = budget·(1.96·std/W)², so passes(b)/passes(a) = (std_b/std_a)²
 own ``--target-ci W`` is then run on the pool (images in the seeded random order) with (a) and
 (a'), and the images and passes it took are reported next to the extrapolation.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,11 +26,12 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "studies"))
 
-import iaside  # noqa: E402
-from iaside.models.base import Classifier  # noqa: E402
-from iaside.runtime import apply_malloc_fix  # noqa: E402
-from iaside.summary import score, sid_from_phi  # noqa: E402
-from stability import crn, independent, mnist_source, planted_source  # noqa: E402
+from stability import crn, independent, mnist_source, planted_source
+
+import iaside
+from iaside.models.base import Classifier
+from iaside.runtime import apply_malloc_fix
+from iaside.summary import score, sid_from_phi
 
 
 def main() -> None:
@@ -44,10 +46,14 @@ def main() -> None:
     m = args.bands
     k_walk = 2 + args.permutations * (m - 1)
     n_walk = args.n0 * 2**m // k_walk
-    print(f"M={m}, N0={args.n0}, {args.seeds} seeds, budget {args.n0 * 2**m} passes, target half-width W={args.width}; "
-          f"(a') {args.permutations} permutations per image: {k_walk} coalitions, {n_walk} images\n")
-    print("| source | std (a) exact | std (a') per-image perm. | std (b) independent | passes for W (a) | (a') | (b) | "
-          "(b)/(a) | (b)/(a') | --target-ci (a): images, passes | --target-ci (a'): images, passes |")
+    print(
+        f"M={m}, N0={args.n0}, {args.seeds} seeds, budget {args.n0 * 2**m} passes, target half-width W={args.width}; "
+        f"(a') {args.permutations} permutations per image: {k_walk} coalitions, {n_walk} images\n"
+    )
+    print(
+        "| source | std (a) exact | std (a') per-image perm. | std (b) independent | passes for W (a) | (a') | (b) | "
+        "(b)/(a) | (b)/(a') | --target-ci (a): images, passes | --target-ci (a'): images, passes |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, (net, pool_x, pool_y) in (("MNIST", mnist_source()), ("planted", planted_source(m))):
         model = Classifier(net, (0.0,), (1.0,))
@@ -56,20 +62,44 @@ def main() -> None:
             pick = np.sort(np.random.default_rng([seed, args.n0]).choice(len(pool_x), args.n0, replace=False))
             a.append(float(crn(model, pool_x[pick], pool_y[pick], m, seed, n_bootstrap=0).score.value))
             pick = np.sort(np.random.default_rng([seed, n_walk]).choice(len(pool_x), n_walk, replace=False))
-            a_walk.append(float(iaside.explain(model, (pool_x[pick], pool_y[pick]), bands=m, seed=seed, n_bootstrap=0,
-                                               estimator="permutation", permutations=args.permutations,
-                                               batch_size=256, show_progress=False, record=False).score.value))
+            a_walk.append(
+                float(
+                    iaside.explain(
+                        model,
+                        (pool_x[pick], pool_y[pick]),
+                        bands=m,
+                        seed=seed,
+                        n_bootstrap=0,
+                        estimator="permutation",
+                        permutations=args.permutations,
+                        batch_size=256,
+                        show_progress=False,
+                        record=False,
+                    ).score.value
+                )
+            )
             b.append(float(score(sid_from_phi(independent(model, pool_x, pool_y, args.n0, m, seed)))))
         stds = [np.std(d, ddof=1) for d in (a, a_walk, b)]
         passes = [args.n0 * 2**m * (1.96 * s / args.width) ** 2 for s in stds]
         early = []
         for setting in ({}, {"estimator": "permutation", "permutations": args.permutations}):
-            r = iaside.explain(model, (pool_x, pool_y), bands=m, target_ci=args.width, n_bootstrap=200,
-                               batch_size=256, show_progress=False, record=False, **setting)
+            r = iaside.explain(
+                model,
+                (pool_x, pool_y),
+                bands=m,
+                target_ci=args.width,
+                n_bootstrap=200,
+                batch_size=256,
+                show_progress=False,
+                record=False,
+                **setting,
+            )
             early.append(f"{r.data['n_images']} of {r.data['n_images_available']}, {r.meta['forward_passes']}")
-        print(f"| {name} | {stds[0]:.4f} | {stds[1]:.4f} | {stds[2]:.4f} | {passes[0]:.0f} | {passes[1]:.0f} | "
-              f"{passes[2]:.0f} | {passes[2] / passes[0]:.1f} | {passes[2] / passes[1]:.1f} | {early[0]} | {early[1]} |",
-              flush=True)
+        print(
+            f"| {name} | {stds[0]:.4f} | {stds[1]:.4f} | {stds[2]:.4f} | {passes[0]:.0f} | {passes[1]:.0f} | "
+            f"{passes[2]:.0f} | {passes[2] / passes[0]:.1f} | {passes[2] / passes[1]:.1f} | {early[0]} | {early[1]} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

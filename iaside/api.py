@@ -1,4 +1,5 @@
 """``iaside.explain``: the one entry point. Model + data in, ``Result`` out (and files, with ``out``)."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -16,13 +17,12 @@ from . import __version__, distributed
 from .coalitions import CoalitionSynthesizer
 from .compile_cache import CompileCache
 from .config import DataConfig, ExplainConfig
-from .data.base import PREDICTED
 from .engine import Engine, EngineState
 from .errors import IasideError
+from .estimators import Estimator, estimator_from_config, resolve_budget
 from .fills import make_fill, processing_order
 from .models import state_fingerprint
 from .models.base import LoadedModel
-from .estimators import Estimator, estimator_from_config, resolve_budget
 from .result import SID_PNG, Result
 from .runs import STATE_NPZ, checked_write, open_run, owns_out_folder, run_identity, state_file
 from .runtime import apply_malloc_fix
@@ -31,8 +31,9 @@ from .summary import summarize
 from .validate import check_run_arguments, check_still_readable
 
 
-def _resolve_model(model, weights, device, data_config, overrides, num_classes=None, outputs="logits",
-                   used=None) -> LoadedModel:
+def _resolve_model(
+    model, weights, device, data_config, overrides, num_classes=None, outputs="logits", used=None
+) -> LoadedModel:
     """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel, its data config
     resolved by the one rule (``iaside.models.registry.data_config_layers``)."""
     if isinstance(model, LoadedModel):
@@ -42,14 +43,27 @@ def _resolve_model(model, weights, device, data_config, overrides, num_classes=N
     if isinstance(model, str):
         from .models import load_model
 
-        return load_model(model, weights=weights, device=device, overrides=overrides, data_config=data_config,
-                          num_classes=num_classes, outputs=outputs)
+        return load_model(
+            model,
+            weights=weights,
+            device=device,
+            overrides=overrides,
+            data_config=data_config,
+            num_classes=num_classes,
+            outputs=outputs,
+        )
     if not isinstance(model, nn.Module):
         raise IasideError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
     from .models.registry import wrap_module
 
-    return wrap_module(model, fingerprint=state_fingerprint(model), data_config=data_config, overrides=overrides,
-                       outputs=outputs, used=used)
+    return wrap_module(
+        model,
+        fingerprint=state_fingerprint(model),
+        data_config=data_config,
+        overrides=overrides,
+        outputs=outputs,
+        used=used,
+    )
 
 
 def _resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str | None, class_names):
@@ -61,8 +75,9 @@ def _resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str
     from .data.inputs import as_dataset
 
     if labels_file is not None:
-        raise IasideError(f"labels={labels_file!r} labels the images of a folder; with in-memory data pass "
-                          "(images, labels) instead")
+        raise IasideError(
+            f"labels={labels_file!r} labels the images of a folder; with in-memory data pass (images, labels) instead"
+        )
     dataset: Any = as_dataset(data, cfg, predicted=config.labels == "predicted")
     if config.samples is not None and config.samples < len(dataset):
         dataset = dataset.subset(
@@ -131,8 +146,14 @@ def _target_ci_stop(plan: Estimator, config: ExplainConfig, n_images: int, targe
         known[new] = True
         if done.sum() < 10:
             return False
-        s = summarize(phi[done], state.label[done], n_bootstrap=200, seed=config.seed, beta=config.beta,
-                      confidence=config.confidence)
+        s = summarize(
+            phi[done],
+            state.label[done],
+            n_bootstrap=200,
+            seed=config.seed,
+            beta=config.beta,
+            confidence=config.confidence,
+        )
         return float(s["score"].high - s["score"].low) / 2 < target_ci
 
     return stop
@@ -257,9 +278,20 @@ def explain(
     if on_bad_image not in ("error", "skip"):
         raise IasideError(f"--on-bad-image {on_bad_image!r} is not one of error, skip")
     config = ExplainConfig.build(
-        preset, base=config, bands=bands, partition=partition, fill=fill, clip=clip,
-        labels="predicted" if labels == "predicted" else None, samples=samples, seed=seed, n_bootstrap=n_bootstrap,
-        estimator=estimator, permutations=permutations, coalitions=coalitions, draws=draws,
+        preset,
+        base=config,
+        bands=bands,
+        partition=partition,
+        fill=fill,
+        clip=clip,
+        labels="predicted" if labels == "predicted" else None,
+        samples=samples,
+        seed=seed,
+        n_bootstrap=n_bootstrap,
+        estimator=estimator,
+        permutations=permutations,
+        coalitions=coalitions,
+        draws=draws,
     )
     check_run_arguments(bands=config.bands, seed=config.seed, workers=num_workers, samples=config.samples)
     config = resolve_budget(config)
@@ -285,11 +317,19 @@ def explain(
     masks = band_masks(first.shape[-2], first.shape[-1], config.bands, config.partition)
     plan = estimator_from_config(config)
     engine = Engine(
-        loaded.model, CoalitionSynthesizer(masks, config.synthesis, config.clip), make_fill(config.fill, config.seed),
-        batch_size=batch_size, device=device, precision=precision, num_workers=num_workers, seed=config.seed,
-        coalitions=plan.bits if plan.per_image else plan.bits(), optimize=optimize,
+        loaded.model,
+        CoalitionSynthesizer(masks, config.synthesis, config.clip),
+        make_fill(config.fill, config.seed),
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        num_workers=num_workers,
+        seed=config.seed,
+        coalitions=plan.bits if plan.per_image else plan.bits(),
+        optimize=optimize,
         compile_cache=CompileCache() if cache else None,
-        show_progress=show_progress and (rank is None or rank[0] == 0), checkpoint_every_s=checkpoint_every_s,
+        show_progress=show_progress and (rank is None or rank[0] == 0),
+        checkpoint_every_s=checkpoint_every_s,
         record_top1=views,
     )
     out_dir = Path(out) if out is not None else None
@@ -320,12 +360,19 @@ def explain(
     if engine.checkpoint is not None:
         engine.checkpoint(state)
     run_meta = {
-        "device": str(device), "precision": engine.precision, "precision_requested": precision,
+        "device": str(device),
+        "precision": engine.precision,
+        "precision_requested": precision,
         "batch_size": engine.batch_size,
-        "optimize": {"requested": optimize, "applied": engine.optimized_as,
-                     **({"compiled": engine.compile_info()} if engine.compile_info() else {})},
+        "optimize": {
+            "requested": optimize,
+            "applied": engine.optimized_as,
+            **({"compiled": engine.compile_info()} if engine.compile_info() else {}),
+        },
         "forward_passes": stats.passes + stats.images,  # coalition passes + one clean pass per image
-        "reused_coalitions": stats.reused, "images_this_session": stats.images, "timings_s": dict(stats.seconds),
+        "reused_coalitions": stats.reused,
+        "images_this_session": stats.images,
+        "timings_s": dict(stats.seconds),
         "images_per_s": stats.images / max(stats.seconds.get("total", 0.0), 1e-9) if stats.images else None,
         "target_ci": target_ci,
         "run_dir": None if out_dir is None else str(out_dir.resolve()),
@@ -365,29 +412,36 @@ def build_result(run_info: dict, state: EngineState, run_meta: dict | None = Non
     plan = estimator_from_config(config)
     logp, index = state.logp_nats[done], np.flatnonzero(done)
     if logp.shape[1] != plan.n_coalitions:
-        raise IasideError(f"the saved state has {logp.shape[1]} coalitions per image but its configuration's plan "
-                          f"has {plan.n_coalitions}; it was written by another version: rerun it")
+        raise IasideError(
+            f"the saved state has {logp.shape[1]} coalitions per image but its configuration's plan "
+            f"has {plan.n_coalitions}; it was written by another version: rerun it"
+        )
     phi_per_image = plan.phi(logp, index)
     summary = summarize(
-        phi_per_image, state.label[done], n_bootstrap=config.n_bootstrap, confidence=config.confidence,
-        seed=config.seed, beta=config.beta,
+        phi_per_image,
+        state.label[done],
+        n_bootstrap=config.n_bootstrap,
+        confidence=config.confidence,
+        seed=config.seed,
+        beta=config.beta,
     )
     coalitions, v_nats = plan.common_values(logp, index)
     efficiency_gap = float(abs(phi_per_image.mean(axis=0).sum() - (logp[:, -1].mean() - logp[:, 0].mean())))
     estimator = plan.info(logp, phi_per_image)
     labels_given = config.labels == "given"
     reasons = (run_meta or {}).pop("skip_reasons", {})
-    skipped = [{"name": run_info["names"][i], "reason": reasons.get(run_info["names"][i], "unreadable")}
-               for i in np.flatnonzero(state.skipped)]
-    data = {**run_info["data"], "n_images": int(done.sum()), "n_images_available": int(len(done)),
-            "skipped": skipped}
+    skipped = [
+        {"name": run_info["names"][i], "reason": reasons.get(run_info["names"][i], "unreadable")}
+        for i in np.flatnonzero(state.skipped)
+    ]
+    data = {**run_info["data"], "n_images": int(done.sum()), "n_images_available": int(len(done)), "skipped": skipped}
     meta = {
         "iaside_version": __version__,
         "torch_version": torch.__version__,
         "numpy_version": np.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         **(run_meta or {}),
     }
     meta.setdefault("timings_s", {})

@@ -5,6 +5,7 @@ the 2**M coalitions of the exact estimator, so their mean log p(y) (v) and top-1
 (the fraction of images whose arg-max on x_S is the label y) come from the same passes. With
 the zero fill the coalition images are ideal (brick-wall) filters of the image.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,15 @@ def highpass_masks(n_bands: int) -> np.ndarray:
     return full ^ ((np.int64(1) << np.arange(n_bands, dtype=np.int64)) - 1)
 
 
-def band_limited(logp_nats: np.ndarray, top1_hit: np.ndarray | None, *, fill: str, n_bootstrap: int = 1000,
-                 confidence: float = 0.95, seed: int = 0) -> dict:
+def band_limited(
+    logp_nats: np.ndarray,
+    top1_hit: np.ndarray | None,
+    *,
+    fill: str,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
     """v and top-1 accuracy at each low-/high-pass cut-off, with bootstrap intervals over images.
 
     logp_nats: (N, 2**M) in bit-mask order; top1_hit: (N, 2**M) bool for the images whose
@@ -34,24 +42,37 @@ def band_limited(logp_nats: np.ndarray, top1_hit: np.ndarray | None, *, fill: st
     "highpass": {...}}.
     """
     n_bands = int(round(np.log2(logp_nats.shape[1])))
-    out = {"cutoff": np.arange(n_bands), "fill": fill, "n_images": int(len(logp_nats)),
-           "n_images_top1": 0 if top1_hit is None else int(len(top1_hit))}
+    out = {
+        "cutoff": np.arange(n_bands),
+        "fill": fill,
+        "n_images": int(len(logp_nats)),
+        "n_images_top1": 0 if top1_hit is None else int(len(top1_hit)),
+    }
     for name, masks in (("lowpass", lowpass_masks(n_bands)), ("highpass", highpass_masks(n_bands))):
         accuracy = None
         if top1_hit is not None and len(top1_hit):
             accuracy = mean_with_interval(np.asarray(top1_hit, np.float64)[:, masks], n_bootstrap, confidence, seed)
-        out[name] = {"mask": masks, "v_nats": mean_with_interval(logp_nats[:, masks], n_bootstrap, confidence, seed),
-                     "accuracy": accuracy}
+        out[name] = {
+            "mask": masks,
+            "v_nats": mean_with_interval(logp_nats[:, masks], n_bootstrap, confidence, seed),
+            "accuracy": accuracy,
+        }
     return out
 
 
 def band_limited_to_json(curves: dict) -> dict:
-    out = {k: (np.asarray(v).tolist() if k == "cutoff" else v) for k, v in curves.items()
-           if k not in ("lowpass", "highpass")}
+    out = {
+        k: (np.asarray(v).tolist() if k == "cutoff" else v)
+        for k, v in curves.items()
+        if k not in ("lowpass", "highpass")
+    }
     for name in ("lowpass", "highpass"):
         c = curves[name]
-        out[name] = {"mask": np.asarray(c["mask"]).tolist(), "v_nats": c["v_nats"].to_dict(),
-                     "accuracy": None if c["accuracy"] is None else c["accuracy"].to_dict()}
+        out[name] = {
+            "mask": np.asarray(c["mask"]).tolist(),
+            "v_nats": c["v_nats"].to_dict(),
+            "accuracy": None if c["accuracy"] is None else c["accuracy"].to_dict(),
+        }
     return out
 
 
@@ -59,20 +80,26 @@ def band_limited_from_json(d: dict) -> dict:
     out = {**d, "cutoff": np.asarray(d["cutoff"], np.int64)}
     for name in ("lowpass", "highpass"):
         c = d[name]
-        out[name] = {"mask": np.asarray(c["mask"], np.int64), "v_nats": Estimate.from_dict(c["v_nats"]),
-                     "accuracy": None if c["accuracy"] is None else Estimate.from_dict(c["accuracy"])}
+        out[name] = {
+            "mask": np.asarray(c["mask"], np.int64),
+            "v_nats": Estimate.from_dict(c["v_nats"]),
+            "accuracy": None if c["accuracy"] is None else Estimate.from_dict(c["accuracy"]),
+        }
     return out
 
 
 def band_limited_table(curves: dict) -> str:
     """Cut-off by cut-off: low-pass and high-pass v (nats) and top-1 accuracy, with intervals."""
+
     def acc(c, k):
         a = c["accuracy"]
         return "     n/a" if a is None else f"{a.value[k]:.3f} [{a.low[k]:.3f},{a.high[k]:.3f}]"
 
-    lines = [f"band-limited views (fill={curves['fill']}; with the zero fill these are ideal filters; "
-             f"accuracy over {curves['n_images_top1']} of {curves['n_images']} images)",
-             f"{'k':>3}  {'low-pass {0..k}: v (nats), top-1':<44}  {'high-pass {k..M-1}: v (nats), top-1':<44}"]
+    lines = [
+        f"band-limited views (fill={curves['fill']}; with the zero fill these are ideal filters; "
+        f"accuracy over {curves['n_images_top1']} of {curves['n_images']} images)",
+        f"{'k':>3}  {'low-pass {0..k}: v (nats), top-1':<44}  {'high-pass {k..M-1}: v (nats), top-1':<44}",
+    ]
     for k in curves["cutoff"]:
         cells = []
         for name in ("lowpass", "highpass"):

@@ -1,4 +1,5 @@
 """Command line: parse, call the library, print. Subcommands live in ``iaside.commands``."""
+
 from __future__ import annotations
 
 import argparse
@@ -72,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"iaside: error: {_one_line(IasideError(_os_error(err)))}", file=sys.stderr)
         return 2
     except MemoryError:
-        print("iaside: error: out of memory; use a smaller --batch-size, fewer --workers or smaller images",
-              file=sys.stderr)
+        print(
+            "iaside: error: out of memory; use a smaller --batch-size, fewer --workers or smaller images",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -3,6 +3,7 @@
 x_S = b + Σ_{i∈S} (x − b)_i, because the band split is linear. ``prepare`` does the one
 split per image; ``render`` turns coalition bit rows into model inputs with one matmul.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

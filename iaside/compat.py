@@ -15,6 +15,7 @@ imports torchvision again; transforms, model constructors and weights' metadata 
 decoders still do not: use PIL to read images. Where torchvision imports by itself (a build
 that matches the installed torch, e.g. on a GPU machine) it changes nothing.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -31,7 +32,7 @@ _NMS_ERROR = "torchvision::nms does not exist"
 _NMS_SCHEMA = "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
 _torchvision_library: torch.library.Library | None = None  # kept alive: dropping it unregisters the ops
 
-__all__ = ["enable_torchvision", "import_torchvision", "import_timm", "import_transformers"]
+__all__ = ["enable_torchvision", "import_timm", "import_torchvision", "import_transformers"]
 
 
 def _require(module: str, extra: str) -> None:

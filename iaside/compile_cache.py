@@ -9,6 +9,7 @@ set, or GPU name and compute capability). The folder is ``IASIDE_CACHE``, else
 ``$XDG_CACHE_HOME/iaside`` or ``~/.cache/iaside``; entries live in its ``compiled/`` folder,
 each ``KEY.pt2`` beside a ``KEY.json`` saying what it is and how long it took to build.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,8 +20,9 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -72,8 +74,14 @@ def device_capability(device: torch.device) -> str:
     return f"cpu {platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
 
 
-def entry_key(fingerprint: str, shape: tuple[int, ...], channels_last: bool, dtype: torch.dtype | None,
-              fold: bool, device: torch.device) -> dict[str, Any]:
+def entry_key(
+    fingerprint: str,
+    shape: tuple[int, ...],
+    channels_last: bool,
+    dtype: torch.dtype | None,
+    fold: bool,
+    device: torch.device,
+) -> dict[str, Any]:
     """The facts that name a compiled entry (all of them go into its file name's hash)."""
     return {
         "format": FORMAT,
@@ -121,13 +129,18 @@ class CompileCache:
             # AOTInductor compares the package's device with this one, for a warning only, and to
             # learn the CPU's vector ISA it compiles and dlopens probe programs in child Pythons:
             # seconds once per process. The key already names the device's capability.
-            skip_probe: AbstractContextManager[Any] = (mock.patch.object(codecache, "get_device_information", lambda device: {})
-                          if hasattr(codecache, "get_device_information") else nullcontext())
+            skip_probe: AbstractContextManager[Any] = (
+                mock.patch.object(codecache, "get_device_information", lambda device: {})
+                if hasattr(codecache, "get_device_information")
+                else nullcontext()
+            )
             with skip_probe:
                 return aoti_load_package(str(path))
-        except Exception as err:  # noqa: BLE001 - a damaged file of any kind is rebuilt
-            note(f"compiled-model cache entry {path} is unreadable ({type(err).__name__}: "
-                 f"{str(err).splitlines()[0] if str(err) else ''}); compiling it again")
+        except Exception as err:
+            note(
+                f"compiled-model cache entry {path} is unreadable ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}); compiling it again"
+            )
             self.remove(key)
             return None
 
@@ -158,8 +171,12 @@ class CompileCache:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        info = {**key, "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "build_s": round(time.perf_counter() - t0, 2),
-                "batch_norms_folded": folded}
+        info = {
+            **key,
+            "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "build_s": round(time.perf_counter() - t0, 2),
+            "batch_norms_folded": folded,
+        }
         path.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
         loaded = self.load(key)
         if loaded is None:

@@ -12,13 +12,14 @@ With a ``compile_cache.CompileCache`` the compiled model of each batch shape is 
 package kept on disk (built from the same folded graph), so later runs, in any process, load it
 instead of compiling; without one, torch.compile compiles in memory for this run.
 """
+
 from __future__ import annotations
 
 import inspect
 import operator
 import time
 import types
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,14 +45,21 @@ def fold_batch_norm(gm: fx.GraphModule) -> int:
         bound.apply_defaults()
         a = bound.arguments
         conv = a["input"]
-        if (a["training"] is not False or a["running_mean"] is None or a["running_var"] is None
-                or not isinstance(conv, fx.Node) or conv.op != "call_function"
-                or conv.target not in (torch.conv2d, F.conv2d) or len(conv.users) != 1):
+        if (
+            a["training"] is not False
+            or a["running_mean"] is None
+            or a["running_var"] is None
+            or not isinstance(conv, fx.Node)
+            or conv.op != "call_function"
+            or conv.target not in (torch.conv2d, F.conv2d)
+            or len(conv.users) != 1
+        ):
             continue
         c: dict[str, object] = dict(_CONV_DEFAULTS)
         c.update(zip(_CONV_ARGS, conv.args))
         c.update(conv.kwargs)
         with graph.inserting_before(bn):
+
             def op(fn, *args):
                 return graph.call_function(fn, args)
 
@@ -121,8 +129,15 @@ class CompiledModel:
     image) to the smallest that holds it and the padding rows are dropped from the output, so
     a run compiles one graph per size, not one per batch shape."""
 
-    def __init__(self, module: nn.Module, fold: bool = True, sizes: Callable[[], Sequence[int]] = tuple,
-                 cache=None, fingerprint: str | None = None, reduced_precision: bool = False) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        fold: bool = True,
+        sizes: Callable[[], Sequence[int]] = tuple,
+        cache=None,
+        fingerprint: str | None = None,
+        reduced_precision: bool = False,
+    ) -> None:
         self.module = module
         self.shapes: set[tuple[int, ...]] = set()
         self.compile_s = self.load_s = 0.0
@@ -160,8 +175,9 @@ class CompiledModel:
         assert self.fingerprint is not None, "cache keys are made only for a model given a fingerprint"
         channels_last = images.dim() == 4 and images.is_contiguous(memory_format=torch.channels_last)
         dtype = getattr(self.module, "autocast_dtype", None)
-        return entry_key(self.fingerprint, tuple(images.shape), channels_last, dtype, self.fold,
-                         device or images.device)
+        return entry_key(
+            self.fingerprint, tuple(images.shape), channels_last, dtype, self.fold, device or images.device
+        )
 
     def _from_cache(self, images: torch.Tensor) -> tuple[Callable, torch.Tensor]:
         """The shape's compiled model (loaded, else built) and its output on ``images``."""
@@ -177,19 +193,23 @@ class CompiledModel:
             if agrees(out, want, self.reduced_precision):
                 self.cache_hits += 1
                 return runner, out
-            note(f"compiled-model cache entry {self.cache.path(key)} does not give this model's output; "
-                 "compiling it again")
+            note(
+                f"compiled-model cache entry {self.cache.path(key)} does not give this model's output; "
+                "compiling it again"
+            )
             self.cache.remove(key)
         t0 = time.perf_counter()
         try:
             runner, folded = self.cache.build(key, self.module, images, self.fold)
-        except Exception as err:  # noqa: BLE001 - any export failure: compile for this run only
+        except Exception as err:
             from .engine.runner import is_oom
 
             if is_oom(err):
                 raise
-            note(f"this model cannot be exported for the compiled-model cache ({type(err).__name__}: "
-                 f"{str(err).splitlines()[0] if str(err) else ''}); compiling it for this run only")
+            note(
+                f"this model cannot be exported for the compiled-model cache ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}); compiling it for this run only"
+            )
             self.cache = None
             return self._in_memory, self._in_memory(images)
         out = runner(images)
@@ -206,8 +226,11 @@ class CompiledModel:
         n = images.shape[0]
         size = min((s for s in self.sizes() if s >= n), default=n)
         if size > n:
-            layout = torch.channels_last if images.dim() == 4 and images.is_contiguous(
-                memory_format=torch.channels_last) else torch.contiguous_format
+            layout = (
+                torch.channels_last
+                if images.dim() == 4 and images.is_contiguous(memory_format=torch.channels_last)
+                else torch.contiguous_format
+            )
             images = torch.cat([images, images[-1:].expand(size - n, *images.shape[1:])])
             images = images.contiguous(memory_format=layout)  # the layout the graph was compiled for
         shape = tuple(images.shape)

@@ -1,4 +1,5 @@
 """Data configuration that travels with a model (timm-style): how a model wants its images."""
+
 from __future__ import annotations
 
 import math
@@ -38,13 +39,9 @@ class DataConfig:
         from .errors import IasideError
 
         if self.interpolation not in INTERPOLATIONS:
-            raise IasideError(
-                f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}"
-            )
+            raise IasideError(f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
-            raise IasideError(
-                f"mean {self.mean} and std {self.std} need {self.channels} values (one per channel)"
-            )
+            raise IasideError(f"mean {self.mean} and std {self.std} need {self.channels} values (one per channel)")
         if any(s <= 0 for s in self.std):
             raise IasideError(f"std {self.std} must be positive")
         h, w = self.input_size
@@ -57,8 +54,10 @@ class DataConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], sources: Mapping[str, str] | None = None) -> DataConfig:
-        return cls(**_normalised({k: v for k, v in d.items() if k in DATA_FIELDS}, "a data config"),
-                   sources=dict(sources) if sources else None)
+        return cls(
+            **_normalised({k: v for k, v in d.items() if k in DATA_FIELDS}, "a data config"),
+            sources=dict(sources) if sources else None,
+        )
 
     def guessed(self) -> list[str]:
         """The fields nobody declared (their source is the fallback), in field order."""
@@ -71,16 +70,19 @@ class DataConfig:
         [fallback] → mean … std … [sidecar tiny.pt.json]``; one source for all is named once at the end."""
         src = dict(self.sources or {})
         one = len(set(src.values())) == 1
-        tag = lambda *keys: "" if one or not src else " [" + ", ".join(dict.fromkeys(  # noqa: E731
-            src.get(k, "?") for k in keys)) + "]"
-        fmt = lambda v: ",".join(f"{x:.4g}" for x in v)  # noqa: E731
+        tag = lambda *keys: (
+            "" if one or not src else " [" + ", ".join(dict.fromkeys(src.get(k, "?") for k in keys)) + "]"
+        )
+        fmt = lambda v: ",".join(f"{x:.4g}" for x in v)
         h, w = self.input_size
-        line = (f"resize {self.resize_size} {self.interpolation}{tag('resize_size', 'interpolation')} → "
-                f"crop {h}×{w}{tag('input_size')} → {self.channels} channel{'s' * (self.channels != 1)}"
-                f"{tag('channels')} → mean {fmt(self.mean)} std {fmt(self.std)}{tag('mean', 'std')}")
+        line = (
+            f"resize {self.resize_size} {self.interpolation}{tag('resize_size', 'interpolation')} → "
+            f"crop {h}×{w}{tag('input_size')} → {self.channels} channel{'s' * (self.channels != 1)}"
+            f"{tag('channels')} → mean {fmt(self.mean)} std {fmt(self.std)}{tag('mean', 'std')}"
+        )
         return line + (f" [all: {next(iter(src.values()))}]" if one else "")
 
-    def override(self, **changes: Any) -> "DataConfig":
+    def override(self, **changes: Any) -> DataConfig:
         """A copy with the given fields replaced; ``None`` values are ignored."""
         changes = {k: v for k, v in changes.items() if v is not None}
         if "input_size" in changes and isinstance(changes["input_size"], int):
@@ -179,6 +181,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 """Named configurations. 'paper' reproduces the authors' script (docs/method.md §9)."""
 
+
 @dataclass(frozen=True)
 class ExplainConfig:
     """Everything that decides the numbers of a run (batch size and device do not).
@@ -241,7 +244,7 @@ class ExplainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ExplainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ExplainConfig:
         """Also reads configs saved before ``draws`` existed: they drew one set of coalitions for
         the run, and their permutation default was 32."""
         values = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}

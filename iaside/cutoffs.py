@@ -6,12 +6,14 @@ r ≥ c (the zero fill's ideal filters, no clipping). With c = k/M these are exa
 run's band-limited coalitions {0…k−1} and {k…M−1} of the same partition. Passes: 2 × cut-offs
 × images, plus one clean pass per image.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,32 +67,62 @@ def cutoff_curves(
         spectrum = torch.fft.fft2(x.double())  # (C, H, W)
         return torch.fft.ifft2(spectrum[None] * filters[start:stop, None]).real.float()
 
-    return stream_variants(model, dataset, len(filters), filtered, batch_size=batch_size, device=device, state=state,
-                           checkpoint=checkpoint, show_progress=show_progress, desc="cut-offs")
+    return stream_variants(
+        model,
+        dataset,
+        len(filters),
+        filtered,
+        batch_size=batch_size,
+        device=device,
+        state=state,
+        checkpoint=checkpoint,
+        show_progress=show_progress,
+        desc="cut-offs",
+    )
 
 
-def summarize_cutoffs(state: HeatmapState, cutoffs: np.ndarray, *, n_bootstrap: int = 1000,
-                      confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
+def summarize_cutoffs(
+    state: HeatmapState, cutoffs: np.ndarray, *, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, Any]:
     """Per cut-off: accuracy and v (mean log p(y), nats) of the low- and high-pass images, with
     bootstrap intervals over images (JSON-ready)."""
     done = state.done == 1
     c = len(cutoffs)
-    out: dict[str, Any] = {"cutoffs": cutoffs.tolist(), "n_images": int(done.sum()),
-                           "clean_accuracy": float(state.clean_hit[done].mean())}
+    out: dict[str, Any] = {
+        "cutoffs": cutoffs.tolist(),
+        "n_images": int(done.sum()),
+        "clean_accuracy": float(state.clean_hit[done].mean()),
+    }
     for name, cols in (("lowpass", slice(0, c)), ("highpass", slice(c, 2 * c))):
         out[name] = {
-            "accuracy": mean_with_interval(state.hit[done][:, cols].astype(np.float64), n_bootstrap, confidence,
-                                           seed).to_dict(),
+            "accuracy": mean_with_interval(
+                state.hit[done][:, cols].astype(np.float64), n_bootstrap, confidence, seed
+            ).to_dict(),
             "v_nats": mean_with_interval(state.logp[done][:, cols], n_bootstrap, confidence, seed).to_dict(),
         }
     return out
 
 
 def run_cutoffs(
-    model, data, cutoffs, *, partition: str = "linf", labels: str | None = None, samples: int | None = None,
-    seed: int = 0, n_bootstrap: int = 1000, batch_size: int = 64, device: str = "cpu", precision: str = "fp32",
-    weights: str | None = None, data_config=None, overrides: dict | None = None, out: str | os.PathLike | None = None,
-    show_progress: bool = True, dry_run: bool = False, say: Callable[[str], None] = print,
+    model,
+    data,
+    cutoffs,
+    *,
+    partition: str = "linf",
+    labels: str | None = None,
+    samples: int | None = None,
+    seed: int = 0,
+    n_bootstrap: int = 1000,
+    batch_size: int = 64,
+    device: str = "cpu",
+    precision: str = "fp32",
+    weights: str | None = None,
+    data_config=None,
+    overrides: dict | None = None,
+    out: str | os.PathLike | None = None,
+    show_progress: bool = True,
+    dry_run: bool = False,
+    say: Callable[[str], None] = print,
 ) -> dict[str, Any] | None:
     """Low-/high-pass accuracy and v of ``model`` over ``data`` at each cut-off; says the cost
     first. With ``out``: resumes from and writes cutoffs.json and the checkpoint there."""
@@ -102,19 +134,27 @@ def run_cutoffs(
     apply_malloc_fix()
     cutoffs = parse_cutoffs(cutoffs) if isinstance(cutoffs, str) else np.asarray(cutoffs, np.float64)
     loaded = _resolve_model(model, weights, device, data_config, overrides)
-    config = ExplainConfig.build(None, labels="predicted" if labels == "predicted" else "given", samples=samples,
-                                 seed=seed)
+    config = ExplainConfig.build(
+        None, labels="predicted" if labels == "predicted" else "given", samples=samples, seed=seed
+    )
     labels_file = labels if labels not in (None, "given", "predicted") else None
     dataset = _resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
     n = len(dataset)
-    say(f"cut-offs: {n} images × {len(cutoffs)} cut-offs × 2 (low-pass, high-pass) = {2 * n * len(cutoffs)} forward "
-        f"passes, plus {n} clean passes ({partition} radius, ideal filters)")
+    say(
+        f"cut-offs: {n} images × {len(cutoffs)} cut-offs × 2 (low-pass, high-pass) = {2 * n * len(cutoffs)} forward "
+        f"passes, plus {n} clean passes ({partition} radius, ideal filters)"
+    )
     if dry_run:
         return None
-    identity = {"model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint},
-                "data": {"fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None, "n_images": n},
-                "data_config": loaded.data_config.to_dict(), "cutoffs": cutoffs.tolist(), "partition": partition,
-                "precision": precision, "labels": config.labels}
+    identity = {
+        "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint},
+        "data": {"fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None, "n_images": n},
+        "data_config": loaded.data_config.to_dict(),
+        "cutoffs": cutoffs.tolist(),
+        "partition": partition,
+        "precision": precision,
+        "labels": config.labels,
+    }
     state, checkpoint = None, None
     if out is not None:
         out = Path(out)
@@ -122,20 +162,36 @@ def run_cutoffs(
         ident_file = out / "cutoffs-run.json"
         if ident_file.exists():
             if json.loads(ident_file.read_text()) != json.loads(json.dumps(identity)):
-                raise IasideError(f"{out} holds cut-off curves with another model, data or setting; use another "
-                                  f"--out or delete {ident_file.name} and {CUTOFFS_STATE}")
+                raise IasideError(
+                    f"{out} holds cut-off curves with another model, data or setting; use another "
+                    f"--out or delete {ident_file.name} and {CUTOFFS_STATE}"
+                )
             if (out / CUTOFFS_STATE).exists():
                 state = HeatmapState.load(out / CUTOFFS_STATE)
         else:
             ident_file.write_text(json.dumps(identity, indent=1))
-        checkpoint = lambda s: s.save(out / CUTOFFS_STATE)  # noqa: E731
+        checkpoint = lambda s: s.save(out / CUTOFFS_STATE)
     dev = torch.device(device)
     forward = ModelRunner(loaded.model, device=dev, precision=precision).logits  # the engine's model runner
-    state, stats = cutoff_curves(forward, dataset, cutoffs, partition=partition, batch_size=batch_size, device=dev,
-                                 state=state, checkpoint=checkpoint, show_progress=show_progress)
-    summary = {**summarize_cutoffs(state, cutoffs, n_bootstrap=n_bootstrap, seed=seed), "partition": partition,
-               "model": identity["model"], "data_spec": getattr(dataset, "description", str(data)),
-               "forward_passes_this_session": stats["passes"], "seconds_this_session": stats["seconds"]}
+    state, stats = cutoff_curves(
+        forward,
+        dataset,
+        cutoffs,
+        partition=partition,
+        batch_size=batch_size,
+        device=dev,
+        state=state,
+        checkpoint=checkpoint,
+        show_progress=show_progress,
+    )
+    summary = {
+        **summarize_cutoffs(state, cutoffs, n_bootstrap=n_bootstrap, seed=seed),
+        "partition": partition,
+        "model": identity["model"],
+        "data_spec": getattr(dataset, "description", str(data)),
+        "forward_passes_this_session": stats["passes"],
+        "seconds_this_session": stats["seconds"],
+    }
     if out is not None:
         state.save(out / CUTOFFS_STATE)
         tmp = out / f".tmp-{os.getpid()}-{CUTOFFS_JSON}"
@@ -145,11 +201,15 @@ def run_cutoffs(
 
 
 def cutoffs_table(summary: dict[str, Any]) -> str:
-    lines = [f"{'cut-off':>8}  {'low-pass top-1 [CI]':<24}  {'v (nats)':>8}  {'high-pass top-1 [CI]':<24}  {'v (nats)':>8}"]
+    lines = [
+        f"{'cut-off':>8}  {'low-pass top-1 [CI]':<24}  {'v (nats)':>8}  {'high-pass top-1 [CI]':<24}  {'v (nats)':>8}"
+    ]
     for k, c in enumerate(summary["cutoffs"]):
         cells = []
         for name in ("lowpass", "highpass"):
             a, v = summary[name]["accuracy"], summary[name]["v_nats"]
-            cells.append(f"{a['value'][k]:.3f} [{a['low'][k]:.3f},{a['high'][k]:.3f}]".ljust(24) + f"  {v['value'][k]:+8.3f}")
+            cells.append(
+                f"{a['value'][k]:.3f} [{a['low'][k]:.3f},{a['high'][k]:.3f}]".ljust(24) + f"  {v['value'][k]:+8.3f}"
+            )
         lines.append(f"{c:>8.3f}  {cells[0]}  {cells[1]}")
     return "\n".join(lines)

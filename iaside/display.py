@@ -1,6 +1,7 @@
 """The drawing and display toolkit shared by every view: matplotlib on the Agg backend, figures as
 PNG bytes that carry where their texts landed (for the layout check), HTML image tags, and
 pandas loaded on demand. It imports nothing else of iaside but the error and install helpers."""
+
 from __future__ import annotations
 
 import base64
@@ -63,24 +64,31 @@ def text_boxes(fig, dpi: float | None = None) -> list[dict]:
     height = fig.bbox.height
 
     def box(extent) -> list[float]:
-        return [round(extent.x0 * scale, 1), round((height - extent.y1) * scale, 1),
-                round(extent.x1 * scale, 1), round((height - extent.y0) * scale, 1)]
+        return [
+            round(extent.x0 * scale, 1),
+            round((height - extent.y1) * scale, 1),
+            round(extent.x1 * scale, 1),
+            round((height - extent.y0) * scale, 1),
+        ]
 
     out = []
 
     def add(text, kind, axes):
         if text is None or not text.get_visible() or not text.get_text().strip():
             return
-        out.append({"kind": kind, "text": text.get_text(), "box": box(text.get_window_extent(renderer)),
-                    "axes": axes})
+        out.append({"kind": kind, "text": text.get_text(), "box": box(text.get_window_extent(renderer)), "axes": axes})
 
     for text in fig.texts:
         add(text, "suptitle", None)
-    for suptext in (getattr(fig, "_suptitle", None), getattr(fig, "_supxlabel", None), getattr(fig, "_supylabel", None)):
+    for suptext in (
+        getattr(fig, "_suptitle", None),
+        getattr(fig, "_supxlabel", None),
+        getattr(fig, "_supylabel", None),
+    ):
         if suptext is not None and suptext not in fig.texts:
             add(suptext, "suptitle", None)
     for k, ax in enumerate(fig.axes):
-        if not ax.get_visible() or not ax.axison and not ax.get_title():
+        if not ax.get_visible() or (not ax.axison and not ax.get_title()):
             continue
         out.append({"kind": "axes", "text": "", "box": box(ax.get_window_extent(renderer)), "axes": k})
         for title in (ax.title, ax._left_title, ax._right_title):
@@ -116,11 +124,13 @@ def layout_problems(boxes: list[dict], width: float, height: float, slack: float
     for b in texts:
         x0, y0, x1, y1 = b["box"]
         if x0 < -slack or y0 < -slack or x1 > width + slack or y1 > height + slack:
-            problems.append(f"{b['kind']} {b['text']!r} is clipped ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f} "
-                            f"in a {width:.0f}×{height:.0f} picture)")
+            problems.append(
+                f"{b['kind']} {b['text']!r} is clipped ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f} "
+                f"in a {width:.0f}×{height:.0f} picture)"
+            )
     headings = [b for b in texts if b["kind"] in HEADINGS]
     for i, a in enumerate(headings):
-        for b in headings[i + 1:]:
+        for b in headings[i + 1 :]:
             if _overlap(a["box"], b["box"], slack):
                 problems.append(f"{a['kind']} {a['text']!r} overlaps {b['kind']} {b['text']!r}")
         for b in texts:
@@ -145,8 +155,6 @@ def wrap(text: str, fig, fontsize: float, share: float = 0.95) -> str:
 
     chars = max(20, int(share * fig.get_figwidth() * 72 / (0.6 * fontsize)))
     return "\n".join(textwrap.wrap(text, chars)) or text
-
-
 
 
 def _axes(ax, figsize):

@@ -1,4 +1,5 @@
 """torchrun: joining the process group, and combining every rank's state by the state's own merge rules."""
+
 from __future__ import annotations
 
 import os

@@ -4,9 +4,10 @@ A fill maps a batch of images to the fill image b (pixels) or, for the paper pre
 ``gaussian``, to a fill spectrum. Everything random is seeded per (run seed, image index), so
 a result does not depend on batch size, order, shards or resumption.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -69,9 +70,7 @@ class Fill:
     def fit(self, batches: Iterable[torch.Tensor], masks: torch.Tensor) -> None:
         """Collect data set statistics from (B, C, H, W) pixel batches (one pass)."""
 
-    def __call__(
-        self, x: torch.Tensor, indices: torch.Tensor, partner: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, indices: torch.Tensor, partner: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, H, W) images and their data set indices (B,) -> (B, C, H, W) fill."""
         raise NotImplementedError
 
@@ -138,9 +137,7 @@ class NoiseFill(Fill):
 
     def __call__(self, x, indices, partner=None):
         _, c, h, w = x.shape
-        white = torch.stack(
-            [torch.randn((c, h, w), generator=image_generator(self.seed, int(i), 1)) for i in indices]
-        )
+        white = torch.stack([torch.randn((c, h, w), generator=image_generator(self.seed, int(i), 1)) for i in indices])
         bands = split_bands(white, self.masks)  # (B, M, C, H, W)
         got = band_energy(white, self.masks, per_channel=True)  # (B, C, M)
         gain = (self.energy_per_band[None] / got.clamp_min(1e-30)).sqrt().to(torch.float32)

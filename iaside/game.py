@@ -3,6 +3,7 @@
 Coalition index s ∈ [0, 2**M): band i is in the coalition iff bit i of s is set, so s = 0 is
 the empty coalition and s = 2**M − 1 the grand coalition.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -9,14 +9,16 @@ s-th frequency in each direction: passes = cells × images, plus one clean pass 
 An image's perturbed copies go through the model in batches of ``batch_size`` under the run's
 precision; finished images are checkpointed, so a stopped run resumes.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,9 +79,15 @@ class HeatmapState:
     done: np.ndarray
 
     @classmethod
-    def empty(cls, n_images: int, n_cells: int) -> "HeatmapState":
-        return cls(np.zeros((n_images, n_cells)), np.zeros((n_images, n_cells), np.int8), np.zeros(n_images),
-                   np.zeros(n_images, np.int8), np.zeros(n_images, np.int64), np.zeros(n_images, np.int64))
+    def empty(cls, n_images: int, n_cells: int) -> HeatmapState:
+        return cls(
+            np.zeros((n_images, n_cells)),
+            np.zeros((n_images, n_cells), np.int8),
+            np.zeros(n_images),
+            np.zeros(n_images, np.int8),
+            np.zeros(n_images, np.int64),
+            np.zeros(n_images, np.int64),
+        )
 
     def save(self, path: Path) -> None:
         tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
@@ -90,7 +98,7 @@ class HeatmapState:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path) -> "HeatmapState":
+    def load(cls, path: Path) -> HeatmapState:
         try:
             with np.load(path) as z:
                 return cls(**{k: z[k].copy() for k in cls.__dataclass_fields__})
@@ -135,12 +143,16 @@ def stream_variants(
                 item = dataset[i]
                 x = item.pixels.to(device)
                 if tuple(x.shape) != shape:
-                    raise IasideError(f"image {item.name!r} is {tuple(x.shape)}, the first one {shape}: resize the "
-                                      "data to one size (--input-size)")
+                    raise IasideError(
+                        f"image {item.name!r} is {tuple(x.shape)}, the first one {shape}: resize the "
+                        "data to one size (--input-size)"
+                    )
                 clean = model(x[None]).float()
                 y = int(clean.argmax()) if item.label == PREDICTED else int(item.label)
                 if not 0 <= y < clean.shape[1]:
-                    raise IasideError(f"image {item.name!r} has label {y}, outside the model's {clean.shape[1]} classes")
+                    raise IasideError(
+                        f"image {item.name!r} has label {y}, outside the model's {clean.shape[1]} classes"
+                    )
                 logp, hit = np.empty(n_variants), np.empty(n_variants, np.int8)
                 for s in range(0, n_variants, batch_size):
                     e = min(s + batch_size, n_variants)
@@ -161,8 +173,7 @@ def stream_variants(
         raise
     finally:
         bar.close()
-    return state, {"passes": passes + len(todo), "images_this_session": len(todo),
-                   "seconds": time.perf_counter() - t0}
+    return state, {"passes": passes + len(todo), "images_this_session": len(todo), "seconds": time.perf_counter() - t0}
 
 
 def fourier_heatmap(
@@ -190,9 +201,19 @@ def fourier_heatmap(
         r = signs(seed, int(item.index), channels).to(device)[:, None, None]  # (C, 1, 1)
         return (x[None] + eps * r[None] * basis[start:stop, None]).clamp_(0, 1)
 
-    state, stats = stream_variants(model, dataset, len(cells), perturbed, batch_size=batch_size, device=device,
-                                   state=state, checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s,
-                                   show_progress=show_progress, desc="Fourier heat map")
+    state, stats = stream_variants(
+        model,
+        dataset,
+        len(cells),
+        perturbed,
+        batch_size=batch_size,
+        device=device,
+        state=state,
+        checkpoint=checkpoint,
+        checkpoint_every_s=checkpoint_every_s,
+        show_progress=show_progress,
+        desc="Fourier heat map",
+    )
     return state, cells, stats
 
 
@@ -210,8 +231,10 @@ def summarize_heatmap(state: HeatmapState, cells: np.ndarray, height: int, width
     done = state.done == 1
     error = 1.0 - state.hit[done].mean(axis=0)
     delta = (state.logp[done] - state.clean_logp[done, None]).mean(axis=0)
-    pairs = [((_centred(int(u), height), _centred(int(v), width)), (_centred(-int(u), height), _centred(-int(v), width)))
-             for u, v in cells]
+    pairs = [
+        ((_centred(int(u), height), _centred(int(v), width)), (_centred(-int(u), height), _centred(-int(v), width)))
+        for u, v in cells
+    ]
     us = sorted({uv[0] for pair in pairs for uv in pair})
     vs = sorted({uv[1] for pair in pairs for uv in pair})
     row, col = {u: k for k, u in enumerate(us)}, {v: k for k, v in enumerate(vs)}
@@ -219,9 +242,16 @@ def summarize_heatmap(state: HeatmapState, cells: np.ndarray, height: int, width
     for pair, e, d in zip(pairs, error, delta):
         for uu, vv in pair:
             maps["error_rate"][row[uu], col[vv]], maps["delta_logp"][row[uu], col[vv]] = e, d
-    return {"cells": cells.tolist(), "error_rate": error.tolist(), "delta_logp_nats": delta.tolist(),
-            "n_images": int(done.sum()), "clean_error_rate": float(1.0 - state.clean_hit[done].mean()),
-            "u_values": us, "v_values": vs, "maps": {k: v.tolist() for k, v in maps.items()}}
+    return {
+        "cells": cells.tolist(),
+        "error_rate": error.tolist(),
+        "delta_logp_nats": delta.tolist(),
+        "n_images": int(done.sum()),
+        "clean_error_rate": float(1.0 - state.clean_hit[done].mean()),
+        "u_values": us,
+        "v_values": vs,
+        "maps": {k: v.tolist() for k, v in maps.items()},
+    }
 
 
 def heatmap_figure(summary: dict[str, Any]):
@@ -268,10 +298,24 @@ def save_heatmap(summary: dict[str, Any], out: Path) -> None:
 
 
 def run_heatmap(
-    model, data, *, labels: str | None = None, samples: int | None = None, eps: float = 4.0, stride: int = 1,
-    seed: int = 0, batch_size: int = 64, device: str = "cpu", precision: str = "fp32", weights: str | None = None,
-    data_config=None, overrides: dict | None = None, out: str | os.PathLike | None = None, show_progress: bool = True,
-    dry_run: bool = False, say: Callable[[str], None] = print,
+    model,
+    data,
+    *,
+    labels: str | None = None,
+    samples: int | None = None,
+    eps: float = 4.0,
+    stride: int = 1,
+    seed: int = 0,
+    batch_size: int = 64,
+    device: str = "cpu",
+    precision: str = "fp32",
+    weights: str | None = None,
+    data_config=None,
+    overrides: dict | None = None,
+    out: str | os.PathLike | None = None,
+    show_progress: bool = True,
+    dry_run: bool = False,
+    say: Callable[[str], None] = print,
 ) -> dict[str, Any] | None:
     """The Fourier heat map of ``model`` over ``data`` (the forms ``iaside.explain`` takes); says
     the cost first. With ``out``: resumes from and writes heatmap.json, heatmap.png and the
@@ -286,20 +330,29 @@ def run_heatmap(
     if eps <= 0:
         raise IasideError(f"--eps must be positive, got {eps}")
     loaded = _resolve_model(model, weights, device, data_config, overrides)
-    config = ExplainConfig.build(None, labels="predicted" if labels == "predicted" else "given", samples=samples,
-                                 seed=seed)
+    config = ExplainConfig.build(
+        None, labels="predicted" if labels == "predicted" else "given", samples=samples, seed=seed
+    )
     labels_file = labels if labels not in (None, "given", "predicted") else None
     dataset = _resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
     _, height, width = dataset[0].pixels.shape
     n, n_cells = len(dataset), len(frequency_cells(height, width, stride))
-    say(f"Fourier heat map: {n} images × {n_cells} frequencies ({height}×{width} grid up to Hermitian symmetry, "
-        f"stride {stride}) = {n * n_cells} forward passes, plus {n} clean passes; ε = {eps:g}")
+    say(
+        f"Fourier heat map: {n} images × {n_cells} frequencies ({height}×{width} grid up to Hermitian symmetry, "
+        f"stride {stride}) = {n * n_cells} forward passes, plus {n} clean passes; ε = {eps:g}"
+    )
     if dry_run:
         return None
-    identity = {"model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint},
-                "data": {"fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None, "n_images": n},
-                "data_config": loaded.data_config.to_dict(), "eps": eps, "stride": stride, "seed": seed,
-                "precision": precision, "labels": config.labels}
+    identity = {
+        "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint},
+        "data": {"fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None, "n_images": n},
+        "data_config": loaded.data_config.to_dict(),
+        "eps": eps,
+        "stride": stride,
+        "seed": seed,
+        "precision": precision,
+        "labels": config.labels,
+    }
     state, checkpoint = None, None
     if out is not None:
         out = Path(out)
@@ -307,20 +360,39 @@ def run_heatmap(
         ident_file = out / "heatmap-run.json"
         if ident_file.exists():
             if json.loads(ident_file.read_text()) != json.loads(json.dumps(identity)):
-                raise IasideError(f"{out} holds a heat map with another model, data or setting; use another --out "
-                                  f"or delete {ident_file.name} and {HEATMAP_STATE}")
+                raise IasideError(
+                    f"{out} holds a heat map with another model, data or setting; use another --out "
+                    f"or delete {ident_file.name} and {HEATMAP_STATE}"
+                )
             if (out / HEATMAP_STATE).exists():
                 state = HeatmapState.load(out / HEATMAP_STATE)
         else:
             ident_file.write_text(json.dumps(identity, indent=1))
-        checkpoint = lambda s: s.save(out / HEATMAP_STATE)  # noqa: E731
+        checkpoint = lambda s: s.save(out / HEATMAP_STATE)
     dev = torch.device(device)
     forward = ModelRunner(loaded.model, device=dev, precision=precision).logits  # the engine's model runner
-    state, cells, stats = fourier_heatmap(forward, dataset, eps=eps, stride=stride, seed=seed, batch_size=batch_size,
-                                          device=dev, state=state, checkpoint=checkpoint, show_progress=show_progress)
-    summary = {**summarize_heatmap(state, cells, height, width), "eps": eps, "stride": stride, "seed": seed,
-               "model": identity["model"], "data_spec": getattr(dataset, "description", str(data)),
-               "forward_passes_this_session": stats["passes"], "seconds_this_session": stats["seconds"]}
+    state, cells, stats = fourier_heatmap(
+        forward,
+        dataset,
+        eps=eps,
+        stride=stride,
+        seed=seed,
+        batch_size=batch_size,
+        device=dev,
+        state=state,
+        checkpoint=checkpoint,
+        show_progress=show_progress,
+    )
+    summary = {
+        **summarize_heatmap(state, cells, height, width),
+        "eps": eps,
+        "stride": stride,
+        "seed": seed,
+        "model": identity["model"],
+        "data_spec": getattr(dataset, "description", str(data)),
+        "forward_passes_this_session": stats["passes"],
+        "seconds_this_session": stats["seconds"],
+    }
     if out is not None:
         state.save(out / HEATMAP_STATE)
         save_heatmap(summary, out)

@@ -5,6 +5,7 @@ that is a CUDA build with about 20 ``nvidia-*`` packages: it would replace the t
 have. The pins ship inside the package (``iaside/constraints.txt``, also the repository's
 ``constraints.txt``); ``constraints()`` gives them with torch held at the installed version.
 """
+
 from __future__ import annotations
 
 import re

@@ -10,6 +10,7 @@ game, and need no forward pass beyond the exact estimator's.
 - Möbius (Harsanyi) dividends m(T) = Σ_{S ⊆ T} (−1)^{|T|−|S|} v(S);
   Σ_{T ∋ i} m(T)/|T| = φ_i and I_ij = Σ_{T ⊇ {i,j}} m(T)/(|T|−1).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -103,8 +104,9 @@ def mean_with_interval(per_image: np.ndarray, n_bootstrap: int, confidence: floa
     return Estimate(value.reshape(shape), low.reshape(shape), high.reshape(shape))
 
 
-def summarize_interactions(logp_nats: np.ndarray, *, n_bootstrap: int = 1000, confidence: float = 0.95,
-                           seed: int = 0) -> dict:
+def summarize_interactions(
+    logp_nats: np.ndarray, *, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> dict:
     """From an exact run's per-image table (N, 2**M) nats: {"index": Estimate (M, M), "mobius":
     Estimate (2**M,), "per_image": (N, M, M)} (means over images, bootstrap over images with
     the same resamples as φ)."""
@@ -128,8 +130,12 @@ def strongest_pairs(index: Estimate) -> dict:
     for key, k in (("synergy", int(np.argmax(pairs))), ("redundancy", int(np.argmin(pairs)))):
         if (pairs[k] > 0) if key == "synergy" else (pairs[k] < 0):
             i, j = int(i_up[k]), int(j_up[k])
-            out[key] = {"bands": [i, j], "value": float(value[i, j]), "low": float(np.asarray(index.low)[i, j]),
-                        "high": float(np.asarray(index.high)[i, j])}
+            out[key] = {
+                "bands": [i, j],
+                "value": float(value[i, j]),
+                "low": float(np.asarray(index.low)[i, j]),
+                "high": float(np.asarray(index.high)[i, j]),
+            }
     return out
 
 
@@ -144,16 +150,21 @@ def interactions_sentence(index: Estimate, confidence: float = 0.95) -> str:
             parts.append(f"no pair of bands shows {word}")
             continue
         sure = "" if b["low"] <= 0 <= b["high"] else ", its interval excludes 0"
-        parts.append(f"the strongest {word} is bands {b['bands'][0]} and {b['bands'][1]} "
-                     f"(I = {b['value']:+.3f} nats, {ci}% CI {b['low']:+.3f} – {b['high']:+.3f}{sure})")
+        parts.append(
+            f"the strongest {word} is bands {b['bands'][0]} and {b['bands'][1]} "
+            f"(I = {b['value']:+.3f} nats, {ci}% CI {b['low']:+.3f} – {b['high']:+.3f}{sure})"
+        )
     text = "; ".join(parts)
     return text[0].upper() + text[1:] + "."
 
 
 def interactions_to_json(views: dict) -> dict:
     """{"index", "mobius"} of Estimates -> plain JSON, with the strongest pairs written out."""
-    return {"index": views["index"].to_dict(), "mobius": views["mobius"].to_dict(),
-            "strongest": strongest_pairs(views["index"])}
+    return {
+        "index": views["index"].to_dict(),
+        "mobius": views["mobius"].to_dict(),
+        "strongest": strongest_pairs(views["index"]),
+    }
 
 
 def interactions_from_json(d: dict) -> dict:
@@ -165,9 +176,11 @@ def interactions_table(index: Estimate, confidence: float = 0.95) -> str:
     on the strongest synergy and redundancy."""
     value, low, high = (np.asarray(a) for a in (index.value, index.low, index.high))
     m = value.shape[0]
-    lines = ["pairwise Shapley interaction index I_ij (nats; > 0 synergy, < 0 redundancy; "
-             f"* = {int(round(100 * confidence))}% interval excludes 0)",
-             "band " + "".join(f"{j:>9}" for j in range(m))]
+    lines = [
+        "pairwise Shapley interaction index I_ij (nats; > 0 synergy, < 0 redundancy; "
+        f"* = {int(round(100 * confidence))}% interval excludes 0)",
+        "band " + "".join(f"{j:>9}" for j in range(m)),
+    ]
     for i in range(m):
         cells = []
         for j in range(m):

@@ -5,6 +5,7 @@ print as one line on standard error, ``iaside: warning: …`` / ``iaside: note: 
 terminal and in notebooks alike. Silence notes with
 ``logging.getLogger("iaside").setLevel(logging.WARNING)``, or attach your own handlers.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Merging shard states: the same configuration, disjoint images, added together."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,8 +39,10 @@ def _read_shards(run_dirs: list[Path]) -> tuple[dict, EngineState, list[str]]:
         else:
             diff = differences(run_info["identity"], info["identity"])
             if diff:
-                raise IasideError(f"{folder} was run with a different configuration ({'; '.join(diff[:4])}); "
-                                  "only shards of one configuration merge")
+                raise IasideError(
+                    f"{folder} was run with a different configuration ({'; '.join(diff[:4])}); "
+                    "only shards of one configuration merge"
+                )
         files = sorted(folder.glob("state-shard*.npz")) or [folder / STATE_NPZ]
         for path in files:
             if not path.exists():

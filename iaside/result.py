@@ -1,4 +1,5 @@
 """The result of a run: plain attributes, ``result.json`` + ``per_image.npz``, lossless round trip."""
+
 from __future__ import annotations
 
 import json
@@ -107,8 +108,12 @@ class Result:
         phi_img = self.per_image.get("phi_per_image")
         if phi_img is None or len(phi_img) == 0:
             return Estimate(float(np.sum(self.phi.value)), float("nan"), float("nan"))
-        return total_estimate(np.asarray(phi_img, dtype=np.float64), n_bootstrap=int(self.config.get("n_bootstrap", 1000)),
-                              confidence=float(self.config.get("confidence", 0.95)), seed=int(self.config.get("seed", 0)))
+        return total_estimate(
+            np.asarray(phi_img, dtype=np.float64),
+            n_bootstrap=int(self.config.get("n_bootstrap", 1000)),
+            confidence=float(self.config.get("confidence", 0.95)),
+            seed=int(self.config.get("seed", 0)),
+        )
 
     def chance_accuracy(self) -> float | None:
         """Top-1 accuracy of always answering the most frequent label of these images (given labels)."""
@@ -125,10 +130,16 @@ class Result:
         labels = self.per_image.get("label")
         seen = len(np.unique(labels)) if labels is not None and len(labels) else len(self.per_class)
         return interpret(
-            phi=np.asarray(self.phi.value, dtype=np.float64), sid=np.asarray(self.sid.value, dtype=np.float64),
-            total=self.total(), score_estimate=self.score, score_signed_estimate=self.score_signed,
-            clean_accuracy=self.clean_accuracy, chance_accuracy=self.chance_accuracy(), n_classes_seen=seen,
-            n_classes_model=self.model.get("num_classes"), beta=float(self.config.get("beta", 0.75)),
+            phi=np.asarray(self.phi.value, dtype=np.float64),
+            sid=np.asarray(self.sid.value, dtype=np.float64),
+            total=self.total(),
+            score_estimate=self.score,
+            score_signed_estimate=self.score_signed,
+            clean_accuracy=self.clean_accuracy,
+            chance_accuracy=self.chance_accuracy(),
+            n_classes_seen=seen,
+            n_classes_model=self.model.get("num_classes"),
+            beta=float(self.config.get("beta", 0.75)),
         )
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -152,7 +163,7 @@ class Result:
         }
 
     @classmethod
-    def from_json_dict(cls, d: dict[str, Any], per_image: dict[str, np.ndarray] | None = None) -> "Result":
+    def from_json_dict(cls, d: dict[str, Any], per_image: dict[str, np.ndarray] | None = None) -> Result:
         return cls(
             config=d["config"],
             model=d["model"],
@@ -185,7 +196,7 @@ class Result:
         return out
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Result":
+    def load(cls, path: str | os.PathLike) -> Result:
         """Read a run folder (or its result.json)."""
         path = Path(path)
         folder = path.parent if path.name == RESULT_JSON else path
@@ -211,7 +222,7 @@ class Result:
         e = self.estimator or {"name": "exact"}
         m = self.n_bands
         if e.get("name", "exact") == "exact":
-            return f"estimator: exact Shapley values (all {2 ** m} coalitions per image)"
+            return f"estimator: exact Shapley values (all {2**m} coalitions per image)"
         detail = [f"{e.get('passes_per_image')} coalition passes per image"] if e.get("passes_per_image") else []
         if e.get("permutations"):
             detail.append(f"{e['permutations']} antithetic permutations")
@@ -235,16 +246,21 @@ class Result:
         lines = [
             f"I-ASIDE  model={self.model.get('spec')}  data={self.data.get('spec')}  "
             f"images={self.data.get('n_images')}  M={m}  fill={self.config.get('fill')}  "
-            f"partition={self.config.get('partition')}" + (f"  preset={self.config['preset']}" if self.config.get("preset") else ""),
+            f"partition={self.config.get('partition')}"
+            + (f"  preset={self.config['preset']}" if self.config.get("preset") else ""),
             self.estimator_line(),
         ]
         if self.data.get("data_config"):
-            lines.append("preprocessing: " + DataConfig.from_dict(self.data["data_config"],
-                                                               self.data.get("data_config_sources")).pipeline())
+            lines.append(
+                "preprocessing: "
+                + DataConfig.from_dict(self.data["data_config"], self.data.get("data_config_sources")).pipeline()
+            )
         if self.clean_accuracy is not None:
             chance = self.chance_accuracy()
-            lines.append(f"clean top-1 accuracy: {self.clean_accuracy:.3f}"
-                         + (f"  (chance, the most frequent label: {chance:.3f})" if chance is not None else ""))
+            lines.append(
+                f"clean top-1 accuracy: {self.clean_accuracy:.3f}"
+                + (f"  (chance, the most frequent label: {chance:.3f})" if chance is not None else "")
+            )
         ci = int(round(100 * self.config.get("confidence", 0.95)))
         shifted = self.min_shift_band()
         lines.append(f"{'band':>4}  {'phi (nats)':>25}  {'φ/Σφ':>7}  {'SID':>20}")
@@ -255,8 +271,10 @@ class Result:
                 f"  {self.sid.value[i]:>6.3f} [{self.sid.low[i]:.3f},{self.sid.high[i]:.3f}]"  # type: ignore[index]
                 + ("  *" if i == shifted else "")
             )
-        lines.append(f"* band {shifted} has the smallest φ: the paper's SID shifts every φ by it (ψ = φ − min φ), so "
-                     "its SID is 0 by construction; φ/Σφ is the signed share that keeps it.")
+        lines.append(
+            f"* band {shifted} has the smallest φ: the paper's SID shifts every φ by it (ψ = φ − min φ), so "
+            "its SID is 0 by construction; φ/Σφ is the signed share that keeps it."
+        )
         lines.append(
             f"score        {float(self.score.value):.4f}  ({ci}% CI {float(self.score.low):.4f} – {float(self.score.high):.4f})"
         )
@@ -276,20 +294,28 @@ class Result:
             lines.append("Nothing to interpret: the SID, φ and scores above are not evidence about this model.")
         return "\n".join(lines)
 
+
 def outside_interval_notes(result: Result) -> list[str]:
     """One line when a score's point estimate lies outside its own percentile interval, saying why."""
-    bounds = {name: [float(x) for x in (getattr(result, name).low, getattr(result, name).value,
-                                         getattr(result, name).high)] for name in ("score", "score_signed")}
-    outside = [name for name, (low, value, high) in bounds.items()
-               if np.isfinite(low) and np.isfinite(high) and not low <= value <= high]
+    bounds = {
+        name: [float(x) for x in (getattr(result, name).low, getattr(result, name).value, getattr(result, name).high)]
+        for name in ("score", "score_signed")
+    }
+    outside = [
+        name
+        for name, (low, value, high) in bounds.items()
+        if np.isfinite(low) and np.isfinite(high) and not low <= value <= high
+    ]
     if not outside:
         return []
     one = len(outside) == 1
-    return [f"note: {' and '.join(outside)} lie{'s' if one else ''} outside {'its' if one else 'their'} "
-            "bootstrap percentile interval: a score is a nonlinear function of the mean φ (shifted by its minimum "
-            "band, normalised), so its resampled values are biased away from the point estimate, most when the "
-            "bands' φ are close relative to their noise; the interval shows the spread, the point is the estimate "
-            "(docs/reliability.md)"]
+    return [
+        f"note: {' and '.join(outside)} lie{'s' if one else ''} outside {'its' if one else 'their'} "
+        "bootstrap percentile interval: a score is a nonlinear function of the mean φ (shifted by its minimum "
+        "band, normalised), so its resampled values are biased away from the point estimate, most when the "
+        "bands' φ are close relative to their noise; the interval shows the spread, the point is the estimate "
+        "(docs/reliability.md)"
+    ]
 
 
 def _views_to_json(result: Result) -> dict[str, Any]:
@@ -308,5 +334,7 @@ def _views_from_json(d: dict[str, Any]) -> dict[str, Any]:
     from .bandlimited import band_limited_from_json
     from .interactions import interactions_from_json
 
-    return {"interactions": interactions_from_json(d["interactions"]) if d.get("interactions") else None,
-            "band_limited": band_limited_from_json(d["band_limited"]) if d.get("band_limited") else None}
+    return {
+        "interactions": interactions_from_json(d["interactions"]) if d.get("interactions") else None,
+        "band_limited": band_limited_from_json(d["band_limited"]) if d.get("band_limited") else None,
+    }

@@ -20,6 +20,7 @@ state (``state.npz``, or ``state-shard{i}of{n}.npz`` per shard), ``result.json``
 ``Stopped``, an interruption the engine answers like Ctrl-C: it checkpoints, then the command
 prints how to resume.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,8 +35,9 @@ import socket
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .errors import IasideError
 from .validate import read_run_info
@@ -46,6 +48,7 @@ LOCK_FILE = ".lock"
 
 
 # ---- atomic writes -------------------------------------------------------------------------
+
 
 def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[Any], None]) -> Path:
     """Replace ``path`` with ``data`` (bytes, text as UTF-8, or ``write(binary_file)``) atomically.
@@ -257,6 +260,7 @@ def owns_out_folder(function: Callable) -> Callable:
 
 # ---- identity, resume ----------------------------------------------------------------------
 
+
 def state_file(shard: tuple[int, int] | None) -> str:
     """The state file of a whole run, or of shard i of n (shards and ranks may share a folder)."""
     return STATE_NPZ if shard is None else f"state-shard{shard[0]}of{shard[1]}.npz"
@@ -332,8 +336,7 @@ def _publish(path: Path, text: str) -> bool:
     return created[0]
 
 
-def open_run(folder: Path, run_info: dict[str, Any], shard: tuple[int, int] | None, n_images: int,
-             n_coalitions: int):
+def open_run(folder: Path, run_info: dict[str, Any], shard: tuple[int, int] | None, n_images: int, n_coalitions: int):
     """Check ``folder`` against this run (see ``claim``); the saved ``EngineState`` to resume, if any."""
     from .engine import EngineState
 
@@ -355,6 +358,7 @@ def open_run(folder: Path, run_info: dict[str, Any], shard: tuple[int, int] | No
 
 
 # ---- signals -------------------------------------------------------------------------------
+
 
 class Stopped(KeyboardInterrupt):
     """The process was asked to end (SIGTERM, SIGHUP); ``signum`` says which."""

@@ -1,4 +1,5 @@
 """Process-level speed settings every entry point that runs a model calls first."""
+
 from __future__ import annotations
 
 import ctypes

@@ -3,6 +3,7 @@
 Every mask here is in *unshifted* DFT order (index 0 = DC), shape (M, H, W) bool, and the
 masks of one partition are disjoint and cover the whole spectrum. Band 0 holds DC.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -86,9 +87,7 @@ def band_masks(h: int, w: int, n_bands: int, partition: str = "linf") -> torch.T
         )
     if partition == "square":
         if h != w:
-            raise IasideError(
-                f"the paper preset needs square images, got {h}x{w}; set --input-size to a square"
-            )
+            raise IasideError(f"the paper preset needs square images, got {h}x{w}; set --input-size to a square")
         centred = square_band_masks_centred(h, n_bands)
         return torch.from_numpy(np.fft.ifftshift(centred, axes=(-2, -1)).copy())
     index = _radial_band_index(h, w, n_bands, partition)

@@ -10,6 +10,7 @@ Safe with several processes writing at once: WAL journal, a busy timeout, and ev
 instead of deadlocking). One row per run folder: recording the same folder again replaces its
 row (a folder holds one result; ``iaside run`` refuses to reuse it for another configuration).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,9 +18,10 @@ import json
 import os
 import sqlite3
 import time
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -111,8 +113,9 @@ def connect(db_path: str | os.PathLike | None = None) -> sqlite3.Connection:
     """An autocommit connection to the store (created on first use), WAL, busy timeout set."""
     path = store_path(db_path)
     if path is None:
-        raise IasideError(f"the run store is off ({ENV}={os.environ.get(ENV, '')!r}); "
-                          f"pass --store PATH or set {ENV} to a file")
+        raise IasideError(
+            f"the run store is off ({ENV}={os.environ.get(ENV, '')!r}); pass --store PATH or set {ENV} to a file"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -124,8 +127,9 @@ def connect(db_path: str | os.PathLike | None = None) -> sqlite3.Connection:
         _retry_while_locked(lambda: _set_up(con, path))
     except sqlite3.DatabaseError as err:
         con.close()
-        raise IasideError(f"the run store {path} is not a readable iaside store ({err}); move it away "
-                          f"or pass another --store") from err
+        raise IasideError(
+            f"the run store {path} is not a readable iaside store ({err}); move it away or pass another --store"
+        ) from err
     return con
 
 
@@ -148,7 +152,7 @@ def _retry_while_locked(step) -> None:
         try:
             return step()
         except sqlite3.OperationalError as err:
-            if "locked" not in str(err) and "busy" not in str(err) or time.monotonic() > deadline:
+            if ("locked" not in str(err) and "busy" not in str(err)) or time.monotonic() > deadline:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
@@ -173,8 +177,10 @@ def _ensure_schema(con: sqlite3.Connection, path: Path) -> None:
     if version == SCHEMA_VERSION:
         return
     if version > SCHEMA_VERSION:
-        raise IasideError(f"the run store {path} was written by a newer iaside (schema {version}); "
-                          "upgrade iaside or pass another --store")
+        raise IasideError(
+            f"the run store {path} was written by a newer iaside (schema {version}); "
+            "upgrade iaside or pass another --store"
+        )
     with _Transaction(con):
         if con.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
             for statement in _SCHEMA:
@@ -211,7 +217,7 @@ def _row(result, run_dir: str | os.PathLike) -> dict[str, Any]:
     est = {name: getattr(result, name) for name in ("score", "score_signed")}
     return {
         "run_dir": str(Path(run_dir).expanduser().resolve()),
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "created": meta.get("created"),
         "model_spec": model.get("spec"),
         "model_fingerprint": model.get("fingerprint"),
@@ -234,8 +240,11 @@ def _row(result, run_dir: str | os.PathLike) -> dict[str, Any]:
         "config_key": config_key(cfg, data),
         "config_json": _json(cfg),
         "data_config_json": _json(data.get("data_config")),
-        **{f"{name}{part}": _number(getattr(e, attr))
-           for name, e in est.items() for part, attr in (("", "value"), ("_low", "low"), ("_high", "high"))},
+        **{
+            f"{name}{part}": _number(getattr(e, attr))
+            for name, e in est.items()
+            for part, attr in (("", "value"), ("_low", "low"), ("_high", "high"))
+        },
         "sid_json": _json(result.sid.value),
         "sid_low_json": _json(result.sid.low),
         "sid_high_json": _json(result.sid.high),
@@ -257,8 +266,9 @@ def _row(result, run_dir: str | os.PathLike) -> dict[str, Any]:
     }
 
 
-def record_run(result, run_dir: str | os.PathLike, db_path: str | os.PathLike | None = None, *,
-               strict: bool = False) -> int | None:
+def record_run(
+    result, run_dir: str | os.PathLike, db_path: str | os.PathLike | None = None, *, strict: bool = False
+) -> int | None:
     """Record a finished run (a ``Result`` saved in ``run_dir``); returns its row id.
 
     Returns None when recording is off. A store that cannot be written warns on stderr and
@@ -328,16 +338,28 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def list_runs(db_path: str | os.PathLike | None = None, *, model: str | None = None, data: str | None = None,
-              preset: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+def list_runs(
+    db_path: str | os.PathLike | None = None,
+    *,
+    model: str | None = None,
+    data: str | None = None,
+    preset: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
     """Recorded runs, newest (by creation) first, as dicts (JSON columns decoded; ``exists``: the folder is there)."""
     where, params = _filters(model, data, preset)
     rows = list(_query(db_path, where, params, "COALESCE(created, recorded_at) DESC, id DESC"))
     return rows[:limit] if limit else rows
 
 
-def leaderboard(db_path: str | os.PathLike | None = None, *, model: str | None = None, data: str | None = None,
-                preset: str | None = None, by: str = "score") -> list[dict[str, Any]]:
+def leaderboard(
+    db_path: str | os.PathLike | None = None,
+    *,
+    model: str | None = None,
+    data: str | None = None,
+    preset: str | None = None,
+    by: str = "score",
+) -> list[dict[str, Any]]:
     """Models ranked by ``by`` (score or score_signed, higher = more robust), one board per data
     set and comparable configuration (``COMPARABLE``); the latest run of each model counts.
 
@@ -349,10 +371,17 @@ def leaderboard(db_path: str | os.PathLike | None = None, *, model: str | None =
     where, params = _filters(model, data, preset)
     boards: dict[str, dict[str, Any]] = {}
     for run in _query(db_path, where, params, "COALESCE(created, recorded_at) DESC, id DESC"):
-        board = boards.setdefault(run["config_key"], {
-            "key": run["config_key"], "data_spec": run["data_spec"], "n_images": run["n_images"],
-            "config": {k: run[k] for k in COMPARABLE}, "data_config": run.get("data_config"), "rows": {},
-        })
+        board = boards.setdefault(
+            run["config_key"],
+            {
+                "key": run["config_key"],
+                "data_spec": run["data_spec"],
+                "n_images": run["n_images"],
+                "config": {k: run[k] for k in COMPARABLE},
+                "data_config": run.get("data_config"),
+                "rows": {},
+            },
+        )
         board["rows"].setdefault((run["model_spec"], run["model_fingerprint"]), run)
     out = []
     for board in boards.values():

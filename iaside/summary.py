@@ -1,4 +1,5 @@
 """From per-image Shapley values to the answers: φ, SID, shares, scores and their intervals (docs/method.md §6)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -60,7 +61,7 @@ class Estimate:
         return {k: np.asarray(v).tolist() for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Estimate":
+    def from_dict(cls, d: dict) -> Estimate:
         return cls(**{k: np.asarray(v, dtype=np.float64) if isinstance(v, list) else float(v) for k, v in d.items()})
 
 
@@ -106,10 +107,12 @@ def summarize(
     alpha = (1.0 - confidence) / 2
     if n_bootstrap > 0 and phi_per_image.shape[0] > 1:
         boot = _statistics(bootstrap_means(phi_per_image, n_bootstrap, seed), beta)
-        q = lambda a: (np.nanquantile(a, alpha, axis=0), np.nanquantile(a, 1 - alpha, axis=0))  # noqa: E731
+        q = lambda a: (np.nanquantile(a, alpha, axis=0), np.nanquantile(a, 1 - alpha, axis=0))
         estimates = {k: Estimate(point[k], *q(boot[k])) for k in point}
     else:
-        estimates = {k: Estimate(point[k], np.full_like(point[k], np.nan), np.full_like(point[k], np.nan)) for k in point}
+        estimates = {
+            k: Estimate(point[k], np.full_like(point[k], np.nan), np.full_like(point[k], np.nan)) for k in point
+        }
     per_class = {}
     for label in np.unique(labels):
         rows = labels == label
@@ -163,43 +166,69 @@ def interpret(
     elif n_classes_seen < 2:
         reasons.append("all images carry one label, so the game cannot tell classes apart")
     if clean_accuracy is not None and chance_accuracy is not None and clean_accuracy <= chance_accuracy:
-        reasons.append(f"clean top-1 accuracy {clean_accuracy:.3f} is at or below chance ({chance_accuracy:.3f}, "
-                       "always answering the most frequent label), so the model has no predictive information "
-                       "to share among bands")
+        reasons.append(
+            f"clean top-1 accuracy {clean_accuracy:.3f} is at or below chance ({chance_accuracy:.3f}, "
+            "always answering the most frequent label), so the model has no predictive information "
+            "to share among bands"
+        )
     t, lo, hi = float(total.value), float(total.low), float(total.high)
     if abs(t) < NUMERICAL_FLOOR_NATS:
-        reasons.append(f"Σφ = {t:+.1e} nats is below the {NUMERICAL_FLOOR_NATS:.0e}-nat resolution of the "
-                       "log-probabilities: the bands change nothing the model outputs")
+        reasons.append(
+            f"Σφ = {t:+.1e} nats is below the {NUMERICAL_FLOOR_NATS:.0e}-nat resolution of the "
+            "log-probabilities: the bands change nothing the model outputs"
+        )
     elif not (np.isfinite(lo) and np.isfinite(hi)):
-        reasons.append(f"Σφ = {t:+.4f} nats has no bootstrap interval (one image or no resamples), so it "
-                       "cannot be told from zero")
+        reasons.append(
+            f"Σφ = {t:+.4f} nats has no bootstrap interval (one image or no resamples), so it cannot be told from zero"
+        )
     elif lo <= 0.0 <= hi:
-        reasons.append(f"Σφ = {t:+.4f} nats and its interval [{lo:+.4f}, {hi:+.4f}] contains 0: the bands "
-                       "carry no measurable information in total")
+        reasons.append(
+            f"Σφ = {t:+.4f} nats and its interval [{lo:+.4f}, {hi:+.4f}] contains 0: the bands "
+            "carry no measurable information in total"
+        )
     top = score_range(m, beta)
     s_lo, s_hi = float(score_estimate.low), float(score_estimate.high)
     if m >= 2 and np.isfinite(s_lo) and np.isfinite(s_hi) and s_hi - s_lo >= FULL_RANGE_FRACTION * top:
-        reasons.append(f"the score's interval [{s_lo:.3f}, {s_hi:.3f}] spans {100 * (s_hi - s_lo) / top:.0f}% "
-                       f"of its range [0, {top:.3f}]")
+        reasons.append(
+            f"the score's interval [{s_lo:.3f}, {s_hi:.3f}] spans {100 * (s_hi - s_lo) / top:.0f}% "
+            f"of its range [0, {top:.3f}]"
+        )
     if reasons:
         why = "; ".join(reasons)
-        return {"informative": False, "why": why,
-                "sentence": f"Not informative: {why}. The SID and scores of this run say nothing about the model."}
+        return {
+            "informative": False,
+            "why": why,
+            "sentence": f"Not informative: {why}. The SID and scores of this run say nothing about the model.",
+        }
     n_low = max(1, m // 4)
     low = float(np.sum(sid[:n_low]))
-    signed, signed_lo, signed_hi = (float(score_signed_estimate.value), float(score_signed_estimate.low),
-                                    float(score_signed_estimate.high))
+    signed, signed_lo, signed_hi = (
+        float(score_signed_estimate.value),
+        float(score_signed_estimate.low),
+        float(score_signed_estimate.high),
+    )
     if signed_lo <= 0.0 <= signed_hi:
-        lean = (f"but whether the model relies more on low or high frequencies is not settled by these images "
-                f"(score_signed {signed:+.2f}, interval [{signed_lo:+.2f}, {signed_hi:+.2f}] contains 0)")
+        lean = (
+            f"but whether the model relies more on low or high frequencies is not settled by these images "
+            f"(score_signed {signed:+.2f}, interval [{signed_lo:+.2f}, {signed_hi:+.2f}] contains 0)"
+        )
     else:
         kind = "robust low-frequency" if signed > 0 else "non-robust high-frequency"
         lean = f"so the model leans on {kind} features (score_signed {signed:+.2f})"
-    sentence = (f"The lowest {n_low} of {m} bands carry {100 * low:.0f}% of the spectral importance "
-                f"(uniform would be {100 * n_low / m:.0f}%); band {int(np.argmax(sid))} matters most, {lean}.")
-    return {"informative": True, "why": f"Σφ = {t:+.4f} nats [{lo:+.4f}, {hi:+.4f}] is away from 0"
-            + (f" and clean accuracy {clean_accuracy:.3f} is above chance ({chance_accuracy:.3f})"
-               if clean_accuracy is not None and chance_accuracy is not None else ""), "sentence": sentence}
+    sentence = (
+        f"The lowest {n_low} of {m} bands carry {100 * low:.0f}% of the spectral importance "
+        f"(uniform would be {100 * n_low / m:.0f}%); band {int(np.argmax(sid))} matters most, {lean}."
+    )
+    return {
+        "informative": True,
+        "why": f"Σφ = {t:+.4f} nats [{lo:+.4f}, {hi:+.4f}] is away from 0"
+        + (
+            f" and clean accuracy {clean_accuracy:.3f} is above chance ({chance_accuracy:.3f})"
+            if clean_accuracy is not None and chance_accuracy is not None
+            else ""
+        ),
+        "sentence": sentence,
+    }
 
 
 def total_estimate(phi_per_image: np.ndarray, *, n_bootstrap: int, confidence: float, seed: int) -> Estimate:

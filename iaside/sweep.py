@@ -8,6 +8,7 @@ a rerun skips finished models and resumes unfinished ones from their checkpoints
 the leaderboard (score with intervals, clean accuracy, failures), the HTML report and, with
 robustness numbers, the comparison with correlations.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,9 +18,10 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .errors import IasideError
 
@@ -28,8 +30,19 @@ LEADERBOARD_MD = "leaderboard.md"
 LEADERBOARD_CSV = "leaderboard.csv"
 REPORT_HTML = "report.html"
 LOG = "log.txt"
-ROBUSTNESS_OPTIONS = ("--weights", "--device", "--input-size", "--resize-size", "--interpolation", "--mean", "--std",
-                      "--channels", "--labels", "--samples", "--seed")
+ROBUSTNESS_OPTIONS = (
+    "--weights",
+    "--device",
+    "--input-size",
+    "--resize-size",
+    "--interpolation",
+    "--mean",
+    "--std",
+    "--channels",
+    "--labels",
+    "--samples",
+    "--seed",
+)
 """Options of a model's line that also apply to its robustness evaluation (the rest are I-ASIDE's)."""
 
 
@@ -114,15 +127,17 @@ class SweepState:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, out: Path) -> "SweepState":
+    def load(cls, out: Path) -> SweepState:
         path = out / SWEEP_JSON
         if not path.exists():
             return cls(path)
         try:
             return cls(path, json.loads(path.read_text()).get("models", {}))
         except ValueError as err:
-            raise IasideError(f"{path} is damaged ({err}); delete it to start the sweep's bookkeeping over "
-                              "(finished runs in models/ are kept and resumed)") from err
+            raise IasideError(
+                f"{path} is damaged ({err}); delete it to start the sweep's bookkeeping over "
+                "(finished runs in models/ are kept and resumed)"
+            ) from err
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,23 +230,64 @@ def run_sweep(
         if same and entry.get("status") == "failed" and not retry_failed:
             say(f"{head}: failed earlier ({entry.get('error')}), skipped; --retry-failed runs it again")
             continue
-        entry = {"spec": model.spec, "line": model.line, "folder": str(folder.relative_to(out)),
-                 "attempts": (entry.get("attempts", 0) if same else 0) + 1, "status": "running"}
+        entry = {
+            "spec": model.spec,
+            "line": model.line,
+            "folder": str(folder.relative_to(out)),
+            "attempts": (entry.get("attempts", 0) if same else 0) + 1,
+            "status": "running",
+        }
         resumed = (folder / "state.npz").exists()
         stages = []
         if not (folder / "result.json").exists() or not same:
-            stages.append(("iaside", [python, "-m", "iaside", "run", "--model", model.spec, "--data", data,
-                                      *run_options, *model.options, "--out", str(folder)]))
+            stages.append(
+                (
+                    "iaside",
+                    [
+                        python,
+                        "-m",
+                        "iaside",
+                        "run",
+                        "--model",
+                        model.spec,
+                        "--data",
+                        data,
+                        *run_options,
+                        *model.options,
+                        "--out",
+                        str(folder),
+                    ],
+                )
+            )
         if robustness_options is not None and not (folder / "robustness.json").exists():
-            stages.append(("robustness", [python, "-m", "iaside", "robustness", "--model", model.spec, "--data", data,
-                                          *robustness_options, *model.robustness_options(), "--out", str(folder)]))
+            stages.append(
+                (
+                    "robustness",
+                    [
+                        python,
+                        "-m",
+                        "iaside",
+                        "robustness",
+                        "--model",
+                        model.spec,
+                        "--data",
+                        data,
+                        *robustness_options,
+                        *model.robustness_options(),
+                        "--out",
+                        str(folder),
+                    ],
+                )
+            )
         t0 = time.perf_counter()
         for stage, argv in stages:
             entry["stage"] = stage
             state.models[model.name] = entry
             state.save()
-            say(f"{head}: {'resuming' if stage == 'iaside' and resumed else 'running'} "
-                f"{'I-ASIDE' if stage == 'iaside' else 'the robustness evaluation'} ({model.spec})")
+            say(
+                f"{head}: {'resuming' if stage == 'iaside' and resumed else 'running'} "
+                f"{'I-ASIDE' if stage == 'iaside' else 'the robustness evaluation'} ({model.spec})"
+            )
             code, tail = run_logged(argv, folder / LOG, echo, timeout_s)
             if code != 0:
                 how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
@@ -258,19 +314,34 @@ def leaderboard_rows(models: Sequence[SweepModel], out: Path, state: SweepState)
         folder = out / "models" / m.name
         if entry.get("status") == "done" and (folder / "result.json").exists():
             r = Result.load(folder)
-            row = {"model": m.name, "spec": m.spec, "status": "done",
-                   "score": float(r.score.value), "score_low": float(r.score.low), "score_high": float(r.score.high),
-                   "score_signed": float(r.score_signed.value), "score_signed_low": float(r.score_signed.low),
-                   "score_signed_high": float(r.score_signed.high), "clean_accuracy": r.clean_accuracy,
-                   "n_images": r.data.get("n_images"), "error": ""}
+            row = {
+                "model": m.name,
+                "spec": m.spec,
+                "status": "done",
+                "score": float(r.score.value),
+                "score_low": float(r.score.low),
+                "score_high": float(r.score.high),
+                "score_signed": float(r.score_signed.value),
+                "score_signed_low": float(r.score_signed.low),
+                "score_signed_high": float(r.score_signed.high),
+                "clean_accuracy": r.clean_accuracy,
+                "n_images": r.data.get("n_images"),
+                "error": "",
+            }
             robustness = folder / "robustness.json"
             if robustness.exists():
                 rep = json.loads(robustness.read_text())
                 row["mean_corruption_error"] = rep.get("mean_error")
             done.append(row)
         else:
-            other.append({"model": m.name, "spec": m.spec, "status": entry.get("status", "pending"),
-                          "error": entry.get("error") or ""})
+            other.append(
+                {
+                    "model": m.name,
+                    "spec": m.spec,
+                    "status": entry.get("status", "pending"),
+                    "error": entry.get("error") or "",
+                }
+            )
     done.sort(key=lambda r: -r["score"])
     for rank, row in enumerate(done, 1):
         row["rank"] = rank
@@ -278,21 +349,33 @@ def leaderboard_rows(models: Sequence[SweepModel], out: Path, state: SweepState)
 
 
 def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| # | model | score [95% CI] | score_signed [95% CI] | clean top-1 | status |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| # | model | score [95% CI] | score_signed [95% CI] | clean top-1 | status |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r["status"] == "done":
             acc = "-" if r["clean_accuracy"] is None else f"{r['clean_accuracy']:.3f}"
-            lines.append(f"| {r['rank']} | {r['model']} | {r['score']:.4f} [{r['score_low']:.4f}, {r['score_high']:.4f}]"
-                         f" | {r['score_signed']:+.4f} [{r['score_signed_low']:+.4f}, {r['score_signed_high']:+.4f}]"
-                         f" | {acc} | done |")
+            lines.append(
+                f"| {r['rank']} | {r['model']} | {r['score']:.4f} [{r['score_low']:.4f}, {r['score_high']:.4f}]"
+                f" | {r['score_signed']:+.4f} [{r['score_signed_low']:+.4f}, {r['score_signed_high']:+.4f}]"
+                f" | {acc} | done |"
+            )
         else:
             lines.append(f"| - | {r['model']} | - | - | - | {r['status']}: {r['error']} |")
     return "\n".join(lines)
 
 
-def finish_sweep(models: Sequence[SweepModel], out: str | os.PathLike, state: SweepState, *,
-                 say: Callable[[str], None] = print, n_bootstrap: int = 1000, seed: int = 0,
-                 external: Sequence[str | os.PathLike] = ()) -> dict[str, Path]:
+def finish_sweep(
+    models: Sequence[SweepModel],
+    out: str | os.PathLike,
+    state: SweepState,
+    *,
+    say: Callable[[str], None] = print,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    external: Sequence[str | os.PathLike] = (),
+) -> dict[str, Path]:
     """Leaderboard (markdown + CSV), the HTML report of the finished runs and, when at least two
     have robustness numbers (measured, or in the ``external`` tables joined by model name), the
     comparison with correlations. Returns the files written."""
@@ -321,10 +404,20 @@ def finish_sweep(models: Sequence[SweepModel], out: str | os.PathLike, state: Sw
         from .robustness.external import read_external
 
         try:
-            entries = [ModelEntry(d.name, Result.load(d), RobustnessReport.load(d / "robustness.json")
-                                  if (d / "robustness.json").exists() else None) for d in measured]
-            comparison = compare_models(entries, external=read_external(list(external)) if external else None,
-                                        n_bootstrap=n_bootstrap, seed=seed)
+            entries = [
+                ModelEntry(
+                    d.name,
+                    Result.load(d),
+                    RobustnessReport.load(d / "robustness.json") if (d / "robustness.json").exists() else None,
+                )
+                for d in measured
+            ]
+            comparison = compare_models(
+                entries,
+                external=read_external(list(external)) if external else None,
+                n_bootstrap=n_bootstrap,
+                seed=seed,
+            )
         except IasideError as err:  # the leaderboard and report stand; say why there is no comparison
             say(f"no comparison: {err}")
         else:
@@ -333,9 +426,12 @@ def finish_sweep(models: Sequence[SweepModel], out: str | os.PathLike, state: Sw
             say(comparison.correlation_table())
             say(comparison.partial_table())
     failed = [r for r in rows if r["status"] != "done"]
-    say(f"{len(done)} of {len(rows)} models finished" + (f", {len(failed)} not: "
-        + "; ".join(f"{r['model']} ({r['status']})" for r in failed) if failed else "")
-        + "; wrote " + ", ".join(str(p) for p in written.values()))
+    say(
+        f"{len(done)} of {len(rows)} models finished"
+        + (f", {len(failed)} not: " + "; ".join(f"{r['model']} ({r['status']})" for r in failed) if failed else "")
+        + "; wrote "
+        + ", ".join(str(p) for p in written.values())
+    )
     return written
 
 

@@ -25,6 +25,7 @@ bins the band and sector hold: measured on 32×32 images with 8 bands, a pattern
 1.41 in band 0 (a single grating) and 2.7–3.2 in bands 2–7, so at strength 1 the pattern's RMS
 is 2.4× the background's in band 0 and 1.1–1.2× in bands 2–7.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -117,9 +118,7 @@ def planted_images(
     if any(s < 0 for s in strengths):
         raise IasideError(f"strength {strengths} must be non-negative")
     if partition not in ("linf", "l2"):
-        raise IasideError(
-            f"partition {partition!r}: planted images need Hermitian-symmetric bands, use 'linf' or 'l2'"
-        )
+        raise IasideError(f"partition {partition!r}: planted images need Hermitian-symmetric bands, use 'linf' or 'l2'")
     if n < 1 or channels < 1 or n_classes < 2:
         raise IasideError(f"need n >= 1, channels >= 1, n_classes >= 2; got {n}, {channels}, {n_classes}")
     masks = band_masks(size, size, n_bands, partition).numpy()

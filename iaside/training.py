@@ -1,6 +1,7 @@
 """The one training loop of the project's own small models (the model zoo, the studies, the
 tests): cross-entropy with any optimiser, batches drawn by the caller, hooks for adversarial
 training and checkpoint views. Training is not part of I-ASIDE; it makes models to explain."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -44,11 +45,17 @@ def fit(
     return model.eval()
 
 
-def fit_one_cycle(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float,
-                  batch_size: int = 64) -> nn.Module:
+def fit_one_cycle(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, batch_size: int = 64
+) -> nn.Module:
     """Adam with a one-cycle learning-rate schedule over shuffled batches (the global torch RNG);
     returns the model in eval mode. x (N, C, H, W), y (N,) int64."""
     opt = torch.optim.Adam(model.parameters(), lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * -(-len(x) // batch_size))
-    return fit(model, lambda: ((x[idx], y[idx]) for idx in torch.randperm(len(x)).split(batch_size)), opt, epochs,
-               scheduler=sched)
+    return fit(
+        model,
+        lambda: ((x[idx], y[idx]) for idx in torch.randperm(len(x)).split(batch_size)),
+        opt,
+        epochs,
+        scheduler=sched,
+    )

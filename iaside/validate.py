@@ -8,6 +8,7 @@ number must be finite. Every failure is an ``IasideError`` naming the file and t
 since (``edited_note``). ``check_run_arguments`` refuses settings whose output would be
 meaningless (one band, no bootstrap, negative seeds or worker counts).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,8 +55,12 @@ def read_json_file(path: Path, what: str, fix: str) -> Any:
     if not path.is_file():
         raise _fail(path, "", f"is not a regular file (the {what} must be one)", fix)
     if info.st_size > MAX_JSON_BYTES:
-        raise _fail(path, "", f"is {info.st_size / 2**20:.0f} MiB, over the {MAX_JSON_BYTES // 2**20} MiB a "
-                    f"{what} can hold", fix)
+        raise _fail(
+            path,
+            "",
+            f"is {info.st_size / 2**20:.0f} MiB, over the {MAX_JSON_BYTES // 2**20} MiB a {what} can hold",
+            fix,
+        )
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as err:
@@ -79,8 +84,9 @@ def _check_depth_and_strings(doc: Any, path: Path) -> None:
         node, depth, where = stack.pop()
         if isinstance(node, str):
             if len(node) > MAX_STRING_CHARS:
-                raise _fail(path, where or "(top level)", f"is a string of {len(node)} characters "
-                            f"(at most {MAX_STRING_CHARS})")
+                raise _fail(
+                    path, where or "(top level)", f"is a string of {len(node)} characters (at most {MAX_STRING_CHARS})"
+                )
             continue
         if not isinstance(node, (dict, list)):
             continue
@@ -121,8 +127,16 @@ class _Fields:
             raise self.fail(field, f"is {_kind(value)}, expected an object")
         return value
 
-    def number(self, value: Any, field: str, *, finite: bool = True, null: bool = False,
-               low: float | None = None, high: float | None = None) -> float | None:
+    def number(
+        self,
+        value: Any,
+        field: str,
+        *,
+        finite: bool = True,
+        null: bool = False,
+        low: float | None = None,
+        high: float | None = None,
+    ) -> float | None:
         if value is None and null:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -134,13 +148,16 @@ class _Fields:
         return float(value)
 
     @overload
-    def integer(self, value: Any, field: str, *, null: Literal[False] = ..., low: int | None = None,
-                high: int | None = None) -> int: ...
+    def integer(
+        self, value: Any, field: str, *, null: Literal[False] = ..., low: int | None = None, high: int | None = None
+    ) -> int: ...
     @overload
-    def integer(self, value: Any, field: str, *, null: bool, low: int | None = None,
-                high: int | None = None) -> int | None: ...
-    def integer(self, value: Any, field: str, *, null: bool = False, low: int | None = None,
-                high: int | None = None) -> int | None:
+    def integer(
+        self, value: Any, field: str, *, null: bool, low: int | None = None, high: int | None = None
+    ) -> int | None: ...
+    def integer(
+        self, value: Any, field: str, *, null: bool = False, low: int | None = None, high: int | None = None
+    ) -> int | None:
         if value is None and null:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
@@ -178,9 +195,12 @@ class _Fields:
         if not isinstance(value, list):
             raise self.fail(field, f"is {_kind(value)}, expected a list of numbers")
         if length is not None and len(value) != length:
-            raise self.fail(field, f"has {len(value)} entries, expected {length} (one per band: M = {length})"
-                            if field.split(".")[-1] in ("value", "low", "high", "phi", "sid")
-                            else f"has {len(value)} entries, expected {length}")
+            raise self.fail(
+                field,
+                f"has {len(value)} entries, expected {length} (one per band: M = {length})"
+                if field.split(".")[-1] in ("value", "low", "high", "phi", "sid")
+                else f"has {len(value)} entries, expected {length}",
+            )
         for k, x in enumerate(value):
             self.number(x, f"{field}[{k}]", finite=finite)
         return value
@@ -190,7 +210,8 @@ def _kind(value: Any) -> str:
     if value is None:
         return "null"
     return {bool: "a boolean", str: "a string", list: "a list", dict: "an object"}.get(
-        type(value), f"a {type(value).__name__}" if not isinstance(value, (int, float)) else f"the number {value}")
+        type(value), f"a {type(value).__name__}" if not isinstance(value, (int, float)) else f"the number {value}"
+    )
 
 
 _CONFIG_TEXT = ("partition", "fill", "synthesis", "labels", "estimator", "draws")
@@ -309,8 +330,11 @@ def _npz_headers(path: Path, fix: str) -> dict[str, tuple[np.dtype, tuple[int, .
                     continue
                 with archive.open(member) as fh:
                     version = np.lib.format.read_magic(fh)
-                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
                         else np.lib.format.read_array_header_2_0
+                    )
                     shape, _, dtype = read(fh)
                 headers[member[:-4]] = (dtype, shape)
             return headers
@@ -341,8 +365,9 @@ def read_per_image(path: Path, n_images: int, m: int) -> dict[str, np.ndarray]:
         else:
             ok, expected = len(shape) == 2 and shape[0] == n_images and shape[1] >= 2, "(N, K)"
         if not ok:
-            raise _fail(path, name, f"has shape {shape}, expected {expected} with N = {n_images} images, "
-                        f"M = {m} bands", fix)
+            raise _fail(
+                path, name, f"has shape {shape}, expected {expected} with N = {n_images} images, M = {m} bands", fix
+            )
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -427,10 +452,17 @@ def content_checksum(doc: dict, per_image: dict[str, np.ndarray] | None) -> dict
     """sha256 of a result's JSON content (canonical form, without the checksum itself) and of
     its per-image arrays (None when there are none)."""
     body = {k: v for k, v in doc.items() if k != CHECKSUM_KEY}
-    canonical = json.dumps(json.loads(json.dumps(body, allow_nan=True)), sort_keys=True, allow_nan=True,
-                           separators=(",", ":"), ensure_ascii=True)
-    return {"json": hashlib.sha256(canonical.encode()).hexdigest(),
-            "per_image": _digest_arrays(per_image) if per_image else None}
+    canonical = json.dumps(
+        json.loads(json.dumps(body, allow_nan=True)),
+        sort_keys=True,
+        allow_nan=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return {
+        "json": hashlib.sha256(canonical.encode()).hexdigest(),
+        "per_image": _digest_arrays(per_image) if per_image else None,
+    }
 
 
 def edited_note(doc: dict, per_image: dict[str, np.ndarray] | None, folder: Path | str) -> str | None:
@@ -447,33 +479,55 @@ def edited_note(doc: dict, per_image: dict[str, np.ndarray] | None, folder: Path
         changed.append("per_image.npz")
     if not changed:
         return None
-    return (f"{folder}: {' and '.join(changed)} {'was' if len(changed) == 1 else 'were'} edited after the run "
-            "wrote them (content checksum differs): these are not the run's own numbers")
+    return (
+        f"{folder}: {' and '.join(changed)} {'was' if len(changed) == 1 else 'were'} edited after the run "
+        "wrote them (content checksum differs): these are not the run's own numbers"
+    )
 
 
-def check_run_arguments(*, bands: int | None = None, n_bootstrap: int | None = None, seed: int | None = None,
-                        workers: int | None = None, samples: int | None = None) -> None:
+def check_run_arguments(
+    *,
+    bands: int | None = None,
+    n_bootstrap: int | None = None,
+    seed: int | None = None,
+    workers: int | None = None,
+    samples: int | None = None,
+) -> None:
     """Refuse settings whose output would be meaningless, each with its reason."""
     if bands is not None and bands < 2:
-        raise IasideError(f"--bands {bands}: I-ASIDE splits the spectrum into M >= 2 bands (with one band "
-                          "there is nothing to attribute: its SID is 1 and the score is undefined)")
+        raise IasideError(
+            f"--bands {bands}: I-ASIDE splits the spectrum into M >= 2 bands (with one band "
+            "there is nothing to attribute: its SID is 1 and the score is undefined)"
+        )
     if n_bootstrap is not None and n_bootstrap < 1:
-        raise IasideError(f"--bootstrap {n_bootstrap}: the intervals need at least 1 bootstrap resample "
-                          "(1000 is the default)")
+        raise IasideError(
+            f"--bootstrap {n_bootstrap}: the intervals need at least 1 bootstrap resample (1000 is the default)"
+        )
     if seed is not None and seed < 0:
         raise IasideError(f"--seed {seed}: seeds are integers >= 0")
     if workers is not None and workers < 0:
-        raise IasideError(f"--workers {workers}: the number of data-loader processes is >= 0 (0 = load in "
-                          "the main process)")
+        raise IasideError(
+            f"--workers {workers}: the number of data-loader processes is >= 0 (0 = load in the main process)"
+        )
     if samples is not None and samples < 1:
         raise IasideError(f"--samples {samples}: pass a positive number of images, or leave it out")
 
 
 def check_command_arguments(args: Any) -> None:
     """``check_run_arguments`` over whichever of those options a parsed command line has."""
-    check_run_arguments(**{name: getattr(args, attr) for name, attr in
-                           (("bands", "bands"), ("n_bootstrap", "bootstrap"), ("seed", "seed"),
-                            ("workers", "workers"), ("samples", "samples")) if getattr(args, attr, None) is not None})
+    check_run_arguments(
+        **{
+            name: getattr(args, attr)
+            for name, attr in (
+                ("bands", "bands"),
+                ("n_bootstrap", "bootstrap"),
+                ("seed", "seed"),
+                ("workers", "workers"),
+                ("samples", "samples"),
+            )
+            if getattr(args, attr, None) is not None
+        }
+    )
 
 
 def check_still_readable(state: Any, bad: dict[int, str], names: list[str], folder: Path) -> None:
@@ -486,5 +540,7 @@ def check_still_readable(state: Any, bad: dict[int, str], names: list[str], fold
     if stale:
         i = stale[0]
         more = f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""
-        raise IasideError(f"image {names[i]}{more} was analysed in {folder} but is now unreadable ({bad[i]}): the "
-                          "data changed since; restore it, or use another --out (or delete the folder) to start over")
+        raise IasideError(
+            f"image {names[i]}{more} was analysed in {folder} but is now unreadable ({bad[i]}): the "
+            "data changed since; restore it, or use another --out (or delete the folder) to start over"
+        )

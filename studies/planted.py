@@ -12,6 +12,7 @@ Two-band variant: the label is planted in bands k1 and k2 with peak-amplitude st
 (s1, s2), s1 + s2 = 2 (so the background's scale is the same in every row); prints how the
 SID and φ ratios follow s1/s2, with the measured energy ratio of the two planted components.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,15 +69,24 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def explain(net, x, y, args, partition) -> iaside.Result:
     return iaside.explain(
-        Classifier(net, (0.0,), (1.0,)), (x, y), bands=args.bands, partition=partition,
-        seed=args.seed, show_progress=False, batch_size=256,
+        Classifier(net, (0.0,), (1.0,)),
+        (x, y),
+        bands=args.bands,
+        partition=partition,
+        seed=args.seed,
+        show_progress=False,
+        batch_size=256,
     )
 
 
 def single_band(args) -> None:
-    print(f"\n### One planted band (M = {args.bands}, {args.size}×{args.size}, {args.train} training images, "
-          f"{args.epochs} epochs, {args.n_explain} explained images, partner fill)\n")
-    print("| k | partition | clean acc. | SID on k [95 % CI] | rank of k | φ_k/Σφ | largest SID elsewhere | train s | explain s |")
+    print(
+        f"\n### One planted band (M = {args.bands}, {args.size}×{args.size}, {args.train} training images, "
+        f"{args.epochs} epochs, {args.n_explain} explained images, partner fill)\n"
+    )
+    print(
+        "| k | partition | clean acc. | SID on k [95 % CI] | rank of k | φ_k/Σφ | largest SID elsewhere | train s | explain s |"
+    )
     print("|---:|---|---:|---|---:|---:|---:|---:|---:|")
     for partition in ("linf", "l2"):
         for k in args.ks:
@@ -91,8 +101,11 @@ def single_band(args) -> None:
             t2 = time.perf_counter()
             sid = r.sid.value
             rank = 1 + int((sid > sid[k]).sum())
-            print(f"| {k} | {partition} | {acc:.3f} | {sid[k]:.3f} [{r.sid.low[k]:.3f}, {r.sid.high[k]:.3f}] | {rank} "
-                  f"| {r.shares.value[k]:.3f} | {np.delete(sid, k).max():.3f} | {t1 - t0:.0f} | {t2 - t1:.0f} |", flush=True)
+            print(
+                f"| {k} | {partition} | {acc:.3f} | {sid[k]:.3f} [{r.sid.low[k]:.3f}, {r.sid.high[k]:.3f}] | {rank} "
+                f"| {r.shares.value[k]:.3f} | {np.delete(sid, k).max():.3f} | {t1 - t0:.0f} | {t2 - t1:.0f} |",
+                flush=True,
+            )
 
 
 def planted_energy_ratio(k1: int, k2: int, strengths, args) -> float:
@@ -110,7 +123,9 @@ def planted_energy_ratio(k1: int, k2: int, strengths, args) -> float:
 def two_bands(args) -> None:
     k1, k2 = args.pair
     print(f"\n### Two planted bands k1 = {k1}, k2 = {k2} (linf, peak strengths s1 + s2 = 2)\n")
-    print("| s1/s2 | planted energy ratio | clean acc. | SID k1 | SID k2 | SID k1/(k1+k2) | φ k1/φ k2 | SID elsewhere (sum) |")
+    print(
+        "| s1/s2 | planted energy ratio | clean acc. | SID k1 | SID k2 | SID k1/(k1+k2) | φ k1/φ k2 | SID elsewhere (sum) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for ratio in args.ratios:
         s2 = 2.0 / (1.0 + ratio)
@@ -123,8 +138,11 @@ def two_bands(args) -> None:
         r = explain(net, xt[: args.n_explain], yt[: args.n_explain], args, "linf")
         sid, phi = r.sid.value, r.phi.value
         rest = np.delete(sid, [k1, k2]).sum()
-        print(f"| {ratio:g} | {planted_energy_ratio(k1, k2, strengths, args):.2f} | {acc:.3f} | {sid[k1]:.3f} | {sid[k2]:.3f} "
-              f"| {sid[k1] / (sid[k1] + sid[k2]):.3f} | {phi[k1] / phi[k2]:.2f} | {rest:.3f} |", flush=True)
+        print(
+            f"| {ratio:g} | {planted_energy_ratio(k1, k2, strengths, args):.2f} | {acc:.3f} | {sid[k1]:.3f} | {sid[k2]:.3f} "
+            f"| {sid[k1] / (sid[k1] + sid[k2]):.3f} | {phi[k1] / phi[k2]:.2f} | {rest:.3f} |",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,9 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.ks, args.train, args.epochs, args.n_explain, args.ratios = [0, 4, 7], 1500, 3, 32, [0.25, 1.0, 4.0]
     else:
-        args.ks, args.train, args.epochs, args.n_explain, args.ratios = [0, 1, 3, 5, 7], 3000, 4, 100, [0.25, 0.5, 1.0, 2.0, 4.0]
+        args.ks, args.train, args.epochs, args.n_explain, args.ratios = (
+            [0, 1, 3, 5, 7],
+            3000,
+            4,
+            100,
+            [0.25, 0.5, 1.0, 2.0, 4.0],
+        )
     args.n_test, args.pair = 500, (2, 5)
-    print(f"# Planted-band study ({'quick' if args.quick else 'full'}; torch {torch.__version__}, {torch.get_num_threads()} threads)")
+    print(
+        f"# Planted-band study ({'quick' if args.quick else 'full'}; torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    )
     single_band(args)
     two_bands(args)
     return 0

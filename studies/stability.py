@@ -20,6 +20,7 @@ width of the engine's bootstrap interval (and its ratio to 2·1.96·std across s
 bootstrap matches the seed spread), and its coverage: how many seeds' intervals contain the
 reference score.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,6 +29,7 @@ import time
 
 import numpy as np
 import torch
+from planted import train  # studies/planted.py: the same small CNN and training loop
 
 import iaside
 from iaside.coalitions import CoalitionSynthesizer
@@ -37,7 +39,6 @@ from iaside.runtime import apply_malloc_fix
 from iaside.spectral import band_masks
 from iaside.summary import score, sid_from_phi
 from iaside.synthetic import planted_images
-from planted import train  # studies/planted.py: the same small CNN and training loop
 
 
 def mnist_source():
@@ -65,7 +66,9 @@ def accuracy(net, x, y) -> float:
 
 
 def crn(model, x, y, bands, seed, n_bootstrap=1000) -> iaside.Result:
-    return iaside.explain(model, (x, y), bands=bands, seed=seed, n_bootstrap=n_bootstrap, show_progress=False, batch_size=256)
+    return iaside.explain(
+        model, (x, y), bands=bands, seed=seed, n_bootstrap=n_bootstrap, show_progress=False, batch_size=256
+    )
 
 
 @torch.no_grad()
@@ -93,9 +96,12 @@ def study(name: str, net: torch.nn.Module, pool_x, pool_y, args) -> list[str]:
     t0 = time.perf_counter()
     ref = crn(model, pool_x, pool_y, args.bands, seed=0, n_bootstrap=200)
     ref_score = float(ref.score.value)
-    print(f"\n{name}: pool {len(pool_x)} images, clean accuracy {accuracy(model, pool_x, pool_y):.3f}; reference "
-          f"score on the whole pool {ref_score:.4f} [{float(ref.score.low):.4f}, {float(ref.score.high):.4f}], "
-          f"SID {np.round(ref.sid.value, 3).tolist()} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(
+        f"\n{name}: pool {len(pool_x)} images, clean accuracy {accuracy(model, pool_x, pool_y):.3f}; reference "
+        f"score on the whole pool {ref_score:.4f} [{float(ref.score.low):.4f}, {float(ref.score.high):.4f}], "
+        f"SID {np.round(ref.sid.value, 3).tolist()} ({time.perf_counter() - t0:.0f} s)",
+        flush=True,
+    )
     rows = []
     for n in args.sizes:
         t0 = time.perf_counter()
@@ -143,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         net, pool_x, pool_y = source()
         print(f"\n{name}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
         rows += study(name, net, pool_x, pool_y, args)
-    print("\n| data | N | design | mean score | std of score (seeds) | mean std of SID | mean 95 % CI width (÷ 3.92·std) | CI covers reference |")
+    print(
+        "\n| data | N | design | mean score | std of score (seeds) | mean std of SID | mean 95 % CI width (÷ 3.92·std) | CI covers reference |"
+    )
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
     return 0

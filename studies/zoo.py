@@ -24,6 +24,7 @@ group; for the ten MNIST CNN variants alone (a post hoc subset: one architecture
 score/score_signed vs mCE pooled over the two trained groups. Trained weights go to runs/zoo/models (git-ignored); each
 model's run folder holds result.json and robustness.json, so a rerun only does what is missing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,18 +39,22 @@ import numpy as np
 import torch
 
 from iaside import explain
-from iaside.errors import IasideError
-from iaside.result import Result
 from iaside.config import DataConfig
+from iaside.errors import IasideError
 from iaside.models import state_fingerprint
 from iaside.models.base import Classifier, LoadedModel
+from iaside.result import Result
 from iaside.robustness import zoo
 from iaside.robustness.attacks import attacks_from
 from iaside.robustness.compare import ModelEntry, compare_models
 from iaside.robustness.correlation import correlation_table
-from iaside.robustness.corruptions import CORRUPTIONS, COMMON
+from iaside.robustness.corruptions import COMMON, CORRUPTIONS
 from iaside.robustness.evaluate import (
-    ROBUSTNESS_JSON, RobustnessReport, build_report, evaluate_robustness, images_fingerprint,
+    ROBUSTNESS_JSON,
+    RobustnessReport,
+    build_report,
+    evaluate_robustness,
+    images_fingerprint,
 )
 from iaside.runtime import apply_malloc_fix, configure_threads
 
@@ -94,8 +99,11 @@ LITES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="1 epoch, 100 test images, 5 corruptions at 3 severities, "
-                   "1 attack per norm; no Lites unless --lites")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 epoch, 100 test images, 5 corruptions at 3 severities, 1 attack per norm; no Lites unless --lites",
+    )
     p.add_argument("--lites", action="store_true", help="in --quick: include the EfficientNet-Lites")
     p.add_argument("--no-lites", action="store_true", help="skip the EfficientNet-Lites")
     p.add_argument("--groups", default="mnist,planted,imagenet", help="which groups (default all three)")
@@ -127,9 +135,16 @@ class Plan:
         return attacks_from(linf, l2, self.steps)
 
     def describe(self) -> dict:
-        return {"quick": self.quick, "epochs": self.epochs, "n_test": self.n_test,
-                "corruptions": list(self.corruptions), "severities": list(self.severities), "steps": self.steps,
-                "bootstrap": self.bootstrap, "seed": self.seed}
+        return {
+            "quick": self.quick,
+            "epochs": self.epochs,
+            "n_test": self.n_test,
+            "corruptions": list(self.corruptions),
+            "severities": list(self.severities),
+            "steps": self.steps,
+            "bootstrap": self.bootstrap,
+            "seed": self.seed,
+        }
 
 
 def log(msg: str) -> None:
@@ -152,8 +167,13 @@ def trained_model(group: str, name: str, cfg: zoo.TrainConfig, x, y, n_classes: 
     """The trained Classifier, from runs/zoo/models when its training config matches, else trained now."""
     cfg = replace(cfg, epochs=plan.epochs, seed=plan.seed)
     weights, meta = weights_file(group, name, plan, out), weights_file(group, name, plan, out, ".json")
-    net = Classifier(zoo.build(cfg.arch, n_classes), zoo.DATA_CONFIG["mean"], zoo.DATA_CONFIG["std"],
-                     num_classes=n_classes, name=f"{group}-{name}")
+    net = Classifier(
+        zoo.build(cfg.arch, n_classes),
+        zoo.DATA_CONFIG["mean"],
+        zoo.DATA_CONFIG["std"],
+        num_classes=n_classes,
+        name=f"{group}-{name}",
+    )
     if meta.exists() and json.loads(meta.read_text()) == json.loads(json.dumps(cfg.to_dict())):
         net.net.load_state_dict(torch.load(weights, weights_only=True))
         return net.eval(), 0.0
@@ -184,11 +204,15 @@ def cached_report(folder: Path, fingerprint: str, plan: Plan, attacks, source: s
     if not file.exists():
         return None
     report = RobustnessReport.load(file)
-    same = (report.model.get("fingerprint") == fingerprint and report.corruptions == list(plan.corruptions)
-            and report.severities == list(plan.severities) and report.seed == plan.seed
-            and report.data.get("source_fingerprint") == source
-            and [a["label"] for a in report.adversarial] == [a.label for a in attacks]
-            and all(a["steps"] == plan.steps for a in report.adversarial))
+    same = (
+        report.model.get("fingerprint") == fingerprint
+        and report.corruptions == list(plan.corruptions)
+        and report.severities == list(plan.severities)
+        and report.seed == plan.seed
+        and report.data.get("source_fingerprint") == source
+        and [a["label"] for a in report.adversarial] == [a.label for a in attacks]
+        and all(a["steps"] == plan.steps for a in report.adversarial)
+    )
     return report if same else None
 
 
@@ -198,8 +222,14 @@ def cached_result(folder: Path, fingerprint: str, plan: Plan) -> Result | None:
         return None
     result = Result.load(folder)
     c = result.config
-    same = (result.model.get("fingerprint") == fingerprint and c.get("bands") == 8 and c.get("seed") == plan.seed
-            and c.get("n_bootstrap") == plan.bootstrap and c.get("fill") == "partner" and c.get("estimator", "exact") == "exact")
+    same = (
+        result.model.get("fingerprint") == fingerprint
+        and c.get("bands") == 8
+        and c.get("seed") == plan.seed
+        and c.get("n_bootstrap") == plan.bootstrap
+        and c.get("fill") == "partner"
+        and c.get("estimator", "exact") == "exact"
+    )
     return result if same else None
 
 
@@ -207,8 +237,13 @@ def measure_group(models: dict, images, labels, group: str, plan: Plan, out: Pat
     """RobustnessReports of every model (cached per model folder); missing ones measured together."""
     attacks = plan.attacks(group)
     source = images_fingerprint(images, labels)
-    data = {"spec": f"{group} test images", "n_images": int(images.shape[0]), "labels": "given",
-            "images_fingerprint": source, "source_fingerprint": source}
+    data = {
+        "spec": f"{group} test images",
+        "n_images": int(images.shape[0]),
+        "labels": "given",
+        "images_fingerprint": source,
+        "source_fingerprint": source,
+    }
     reports, todo = {}, {}
     for name, model in models.items():
         fp = state_fingerprint(model)
@@ -219,14 +254,26 @@ def measure_group(models: dict, images, labels, group: str, plan: Plan, out: Pat
             todo[name] = (model, fp)
     if todo:
         log(f"{group}: corruptions and PGD for {len(todo)} models on {images.shape[0]} images")
-        measured = evaluate_robustness({n: m for n, (m, _) in todo.items()}, images, labels,
-                                       corruptions=plan.corruptions, severities=plan.severities, attacks=attacks,
-                                       seed=plan.seed, batch_size=256)
+        measured = evaluate_robustness(
+            {n: m for n, (m, _) in todo.items()},
+            images,
+            labels,
+            corruptions=plan.corruptions,
+            severities=plan.severities,
+            attacks=attacks,
+            seed=plan.seed,
+            batch_size=256,
+        )
         for name, (_, fp) in todo.items():
-            reports[name] = build_report(measured[name], model={"name": f"{group}/{name}", "spec": spec_of[name],
-                                                                "fingerprint": fp},
-                                         data=data, corruptions=plan.corruptions, severities=plan.severities,
-                                         seed=plan.seed, attacks=attacks)
+            reports[name] = build_report(
+                measured[name],
+                model={"name": f"{group}/{name}", "spec": spec_of[name], "fingerprint": fp},
+                data=data,
+                corruptions=plan.corruptions,
+                severities=plan.severities,
+                seed=plan.seed,
+                attacks=attacks,
+            )
             reports[name].save(out / group / name)
     return reports
 
@@ -237,7 +284,9 @@ def run_trained_group(group: str, plan: Plan, out: Path) -> list[ModelEntry]:
     models, spec_of, train_s = {}, {}, {}
     for name, cfg in configs.items():
         models[name], train_s[name] = trained_model(group, name, cfg, x_tr, y_tr, n_classes, plan, out)
-        spec_of[name] = f"module:iaside.robustness.zoo:{group}_{cfg.arch} --weights {weights_file(group, name, plan, out)}"
+        spec_of[name] = (
+            f"module:iaside.robustness.zoo:{group}_{cfg.arch} --weights {weights_file(group, name, plan, out)}"
+        )
         if train_s[name]:
             log(f"{group}/{name}: trained in {train_s[name]:.0f} s")
         drop_stale(out / group / name, state_fingerprint(models[name]))
@@ -247,11 +296,20 @@ def run_trained_group(group: str, plan: Plan, out: Path) -> list[ModelEntry]:
         t0 = time.perf_counter()
         loaded = LoadedModel(model, DataConfig(**zoo.DATA_CONFIG), spec_of[name], state_fingerprint(model))
         result = cached_result(out / group / name, loaded.fingerprint, plan) or explain(
-            loaded, (x_te, y_te), bands=8, n_bootstrap=plan.bootstrap, seed=plan.seed, batch_size=512,
-            out=out / group / name, show_progress=False)
-        log(f"{group}/{name}: I-ASIDE score {float(result.score.value):.3f} "
+            loaded,
+            (x_te, y_te),
+            bands=8,
+            n_bootstrap=plan.bootstrap,
+            seed=plan.seed,
+            batch_size=512,
+            out=out / group / name,
+            show_progress=False,
+        )
+        log(
+            f"{group}/{name}: I-ASIDE score {float(result.score.value):.3f} "
             f"({time.perf_counter() - t0:.0f} s incl. cache), clean acc {reports[name].clean_accuracy:.3f}, "
-            f"mean corruption error {reports[name].mean_error:.3f}")
+            f"mean corruption error {reports[name].mean_error:.3f}"
+        )
         entries.append(ModelEntry(f"{group}/{name}", result, reports[name], group))
     return entries
 
@@ -269,18 +327,41 @@ def run_lites(plan: Plan, out: Path) -> list[ModelEntry]:
         report = cached_report(folder, loaded.fingerprint, plan, attacks, info["source_fingerprint"])
         if report is None:
             log(f"imagenet/{spec}: corruptions and PGD on {images.shape[0]} images")
-            measured = evaluate_robustness({spec: loaded.model}, images, labels, corruptions=plan.corruptions,
-                                           severities=plan.severities, attacks=attacks, seed=plan.seed, batch_size=32)
-            report = build_report(measured[spec], model={"name": spec, "spec": spec, "fingerprint": loaded.fingerprint},
-                                  data=info, corruptions=plan.corruptions, severities=plan.severities, seed=plan.seed,
-                                  attacks=attacks)
+            measured = evaluate_robustness(
+                {spec: loaded.model},
+                images,
+                labels,
+                corruptions=plan.corruptions,
+                severities=plan.severities,
+                attacks=attacks,
+                seed=plan.seed,
+                batch_size=32,
+            )
+            report = build_report(
+                measured[spec],
+                model={"name": spec, "spec": spec, "fingerprint": loaded.fingerprint},
+                data=info,
+                corruptions=plan.corruptions,
+                severities=plan.severities,
+                seed=plan.seed,
+                attacks=attacks,
+            )
             report.save(folder)
         t0 = time.perf_counter()
         result = cached_result(folder, loaded.fingerprint, plan) or explain(
-            loaded, "samples:imagenet", bands=8, n_bootstrap=plan.bootstrap, seed=plan.seed, batch_size=64,
-            out=folder, show_progress=False)
-        log(f"imagenet/{spec}: I-ASIDE score {float(result.score.value):.3f} ({time.perf_counter() - t0:.0f} s incl. "
-            f"cache), clean acc {report.clean_accuracy:.3f}, mean corruption error {report.mean_error:.3f}")
+            loaded,
+            "samples:imagenet",
+            bands=8,
+            n_bootstrap=plan.bootstrap,
+            seed=plan.seed,
+            batch_size=64,
+            out=folder,
+            show_progress=False,
+        )
+        log(
+            f"imagenet/{spec}: I-ASIDE score {float(result.score.value):.3f} ({time.perf_counter() - t0:.0f} s incl. "
+            f"cache), clean acc {report.clean_accuracy:.3f}, mean corruption error {report.mean_error:.3f}"
+        )
         entries.append(ModelEntry(spec, result, report, "imagenet"))
     return entries
 
@@ -297,8 +378,12 @@ def pooled(entries_by_group: dict, plan: Plan):
         mce += list(comparison.measures()["mCE"])
     if len(scores) < 3:
         return []
-    return correlation_table({"score": np.array(scores), "score_signed": np.array(signed)},
-                             {"mCE (within-group reference)": np.array(mce)}, n_bootstrap=2000, seed=plan.seed)
+    return correlation_table(
+        {"score": np.array(scores), "score_signed": np.array(signed)},
+        {"mCE (within-group reference)": np.array(mce)},
+        n_bootstrap=2000,
+        seed=plan.seed,
+    )
 
 
 def main(argv=None) -> int:

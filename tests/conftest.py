@@ -1,4 +1,5 @@
 """Shared fixtures: tiny real networks and tiny real image folders, all made here."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,13 @@ def tiny_cnn(n_classes: int = 5, seed: int = 0, channels: int = 3) -> nn.Module:
     """A small real CNN with fixed random weights, (B, C, H, W) -> (B, n_classes)."""
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(channels, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, n_classes),
+        nn.Conv2d(channels, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32, n_classes),
     ).eval()
 
 
@@ -80,6 +86,12 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-SCRIPTED_DATA_CONFIG = {"input_size": 224, "resize_size": 256, "interpolation": "bilinear",
-                        "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "channels": 3}
+SCRIPTED_DATA_CONFIG = {
+    "input_size": 224,
+    "resize_size": 256,
+    "interpolation": "bilinear",
+    "mean": [0.485, 0.456, 0.406],
+    "std": [0.229, 0.224, 0.225],
+    "channels": 3,
+}
 """What the ``scripted`` fixture declares in its sidecar (the run's flags may override parts)."""

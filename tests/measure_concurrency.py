@@ -21,6 +21,7 @@ prevents. Prints one markdown table (docs/reliability.md). The tiny TorchScript 
 tests, 12 images of 32×32, M = 4, 3 ms per model batch (``IASIDE_TEST_THROTTLE_S``) so that
 a run lasts long enough to be met mid-run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,27 +52,44 @@ def setup(root: Path) -> dict:
     """The tiny model, 12 images, the two configurations' reference folders and seed-1 shards
     (made in this process, one intra-op thread as in the children)."""
     import torch
-
     from conftest import tiny_cnn, write_image_folder
+
     from iaside.cli import main as cli
 
     root.mkdir(parents=True, exist_ok=True)
     model = root / "tiny.pt"
     torch.jit.script(tiny_cnn(n_classes=3)).save(str(model))
     data = write_image_folder(root / "imgs", 12, seed=3)
-    base = ["--model", f"torchscript:{model}", "--data", str(data), "--input-size", "32", "--resize-size", "32",
-            "--bands", "4", "--bootstrap", "50", "--batch-size", "8", "--quiet"]
+    base = [
+        "--model",
+        f"torchscript:{model}",
+        "--data",
+        str(data),
+        "--input-size",
+        "32",
+        "--resize-size",
+        "32",
+        "--bands",
+        "4",
+        "--bootstrap",
+        "50",
+        "--batch-size",
+        "8",
+        "--quiet",
+    ]
     world = {"root": root, "run": {s: ["run", *base, "--seed", str(s)] for s in (0, 1)}}
     world["merge"] = ["merge", str(root / "shard0"), str(root / "shard1")]
     threads, store = torch.get_num_threads(), os.environ.get("IASIDE_STORE")
     torch.set_num_threads(1)
     os.environ["IASIDE_STORE"] = "off"
     try:
-        for argv in ([*world["run"][0], "--out", str(root / "reference-seed0")],
-                     [*world["run"][1], "--out", str(root / "reference-seed1")],
-                     [*world["run"][1], "--shard", "0/2", "--out", str(root / "shard0")],
-                     [*world["run"][1], "--shard", "1/2", "--out", str(root / "shard1")],
-                     [*world["merge"], "--out", str(root / "reference-merge")]):
+        for argv in (
+            [*world["run"][0], "--out", str(root / "reference-seed0")],
+            [*world["run"][1], "--out", str(root / "reference-seed1")],
+            [*world["run"][1], "--shard", "0/2", "--out", str(root / "shard0")],
+            [*world["run"][1], "--shard", "1/2", "--out", str(root / "shard1")],
+            [*world["merge"], "--out", str(root / "reference-merge")],
+        ):
             with contextlib.redirect_stdout(io.StringIO()):
                 if cli(argv) != 0:
                     raise RuntimeError(f"iaside {' '.join(argv)} failed")
@@ -81,14 +99,21 @@ def setup(root: Path) -> dict:
             os.environ.pop("IASIDE_STORE")
         else:
             os.environ["IASIDE_STORE"] = store
-    world["references"] = {name: _snapshot(root / name) for name in ("reference-seed0", "reference-seed1",
-                                                                       "reference-merge")}
+    world["references"] = {
+        name: _snapshot(root / name) for name in ("reference-seed0", "reference-seed1", "reference-merge")
+    }
     return world
 
 
 def _env(barrier: str | None = None, no_lock: bool = False, throttle_s: float = 0.0, code: Path = HERE.parent) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "IASIDE_STORE": "off", "PYTHONPATH": str(code),
-           "IASIDE_TEST_THROTTLE_S": str(throttle_s), "IASIDE_TEST_CHECKPOINT_S": "0"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "IASIDE_STORE": "off",
+        "PYTHONPATH": str(code),
+        "IASIDE_TEST_THROTTLE_S": str(throttle_s),
+        "IASIDE_TEST_CHECKPOINT_S": "0",
+    }
     if barrier:
         env["IASIDE_TEST_BARRIER"] = barrier
     if no_lock:
@@ -100,7 +125,11 @@ def _snapshot(folder: Path) -> dict:
     """What must match: the numbers and configuration in result.json, run.json's identity, the
     state and per-image arrays (which hold the images' names and labels)."""
     result = json.loads((folder / "result.json").read_text())
-    for key in ("meta", "data", "checksum"):  # timings (the checksum covers them); descriptions versions word differently
+    for key in (
+        "meta",
+        "data",
+        "checksum",
+    ):  # timings (the checksum covers them); descriptions versions word differently
         result.pop(key, None)
     with np.load(folder / "state.npz") as z:
         state = {k: z[k] for k in z.files}
@@ -127,7 +156,9 @@ def consistent(folder: Path, references: dict) -> str | None:
             why = f"run.json of {name} with another result.json (seed {got['result']['config']['seed']})"
             continue
         for key in ("state", "per_image"):
-            if got[key].keys() != ref[key].keys() or any(not np.array_equal(got[key][k], ref[key][k]) for k in ref[key]):
+            if got[key].keys() != ref[key].keys() or any(
+                not np.array_equal(got[key][k], ref[key][k]) for k in ref[key]
+            ):
                 why = f"run.json of {name} with another {key}"
                 break
         else:
@@ -135,8 +166,9 @@ def consistent(folder: Path, references: dict) -> str | None:
     return why
 
 
-def pair(world: dict, case: str, points: tuple[str, str], folder: Path, no_lock: bool = False,
-         code: Path | None = None) -> dict:
+def pair(
+    world: dict, case: str, points: tuple[str, str], folder: Path, no_lock: bool = False, code: Path | None = None
+) -> dict:
     """Run the two processes of ``case`` on ``folder``, meeting at ``points``; their outcome."""
     barrier = folder.with_name(folder.name + "-barrier")
     barrier.mkdir()
@@ -149,8 +181,15 @@ def pair(world: dict, case: str, points: tuple[str, str], folder: Path, no_lock:
     procs = []
     for argv, point in zip(argvs, points):
         env = _env(barrier=f"{barrier}|2|{point}", no_lock=no_lock, throttle_s=0.003, code=code or HERE.parent)
-        procs.append(subprocess.Popen([sys.executable, str(CHILD), "cli", *argv, "--out", str(folder)], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(CHILD), "cli", *argv, "--out", str(folder)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     errors = [p.communicate(timeout=600)[1] for p in procs]
     codes = [p.returncode for p in procs]
     problem = consistent(folder, world["references"])
@@ -187,26 +226,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--no-lock-repeats", type=int, default=0, help="also run two cases with the lock off")
-    parser.add_argument("--before", type=Path, help="also run the cases on this checkout of the tool (a version "
-                        "before run-folder locks), with its own --before-repeats")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also run the cases on this checkout of the tool (a version "
+        "before run-folder locks), with its own --before-repeats",
+    )
     parser.add_argument("--before-repeats", type=int, default=10)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="iaside-concurrency-"))
     t0 = time.perf_counter()
     world = setup(root)
-    print("| code | case | meeting points (A/B, cycled) | repetitions | one refused, naming the holder | both exit 0 "
-          "| folder consistent |")
+    print(
+        "| code | case | meeting points (A/B, cycled) | repetitions | one refused, naming the holder | both exit 0 "
+        "| folder consistent |"
+    )
     print("|---|---|---|---|---|---|---|")
     plan = [("this version", case, False, None, args.repeats, None) for case in SYNCS]
     if args.no_lock_repeats:
-        plan += [("this version, lock off", case, True, [SYNCS[case][0]], args.no_lock_repeats, None)
-                 for case in SYNCS]
+        plan += [("this version, lock off", case, True, [SYNCS[case][0]], args.no_lock_repeats, None) for case in SYNCS]
     if args.before:
-        plan += [(f"before ({args.before.name})", case, False, None, args.before_repeats, args.before) for case in SYNCS]
+        plan += [
+            (f"before ({args.before.name})", case, False, None, args.before_repeats, args.before) for case in SYNCS
+        ]
     for label, case, no_lock, syncs, repeats, code in [row for row in plan if row[4]]:
         m = measure(world, case, repeats, no_lock=no_lock, syncs=syncs, code=code)
-        print(f"| {label} | {case} | {m['syncs']} | {m['repeats']} | {m['one_refused']} "
-              f"| {m['both_exit_0']} | {m['consistent']} |", flush=True)
+        print(
+            f"| {label} | {case} | {m['syncs']} | {m['repeats']} | {m['one_refused']} "
+            f"| {m['both_exit_0']} | {m['consistent']} |",
+            flush=True,
+        )
         for problem in sorted(set(m["problems"]))[:3]:
             print(f"|  |  | e.g. {problem[:200]} | | | | |", flush=True)
     print(f"\n({time.perf_counter() - t0:.0f} s; work folder {root})")

@@ -7,6 +7,7 @@ Each case runs ``iaside`` in a child process (tests/reliability_child.py, one in
 store off) under a timeout and prints: outcome (exit code, or "hang" when the timeout
 struck), images analysed / skipped, and the child's peak resident memory (VmHWM).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import TINY_ARGS, tiny_cnn, write_image_folder  # noqa: E402
-from test_hostile import bilevel_png  # noqa: E402
+from conftest import TINY_ARGS, tiny_cnn, write_image_folder
+from test_hostile import bilevel_png
 
 CHILD = Path(__file__).with_name("reliability_child.py")
 
@@ -29,11 +30,22 @@ CHILD = Path(__file__).with_name("reliability_child.py")
 def child(args: list, work: Path, pythonpath: str, timeout: float) -> tuple[str, float, str]:
     peak_file = work / "peak.txt"
     peak_file.unlink(missing_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "IASIDE_STORE": "off", "PYTHONPATH": pythonpath,
-           "IASIDE_TEST_PEAK_RSS_FILE": str(peak_file)}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "IASIDE_STORE": "off",
+        "PYTHONPATH": pythonpath,
+        "IASIDE_TEST_PEAK_RSS_FILE": str(peak_file),
+    }
     try:
-        proc = subprocess.run([sys.executable, str(CHILD), "cli", *map(str, args)], env=env, capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            [sys.executable, str(CHILD), "cli", *map(str, args)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return f"hang (killed after {timeout:.0f} s)", float("nan"), ""
     peak = int(peak_file.read_text()) / 1024 if peak_file.exists() else float("nan")
@@ -73,16 +85,18 @@ def main() -> None:
         fifo = folder(f"fifo-{mode}")
         os.mkfifo(fifo / "1" / "img.png")
         out = work / f"out-fifo-{mode}"
-        outcome, peak, line = child(base + ["--data", fifo, "--on-bad-image", mode, "--out", out], work,
-                                    args.pythonpath, args.timeout)
+        outcome, peak, line = child(
+            base + ["--data", fifo, "--on-bad-image", mode, "--out", out], work, args.pythonpath, args.timeout
+        )
         rows.append((f"9 images + FIFO `1/img.png`, --on-bad-image {mode}", outcome, counts(out), peak, line))
 
     for w, h in ((6, 1_000_000), (6, 29_000_000)):
         thin = folder(f"thin-{h}")
         (thin / "0" / f"thin-{w}x{h}.png").write_bytes(bilevel_png(w, h))
         out = work / f"out-thin-{h}"
-        outcome, peak, line = child(base + ["--data", thin, "--on-bad-image", "skip", "--out", out], work,
-                                    args.pythonpath, args.timeout)
+        outcome, peak, line = child(
+            base + ["--data", thin, "--on-bad-image", "skip", "--out", out], work, args.pythonpath, args.timeout
+        )
         rows.append((f"9 images + {w}×{h} 1-bit PNG, skip", outcome, counts(out), peak, line))
     plain = folder("plain")
     out = work / "out-plain"
@@ -91,12 +105,30 @@ def main() -> None:
 
     image = plain / "0" / "0.png"
     for m in map(int, args.explain_bands.split(",")):
-        outcome, peak, line = child(["explain-image", image, "--model", f"torchscript:{model}", "--input-size", "32",
-                                     "--resize-size", "32", "--bands", m, "--batch-size", "256",
-                                     "-o", work / f"x{m}.png"], work, args.pythonpath, args.timeout * 3)
+        outcome, peak, line = child(
+            [
+                "explain-image",
+                image,
+                "--model",
+                f"torchscript:{model}",
+                "--input-size",
+                "32",
+                "--resize-size",
+                "32",
+                "--bands",
+                m,
+                "--batch-size",
+                "256",
+                "-o",
+                work / f"x{m}.png",
+            ],
+            work,
+            args.pythonpath,
+            args.timeout * 3,
+        )
         rows.append((f"explain-image --bands {m} (2**{m} passes)", outcome, "-", peak, line))
 
-    print(f"| case | outcome | images | peak RSS (MiB) | last stderr line |\n|---|---|---|---|---|")
+    print("| case | outcome | images | peak RSS (MiB) | last stderr line |\n|---|---|---|---|---|")
     for case, outcome, images, peak, line in rows:
         print(f"| {case} | {outcome} | {images} | {peak:.0f} | {line.replace('|', '/')} |")
 

@@ -8,6 +8,7 @@ Models: the tests' tiny CNN saved as TorchScript (24 images of 32×32, M = 5) an
 M = 4). Every figure is a max |difference| against one uninterrupted single-process run at
 batch size 8 with the same seed; "0" means bit-identical. Prints one markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,9 +67,12 @@ def logit_jitter(loaded, dataset, n: int = 16) -> float:
     x = torch.stack([dataset[i].pixels for i in range(min(n, len(dataset)))])
     model = loaded.model.eval().to(memory_format=torch.channels_last)
     with torch.inference_mode():
+
         def logits(b):
-            return torch.cat([model(x[i:i + b].contiguous(memory_format=torch.channels_last))
-                              for i in range(0, len(x), b)])
+            return torch.cat(
+                [model(x[i : i + b].contiguous(memory_format=torch.channels_last)) for i in range(0, len(x), b)]
+            )
+
         ref = logits(len(x))
         return max(float((logits(b) - ref).abs().max()) for b in (1, 3, 8))
 
@@ -79,10 +83,23 @@ def kill_and_resume(model: str, data: str, kw: dict, root: Path) -> tuple[int, o
     from iaside.result import Result
 
     out = root / "killed"
-    spec = json.dumps({"model": model, "data": data, **kw, "batch_size": 8, "out": str(out),
-                       "checkpoint_every_s": 0.2, "show_progress": False})
-    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "IASIDE_STORE": "off",
-           "IASIDE_TEST_THROTTLE_S": "0.03"}
+    spec = json.dumps(
+        {
+            "model": model,
+            "data": data,
+            **kw,
+            "batch_size": 8,
+            "out": str(out),
+            "checkpoint_every_s": 0.2,
+            "show_progress": False,
+        }
+    )
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(torch.get_num_threads()),
+        "IASIDE_STORE": "off",
+        "IASIDE_TEST_THROTTLE_S": "0.03",
+    }
     proc = subprocess.Popen([sys.executable, str(HERE / "reliability_child.py"), "explain", spec], env=env)
     while proc.poll() is None:
         path = out / "state.npz"
@@ -104,14 +121,35 @@ def sigterm_and_resume(model: str, data: str, kw: dict, root: Path) -> tuple[int
     from iaside.result import Result
 
     out = root / "terminated"
-    args = ["run", "--model", model, "--data", data, "--bands", str(kw["bands"]), "--bootstrap",
-            str(kw["n_bootstrap"]), "--batch-size", "8", "--quiet", "--out", str(out)]
+    args = [
+        "run",
+        "--model",
+        model,
+        "--data",
+        data,
+        "--bands",
+        str(kw["bands"]),
+        "--bootstrap",
+        str(kw["n_bootstrap"]),
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     if "overrides" in kw:
         args += ["--input-size", "32", "--resize-size", "32"]
-    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "IASIDE_STORE": "off",
-           "IASIDE_TEST_THROTTLE_S": "0.03", "IASIDE_TEST_CHECKPOINT_S": "0.2", "PYTHONPATH": str(HERE.parent)}
-    proc = subprocess.Popen([sys.executable, str(HERE / "reliability_child.py"), "cli", *args], env=env,
-                            stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(torch.get_num_threads()),
+        "IASIDE_STORE": "off",
+        "IASIDE_TEST_THROTTLE_S": "0.03",
+        "IASIDE_TEST_CHECKPOINT_S": "0.2",
+        "PYTHONPATH": str(HERE.parent),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "reliability_child.py"), "cli", *args], env=env, stderr=subprocess.PIPE, text=True
+    )
     while proc.poll() is None:
         path = out / "state.npz"
         if path.exists() and EngineState.load(path).done.sum() >= 4:
@@ -122,21 +160,40 @@ def sigterm_and_resume(model: str, data: str, kw: dict, root: Path) -> tuple[int
     assert proc.returncode == 143, err[-2000:]
     n_done = int(EngineState.load(out / "state.npz").done.sum())
     env["IASIDE_TEST_THROTTLE_S"] = "0"
-    subprocess.run([sys.executable, str(HERE / "reliability_child.py"), "cli", *args], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(HERE / "reliability_child.py"), "cli", *args], env=env, check=True, capture_output=True
+    )
     return n_done, Result.load(out)
 
 
 def torchrun(model: str, data: str, kw: dict, out: Path) -> object:
     from iaside.result import Result
 
-    args = ["run", "--model", model, "--data", data, "--bands", str(kw["bands"]), "--bootstrap",
-            str(kw["n_bootstrap"]), "--batch-size", "8", "--quiet", "--out", str(out)]
+    args = [
+        "run",
+        "--model",
+        model,
+        "--data",
+        data,
+        "--bands",
+        str(kw["bands"]),
+        "--bootstrap",
+        str(kw["n_bootstrap"]),
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     if "overrides" in kw:
         args += ["--input-size", "32", "--resize-size", "32"]
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "IASIDE_STORE": "off"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-                    "iaside", *args], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "iaside", *args],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return Result.load(out)
 
 
@@ -144,10 +201,33 @@ def rss_mib(folder: Path, model: str, root: Path) -> tuple[int, float]:
     """Exit code and peak resident memory (VmHWM, MiB) of ``iaside run`` on ``folder``."""
     peak_file = root / f"peak-{folder.name}.txt"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "IASIDE_STORE": "off", "IASIDE_TEST_PEAK_RSS_FILE": str(peak_file)}
-    proc = subprocess.run([sys.executable, str(HERE / "reliability_child.py"), "cli", "run", "--model", model,
-                           "--data", str(folder), "--input-size", "32", "--resize-size", "32", "--bands", "3",
-                           "--bootstrap", "10", "--quiet", "--on-bad-image", "skip",
-                           "--out", str(root / f"rss-{folder.name}")], env=env, capture_output=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "reliability_child.py"),
+            "cli",
+            "run",
+            "--model",
+            model,
+            "--data",
+            str(folder),
+            "--input-size",
+            "32",
+            "--resize-size",
+            "32",
+            "--bands",
+            "3",
+            "--bootstrap",
+            "10",
+            "--quiet",
+            "--on-bad-image",
+            "skip",
+            "--out",
+            str(root / f"rss-{folder.name}"),
+        ],
+        env=env,
+        capture_output=True,
+    )
     return proc.returncode, int(peak_file.read_text()) / 1024
 
 
@@ -184,6 +264,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["IASIDE_STORE"] = "off"
     import conftest  # noqa: F401  (sets 2 threads on import: set ours after it)
+
     import iaside
     from iaside.data import open_dataset
     from iaside.merge import merge_runs
@@ -208,7 +289,8 @@ def main() -> None:
         other_threads = 2 if args.threads == 1 else 1
         torch.set_num_threads(other_threads)
         rows[f"{other_threads} intra-op threads vs {args.threads}"] = iaside.explain(
-            model, data, **kw, batch_size=8, show_progress=False)
+            model, data, **kw, batch_size=8, show_progress=False
+        )
         torch.set_num_threads(args.threads)
         for i in range(3):
             iaside.explain(model, data, **kw, batch_size=8, show_progress=False, shard=(i, 3), out=root / f"s{i}")
@@ -223,14 +305,17 @@ def main() -> None:
             from iaside.engine import EngineState
 
             state = EngineState.load(root / "single" / "state.npz")
-            state.done[state.done.size // 2:] = 0
+            state.done[state.done.size // 2 :] = 0
             state.save(root / "single" / "state.npz")
-            rows["resume from half the images"] = iaside.explain(model, data, **kw, batch_size=8,
-                                                                  show_progress=False, out=root / "single")
+            rows["resume from half the images"] = iaside.explain(
+                model, data, **kw, batch_size=8, show_progress=False, out=root / "single"
+            )
         for label, result in rows.items():
             d = compare(base, result)
-            print(f"| {name} | {label} | {d['logp']:.2g} | {d['coalition_sums']:.2g} | {d['phi']:.2g} "
-                  f"| {d['sid']:.2g} | {d['score']:.2g} |")
+            print(
+                f"| {name} | {label} | {d['logp']:.2g} | {d['coalition_sums']:.2g} | {d['phi']:.2g} "
+                f"| {d['sid']:.2g} | {d['score']:.2g} |"
+            )
         loaded = load_model(model, overrides=kw.get("overrides"))
         dataset = open_dataset(data, loaded.data_config, labels="predicted")
         jitter = logit_jitter(loaded, dataset)

@@ -19,9 +19,9 @@ at their own points (or exited), so that two processes meet at the dangerous ste
 work on a version of the tool from before run-folder locks (tests/measure_concurrency.py --before).
 ``IASIDE_TEST_CHECKPOINT_S``: checkpoint this often (``explain``'s default is 30 s).
 """
+
 import atexit
 import contextlib
-import inspect
 import json
 import os
 import sys
@@ -70,6 +70,7 @@ def _install_barrier(spec: str) -> None:
         def wrapped(*args, **kwargs):
             meet()
             return function(*args, **kwargs)
+
         return wrapped
 
     def after(function):
@@ -77,6 +78,7 @@ def _install_barrier(spec: str) -> None:
             out = function(*args, **kwargs)
             meet()
             return out
+
         return wrapped
 
     if point in ("lock", "opened") and not hasattr(iaside.runs, "owner"):  # a version before locks (--before)

@@ -11,6 +11,7 @@ noise (coalition images are float32 sums of band images): 2e-5 nats on logits of
 discards (hypothesis ``assume``) draws whose game is trivial (every |φ| < 50× the tolerance):
 they would pass whatever the engine did; if most draws were trivial hypothesis fails the test.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,13 @@ def small_cnn(channels: int, n_classes: int, seed: int, gain: float = 20.0) -> n
     """A real CNN with fixed random weights; logits × gain so that bands clearly matter."""
     torch.manual_seed(seed)
     net = nn.Sequential(
-        nn.Conv2d(channels, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, stride=2, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, n_classes),
+        nn.Conv2d(channels, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(6, 8, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32, n_classes),
     )
     return Scaled(net, gain).eval()
 

@@ -2,21 +2,21 @@
 decodes (naturalWidth > 0), the key numbers are on the rendered page, and a screenshot is
 saved under the test's tmp folder. Chromium missing: skipped on a developer machine, a failure
 in CI (CI=true); scripts/install-chromium.sh installs it."""
+
 import json
 import os
 
 import numpy as np
 import pytest
+from conftest import tiny_cnn
 from PIL import Image
+from test_report import TINY, make_image_folder
 
 import iaside
 from iaside import display
 from iaside.report.browser import check_page, find_chromium, layout_problems, screenshot
 from iaside.report.html import write_report
 from iaside.result import Result
-
-from conftest import tiny_cnn
-from test_report import TINY, make_image_folder
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -39,14 +39,28 @@ def report(tmp_path_factory):
     dirs = []
     for k in range(3):
         out = base / f"run{k}"
-        iaside.explain(tiny_cnn(n_classes=3, seed=10 + k), str(data), bands=3, n_bootstrap=100, overrides=TINY,
-                       show_progress=False, out=out)
+        iaside.explain(
+            tiny_cnn(n_classes=3, seed=10 + k),
+            str(data),
+            bands=3,
+            n_bootstrap=100,
+            overrides=TINY,
+            show_progress=False,
+            out=out,
+        )
         (out / "robustness.json").write_text(json.dumps({"mce": [0.9, 1.1, 1.0][k], "mean_error": 0.3}))
         dirs.append(out)
     from iaside.heatmap import run_heatmap
 
-    heat = run_heatmap(tiny_cnn(n_classes=3, seed=10), str(data), stride=8, overrides=TINY, out=dirs[0],
-                       show_progress=False, say=lambda _: None)
+    heat = run_heatmap(
+        tiny_cnn(n_classes=3, seed=10),
+        str(data),
+        stride=8,
+        overrides=TINY,
+        out=dirs[0],
+        show_progress=False,
+        say=lambda _: None,
+    )
     path = write_report(dirs, base / "report.html", max_images=2)
     return {"path": path, "results": [Result.load(d) for d in dirs], "heatmap": heat}
 
@@ -115,7 +129,8 @@ def test_screenshot_covers_the_whole_report(chromium, report, tmp_path):
 def test_a_page_with_a_broken_image_is_caught(chromium, tmp_path):
     """The check itself can fail: a PNG that does not decode is reported."""
     page = tmp_path / "broken.html"
-    page.write_text('<!DOCTYPE html><html><body><p>x</p><img alt="bad" src="data:image/png;base64,iVBORw0KGgo=">'
-                    "</body></html>")
+    page.write_text(
+        '<!DOCTYPE html><html><body><p>x</p><img alt="bad" src="data:image/png;base64,iVBORw0KGgo="></body></html>'
+    )
     seen = check_page(page)
     assert seen["images"] == 1 and seen["broken"] == ["bad"]

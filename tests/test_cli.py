@@ -1,4 +1,5 @@
 """The command line end to end on a tiny real model and tiny images; bad input -> one-line errors."""
+
 import json
 import subprocess
 import sys
@@ -7,16 +8,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_ARGS as TINY
+from conftest import declare_preprocessing, tiny_cnn
 
 import iaside
 from iaside.cli import main
-
-from conftest import TINY_ARGS as TINY
-from conftest import declare_preprocessing
-from conftest import tiny_cnn
-
-
-
 
 
 def run_cli(args, capsys):
@@ -27,8 +23,9 @@ def run_cli(args, capsys):
 
 def test_run_and_show_end_to_end(tmp_path, scripted, image_folder, capsys):
     out = tmp_path / "run"
-    code, stdout, _ = run_cli(["run", "--model", f"torchscript:{scripted}", "--data", image_folder, *TINY,
-                               "--out", out], capsys)
+    code, stdout, _ = run_cli(
+        ["run", "--model", f"torchscript:{scripted}", "--data", image_folder, *TINY, "--out", out], capsys
+    )
     assert code == 0, stdout
     assert "score" in stdout and "bands carry" in stdout
     result = json.loads((out / "result.json").read_text())
@@ -43,8 +40,23 @@ def test_run_and_show_end_to_end(tmp_path, scripted, image_folder, capsys):
 
 def test_paper_preset_and_predicted_labels_from_cli(tmp_path, scripted, image_folder, capsys):
     out = tmp_path / "paper"
-    code, stdout, err = run_cli(["run", "--model", f"torchscript:{scripted}", "--data", image_folder, "--labels",
-                                 "predicted", "--preset", "paper", *TINY, "--out", out], capsys)
+    code, _stdout, err = run_cli(
+        [
+            "run",
+            "--model",
+            f"torchscript:{scripted}",
+            "--data",
+            image_folder,
+            "--labels",
+            "predicted",
+            "--preset",
+            "paper",
+            *TINY,
+            "--out",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     cfg = json.loads((out / "result.json").read_text())["config"]
     assert cfg["preset"] == "paper" and cfg["partition"] == "square" and cfg["synthesis"] == "paper"
@@ -95,8 +107,9 @@ def test_onnx_model_gives_the_same_explanation_as_torch(tmp_path):
     path = tmp_path / "tiny.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, torch.zeros(1, 3, 32, 32), str(path), dynamo=False, input_names=["x"],
-                          dynamic_axes={"x": {0: "batch"}})
+        torch.onnx.export(
+            net, torch.zeros(1, 3, 32, 32), str(path), dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "batch"}}
+        )
     g = torch.Generator().manual_seed(1)
     data = (torch.rand(6, 3, 32, 32, generator=g), torch.tensor([0, 1, 2, 3, 4, 0]))
     cfg = iaside.DataConfig(input_size=(32, 32), resize_size=32, mean=(0.0,) * 3, std=(1.0,) * 3)
@@ -129,8 +142,10 @@ def test_warnings_and_notes_go_through_logging_as_one_line(capsys):
 
     warn("the model's mean/std were guessed")
     note("uint8 pixels were rescaled to [0, 1]")
-    assert capsys.readouterr().err.splitlines() == ["iaside: warning: the model's mean/std were guessed",
-                                                    "iaside: note: uint8 pixels were rescaled to [0, 1]"]
+    assert capsys.readouterr().err.splitlines() == [
+        "iaside: warning: the model's mean/std were guessed",
+        "iaside: note: uint8 pixels were rescaled to [0, 1]",
+    ]
     logger = logging.getLogger("iaside")
     level = logger.level
     logger.setLevel(logging.WARNING)

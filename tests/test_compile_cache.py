@@ -1,4 +1,5 @@
 """The compiled-model cache: a model is compiled once per machine, checked, rebuilt when damaged."""
+
 import json
 import os
 import subprocess
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cnn
 from torch import nn
 
 from iaside.coalitions import CoalitionSynthesizer
@@ -18,8 +20,6 @@ from iaside.engine import Engine
 from iaside.engine.runner import _Logits
 from iaside.fills import make_fill
 from iaside.spectral import band_masks
-
-from conftest import tiny_cnn
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,7 @@ def run_child(cache: Path) -> tuple[dict, str]:
 
 
 def test_a_second_process_loads_the_compiled_model_and_gives_the_same_numbers(tmp_path):
-    first, first_err = run_child(tmp_path / "cache")
+    first, _first_err = run_child(tmp_path / "cache")
     second, second_err = run_child(tmp_path / "cache")
     compiled = first["optimize"]["compiled"]
     assert first["optimize"]["applied"] == "compile" and compiled["cached"]
@@ -73,8 +73,14 @@ def test_a_second_process_loads_the_compiled_model_and_gives_the_same_numbers(tm
 
 def batch_norm_net(seed=0):
     torch.manual_seed(seed)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                        nn.Flatten(), nn.Linear(8, 5))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 5),
+    )
     with torch.no_grad():
         net[1].running_mean.uniform_(-0.5, 0.5)
         net[1].running_var.uniform_(0.5, 2.0)
@@ -100,8 +106,9 @@ class FakeBuilds:
 
 def compiled_model(tmp_path, net, dtype=None):
     module = _Logits(net, "cpu", dtype)
-    return CompiledModel(module, cache=CompileCache(tmp_path), fingerprint=model_fingerprint(net),
-                         reduced_precision=dtype is not None), module
+    return CompiledModel(
+        module, cache=CompileCache(tmp_path), fingerprint=model_fingerprint(net), reduced_precision=dtype is not None
+    ), module
 
 
 def test_an_unreadable_entry_is_rebuilt_with_a_note(tmp_path, monkeypatch, capsys):
@@ -123,7 +130,7 @@ def test_an_entry_that_does_not_give_the_models_output_is_rebuilt(tmp_path, monk
     builds = FakeBuilds().install(monkeypatch)
     other = _Logits(batch_norm_net(seed=1), "cpu", None)
     monkeypatch.setattr(CompileCache, "load", lambda self, key: other if self.path(key).is_file() else None)
-    compiled, module = compiled_model(tmp_path, batch_norm_net(), torch.bfloat16)
+    compiled, _module = compiled_model(tmp_path, batch_norm_net(), torch.bfloat16)
     x = torch.rand(4, 3, 16, 16)
     compiled.cache.folder.mkdir(parents=True)
     compiled.cache.path(compiled.key(x)).write_bytes(b"another model's package")
@@ -150,12 +157,24 @@ def test_an_agreeing_entry_is_used_without_building(tmp_path, monkeypatch):
 
 def test_the_key_names_every_fact_that_changes_the_compiled_code():
     net = tiny_cnn()
-    base = dict(fingerprint=model_fingerprint(net), shape=(4, 3, 32, 32), channels_last=True,
-                dtype=torch.bfloat16, fold=True, device=torch.device("cpu"))
+    base = dict(
+        fingerprint=model_fingerprint(net),
+        shape=(4, 3, 32, 32),
+        channels_last=True,
+        dtype=torch.bfloat16,
+        fold=True,
+        device=torch.device("cpu"),
+    )
     cache = CompileCache("/nonexistent")
     names = {cache.path(entry_key(**base)).name}
-    changes = [dict(fingerprint=model_fingerprint(tiny_cnn(seed=1))), dict(shape=(8, 3, 32, 32)),
-               dict(shape=(4, 3, 64, 64)), dict(channels_last=False), dict(dtype=None), dict(fold=False)]
+    changes = [
+        dict(fingerprint=model_fingerprint(tiny_cnn(seed=1))),
+        dict(shape=(8, 3, 32, 32)),
+        dict(shape=(4, 3, 64, 64)),
+        dict(channels_last=False),
+        dict(dtype=None),
+        dict(fold=False),
+    ]
     for change in changes:
         names.add(cache.path(entry_key(**{**base, **change})).name)
     assert len(names) == 1 + len(changes)
@@ -173,8 +192,15 @@ def test_the_cache_folder_follows_iaside_cache(monkeypatch, tmp_path):
 
 
 def engine(net, optimize, cache, n_bands=3):
-    return Engine(net, CoalitionSynthesizer(band_masks(32, 32, n_bands)), make_fill("partner", 0), batch_size=8,
-                  optimize=optimize, compile_cache=cache, show_progress=False)
+    return Engine(
+        net,
+        CoalitionSynthesizer(band_masks(32, 32, n_bands)),
+        make_fill("partner", 0),
+        batch_size=8,
+        optimize=optimize,
+        compile_cache=cache,
+        show_progress=False,
+    )
 
 
 def test_auto_runs_a_short_run_as_given_and_says_why(tmp_path, capsys):
@@ -224,8 +250,26 @@ def test_cli_records_the_effective_precision_and_the_auto_decision(tmp_path, scr
     from iaside.engine.runner import precision_name, resolve_precision
 
     out = tmp_path / "run"
-    assert main(["run", "--model", f"torchscript:{scripted}", "--data", str(image_folder), *TINY_ARGS,
-                 "--precision", "auto", "--optimize", "auto", "--no-cache", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                f"torchscript:{scripted}",
+                "--data",
+                str(image_folder),
+                *TINY_ARGS,
+                "--precision",
+                "auto",
+                "--optimize",
+                "auto",
+                "--no-cache",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     effective = precision_name(resolve_precision("auto", torch.device("cpu")))
     assert f"precision: {effective} (--precision auto" in captured.out

@@ -1,21 +1,30 @@
 """iaside cutoffs: at c = k/M its ideal filters are the exact run's band-limited coalitions."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_interactions import _images, _Spectral
 
 import iaside
 from iaside.cutoffs import cutoff_filters, parse_cutoffs, run_cutoffs
 from iaside.errors import IasideError
-from test_interactions import _images, _Spectral
 
 
 def test_at_band_edges_the_curves_equal_the_runs_band_limited_views(tmp_path):
     x, y = _images(n=12, seed=5)
     run = iaside.explain(_Spectral(), (x, y), bands=4, fill="zero", n_bootstrap=20, show_progress=False)
     said = []
-    summary = run_cutoffs(_Spectral(), (x, y), "0.25,0.5,0.75", n_bootstrap=20, batch_size=4, out=tmp_path / "c",
-                          show_progress=False, say=said.append)
+    summary = run_cutoffs(
+        _Spectral(),
+        (x, y),
+        "0.25,0.5,0.75",
+        n_bootstrap=20,
+        batch_size=4,
+        out=tmp_path / "c",
+        show_progress=False,
+        say=said.append,
+    )
     assert "12 images × 3 cut-offs × 2 (low-pass, high-pass) = 72 forward passes" in said[0]
     assert summary["forward_passes_this_session"] == 72 + 12
     curves = run.band_limited
@@ -25,10 +34,15 @@ def test_at_band_edges_the_curves_equal_the_runs_band_limited_views(tmp_path):
         assert low["v_nats"]["value"][k - 1] == pytest.approx(curves["lowpass"]["v_nats"].value[k - 1], abs=1e-4)
         assert high["accuracy"]["value"][k - 1] == pytest.approx(curves["highpass"]["accuracy"].value[k])
         assert high["v_nats"]["value"][k - 1] == pytest.approx(curves["highpass"]["v_nats"].value[k], abs=1e-4)
-    assert len({round(v, 4) for v in summary["highpass"]["v_nats"]["value"]}) == 3  # the columns differ: the check can fail
-    again = run_cutoffs(_Spectral(), (x, y), "0.25,0.5,0.75", n_bootstrap=20, out=tmp_path / "c",
-                        show_progress=False, say=said.append)
-    assert again["forward_passes_this_session"] == 0 and again["lowpass"] == summary["lowpass"]  # resumed, nothing redone
+    assert (
+        len({round(v, 4) for v in summary["highpass"]["v_nats"]["value"]}) == 3
+    )  # the columns differ: the check can fail
+    again = run_cutoffs(
+        _Spectral(), (x, y), "0.25,0.5,0.75", n_bootstrap=20, out=tmp_path / "c", show_progress=False, say=said.append
+    )
+    assert (
+        again["forward_passes_this_session"] == 0 and again["lowpass"] == summary["lowpass"]
+    )  # resumed, nothing redone
     from iaside.report.views import cutoffs_section
 
     html = cutoffs_section(tmp_path / "c")

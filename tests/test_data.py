@@ -1,4 +1,5 @@
 """Data sources and preprocessing: layouts, labels, bundled samples, pixel values, bad files."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -38,6 +39,7 @@ def _uniform_value(img, cfg=SMALL):
 
 
 # ---- class folders -----------------------------------------------------------------------
+
 
 def test_integer_class_folders_recursive_sorted_hidden_skipped(tmp_path):
     _write(tmp_path / "2" / "b.png")
@@ -95,6 +97,7 @@ def test_loose_images_next_to_class_folders_are_refused(tmp_path):
 
 # ---- flat folder + CSV -------------------------------------------------------------------
 
+
 def _flat(tmp_path):
     for name in ("ILSVRC2012_val_00000001.JPEG", "b.png", "c.png"):
         _write(tmp_path / "imgs" / name)
@@ -112,18 +115,22 @@ def test_csv_without_header(tmp_path):
 def test_csv_with_header_and_class_names(tmp_path):
     root = _flat(tmp_path)
     (tmp_path / "labels.csv").write_text(
-        "\ufefffilename,label\nb.png, Dog\nc.png,2\nILSVRC2012_val_00000001.JPEG,cat\n", encoding="utf-8")
+        "\ufefffilename,label\nb.png, Dog\nc.png,2\nILSVRC2012_val_00000001.JPEG,cat\n", encoding="utf-8"
+    )
     names = ["cat", "dog", "emu"]
     data = open_dataset(str(root), SMALL, labels=str(tmp_path / "labels.csv"), class_names=names)
     assert data.labels == [0, 1, 2]
 
 
-@pytest.mark.parametrize("text, culprit", [
-    ("b.png,1\nc.png,1\n", "ILSVRC2012_val_00000001.JPEG"),  # image missing from the CSV
-    ("b.png,1\nc.png,1\nILSVRC2012_val_00000001.JPEG,1\ngone.png,1\n", "gone.png"),  # file missing
-    ("b.png,1\nc.png,unicorn\n", "unicorn"),  # unknown class name, row named
-    ("b.png,1\nb.png,2\n", "line 2"),  # labelled twice
-])
+@pytest.mark.parametrize(
+    "text, culprit",
+    [
+        ("b.png,1\nc.png,1\n", "ILSVRC2012_val_00000001.JPEG"),  # image missing from the CSV
+        ("b.png,1\nc.png,1\nILSVRC2012_val_00000001.JPEG,1\ngone.png,1\n", "gone.png"),  # file missing
+        ("b.png,1\nc.png,unicorn\n", "unicorn"),  # unknown class name, row named
+        ("b.png,1\nb.png,2\n", "line 2"),  # labelled twice
+    ],
+)
 def test_csv_errors_name_the_culprit(tmp_path, text, culprit):
     root = _flat(tmp_path)
     (tmp_path / "labels.csv").write_text(text)
@@ -158,6 +165,7 @@ def test_missing_and_empty_paths(tmp_path):
 
 # ---- bundled samples ----------------------------------------------------------------------
 
+
 def test_samples_imagenet(tmp_path):
     if importlib.util.find_spec("foolbox") is None:
         pytest.skip("foolbox (sample images) not installed")
@@ -166,7 +174,7 @@ def test_samples_imagenet(tmp_path):
     assert all(0 <= label < 1000 for label in data.labels)
     assert data.names[0] == "imagenet_00_243.jpg" and data.labels[0] == 243
     item = data[0]
-    assert item.pixels.shape == (3, 224, 224) and 0 <= item.pixels.min() and item.pixels.max() <= 1
+    assert item.pixels.shape == (3, 224, 224) and item.pixels.min() >= 0 and item.pixels.max() <= 1
     check_labels(data, 1000)
     with pytest.raises(IasideError, match="imagenet_00_243.jpg"):
         check_labels(data, 10)
@@ -197,6 +205,7 @@ def test_unknown_sample_set_lists_the_choices():
 
 
 # ---- subsets, fingerprint, labels check ----------------------------------------------------
+
 
 def _ten(tmp_path):
     for i in range(10):
@@ -248,6 +257,7 @@ def test_check_labels_accepts_predicted_and_names_offender(tmp_path):
 
 # ---- pixel values ----------------------------------------------------------------------------
 
+
 def test_16bit_png_is_scaled_not_clipped(tmp_path):
     path = tmp_path / "deep.png"
     Image.fromarray(np.full((10, 12), 257 * 200, dtype=np.uint16)).save(path)
@@ -288,7 +298,7 @@ def test_resize_shorter_side_then_centre_crop():
 def test_rectangular_input_size(size):
     cfg = DataConfig(input_size=(160, 224), resize_size=176, interpolation="lanczos")
     pixels = preprocess(Image.new("RGB", size, (255, 0, 0)), cfg)
-    assert pixels.shape == (3, 160, 224) and 0 <= pixels.min() and pixels.max() <= 1
+    assert pixels.shape == (3, 160, 224) and pixels.min() >= 0 and pixels.max() <= 1
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -305,8 +315,10 @@ def test_exif_orientation_is_applied(tmp_path):
 
 # ---- bad files ---------------------------------------------------------------------------------
 
+
 def _png_header(width, height):
     """PNG bytes whose header claims width × height pixels and whose data is missing."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -323,13 +335,17 @@ def _jpeg_bytes():
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("zero.jpg", b"", "unreadable"),
-    ("cut.jpg", _jpeg_bytes()[:700], "truncated"),
-    ("text.png", b"hello, not a PNG\n", "unreadable"),
-    ("huge.png", _png_header(15000, 15000), "too large"),
-    ("bomb.png", _png_header(30000, 30000), "too large"),
-], ids=["zero-byte", "truncated", "text", "huge", "bomb"])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("zero.jpg", b"", "unreadable"),
+        ("cut.jpg", _jpeg_bytes()[:700], "truncated"),
+        ("text.png", b"hello, not a PNG\n", "unreadable"),
+        ("huge.png", _png_header(15000, 15000), "too large"),
+        ("bomb.png", _png_header(30000, 30000), "too large"),
+    ],
+    ids=["zero-byte", "truncated", "text", "huge", "bomb"],
+)
 def test_bad_files_raise_naming_the_file(tmp_path, name, content, message):
     (tmp_path / "0").mkdir()
     (tmp_path / "0" / name).write_bytes(content)

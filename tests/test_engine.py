@@ -1,9 +1,11 @@
 """The engine on real (tiny) networks: coalition images, packing, fills, axioms, resume, errors."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cnn
 from torch import nn
 
 import iaside
@@ -15,8 +17,6 @@ from iaside.fills import make_fill, partner_index
 from iaside.game import coalition_bits
 from iaside.result import Result
 from iaside.spectral import band_energy, band_masks, square_band_masks_centred
-
-from conftest import tiny_cnn
 
 
 def images(n=6, size=32, seed=0):
@@ -241,9 +241,16 @@ def test_predicted_labels_and_bf16_path():
 
 def test_state_fields_declare_how_they_merge():
     """Shard merge, all-reduce and resume read one declaration: skips are known to every shard (max), the rest add."""
-    assert EngineState.merge_rules() == {"logp_nats": "sum", "done": "sum", "skipped": "max", "label": "sum",
-                                         "clean_top1": "sum", "clean_logp_nats": "sum", "top1_hit": "sum",
-                                         "top1_recorded": "sum"}
+    assert EngineState.merge_rules() == {
+        "logp_nats": "sum",
+        "done": "sum",
+        "skipped": "max",
+        "label": "sum",
+        "clean_top1": "sum",
+        "clean_logp_nats": "sum",
+        "top1_hit": "sum",
+        "top1_recorded": "sum",
+    }
     a, b = EngineState.empty(3, 2), EngineState.empty(3, 2)
     a.done[0], a.logp_nats[0], a.label[0] = 1, [-1.0, -2.0], 4
     b.done[1], b.logp_nats[1], b.label[1] = 1, [-3.0, -0.5], 2

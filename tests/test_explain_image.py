@@ -1,16 +1,16 @@
 """The per-image view: its v(S), top-1 and φ equal a direct computation over hand-built
 coalition images, the coalition findings follow their definitions, and the command works."""
+
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cnn
 from PIL import Image
 
 from iaside.cli import main
 from iaside.game import coalition_bits, exact_shapley
 from iaside.report.local import LocalExplanation, explain_image, plot_local
 from iaside.spectral import band_masks, split_bands
-
-from conftest import tiny_cnn
 
 M = 3
 
@@ -71,9 +71,18 @@ def handmade(top1: list[int], p_top1=None, label=None) -> LocalExplanation:
     p = np.asarray(p_top1 if p_top1 is not None else np.linspace(0.3, 0.9, n))
     zeros = np.zeros((3, 1, 2, 2))
     return LocalExplanation(
-        pixels=np.zeros((1, 2, 2)), band_images=zeros, label=top1[-1] if label is None else label, label_given=False,
-        v_nats=np.zeros(n), phi=np.zeros(3), sid=np.full(3, 1 / 3), top1=np.asarray(top1), p_top1=p,
-        p_label=p, fill="zero", fill_image=np.zeros((1, 2, 2)),
+        pixels=np.zeros((1, 2, 2)),
+        band_images=zeros,
+        label=top1[-1] if label is None else label,
+        label_given=False,
+        v_nats=np.zeros(n),
+        phi=np.zeros(3),
+        sid=np.full(3, 1 / 3),
+        top1=np.asarray(top1),
+        p_top1=p,
+        p_label=p,
+        fill="zero",
+        fill_image=np.zeros((1, 2, 2)),
     )
 
 
@@ -110,10 +119,23 @@ def test_command(tmp_path, capsys):
     folder.mkdir()
     for k in range(2):
         Image.fromarray((smooth_image(6 + k, 40).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
-            folder / f"{k}.png")
+            folder / f"{k}.png"
+        )
     out = tmp_path / "view.png"
-    args = ["explain-image", str(image), "--model", f"torchscript:{path}", "--input-size", "32", "--resize-size",
-            "32", "--bands", str(M), "-o", str(out)]
+    args = [
+        "explain-image",
+        str(image),
+        "--model",
+        f"torchscript:{path}",
+        "--input-size",
+        "32",
+        "--resize-size",
+        "32",
+        "--bands",
+        str(M),
+        "-o",
+        str(out),
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "phi (nats)" in printed and "smallest" in printed and out.exists()

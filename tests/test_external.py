@@ -1,4 +1,5 @@
 """External robustness tables joined by model name, and partial correlation given clean accuracy."""
+
 from __future__ import annotations
 
 import json
@@ -6,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cnn
 from scipy import stats
 
 import iaside
-from conftest import tiny_cnn
 from iaside.cli import main
 from iaside.errors import IasideError
 from iaside.robustness.correlation import correlate, partial_correlate
@@ -65,27 +66,54 @@ def test_read_csv_and_robustbench_model_info(tmp_path):
     folder = tmp_path / "model_info" / "imagenet"
     (folder / "Linf").mkdir(parents=True)
     (folder / "corruptions").mkdir()
-    info = {"link": "https://example.org", "name": "Standardly trained model", "authors": "x", "additional_data": False,
-            "number_forward_passes": 1, "dataset": "imagenet", "venue": "N/A", "architecture": "ResNet-50",
-            "eps": "4/255", "clean_acc": "76.52", "reported": "0.0", "autoattack_acc": "0.0"}
+    info = {
+        "link": "https://example.org",
+        "name": "Standardly trained model",
+        "authors": "x",
+        "additional_data": False,
+        "number_forward_passes": 1,
+        "dataset": "imagenet",
+        "venue": "N/A",
+        "architecture": "ResNet-50",
+        "eps": "4/255",
+        "clean_acc": "76.52",
+        "reported": "0.0",
+        "autoattack_acc": "0.0",
+    }
     (folder / "Linf" / "Standard_R50.json").write_text(json.dumps(info))
-    (folder / "corruptions" / "Standard_R50.json").write_text(json.dumps(
-        {**{k: v for k, v in info.items() if k != "autoattack_acc"}, "eps": None, "reported": "",
-         "corruptions_acc": "38.12"}))
-    (folder / "Linf" / "Salman2020Do_R50.json").write_text(json.dumps({**info, "clean_acc": "64.02",
-                                                                        "autoattack_acc": "34.96"}))
+    (folder / "corruptions" / "Standard_R50.json").write_text(
+        json.dumps(
+            {
+                **{k: v for k, v in info.items() if k != "autoattack_acc"},
+                "eps": None,
+                "reported": "",
+                "corruptions_acc": "38.12",
+            }
+        )
+    )
+    (folder / "Linf" / "Salman2020Do_R50.json").write_text(
+        json.dumps({**info, "clean_acc": "64.02", "autoattack_acc": "34.96"})
+    )
     rb = read_external(folder)
-    assert rb.values["Standard_R50"] == {"Linf clean_acc": 76.52, "Linf reported": 0.0, "Linf autoattack_acc": 0.0,
-                                         "corruptions clean_acc": 76.52, "corruptions corruptions_acc": 38.12}
+    assert rb.values["Standard_R50"] == {
+        "Linf clean_acc": 76.52,
+        "Linf reported": 0.0,
+        "Linf autoattack_acc": 0.0,
+        "corruptions clean_acc": 76.52,
+        "corruptions corruptions_acc": 38.12,
+    }
     assert rb.values["Salman2020Do_R50"]["Linf autoattack_acc"] == 34.96
     assert rb.clean_metric() == "Linf clean_acc"
 
 
-@pytest.mark.parametrize("text,match", [
-    ("name,mce\na,1\n", "header starting with 'model'"),
-    ("model,mce\na,high\n", r"numbers.csv:2 column 'mce': 'high' is not a number"),
-    ("model,mce\na,1\na,2\n", "listed twice"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("name,mce\na,1\n", "header starting with 'model'"),
+        ("model,mce\na,high\n", r"numbers.csv:2 column 'mce': 'high' is not a number"),
+        ("model,mce\na,1\na,2\n", "listed twice"),
+    ],
+)
 def test_bad_tables_name_the_problem(tmp_path, text, match):
     table = tmp_path / "numbers.csv"
     table.write_text(text)
@@ -97,8 +125,9 @@ def test_bad_tables_name_the_problem(tmp_path, text, match):
 def four_runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("external")
     g = torch.Generator().manual_seed(0)
-    x = torch.nn.functional.interpolate(torch.rand((6, 3, 5, 5), generator=g), size=(32, 32), mode="bicubic",
-                                        align_corners=False).clamp(0, 1)
+    x = torch.nn.functional.interpolate(
+        torch.rand((6, 3, 5, 5), generator=g), size=(32, 32), mode="bicubic", align_corners=False
+    ).clamp(0, 1)
     y = torch.arange(6) % 3
     dirs = []
     for k, name in enumerate(["cnn-a", "cnn-b", "cnn-c", "cnn-d"]):
@@ -111,11 +140,13 @@ def four_runs(tmp_path_factory):
 
 
 def test_compare_joins_a_csv_by_model_name(four_runs, tmp_path, capsys):
-    base, dirs = four_runs
+    _base, dirs = four_runs
     table = tmp_path / "leaderboard.csv"
-    table.write_text("model,corruption_acc,autoattack_acc,clean_acc\n"
-                     "CNN-A,41.0,10.5,70.1\ncnn-b,38.5,12.0,72.3\ncnn_c,44.2,9.0,69.0\ncnn-d,36.0,15.5,75.8\n"
-                     "resnet50,39.0,0.0,76.1\n")
+    table.write_text(
+        "model,corruption_acc,autoattack_acc,clean_acc\n"
+        "CNN-A,41.0,10.5,70.1\ncnn-b,38.5,12.0,72.3\ncnn_c,44.2,9.0,69.0\ncnn-d,36.0,15.5,75.8\n"
+        "resnet50,39.0,0.0,76.1\n"
+    )
     out = tmp_path / "cmp"
     code = main(["compare", *map(str, dirs), "--external", str(table), "--bootstrap", "200", "--out", str(out)])
     said = capsys.readouterr().out
@@ -128,11 +159,15 @@ def test_compare_joins_a_csv_by_model_name(four_runs, tmp_path, capsys):
     clean = np.array([70.1, 72.3, 69.0, 75.8])
     assert [m["corruption_acc"] for m in d["models"]] == corruption.tolist()
     assert [m["clean_accuracy"] for m in d["models"]] == clean.tolist()  # from the table's clean column
-    spearman = next(c for c in d["correlations"] if (c["x"], c["y"], c["method"]) == ("score", "corruption_acc",
-                                                                                        "spearman"))
+    spearman = next(
+        c for c in d["correlations"] if (c["x"], c["y"], c["method"]) == ("score", "corruption_acc", "spearman")
+    )
     assert spearman["r"] == pytest.approx(stats.spearmanr(scores, corruption).statistic, abs=1e-12)
-    partial = next(c for c in d["partial_correlations"] if (c["x"], c["y"]) == ("score", "corruption_acc")
-                   and c["method"].startswith("partial pearson"))
+    partial = next(
+        c
+        for c in d["partial_correlations"]
+        if (c["x"], c["y"]) == ("score", "corruption_acc") and c["method"].startswith("partial pearson")
+    )
     assert partial["r"] == pytest.approx(_residual_r(scores, corruption, clean), abs=1e-9)
     assert not any(c["y"] == "clean_acc" for c in d["partial_correlations"])
     assert "controlling for clean accuracy from clean_acc (external table)" in said
@@ -140,7 +175,7 @@ def test_compare_joins_a_csv_by_model_name(four_runs, tmp_path, capsys):
 
 
 def test_reference_given_a_file_reads_it_as_the_external_table(four_runs, tmp_path, capsys):
-    base, dirs = four_runs
+    _base, dirs = four_runs
     table = tmp_path / "numbers.csv"
     table.write_text("model,mce\ncnn-a,1.0\ncnn-b,0.9\ncnn-c,1.2\n")
     out = tmp_path / "cmp"
@@ -154,7 +189,7 @@ def test_reference_given_a_file_reads_it_as_the_external_table(four_runs, tmp_pa
 
 
 def test_no_matching_name_is_an_error(four_runs, tmp_path, capsys):
-    base, dirs = four_runs
+    _base, dirs = four_runs
     table = tmp_path / "numbers.csv"
     table.write_text("model,mce\nresnet,1.0\n")
     assert main(["compare", *map(str, dirs), "--external", str(table), "--out", str(tmp_path / "c")]) == 2

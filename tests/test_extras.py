@@ -1,5 +1,6 @@
 """Installing the extras safely (the pins, the hints, ``iaside constraints``), the public
 ``iaside.compat`` helper, and the ONNX export the ``onnx`` extra serves."""
+
 import importlib.util
 import json
 import re
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cnn
 from packaging.requirements import Requirement
 
 import iaside
@@ -19,8 +21,6 @@ from iaside.cli import main
 from iaside.compat import enable_torchvision, import_transformers
 from iaside.errors import IasideError
 from iaside.install import constraints, pip_hint, shipped_pins
-
-from conftest import tiny_cnn
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPE = "iaside constraints | pip install --constraint /dev/stdin"
@@ -56,9 +56,13 @@ def test_constraints_command_prints_the_pins(capsys):
 
 
 def test_every_install_hint_carries_the_constraints():
-    raw = [f"{path.relative_to(ROOT)}:{n}" for path in (ROOT / "iaside").rglob("*.py")
-           if path.name not in ("install.py", "constraints.py")
-           for n, line in enumerate(path.read_text().splitlines(), 1) if "pip install" in line]
+    raw = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in (ROOT / "iaside").rglob("*.py")
+        if path.name not in ("install.py", "constraints.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "pip install" in line
+    ]
     assert raw == []  # every hint is built by pip_hint
     assert pip_hint("iaside[timm]") == f"{PIPE} 'iaside[timm]'"
     assert pip_hint("foolbox==3.3.4", no_deps=True) == f"{PIPE} --no-deps foolbox==3.3.4"
@@ -68,8 +72,9 @@ def test_a_missing_extra_names_the_safe_command(monkeypatch):
     import iaside.compat
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(iaside.compat.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "torchvision" else real(name, *a))
+    monkeypatch.setattr(
+        iaside.compat.importlib.util, "find_spec", lambda name, *a: None if name == "torchvision" else real(name, *a)
+    )
     with pytest.raises(IasideError, match=re.escape(f"torchvision is not installed: {PIPE} 'iaside[torchvision]'")):
         enable_torchvision()
 
@@ -95,8 +100,9 @@ print(json.dumps({
 def fresh_python(code: str, home: Path) -> subprocess.CompletedProcess:
     """A new interpreter with only the repository on its path (its home, caches included, in ``home``)."""
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(home)}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300,
-                          env=env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def test_a_users_script_imports_torchvision_and_timm_through_compat(tmp_path):
@@ -118,8 +124,15 @@ def test_enable_torchvision_is_idempotent_and_opens_transformers():
     first = enable_torchvision()
     assert enable_torchvision() == first
     transformers = import_transformers()  # imports torchvision itself where it is installed
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
-                                    num_attention_heads=2, intermediate_size=64, num_labels=5)
+    config = transformers.ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=5,
+    )
     vit = transformers.ViTForImageClassification(config).eval()
     assert vit(pixel_values=torch.rand(2, 3, 32, 32)).logits.shape == (2, 5)
 
@@ -130,8 +143,7 @@ def test_the_readme_onnx_export_runs_and_explains_like_the_module(tmp_path):
     path = tmp_path / "model.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # raised inside torch.export
-        torch.onnx.export(net, (torch.rand(1, 3, 32, 32),), str(path),
-                          dynamic_shapes=({0: torch.export.Dim("batch")},))
+        torch.onnx.export(net, (torch.rand(1, 3, 32, 32),), str(path), dynamic_shapes=({0: torch.export.Dim("batch")},))
     g = torch.Generator().manual_seed(1)
     data = (torch.rand(6, 3, 32, 32, generator=g), torch.tensor([0, 1, 2, 3, 4, 0]))
     cfg = iaside.DataConfig(input_size=(32, 32), resize_size=32, mean=(0.5,) * 3, std=(0.25,) * 3)

@@ -6,6 +6,7 @@ No hypothesis deadline (a busy machine makes timings meaningless); a hang guard 
 60 s per example) turns a real hang into a failure instead. The CSV fuzz covers valid files,
 mutated rows, random text and random bytes (including non-UTF-8 and fields over 128 KiB).
 """
+
 import contextlib
 import io
 import signal
@@ -29,6 +30,7 @@ HANG_S = 60
 @contextlib.contextmanager
 def hang_guard(seconds: int = HANG_S):
     """Fail (not wait forever) when the body runs longer than ``seconds``."""
+
     def alarm(signum, frame):
         raise AssertionError(f"hang: the reader ran for more than {seconds} s on one input")
 
@@ -48,10 +50,16 @@ def scratch(tmp_path_factory):
 
 configs = st.builds(
     lambda h, w, extra, interpolation, gray: DataConfig(
-        input_size=(h, w), resize_size=max(h, w) + extra, interpolation=interpolation,
+        input_size=(h, w),
+        resize_size=max(h, w) + extra,
+        interpolation=interpolation,
         **({"channels": 1, "mean": (0.5,), "std": (0.5,)} if gray else {}),
     ),
-    st.integers(1, 24), st.integers(1, 24), st.integers(0, 8), st.sampled_from(INTERPOLATIONS), st.booleans(),
+    st.integers(1, 24),
+    st.integers(1, 24),
+    st.integers(0, 8),
+    st.sampled_from(INTERPOLATIONS),
+    st.booleans(),
 )
 
 
@@ -75,8 +83,20 @@ def read_or_refuse(path, cfg: DataConfig, min_side: int = 1) -> None:
     assert torch.isfinite(pixels).all() and pixels.min() >= 0 and pixels.max() <= 1
 
 
-MAGIC = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
-         b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"%!PS-Adobe-3.0 EPSF-3.0\n", b"8BPS", b"P6\n4 4\n255\n", b"\x00\x00\x01\x00"]
+MAGIC = [
+    b"",
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff\xe0",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+    b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+    b"%!PS-Adobe-3.0 EPSF-3.0\n",
+    b"8BPS",
+    b"P6\n4 4\n255\n",
+    b"\x00\x00\x01\x00",
+]
 EXTENSIONS = [".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"]
 
 
@@ -88,9 +108,23 @@ def test_reader_on_arbitrary_bytes(scratch, magic, body, ext, cfg):
     read_or_refuse(path, cfg)
 
 
-FORMATS = [("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "P"), ("PNG", "L"), ("PNG", "I;16"), ("PNG", "1"),
-           ("JPEG", "RGB"), ("JPEG", "L"), ("JPEG", "CMYK"), ("BMP", "RGB"), ("WEBP", "RGB"), ("TIFF", "RGB"),
-           ("TIFF", "F"), ("TIFF", "I;16"), ("GIF", "P")]
+FORMATS = [
+    ("PNG", "RGB"),
+    ("PNG", "RGBA"),
+    ("PNG", "P"),
+    ("PNG", "L"),
+    ("PNG", "I;16"),
+    ("PNG", "1"),
+    ("JPEG", "RGB"),
+    ("JPEG", "L"),
+    ("JPEG", "CMYK"),
+    ("BMP", "RGB"),
+    ("WEBP", "RGB"),
+    ("TIFF", "RGB"),
+    ("TIFF", "F"),
+    ("TIFF", "I;16"),
+    ("GIF", "P"),
+]
 
 
 def encode(fmt: str, mode: str, width: int, height: int, seed: int, exif_orientation: int) -> bytes:
@@ -138,8 +172,16 @@ def corrupt(data: bytes, edits) -> bytes:
 
 
 @settings(FUZZ, max_examples=400)
-@given(fmt=st.sampled_from(FORMATS), width=st.integers(1, 48), height=st.integers(1, 48), seed=st.integers(0, 99),
-       orientation=st.sampled_from([0, 1, 3, 6, 8]), edits=corruptions, cfg=configs, min_side=st.integers(1, 8))
+@given(
+    fmt=st.sampled_from(FORMATS),
+    width=st.integers(1, 48),
+    height=st.integers(1, 48),
+    seed=st.integers(0, 99),
+    orientation=st.sampled_from([0, 1, 3, 6, 8]),
+    edits=corruptions,
+    cfg=configs,
+    min_side=st.integers(1, 8),
+)
 def test_reader_on_corrupted_valid_images(scratch, fmt, width, height, seed, orientation, edits, cfg, min_side):
     name, mode = fmt
     path = scratch / f"corrupted.{name.lower()}"
@@ -149,15 +191,27 @@ def test_reader_on_corrupted_valid_images(scratch, fmt, width, height, seed, ori
 
 FILES = ["a.png", "b.png", "c d.png", "sub/e.png"]
 CLASS_NAMES = ["cat", "dog", "golden retriever"]
-good_labels = st.one_of(st.integers(0, 2).map(str), st.sampled_from(CLASS_NAMES),
-                        st.sampled_from(["Dog", "golden_retriever", " cat ", "2 "]))
+good_labels = st.one_of(
+    st.integers(0, 2).map(str),
+    st.sampled_from(CLASS_NAMES),
+    st.sampled_from(["Dog", "golden_retriever", " cat ", "2 "]),
+)
 cells = st.one_of(
-    good_labels, st.sampled_from(FILES), st.integers(-3, 2**70).map(str),
+    good_labels,
+    st.sampled_from(FILES),
+    st.integers(-3, 2**70).map(str),
     st.sampled_from(["filename", "label", "", "n01440764", "१", "½", "0x1", "a.png ", "A.PNG", "./a.png"]),
     st.text(max_size=12),
 )
-mutations = st.lists(st.tuples(st.sampled_from(["drop", "duplicate", "replace", "junk", "extra-column"]),
-                               st.integers(0, 9), st.integers(0, 1), cells), max_size=3)
+mutations = st.lists(
+    st.tuples(
+        st.sampled_from(["drop", "duplicate", "replace", "junk", "extra-column"]),
+        st.integers(0, 9),
+        st.integers(0, 1),
+        cells,
+    ),
+    max_size=3,
+)
 separators = st.sampled_from([",", ",", ",", ", ", ";", "\t"])
 newlines = st.sampled_from(["\n", "\r\n", "\r"])
 
@@ -203,8 +257,9 @@ def parse_or_refuse(flat, text: str | bytes) -> None:
     csv_path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
     with hang_guard():
         try:
-            data = open_dataset(str(flat), DataConfig(input_size=(8, 8), resize_size=8), labels=str(csv_path),
-                                class_names=CLASS_NAMES)
+            data = open_dataset(
+                str(flat), DataConfig(input_size=(8, 8), resize_size=8), labels=str(csv_path), class_names=CLASS_NAMES
+            )
         except IasideError as err:
             assert str(err)
             event("refused")
@@ -215,9 +270,15 @@ def parse_or_refuse(flat, text: str | bytes) -> None:
 
 
 @settings(FUZZ, max_examples=200)
-@given(labels=st.lists(good_labels, min_size=len(FILES), max_size=len(FILES)), header=st.booleans(),
-       order=st.permutations(range(len(FILES))), edits=mutations, separator=separators, newline=newlines,
-       quote=st.booleans())
+@given(
+    labels=st.lists(good_labels, min_size=len(FILES), max_size=len(FILES)),
+    header=st.booleans(),
+    order=st.permutations(range(len(FILES))),
+    edits=mutations,
+    separator=separators,
+    newline=newlines,
+    quote=st.booleans(),
+)
 def test_labels_csv_on_mutated_rows(flat, labels, header, order, edits, separator, newline, quote):
     lines = ([["filename", "label"]] if header else []) + [[FILES[i], labels[i]] for i in order]
     parse_or_refuse(flat, to_csv(mutate(lines, edits), separator, newline, quote))
@@ -230,21 +291,29 @@ def test_labels_csv_on_random_text(flat, text):
 
 
 @settings(FUZZ, max_examples=100)
-@given(prefix=st.sampled_from([b"", b"a.png,0\n", b"\xef\xbb\xbf"]), body=st.binary(max_size=400),
-       giant=st.sampled_from([0, 200_000]))
+@given(
+    prefix=st.sampled_from([b"", b"a.png,0\n", b"\xef\xbb\xbf"]),
+    body=st.binary(max_size=400),
+    giant=st.sampled_from([0, 200_000]),
+)
 def test_labels_csv_on_random_bytes(flat, prefix, body, giant):
     parse_or_refuse(flat, prefix + body + b"1" * giant)
 
 
 @settings(FUZZ, max_examples=60)
-@given(labels=st.lists(st.one_of(st.integers(0, 2).map(str), st.sampled_from(CLASS_NAMES)),
-                       min_size=len(FILES), max_size=len(FILES)),
-       header=st.booleans(), order=st.permutations(range(len(FILES))))
+@given(
+    labels=st.lists(
+        st.one_of(st.integers(0, 2).map(str), st.sampled_from(CLASS_NAMES)), min_size=len(FILES), max_size=len(FILES)
+    ),
+    header=st.booleans(),
+    order=st.permutations(range(len(FILES))),
+)
 def test_labels_csv_valid_files_parse_to_the_right_labels(flat, labels, header, order):
     lines = ([["filename", "label"]] if header else []) + [[FILES[i], labels[i]] for i in order]
     csv_path = flat.parent / "valid-labels.csv"
     csv_path.write_text(to_csv(lines, ",", "\n", False), encoding="utf-8")
-    data = open_dataset(str(flat), DataConfig(input_size=(8, 8), resize_size=8), labels=str(csv_path),
-                        class_names=CLASS_NAMES)
+    data = open_dataset(
+        str(flat), DataConfig(input_size=(8, 8), resize_size=8), labels=str(csv_path), class_names=CLASS_NAMES
+    )
     expect = {f: int(t) if t.isdigit() else CLASS_NAMES.index(t) for f, t in zip(FILES, labels)}
     assert dict(zip(data.names, data.labels)) == expect

@@ -1,4 +1,5 @@
 """Exact Shapley values against hand values, brute-force permutations and captum."""
+
 import itertools
 import math
 
@@ -77,6 +78,7 @@ def test_matches_captum_shapley_values():
         index = (mask.round().long() * (2 ** torch.arange(m))).sum(1)
         return table[index]
 
-    phi = captum.ShapleyValues(game).attribute(torch.ones(1, m, dtype=torch.float64),
-                                               baselines=torch.zeros(1, m, dtype=torch.float64))
+    phi = captum.ShapleyValues(game).attribute(
+        torch.ones(1, m, dtype=torch.float64), baselines=torch.zeros(1, m, dtype=torch.float64)
+    )
     assert exact_shapley(v) == pytest.approx(phi[0].numpy(), abs=1e-6)  # captum accumulates in float32

@@ -1,4 +1,5 @@
 """Fourier heat map: the frequency grid and basis, the numbers against a hand computation, the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_ARGS
 
-from conftest import TINY_ARGS, tiny_cnn
 from iaside.cli import main
 from iaside.heatmap import fourier_basis, frequency_cells, signs
 
@@ -28,16 +29,37 @@ def test_cells_are_one_per_hermitian_pair_and_the_basis_is_orthonormal(h, w):
 
 def test_stride_keeps_every_sth_frequency():
     assert sorted(map(tuple, frequency_cells(8, 8, stride=2).tolist())) == sorted(
-        [(-4, 0), (0, 0), (2, 0), (-4, 2), (-2, 2), (0, 2), (2, 2), (-4, 4), (0, 4), (2, 4)])
+        [(-4, 0), (0, 0), (2, 0), (-4, 2), (-2, 2), (0, 2), (2, 2), (-4, 4), (0, 4), (2, 4)]
+    )
     assert len(frequency_cells(32, 32, stride=4)) == 8 * 5 - 2 * 3  # v = 0 and v = 16 drop u = −12, −8, −4
 
 
 def test_cli_numbers_match_a_hand_computation_and_the_report_shows_the_map(tmp_path, scripted, image_folder, capsys):
     out = tmp_path / "run"
-    assert main(["run", "--model", f"torchscript:{scripted}", "--data", str(image_folder), *TINY_ARGS,
-                 "--out", str(out)]) == 0
-    args = ["heatmap", "--model", f"torchscript:{scripted}", "--data", str(image_folder), "--input-size", "32",
-            "--resize-size", "32", "--stride", "8", "--eps", "6", "--batch-size", "5", "--quiet", "--out", str(out)]
+    assert (
+        main(["run", "--model", f"torchscript:{scripted}", "--data", str(image_folder), *TINY_ARGS, "--out", str(out)])
+        == 0
+    )
+    args = [
+        "heatmap",
+        "--model",
+        f"torchscript:{scripted}",
+        "--data",
+        str(image_folder),
+        "--input-size",
+        "32",
+        "--resize-size",
+        "32",
+        "--stride",
+        "8",
+        "--eps",
+        "6",
+        "--batch-size",
+        "5",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     capsys.readouterr()
     assert main(args) == 0
     said = capsys.readouterr().out

@@ -2,7 +2,7 @@
 the culprit (exit code 2) or, with ``--on-bad-image skip``, a counted skip listed in the
 result; odd but valid images just work. The file-level checks of the reader itself are in
 test_data.py; the table of what each input got is in docs/reliability.md."""
-import csv
+
 import functools
 import io
 import json
@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_ARGS as TINY
+from conftest import declare_preprocessing, tiny_cnn, write_image_folder
 from PIL import Image
 from torch import nn
 
@@ -24,16 +26,9 @@ from iaside.cli import main
 from iaside.config import DataConfig
 from iaside.data import open_dataset
 
-from conftest import TINY_ARGS as TINY
-from conftest import declare_preprocessing, tiny_cnn, write_image_folder
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 MIN_SIDE = 6  # 2 per band, 3 bands
-
-
-
-
 
 
 @pytest.fixture
@@ -43,8 +38,9 @@ def folder(tmp_path):
 
 
 def run(capsys, scripted, data, out, *extra):
-    code = main(["run", "--model", f"torchscript:{scripted}", "--data", str(data), *TINY, "--out", str(out),
-                 *map(str, extra)])
+    code = main(
+        ["run", "--model", f"torchscript:{scripted}", "--data", str(data), *TINY, "--out", str(out), *map(str, extra)]
+    )
     captured = capsys.readouterr()
     return code, captured.out, captured.err.strip()
 
@@ -58,6 +54,7 @@ def assert_one_line_error(code, err, *culprits):
 
 def bilevel_png(width: int, height: int) -> bytes:
     """A valid all-white 1-bit PNG of any size, made row by row (20000×20000 is 76 KB)."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -197,12 +194,16 @@ def flat(tmp_path):
     return root
 
 
-@pytest.mark.parametrize("csv_text, culprits", [
-    ("a.png,0\nb.png,unicorn\nc.png,1\n", ["labels.csv line 2", "unicorn"]),
-    ("a.png,0\nb.png,1\nc.png,2\nghost.png,1\n", ["ghost.png"]),
-    ("a.png,0\nb.png,1\n", ["c.png", "no line"]),
-    ("a.png,0\nb.png,5\nc.png,1\n", ["'b.png'", "label 5", "3 classes"]),  # beyond the model's K
-], ids=["unknown-class-name", "unknown-file", "unlabelled-file", "label-beyond-K"])
+@pytest.mark.parametrize(
+    "csv_text, culprits",
+    [
+        ("a.png,0\nb.png,unicorn\nc.png,1\n", ["labels.csv line 2", "unicorn"]),
+        ("a.png,0\nb.png,1\nc.png,2\nghost.png,1\n", ["ghost.png"]),
+        ("a.png,0\nb.png,1\n", ["c.png", "no line"]),
+        ("a.png,0\nb.png,5\nc.png,1\n", ["'b.png'", "label 5", "3 classes"]),  # beyond the model's K
+    ],
+    ids=["unknown-class-name", "unknown-file", "unlabelled-file", "label-beyond-K"],
+)
 def test_labels_file_problems_are_named(tmp_path, capsys, scripted, flat, csv_text, culprits):
     (tmp_path / "labels.csv").write_text(csv_text)
     code, _, err = run(capsys, scripted, flat, tmp_path / "out", "--labels", tmp_path / "labels.csv")
@@ -298,9 +299,25 @@ def test_huge_images_do_not_blow_up_memory(tmp_path, scripted, folder):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "IASIDE_STORE": "off", "IASIDE_TEST_PEAK_RSS_FILE": str(peak_file)}
     child = Path(__file__).with_name("reliability_child.py")
     proc = subprocess.run(
-        [sys.executable, str(child), "cli", "run", "--model", f"torchscript:{scripted}", "--data", str(folder),
-         *TINY, "--on-bad-image", "skip", "--out", str(tmp_path / "out")],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(child),
+            "cli",
+            "run",
+            "--model",
+            f"torchscript:{scripted}",
+            "--data",
+            str(folder),
+            *TINY,
+            "--on-bad-image",
+            "skip",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "out" / "result.json").read_text())["data"]

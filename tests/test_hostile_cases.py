@@ -2,6 +2,7 @@
 one-line ``iaside: error:`` with exit code 2 (no traceback), the right image count, no hang
 (FIFOs run in a child process under a timeout) and bounded memory (thin images, peak RSS of a
 child). The table of cases and outcomes is in docs/reliability.md, section 8."""
+
 from __future__ import annotations
 
 import io
@@ -17,14 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_ARGS as TINY
+from conftest import tiny_cnn, write_image_folder
 from PIL import Image
 
 from iaside.cli import main
 from iaside.errors import IasideError
 from iaside.result import Result
-
-from conftest import TINY_ARGS as TINY
-from conftest import tiny_cnn, write_image_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -53,8 +53,17 @@ def case(made, tmp_path):
 
 
 def run_args(c, out=None, *extra):
-    return ["run", "--model", f"torchscript:{c['model']}", "--data", str(c["data"]), *TINY,
-            "--out", str(out or c["run"]), *map(str, extra)]
+    return [
+        "run",
+        "--model",
+        f"torchscript:{c['model']}",
+        "--data",
+        str(c["data"]),
+        *TINY,
+        "--out",
+        str(out or c["run"]),
+        *map(str, extra),
+    ]
 
 
 def cli(capsys, argv):
@@ -94,22 +103,36 @@ RESULT_DAMAGE = {  # name: (how result.json is damaged, the field the error name
     "not-utf8": (lambda run: (run / "result.json").write_bytes(b'{"config": "caf\xe9"}'), "not UTF-8"),
     "a-folder": (lambda run: ((run / "result.json").unlink(), (run / "result.json").mkdir()), "is a folder"),
     "missing-key": (lambda run: edit_result(run, lambda d: d.pop("sid")), "sid is missing"),
-    "string-for-number": (lambda run: edit_result(run, lambda d: d["score"].update(value="high")),
-                          "score.value is a string"),
+    "string-for-number": (
+        lambda run: edit_result(run, lambda d: d["score"].update(value="high")),
+        "score.value is a string",
+    ),
     "null-for-object": (lambda run: edit_result(run, lambda d: d.update(config=None)), "config is null"),
     "list-for-object": (lambda run: edit_result(run, lambda d: d.update(per_class=[1, 2])), "per_class is a list"),
-    "nested-100000-deep": (lambda run: (run / "result.json").write_text('{"meta": ' + _nested(100_000) + "}"),
-                           "nested deeper"),
-    "2-band-sid-in-3-band-run": (lambda run: edit_result(run, lambda d: d["sid"].update(
-        value=[0.5, 0.5], low=[0.4, 0.4], high=[0.6, 0.6])), "sid.value has 2 entries, expected 3"),
-    "20-MB-model-spec": (lambda run: edit_result(run, lambda d: d["model"].update(spec="x" * 20_000_000)),
-                         "model.spec is a string of 20000000 characters"),
-    "per_image-truncated": (lambda run: (run / "per_image.npz").write_bytes((run / "per_image.npz").read_bytes()[:300]),
-                            "per_image.npz"),
-    "per_image-a-folder": (lambda run: ((run / "per_image.npz").unlink(), (run / "per_image.npz").mkdir()),
-                           "per_image.npz is a folder"),
-    "per_image-wrong-shape": (lambda run: _rewrite_per_image(run, phi_per_image=np.zeros((6, 2))),
-                              "per_image.npz: phi_per_image has shape (6, 2)"),
+    "nested-100000-deep": (
+        lambda run: (run / "result.json").write_text('{"meta": ' + _nested(100_000) + "}"),
+        "nested deeper",
+    ),
+    "2-band-sid-in-3-band-run": (
+        lambda run: edit_result(run, lambda d: d["sid"].update(value=[0.5, 0.5], low=[0.4, 0.4], high=[0.6, 0.6])),
+        "sid.value has 2 entries, expected 3",
+    ),
+    "20-MB-model-spec": (
+        lambda run: edit_result(run, lambda d: d["model"].update(spec="x" * 20_000_000)),
+        "model.spec is a string of 20000000 characters",
+    ),
+    "per_image-truncated": (
+        lambda run: (run / "per_image.npz").write_bytes((run / "per_image.npz").read_bytes()[:300]),
+        "per_image.npz",
+    ),
+    "per_image-a-folder": (
+        lambda run: ((run / "per_image.npz").unlink(), (run / "per_image.npz").mkdir()),
+        "per_image.npz is a folder",
+    ),
+    "per_image-wrong-shape": (
+        lambda run: _rewrite_per_image(run, phi_per_image=np.zeros((6, 2))),
+        "per_image.npz: phi_per_image has shape (6, 2)",
+    ),
 }
 
 
@@ -145,8 +168,10 @@ def _make_shard_run_json_damaged(c):
 def _factory_that_raises(c):
     (c["tmp"] / "raising_factory.py").write_text("def build():\n    raise RuntimeError('no weights here')\n")
     sys.path.insert(0, str(c["tmp"]))
-    return (["run", "--model", "module:raising_factory:build", "--data", c["data"], *TINY, "--out", c["tmp"] / "o"],
-            ["raising_factory:build() raised RuntimeError: no weights here"])
+    return (
+        ["run", "--model", "module:raising_factory:build", "--data", c["data"], *TINY, "--out", c["tmp"] / "o"],
+        ["raising_factory:build() raised RuntimeError: no weights here"],
+    )
 
 
 def _store_of_garbage(c):
@@ -177,8 +202,23 @@ def _animated_gif(c):
 
 def _explain_image_to_a_folder(c):
     (c["tmp"] / "pngs").mkdir()
-    return (["explain-image", c["data"] / "0" / "0.png", "--model", f"torchscript:{c['model']}", "--input-size",
-             "32", "--resize-size", "32", "--bands", "3", "-o", c["tmp"] / "pngs"], ["pngs is a folder"])
+    return (
+        [
+            "explain-image",
+            c["data"] / "0" / "0.png",
+            "--model",
+            f"torchscript:{c['model']}",
+            "--input-size",
+            "32",
+            "--resize-size",
+            "32",
+            "--bands",
+            "3",
+            "-o",
+            c["tmp"] / "pngs",
+        ],
+        ["pngs is a folder"],
+    )
 
 
 def _same_size_corruption(c):
@@ -191,18 +231,21 @@ def _same_size_corruption(c):
 TRACEBACK_CASES = {  # name: c -> (argv, culprits the one line must name)
     "dangling-symlink-png": lambda c: _symlink(c, "dangling.png", "missing.png"),
     "self-looping-symlink-png": lambda c: _symlink(c, "loop.png", "loop.png"),
-    "run.json-a-folder": lambda c: ((c["run"] / "run.json").unlink(), (c["run"] / "run.json").mkdir())
-    and (run_args(c), ["run.json is a folder"]),
+    "run.json-a-folder": lambda c: (
+        ((c["run"] / "run.json").unlink(), (c["run"] / "run.json").mkdir()) and (run_args(c), ["run.json is a folder"])
+    ),
     "run.json-a-list": lambda c: (c["run"] / "run.json").write_text("[]") and (run_args(c), ["run.json holds a list"]),
     "state.npz-bit-flip": _state_bit_flip,
     "merge-shard-run.json-damaged": _make_shard_run_json_damaged,
     "report-to-an-unwritable-place": lambda c: _under_a_file(
-        c, lambda p: ["report", c["run"], "-o", p / "r.html", "--no-images"]),
+        c, lambda p: ["report", c["run"], "-o", p / "r.html", "--no-images"]
+    ),
     "merge-to-an-unwritable-place": lambda c: _under_a_file(c, lambda p: ["merge", c["run"], "--out", p]),
     "explain-image-o-a-folder": _explain_image_to_a_folder,
-    "per_image.npz-a-folder-on-rerun": lambda c: ((c["run"] / "per_image.npz").unlink(),
-                                                  (c["run"] / "per_image.npz").mkdir())
-    and (run_args(c), ["per_image.npz (Is a directory)"]),
+    "per_image.npz-a-folder-on-rerun": lambda c: (
+        ((c["run"] / "per_image.npz").unlink(), (c["run"] / "per_image.npz").mkdir())
+        and (run_args(c), ["per_image.npz (Is a directory)"])
+    ),
     "workers-negative": lambda c: (run_args(c, c["tmp"] / "o", "--workers", "-1"), ["--workers -1"]),
     "seed-negative": lambda c: (run_args(c, c["tmp"] / "o", "--seed", "-1"), ["--seed -1"]),
     "bands-1": lambda c: (run_args(c, c["tmp"] / "o", "--bands", "1"), ["--bands 1", "M >= 2"]),
@@ -230,7 +273,7 @@ def test_no_traceback_one_line_and_exit_2(case, capsys, name):
 @pytest.mark.parametrize("name, target", [("dangling.png", "missing.png"), ("loop.png", "loop.png")])
 def test_broken_links_are_counted_skips(case, capsys, name, target):
     os.symlink(target, case["data"] / "1" / name)
-    code, out, err = cli(capsys, run_args(case, case["tmp"] / "o", "--on-bad-image", "skip"))
+    code, _out, err = cli(capsys, run_args(case, case["tmp"] / "o", "--on-bad-image", "skip"))
     assert code == 0, err
     data = json.loads((case["tmp"] / "o" / "result.json").read_text())["data"]
     assert data["n_images"] == 6 and [s["name"] for s in data["skipped"]] == [f"1/{name}"]
@@ -280,11 +323,11 @@ def test_report_reads_only_the_runs_own_files(case, capsys, monkeypatch):
 
     edit_result(case["run"], lambda d: d["data"].update(source="/"))
     monkeypatch.setattr(datasets.os, "walk", no_walk)
-    code, out, err = cli(capsys, ["report", case["run"], "-o", case["tmp"] / "r.html"])
+    code, _out, err = cli(capsys, ["report", case["run"], "-o", case["tmp"] / "r.html"])
     assert code == 0, err
     assert "no longer holds" in (case["tmp"] / "r.html").read_text()
     edit_result(case["run"], lambda d: d["data"].update(source=str(case["data"])))
-    code, out, err = cli(capsys, ["report", case["run"], "-o", case["tmp"] / "r2.html"])
+    code, _out, err = cli(capsys, ["report", case["run"], "-o", case["tmp"] / "r2.html"])
     assert code == 0, err
     assert "no longer holds" not in (case["tmp"] / "r2.html").read_text()
 
@@ -317,9 +360,31 @@ def test_point_outside_its_interval_is_explained(made):
 
 def test_passes_per_second_counts_the_real_passes(case, capsys):
     """Kernel estimator: 12 of 2**5 coalitions per image, so passes/s is not images/s × 2**M."""
-    code, out, err = cli(capsys, ["run", "--model", f"torchscript:{case['model']}", "--data", case["data"],
-                                  "--input-size", "32", "--resize-size", "32", "--bands", "5", "--bootstrap", "50",
-                                  "--quiet", "--estimator", "kernel", "--coalitions", "12", "--out", case["tmp"] / "k"])
+    code, out, err = cli(
+        capsys,
+        [
+            "run",
+            "--model",
+            f"torchscript:{case['model']}",
+            "--data",
+            case["data"],
+            "--input-size",
+            "32",
+            "--resize-size",
+            "32",
+            "--bands",
+            "5",
+            "--bootstrap",
+            "50",
+            "--quiet",
+            "--estimator",
+            "kernel",
+            "--coalitions",
+            "12",
+            "--out",
+            case["tmp"] / "k",
+        ],
+    )
     assert code == 0, err
     meta = json.loads((case["tmp"] / "k" / "result.json").read_text())["meta"]
     line = next(x for x in out.splitlines() if "passes/s" in x)
@@ -343,13 +408,25 @@ def test_nearest_projection_matches_brute_force_and_scales():
 
 
 def test_explain_image_refuses_bands_beyond_exact(made, tmp_path, capsys):
-    code, _, err = cli(capsys, ["explain-image", made["data"] / "0" / "0.png", "--model",
-                                f"torchscript:{made['model']}", "--bands", "17", "-o", tmp_path / "x.png"])
+    code, _, err = cli(
+        capsys,
+        [
+            "explain-image",
+            made["data"] / "0" / "0.png",
+            "--model",
+            f"torchscript:{made['model']}",
+            "--bands",
+            "17",
+            "-o",
+            tmp_path / "x.png",
+        ],
+    )
     assert_one_line_error(code, err, "--bands 17", "2 to 16")
 
 
 def tall_png(width: int, height: int) -> bytes:
     """A valid all-white 1-bit PNG, compressed 100 000 rows at a time (6 × 29 000 000 in ~1 s)."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -365,8 +442,9 @@ def _child(args, tmp_path, timeout=CHILD_TIMEOUT_S):
     """``iaside ARGS`` in a child process: (return code, stderr, peak RSS in MiB)."""
     peak_file = tmp_path / f"peak-{len(list(tmp_path.glob('peak-*')))}.txt"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "IASIDE_STORE": "off", "IASIDE_TEST_PEAK_RSS_FILE": str(peak_file)}
-    proc = subprocess.run([sys.executable, str(CHILD), "cli", *map(str, args)], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, str(CHILD), "cli", *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
+    )
     peak = int(peak_file.read_text()) / 1024 if peak_file.exists() else float("nan")
     return proc.returncode, proc.stderr.strip(), peak
 
@@ -393,16 +471,65 @@ def test_fifo_named_png_never_blocks_run(fifo_data, mode):
 
 def test_fifo_named_png_never_blocks_snr_or_explain_image(fifo_data):
     c = fifo_data
-    code, err, _ = _child(["snr", "--data", c["data"], "--input-size", "32", "--resize-size", "32", "--bands", "3",
-                           "--corruptions", "gaussian_noise", "--severities", "1", "--linf-eps", "none",
-                           "--l2-eps", "none", "--quiet", "--out", c["tmp"] / "snr"], c["tmp"])
+    code, err, _ = _child(
+        [
+            "snr",
+            "--data",
+            c["data"],
+            "--input-size",
+            "32",
+            "--resize-size",
+            "32",
+            "--bands",
+            "3",
+            "--corruptions",
+            "gaussian_noise",
+            "--severities",
+            "1",
+            "--linf-eps",
+            "none",
+            "--l2-eps",
+            "none",
+            "--quiet",
+            "--out",
+            c["tmp"] / "snr",
+        ],
+        c["tmp"],
+    )
     assert_one_line_error(code, err, "img.png", "not a regular file")
-    code, err, _ = _child(["explain-image", c["data"] / "0" / "0.png", "--model", f"torchscript:{c['model']}",
-                           "--input-size", "32", "--resize-size", "32", "--bands", "3", "--fill-from", c["data"],
-                           "--partners", "6", "-o", c["tmp"] / "x.png"], c["tmp"])
+    code, err, _ = _child(
+        [
+            "explain-image",
+            c["data"] / "0" / "0.png",
+            "--model",
+            f"torchscript:{c['model']}",
+            "--input-size",
+            "32",
+            "--resize-size",
+            "32",
+            "--bands",
+            "3",
+            "--fill-from",
+            c["data"],
+            "--partners",
+            "6",
+            "-o",
+            c["tmp"] / "x.png",
+        ],
+        c["tmp"],
+    )
     assert_one_line_error(code, err, "img.png", "not a regular file")
-    code, err, _ = _child(["explain-image", c["data"] / "1" / "img.png", "--model", f"torchscript:{c['model']}",
-                           "-o", c["tmp"] / "y.png"], c["tmp"])
+    code, err, _ = _child(
+        [
+            "explain-image",
+            c["data"] / "1" / "img.png",
+            "--model",
+            f"torchscript:{c['model']}",
+            "-o",
+            c["tmp"] / "y.png",
+        ],
+        c["tmp"],
+    )
     assert_one_line_error(code, err, "img.png", "not a regular file")
 
 
@@ -429,8 +556,9 @@ def test_broken_pipe_exits_quietly(made, tmp_path):
     assert main(["runs", "--store", str(store), "--add", str(made["run"])]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for args in (["show", str(made["run"])], ["leaderboard", "--store", str(store)]):
-        proc = subprocess.Popen([sys.executable, "-m", "iaside", *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "iaside", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
         proc.stdout.close()  # the reader is gone before the first line: `iaside show | head -0`
         _, err = proc.communicate(timeout=CHILD_TIMEOUT_S)
         assert proc.returncode == 141 and err == b"", (args, proc.returncode, err.decode()[-2000:])
@@ -439,17 +567,29 @@ def test_broken_pipe_exits_quietly(made, tmp_path):
 def test_validators_name_file_and_field_directly(tmp_path):
     from iaside.validate import check_state_arrays, read_run_info
 
-    arrays = {"logp_nats": np.zeros((3, 8)), "done": np.array([1, 0, 2]), "label": np.zeros(3, np.int64),
-              "clean_top1": np.zeros(3, np.int64), "clean_logp_nats": np.zeros(3)}
+    arrays = {
+        "logp_nats": np.zeros((3, 8)),
+        "done": np.array([1, 0, 2]),
+        "label": np.zeros(3, np.int64),
+        "clean_top1": np.zeros(3, np.int64),
+        "clean_logp_nats": np.zeros(3),
+    }
     with pytest.raises(IasideError, match=r"state.npz: done holds values other than 0 and 1"):
         check_state_arrays(arrays, "state.npz")
     arrays["done"] = np.array([1, 0, 0])
     arrays["logp_nats"][0, 3] = np.nan
     with pytest.raises(IasideError, match=r"logp_nats holds NaN"):
         check_state_arrays(arrays, "state.npz")
-    (tmp_path / "run.json").write_text(json.dumps({"identity": {"config": {"bands": 3}, "model": {},
-                                                   "data": {"n_images": 2}}, "model": {}, "data": {},
-                                                   "names": ["a.png"]}))
+    (tmp_path / "run.json").write_text(
+        json.dumps(
+            {
+                "identity": {"config": {"bands": 3}, "model": {}, "data": {"n_images": 2}},
+                "model": {},
+                "data": {},
+                "names": ["a.png"],
+            }
+        )
+    )
     with pytest.raises(IasideError, match=r"run.json: names is not a list of 2 image names"):
         read_run_info(tmp_path / "run.json")
     (tmp_path / "run.json").write_bytes(io.BytesIO(b"\xff\xfe").getvalue())

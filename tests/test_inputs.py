@@ -1,10 +1,12 @@
 """What ``iaside.explain`` takes as data: every input kind gives the numbers of the same pixels,
 and every bad input is one IasideError naming ``data``."""
+
 import re
 
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cnn
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
@@ -13,8 +15,6 @@ from iaside.config import DataConfig
 from iaside.data.inputs import DatasetImages, as_dataset
 from iaside.data.tensors import TensorImages
 from iaside.errors import IasideError
-
-from conftest import tiny_cnn
 
 KW = dict(bands=3, n_bootstrap=0, show_progress=False)
 SIZE = 16
@@ -55,9 +55,21 @@ def test_uint8_gives_the_phi_of_the_same_images_as_floats(reference, capsys):
     assert "rescaled to [0, 1] (/ 255)" in r.data["spec"]
 
 
-@pytest.mark.parametrize("kind", ["numpy NHWC uint8", "numpy NCHW float", "tensor NHWC float",
-                                  "Dataset", "Dataset HWC numpy", "Dataset dicts", "DataLoader",
-                                  "DataLoader shuffled", "DataLoader custom collate", "IterableDataset"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "numpy NHWC uint8",
+        "numpy NCHW float",
+        "tensor NHWC float",
+        "Dataset",
+        "Dataset HWC numpy",
+        "Dataset dicts",
+        "DataLoader",
+        "DataLoader shuffled",
+        "DataLoader custom collate",
+        "IterableDataset",
+    ],
+)
 def test_every_input_kind_gives_the_same_phi(kind, reference):
     x, y = uint8_images()
     xf = x.float() / 255
@@ -70,9 +82,11 @@ def test_every_input_kind_gives_the_same_phi(kind, reference):
         "Dataset dicts": Items([{"image": a, "label": b} for a, b in zip(xf, y)]),
         "DataLoader": DataLoader(TensorDataset(x, y), batch_size=4),
         "DataLoader shuffled": DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True),
-        "DataLoader custom collate": DataLoader(TensorDataset(xf, y), batch_size=4,
-                                                collate_fn=lambda b: (torch.stack([i for i, _ in b]),
-                                                                      torch.stack([t for _, t in b]))),
+        "DataLoader custom collate": DataLoader(
+            TensorDataset(xf, y),
+            batch_size=4,
+            collate_fn=lambda b: (torch.stack([i for i, _ in b]), torch.stack([t for _, t in b])),
+        ),
         "IterableDataset": Stream([(a, int(b)) for a, b in zip(x, y)]),
     }[kind]
     r = explain(data)
@@ -116,8 +130,13 @@ def test_pil_images_paths_and_pil_datasets_are_resized_by_the_data_config(tmp_pa
     for k, picture in enumerate(pictures):
         paths.append(tmp_path / f"{k}.png")
         picture.save(paths[-1])
-    for data in [(pictures, y), (paths, y.tolist()), ([str(p) for p in paths], y), Items(list(zip(pictures, y.tolist()))),
-                 Items([(str(p), int(b)) for p, b in zip(paths, y)])]:
+    for data in [
+        (pictures, y),
+        (paths, y.tolist()),
+        ([str(p) for p in paths], y),
+        Items(list(zip(pictures, y.tolist()))),
+        Items([(str(p), int(b)) for p, b in zip(paths, y)]),
+    ]:
         r = explain(data, data_config=CFG16)
         np.testing.assert_allclose(phi(r), phi(reference), rtol=0, atol=1e-6)
     big = [picture.resize((40, 40), Image.BICUBIC) for picture in pictures]
@@ -131,8 +150,12 @@ def test_images_without_labels_use_the_model_prediction_said_once(capsys):
         top1 = model(x.float() / 255).argmax(1)
     expected = explain((x.float() / 255, top1))
     capsys.readouterr()
-    for data in [x.float() / 255, TensorDataset(x), DataLoader(TensorDataset(x.float() / 255), batch_size=2),
-                 [Image.fromarray(a.permute(1, 2, 0).numpy()) for a in x]]:
+    for data in [
+        x.float() / 255,
+        TensorDataset(x),
+        DataLoader(TensorDataset(x.float() / 255), batch_size=2),
+        [Image.fromarray(a.permute(1, 2, 0).numpy()) for a in x],
+    ]:
         r = iaside.explain(model, data, **KW, data_config=CFG16)
         assert r.config["labels"] == "predicted" and r.clean_accuracy is None
         np.testing.assert_allclose(phi(r), phi(expected), rtol=0, atol=1e-6)
@@ -263,11 +286,13 @@ def test_efficientnet_lite0_gets_the_same_phi_from_every_input_kind():
     folder = open_dataset("samples:imagenet", cfg)
     kw = dict(bands=4, n_bootstrap=0, show_progress=False)
     reference = iaside.explain(model, "samples:imagenet", **kw)
-    crops = np.stack([np.rint(folder[i].pixels.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-                      for i in range(len(folder))])
+    crops = np.stack(
+        [np.rint(folder[i].pixels.permute(1, 2, 0).numpy() * 255).astype(np.uint8) for i in range(len(folder))]
+    )
     labels = np.array(folder.labels)
-    loader = DataLoader(TensorDataset(torch.from_numpy(crops).permute(0, 3, 1, 2), torch.from_numpy(labels)),
-                        batch_size=8)
+    loader = DataLoader(
+        TensorDataset(torch.from_numpy(crops).permute(0, 3, 1, 2), torch.from_numpy(labels)), batch_size=8
+    )
     for data in [([Image.open(p) for p in folder.sources], labels.tolist()), (crops, labels), loader]:
         r = iaside.explain(model, data, **kw)
         assert r.clean_accuracy == reference.clean_accuracy == 0.9

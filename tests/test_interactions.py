@@ -1,4 +1,5 @@
 """Band interactions and band-limited views: hand games, brute force, shapiq, the run's passes."""
+
 from __future__ import annotations
 
 import json
@@ -9,14 +10,19 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_cnn
 from torch import nn
 
-from conftest import tiny_cnn
 from iaside.bandlimited import band_limited, highpass_masks, lowpass_masks
 from iaside.game import coalition_bits, exact_shapley
 from iaside.interactions import (
-    bootstrap_means_by_counts, interactions_sentence, interactions_table, mobius, shapley_interactions,
-    strongest_pairs, summarize_interactions,
+    bootstrap_means_by_counts,
+    interactions_sentence,
+    interactions_table,
+    mobius,
+    shapley_interactions,
+    strongest_pairs,
+    summarize_interactions,
 )
 from iaside.summary import Estimate, bootstrap_means
 
@@ -39,8 +45,11 @@ def brute_interaction(v: np.ndarray, m: int, i: int, j: int) -> float:
 
 def brute_mobius(v: np.ndarray, m: int, t: int) -> float:
     members = [k for k in range(m) if t >> k & 1]
-    return sum((-1) ** (len(members) - size) * v[_mask(s)]
-               for size in range(len(members) + 1) for s in combinations(members, size))
+    return sum(
+        (-1) ** (len(members) - size) * v[_mask(s)]
+        for size in range(len(members) + 1)
+        for s in combinations(members, size)
+    )
 
 
 def test_additive_game_has_no_interaction():
@@ -95,7 +104,7 @@ def test_equals_brute_force_on_random_games(m):
         sizes = np.maximum(bits.sum(axis=1), 1)
         phi = np.array([(dividends[g] * bits[:, i] / sizes).sum() for i in range(m)])
         np.testing.assert_allclose(phi, exact_shapley(v), atol=1e-9)
-        subset = ((np.arange(2**m)[:, None] & np.arange(2**m)[None, :]) == np.arange(2**m)[None, :])
+        subset = (np.arange(2**m)[:, None] & np.arange(2**m)[None, :]) == np.arange(2**m)[None, :]
         np.testing.assert_allclose(subset @ dividends[g], v, atol=1e-9)
 
 
@@ -190,8 +199,9 @@ def test_views_cost_no_extra_forward_pass():
     results = {}
     for views in (False, True):
         model = _Counting(_decisive_cnn())
-        results[views] = iaside.explain(model, (x, y), bands=4, fill="zero", n_bootstrap=20, batch_size=7,
-                                        show_progress=False, views=views)
+        results[views] = iaside.explain(
+            model, (x, y), bands=4, fill="zero", n_bootstrap=20, batch_size=7, show_progress=False, views=views
+        )
         counts[views] = model.images
     assert counts[True] == counts[False] > 0
     assert results[True].meta["forward_passes"] == results[False].meta["forward_passes"]
@@ -235,8 +245,9 @@ def test_interactions_match_shapiq_on_a_real_run(tmp_path):
     from iaside.result import Result
 
     x, y = _images(n=6, seed=7)
-    iaside.explain(_Spectral(), (x, y), bands=4, n_bootstrap=30, show_progress=False, out=tmp_path / "run",
-                   record=False)
+    iaside.explain(
+        _Spectral(), (x, y), bands=4, n_bootstrap=30, show_progress=False, out=tmp_path / "run", record=False
+    )
     r = Result.load(tmp_path / "run")  # through result.json and per_image.npz
     logp = r.per_image["logp_nats"]
     mean_game = logp.mean(axis=0)
@@ -264,11 +275,14 @@ def test_interactions_match_shapiq_on_a_real_run(tmp_path):
 
 def test_show_prints_the_interactions_and_band_limited_tables(tmp_path, scripted, image_folder, capsys):
     from conftest import TINY_ARGS
+
     from iaside.cli import main
 
     out = tmp_path / "run"
-    assert main(["run", "--model", f"torchscript:{scripted}", "--data", str(image_folder), *TINY_ARGS,
-                 "--out", str(out)]) == 0
+    assert (
+        main(["run", "--model", f"torchscript:{scripted}", "--data", str(image_folder), *TINY_ARGS, "--out", str(out)])
+        == 0
+    )
     capsys.readouterr()
     assert main(["show", str(out), "--interactions", "--band-limited"]) == 0
     shown = capsys.readouterr().out
@@ -288,16 +302,18 @@ def test_a_state_without_the_top1_record_resumes(tmp_path):
 
     x, y = _images(n=8, seed=9)
     out = tmp_path / "run"
-    full = iaside.explain(_Spectral(), (x, y), bands=3, fill="zero", n_bootstrap=20, show_progress=False, out=out,
-                          record=False)
+    full = iaside.explain(
+        _Spectral(), (x, y), bands=3, fill="zero", n_bootstrap=20, show_progress=False, out=out, record=False
+    )
     state = EngineState.load(out / "state.npz")
     state.done[:5] = 0
     state.clear_unfinished()
     old = {k: v for k, v in state.arrays().items() if k not in ("top1_hit", "top1_recorded")}
     np.savez(out / "state.npz", **old)  # as an older version wrote it
     (out / "result.json").unlink()
-    resumed = iaside.explain(_Spectral(), (x, y), bands=3, fill="zero", n_bootstrap=20, show_progress=False,
-                             out=out, record=False)
+    resumed = iaside.explain(
+        _Spectral(), (x, y), bands=3, fill="zero", n_bootstrap=20, show_progress=False, out=out, record=False
+    )
     assert resumed.meta["images_this_session"] == 5
     np.testing.assert_allclose(resumed.interactions["index"].value, full.interactions["index"].value, atol=1e-12)
     curves = resumed.band_limited

@@ -1,11 +1,13 @@
 """The interpretation knows its limits: a random-weight model, a constant model, one band and one
 class are flagged as not informative in result.json, in the printed table and in the report;
 a model that does carry information (and the demo) is read."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cnn
 from torch import nn
 
 import iaside
@@ -13,8 +15,6 @@ from iaside.cli import main
 from iaside.report.html import build_report
 from iaside.result import Result
 from iaside.summary import Estimate, interpret, score_range, total_estimate
-
-from conftest import tiny_cnn
 
 TINY = {"input_size": (32, 32), "resize_size": 32}
 
@@ -94,10 +94,17 @@ def test_one_band_and_one_class_models_are_flagged():
     images, labels = channel_images(3)
     with pytest.raises(iaside.IasideError, match="--bands 1"):  # refused before any pass
         run(Brightness(), (images, labels), bands=1)
-    one_band = interpret(phi=np.array([0.7]), sid=np.array([1.0]), total=Estimate(0.7, 0.5, 0.9),
-                         score_estimate=Estimate(np.nan, np.nan, np.nan),
-                         score_signed_estimate=Estimate(np.nan, np.nan, np.nan), clean_accuracy=1.0,
-                         chance_accuracy=1 / 3, n_classes_seen=3, n_classes_model=3)
+    one_band = interpret(
+        phi=np.array([0.7]),
+        sid=np.array([1.0]),
+        total=Estimate(0.7, 0.5, 0.9),
+        score_estimate=Estimate(np.nan, np.nan, np.nan),
+        score_signed_estimate=Estimate(np.nan, np.nan, np.nan),
+        clean_accuracy=1.0,
+        chance_accuracy=1 / 3,
+        n_classes_seen=3,
+        n_classes_model=3,
+    )
     assert not one_band["informative"] and "only 1 band" in one_band["why"]  # a result saved by an older run
     single = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 1))
     one_class = run(single, images, labels="predicted")
@@ -110,8 +117,9 @@ def test_rules_by_hand():
     sid = np.array([0.5, 0.3, 0.2])
     narrow = Estimate(0.2, 0.18, 0.22)
     signed = Estimate(0.4, 0.3, 0.5)
-    common = dict(phi=phi, sid=sid, score_estimate=narrow, score_signed_estimate=signed, n_classes_seen=3,
-                  n_classes_model=10)
+    common = dict(
+        phi=phi, sid=sid, score_estimate=narrow, score_signed_estimate=signed, n_classes_seen=3, n_classes_model=10
+    )
     ok = interpret(total=Estimate(1.0, 0.8, 1.2), clean_accuracy=0.8, chance_accuracy=0.1, **common)
     assert ok["informative"] and "leans on robust low-frequency" in ok["sentence"]
     straddle = interpret(total=Estimate(0.1, -0.05, 0.25), clean_accuracy=0.8, chance_accuracy=0.1, **common)
@@ -121,12 +129,22 @@ def test_rules_by_hand():
     at_chance = interpret(total=Estimate(1.0, 0.8, 1.2), clean_accuracy=0.1, chance_accuracy=0.1, **common)
     assert not at_chance["informative"]
     top = score_range(3)
-    wide = interpret(total=Estimate(1.0, 0.8, 1.2), clean_accuracy=0.8, chance_accuracy=0.1,
-                     **{**common, "score_estimate": Estimate(0.3, 0.0, 0.95 * top)})
+    wide = interpret(
+        total=Estimate(1.0, 0.8, 1.2),
+        clean_accuracy=0.8,
+        chance_accuracy=0.1,
+        **{**common, "score_estimate": Estimate(0.3, 0.0, 0.95 * top)},
+    )
     assert not wide["informative"] and "of its range" in wide["why"]
-    unsettled = interpret(total=Estimate(1.0, 0.8, 1.2), clean_accuracy=0.8, chance_accuracy=0.1,
-                          **{**common, "score_signed_estimate": Estimate(0.1, -0.1, 0.3)})
-    assert unsettled["informative"] and "not settled" in unsettled["sentence"] and "leans on" not in unsettled["sentence"]
+    unsettled = interpret(
+        total=Estimate(1.0, 0.8, 1.2),
+        clean_accuracy=0.8,
+        chance_accuracy=0.1,
+        **{**common, "score_signed_estimate": Estimate(0.1, -0.1, 0.3)},
+    )
+    assert (
+        unsettled["informative"] and "not settled" in unsettled["sentence"] and "leans on" not in unsettled["sentence"]
+    )
     assert "relies more on low or high" in unsettled["sentence"]
 
 
@@ -138,7 +156,8 @@ def test_total_interval_is_the_sum_of_the_phi_resamples():
     est = total_estimate(phi, n_bootstrap=300, confidence=0.9, seed=7)
     sums = bootstrap_means(phi, 300, 7).sum(axis=1)
     assert float(est.low) == pytest.approx(np.quantile(sums, 0.05)) and float(est.high) == pytest.approx(
-        np.quantile(sums, 0.95))
+        np.quantile(sums, 0.95)
+    )
     assert float(est.value) == pytest.approx(phi.sum(axis=1).mean())
 
 
@@ -168,6 +187,8 @@ def test_explain_restores_the_training_mode():
 def test_the_demo_stays_informative_with_the_same_numbers():
     """`make demo`: EfficientNet-Lite0 on the 20 bundled ImageNet images, M = 8 (5120 passes)."""
     result = iaside.explain("efficientnet-lite0", "samples:imagenet", show_progress=False)
-    assert f"{float(result.score.value):.4f} [{float(result.score.low):.4f}, {float(result.score.high):.4f}]" \
+    assert (
+        f"{float(result.score.value):.4f} [{float(result.score.low):.4f}, {float(result.score.high):.4f}]"
         == "0.2730 [0.2363, 0.3108]"
+    )
     assert result.informative and "leans on robust low-frequency" in result.interpretation["sentence"]

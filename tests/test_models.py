@@ -1,4 +1,5 @@
 """Model registry and sources: bundled EfficientNet-Lite, TorchScript, module:factory, ONNX, hub extras."""
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,12 @@ def tiny_cnn(num_classes: int = 5, seed: int = 0) -> nn.Module:
     """(B, 3, H, W) -> (B, num_classes); deterministic weights."""
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, num_classes),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32, num_classes),
     ).eval()
 
 
@@ -68,7 +73,8 @@ def foolbox_imagenet(resize: int, crop: int) -> tuple[torch.Tensor, torch.Tensor
 def helper_module(tmp_path, monkeypatch):
     """A factory module on sys.path: ``build(num_classes=4)`` and a DATA_CONFIG; removed afterwards."""
     name = "iaside_test_factory"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent("""
+    (tmp_path / f"{name}.py").write_text(
+        textwrap.dedent("""
         import torch
         from torch import nn
 
@@ -85,7 +91,8 @@ def helper_module(tmp_path, monkeypatch):
 
         def not_a_module():
             return 42
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield name
     sys.modules.pop(name, None)
@@ -133,9 +140,7 @@ def test_torchscript_round_trip(tmp_path, compile_with):
 
 def test_module_factory_with_weights(tmp_path, helper_module):
     torch.manual_seed(2)
-    trained = nn.Sequential(
-        nn.Conv2d(3, 6, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4)
-    )
+    trained = nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4))
     weights = tmp_path / "trained.pth"
     torch.save({"state_dict": trained.state_dict()}, weights)
     loaded = load_model(f"module:{helper_module}:build", weights=str(weights))
@@ -175,8 +180,12 @@ def test_onnx_matches_torch(tmp_path, fixed_batch):
     net = tiny_cnn()
     path = tmp_path / "tiny.onnx"
     torch.onnx.export(
-        net, (torch.rand(fixed_batch or 2, 3, 32, 32),), str(path), dynamo=False,
-        input_names=["pixels"], output_names=["logits"],
+        net,
+        (torch.rand(fixed_batch or 2, 3, 32, 32),),
+        str(path),
+        dynamo=False,
+        input_names=["pixels"],
+        output_names=["logits"],
         dynamic_axes=None if fixed_batch else {"pixels": {0: "batch"}, "logits": {0: "batch"}},
     )
     loaded = load_model(f"onnx:{path}")
@@ -190,9 +199,15 @@ def test_onnx_matches_torch(tmp_path, fixed_batch):
 def test_overrides_reach_the_classifier(tmp_path):
     path = tmp_path / "tiny.pt"
     torch.jit.save(torch.jit.script(tiny_cnn()), str(path))
-    loaded = load_model(f"torchscript:{path}", overrides={
-        "mean": (0.1, 0.2, 0.3), "std": (0.5,), "input_size": 64, "interpolation": None,
-    })
+    loaded = load_model(
+        f"torchscript:{path}",
+        overrides={
+            "mean": (0.1, 0.2, 0.3),
+            "std": (0.5,),
+            "input_size": 64,
+            "interpolation": None,
+        },
+    )
     assert loaded.data_config.input_size == (64, 64) and loaded.data_config.interpolation == "bilinear"
     assert loaded.model.mean.flatten().tolist() == pytest.approx([0.1, 0.2, 0.3])
     assert loaded.model.std.flatten().tolist() == pytest.approx([0.5, 0.5, 0.5])
@@ -216,13 +231,15 @@ def test_torchvision_shim_defines_the_missing_ops(tmp_path, monkeypatch):
         pytest.skip("a real torchvision is installed")
     fake = tmp_path / "torchvision"
     fake.mkdir()
-    (fake / "__init__.py").write_text(textwrap.dedent("""
+    (fake / "__init__.py").write_text(
+        textwrap.dedent("""
         import torch
 
         @torch.library.register_fake("torchvision::nms")
         def _nms(dets, scores, iou_threshold):
             return dets.new_empty(0, dtype=torch.long)
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         module = import_torchvision()
@@ -232,8 +249,10 @@ def test_torchvision_shim_defines_the_missing_ops(tmp_path, monkeypatch):
         sys.modules.pop("torchvision", None)
 
 
-@pytest.mark.parametrize("spec", ["resnet-nonsense", "bogus:thing", "torchscript:", "onnx:/no/such/file.onnx",
-                                  "torchscript:/no/such/file.pt"])
+@pytest.mark.parametrize(
+    "spec",
+    ["resnet-nonsense", "bogus:thing", "torchscript:", "onnx:/no/such/file.onnx", "torchscript:/no/such/file.pt"],
+)
 def test_bad_specs_are_named(spec):
     with pytest.raises(IasideError, match=re.escape(spec.partition(":")[2] or spec)):
         load_model(spec)

@@ -1,5 +1,6 @@
 """Tests that kill mutants `make mutation` (mutmut) found surviving; docs/proofs.md §6 lists
 each module's survivors and why the ones left are equivalent."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,6 +35,7 @@ def test_square_masks_are_boolean():
 
 
 # ---------------------------------------------------------------- summary
+
 
 def _phi(n: int, m: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
@@ -70,17 +72,20 @@ def test_summarize_defaults_are_the_documented_ones():
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # M = 1: the score is 0/0
-@pytest.mark.parametrize("n_images, n_bands, n_bootstrap, has_interval", [
-    (1, 4, 100, False),  # one image: nothing to resample
-    (2, 4, 100, True),
-    (3, 1, 100, True),   # one band still has an interval
-    (5, 4, 0, False),    # resampling switched off
-    (5, 4, 1, True),
-])
+@pytest.mark.parametrize(
+    "n_images, n_bands, n_bootstrap, has_interval",
+    [
+        (1, 4, 100, False),  # one image: nothing to resample
+        (2, 4, 100, True),
+        (3, 1, 100, True),  # one band still has an interval
+        (5, 4, 0, False),  # resampling switched off
+        (5, 4, 1, True),
+    ],
+)
 def test_intervals_exist_exactly_when_there_is_something_to_resample(n_images, n_bands, n_bootstrap, has_interval):
-    from iaside.summary import summarize
-
     import warnings
+
+    from iaside.summary import summarize
 
     phi = _phi(n_images, n_bands, seed=2)
     with warnings.catch_warnings():
@@ -144,6 +149,7 @@ def test_sid_and_shares_work_row_by_row_and_quietly():
 
 # ---------------------------------------------------------------- robustness/metrics
 
+
 def test_top1_error_counts_the_wrong_predictions():
     from iaside.robustness.metrics import top1_error
 
@@ -173,6 +179,7 @@ def test_ce_tables_from_json_nulls_and_empty_inputs_are_nan_quietly():
 
 # ---------------------------------------------------------------- robustness/correlation
 
+
 def test_correlation_table_nests_score_measure_method_and_passes_its_options():
     from iaside.robustness.correlation import METHODS, correlate, correlation_table
 
@@ -182,8 +189,9 @@ def test_correlation_table_nests_score_measure_method_and_passes_its_options():
     keys = [(c.x, c.y, c.method) for c in table]
     assert keys == [(x, y, m) for x in scores for y in measures for m in METHODS]
     for c in table:
-        expected = correlate(scores[c.x], measures[c.y], c.method, x_name=c.x, y_name=c.y, n_bootstrap=60,
-                             confidence=0.8, seed=3)
+        expected = correlate(
+            scores[c.x], measures[c.y], c.method, x_name=c.x, y_name=c.y, n_bootstrap=60, confidence=0.8, seed=3
+        )
         assert c == expected and c.n_bootstrap == 60 and c.confidence == 0.8
     default = correlation_table(scores, measures, methods=("pearson",))
     assert [c.method for c in default] == ["pearson"] * 4 and {c.n_bootstrap for c in default} == {2000}
@@ -191,5 +199,17 @@ def test_correlation_table_nests_score_measure_method_and_passes_its_options():
     assert default[0] == correlate(scores["score"], measures["mCE"], "pearson", x_name="score", y_name="mCE")
     d = table[0].to_dict()
     assert d["x"] == "score" and d["y"] == "mCE" and d["method"] == METHODS[0] and d["r"] == table[0].r
-    assert set(d) == {"method", "x", "y", "n", "r", "p_value", "low", "high", "n_bootstrap", "n_valid", "confidence",
-                      "p_method"}
+    assert set(d) == {
+        "method",
+        "x",
+        "y",
+        "n",
+        "r",
+        "p_value",
+        "low",
+        "high",
+        "n_bootstrap",
+        "n_valid",
+        "confidence",
+        "p_method",
+    }

@@ -4,6 +4,7 @@ plausible mistakes give a different answer (docs/proofs.md §6 lists the mutants
 Each test says which mistake it is built to catch; where the data could hide it, a
 precondition asserts that the mistake would change the answer.
 """
+
 from __future__ import annotations
 
 import csv
@@ -11,18 +12,20 @@ import html
 import itertools
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cnn, write_image_folder
 from PIL import Image
 from scipy import stats
 
 import iaside
 from iaside import store
 from iaside.cli import main
-from iaside.data import open_dataset
 from iaside.config import DataConfig
+from iaside.data import open_dataset
 from iaside.engine import EngineState
 from iaside.report.html import build_report
 from iaside.result import Result
@@ -34,12 +37,11 @@ from iaside.robustness.snr import SnrCurve, SnrResult
 from iaside.spectral import radial_grid_masks
 from iaside.summary import Estimate, bootstrap_means, summarize
 
-from conftest import tiny_cnn, write_image_folder
-
 LABELS = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
 
 
 # ---------------------------------------------------------------- independent formulas
+
 
 def paper_sid(phi: np.ndarray) -> np.ndarray:
     """SID = ψ/Σψ, ψ = φ − min φ, (..., M), written out again here."""
@@ -63,6 +65,7 @@ def percentile_interval(samples: np.ndarray, confidence: float) -> tuple[np.ndar
 
 # ---------------------------------------------------------------- one real run, reused
 
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A finished run of a tiny CNN on 12 labelled 16×16 images, M = 8, 200 resamples, whose
@@ -71,12 +74,19 @@ def run(tmp_path_factory):
     x = torch.rand(12, 3, 16, 16, generator=torch.Generator().manual_seed(3))
     model = tiny_cnn(n_classes=3, seed=2)
     out = base / "run"
-    iaside.explain(model, (x, torch.as_tensor(LABELS)), bands=8, n_bootstrap=200, seed=5, show_progress=False,
-                   out=out, record=False)
+    iaside.explain(
+        model,
+        (x, torch.as_tensor(LABELS)),
+        bands=8,
+        n_bootstrap=200,
+        seed=5,
+        show_progress=False,
+        out=out,
+        record=False,
+    )
     with torch.no_grad():
         top1 = model(x).argmax(dim=1).numpy()
-    return {"dir": out, "json": json.loads((out / "result.json").read_text()), "top1": top1,
-            "result": Result.load(out)}
+    return {"dir": out, "json": json.loads((out / "result.json").read_text()), "top1": top1, "result": Result.load(out)}
 
 
 def test_bootstrap_interval_is_at_the_stated_level():
@@ -87,8 +97,11 @@ def test_bootstrap_interval_is_at_the_stated_level():
     assert resampled.shape == (400, 4)
     for confidence in (0.95, 0.8):
         got = summarize(phi, np.zeros(15, int), n_bootstrap=400, confidence=confidence, seed=7)
-        for name, values in (("phi", resampled), ("sid", paper_sid(resampled)),
-                             ("score", paper_score(paper_sid(resampled)))):
+        for name, values in (
+            ("phi", resampled),
+            ("sid", paper_sid(resampled)),
+            ("score", paper_score(paper_sid(resampled))),
+        ):
             low, high = percentile_interval(values, confidence)
             np.testing.assert_allclose(got[name].low, low, rtol=1e-12, err_msg=f"{name} at {confidence}")
             np.testing.assert_allclose(got[name].high, high, rtol=1e-12, err_msg=f"{name} at {confidence}")
@@ -135,12 +148,13 @@ def test_per_class_views_group_by_the_label_not_the_top1(run):
     assert {k: c["n"] for k, c in d["per_class"].items()} == {"0": 4, "1": 4, "2": 4}
     phi = np.asarray(run["result"].per_image["phi_per_image"], np.float64)
     for label in range(3):
-        mean = phi[LABELS == label].mean(axis=0)
+        mean = phi[label == LABELS].mean(axis=0)
         np.testing.assert_allclose(d["per_class"][str(label)]["phi"], mean, rtol=1e-12)
         np.testing.assert_allclose(d["per_class"][str(label)]["sid"], paper_sid(mean), rtol=1e-12)
 
 
 # ---------------------------------------------------------------- the HTML report and `iaside show`
+
 
 def _text(page: str) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
@@ -166,22 +180,32 @@ def test_every_number_of_the_html_report_is_result_json(run):
         cells = [_text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
         assert cells[0].split()[0] == str(i)
         # each column by its header; an interval column belongs to the column before it
-        expected = {"SID": [d["sid"]["value"][i]], "φ (nats)": [d["phi"]["value"][i]], "φ/Σφ": [d["shares"]["value"][i]]}
-        intervals = {"SID": [d["sid"]["low"][i], d["sid"]["high"][i]], "φ (nats)": [d["phi"]["low"][i], d["phi"]["high"][i]]}
+        expected = {
+            "SID": [d["sid"]["value"][i]],
+            "φ (nats)": [d["phi"]["value"][i]],
+            "φ/Σφ": [d["shares"]["value"][i]],
+        }
+        intervals = {
+            "SID": [d["sid"]["low"][i], d["sid"]["high"][i]],
+            "φ (nats)": [d["phi"]["low"][i], d["phi"]["high"][i]],
+        }
         for k, (head, cell) in enumerate(zip(headers[1:], cells[1:]), 1):
             want = intervals[headers[k - 1]] if head.endswith("% CI") else expected[head]
             np.testing.assert_allclose(_numbers(cell), want, atol=6e-4, err_msg=f"band {i}, column {head!r}")
         assert {"SID", "φ (nats)", "φ/Σφ"} <= set(headers) and headers.count("95% CI") == 2
     # the SID and φ intervals differ here, so showing one for the other is seen
     assert abs(d["phi"]["low"][0] - d["sid"]["low"][0]) > 1e-2
-    boxes = dict((_text(a), _text(b)) for a, b in re.findall(
-        r"<div><span>(.*?)</span><b>(.*?)</b>", page.split('class="key"', 1)[1], re.S)[:5])
+    boxes = dict(
+        (_text(a), _text(b))
+        for a, b in re.findall(r"<div><span>(.*?)</span><b>(.*?)</b>", page.split('class="key"', 1)[1], re.S)[:5]
+    )
     low_share = sum(d["sid"]["value"][:2])  # M = 8: the lowest quarter is bands 0 and 1
     assert abs(low_share - sum(d["sid"]["value"][-2:])) > 0.01
     assert _numbers(boxes["low-band share"]) == pytest.approx([low_share], abs=6e-4)
     assert _numbers(boxes["score"]) == pytest.approx([d["score"][k] for k in ("value", "low", "high")], abs=6e-4)
     assert _numbers(boxes["score_signed"]) == pytest.approx(
-        [d["score_signed"][k] for k in ("value", "low", "high")], abs=6e-4)
+        [d["score_signed"][k] for k in ("value", "low", "high")], abs=6e-4
+    )
     assert _numbers(boxes["clean top-1"]) == pytest.approx([d["clean_accuracy"]], abs=6e-4)
     gap = d["v_nats"][-1] - d["v_nats"][0]
     assert _numbers(boxes["v(N) − v(∅)"])[0] == pytest.approx(gap, abs=6e-4)
@@ -201,8 +225,11 @@ def test_every_number_of_show_is_result_json(run, capsys):
     band_lines = [ln for ln in lines if re.match(r"\s*\d+\s*\*?\s+[+\-]\d", ln)]
     assert len(band_lines) == m
     for i, line in enumerate(band_lines):
-        values = {"phi": [d["phi"][k][i] for k in ("value", "low", "high")], "φ/Σφ": [d["shares"]["value"][i]],
-                  "SID": [d["sid"][k][i] for k in ("value", "low", "high")]}
+        values = {
+            "phi": [d["phi"][k][i] for k in ("value", "low", "high")],
+            "φ/Σφ": [d["shares"]["value"][i]],
+            "SID": [d["sid"][k][i] for k in ("value", "low", "high")],
+        }
         expected = [v for c in columns for v in values[c]]
         np.testing.assert_allclose(_numbers(line), expected, atol=6e-4, err_msg=line)
     text = "\n".join(lines)
@@ -220,6 +247,7 @@ def test_every_number_of_show_is_result_json(run, capsys):
 
 # ---------------------------------------------------------------- CE and mCE
 
+
 def test_mce_is_relative_to_the_named_reference_not_the_first_model():
     """Mutant: every model's CE divided by the first model's errors instead of the reference's."""
     tables = {
@@ -227,10 +255,18 @@ def test_mce_is_relative_to_the_named_reference_not_the_first_model():
         "b": [[0.2, 0.4, 0.8], [0.1, 0.3, 0.5], [0.2, 0.2, 0.3]],
         "c": [[0.3, 0.3, 0.3], [0.4, 0.5, 0.6], [0.0, 0.1, 0.2]],
     }
-    reports = {n: RobustnessReport(model={"name": n, "spec": n, "fingerprint": n},
-                                   data={"spec": "d", "n_images": 10, "source_fingerprint": "s"},
-                                   corruptions=["fog", "snow", "contrast"], severities=[1, 3, 5],
-                                   errors=np.array(t), clean_error=0.05, adversarial=[]) for n, t in tables.items()}
+    reports = {
+        n: RobustnessReport(
+            model={"name": n, "spec": n, "fingerprint": n},
+            data={"spec": "d", "n_images": 10, "source_fingerprint": "s"},
+            corruptions=["fog", "snow", "contrast"],
+            severities=[1, 3, 5],
+            errors=np.array(t),
+            clean_error=0.05,
+            adversarial=[],
+        )
+        for n, t in tables.items()
+    }
 
     class Scores:
         def __init__(self, s):
@@ -243,8 +279,9 @@ def test_mce_is_relative_to_the_named_reference_not_the_first_model():
     comparison = compare_models(entries, reference="b", n_bootstrap=0)
     ref_sums = np.sum(tables["b"], axis=1)  # 1.4, 0.9, 0.7
     expected = [np.mean(np.sum(tables[n], axis=1) / ref_sums) for n in tables]
-    np.testing.assert_allclose(expected, [(0.9 / 1.4 + 1.0 / 0.9 + 0.3 / 0.7) / 3, 1.0,
-                                          (0.9 / 1.4 + 1.5 / 0.9 + 0.3 / 0.7) / 3])
+    np.testing.assert_allclose(
+        expected, [(0.9 / 1.4 + 1.0 / 0.9 + 0.3 / 0.7) / 3, 1.0, (0.9 / 1.4 + 1.5 / 0.9 + 0.3 / 0.7) / 3]
+    )
     np.testing.assert_allclose(comparison.measures()["mCE"], expected, rtol=1e-12)
     first = [np.mean(np.sum(tables[n], axis=1) / np.sum(tables["a"], axis=1)) for n in tables]
     assert np.abs(np.subtract(first, expected)).min() > 0.05  # against "a" every value would differ
@@ -255,27 +292,51 @@ def test_compare_command_puts_every_model_on_the_named_reference(tmp_path, capsy
     each model's mean CE against the one named by --reference (not the first), worked out here."""
     x = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     y = torch.tensor([0, 1, 2, 0, 1, 2])
-    tables = [[[0.2, 0.4, 0.6], [0.1, 0.3, 0.5]], [[0.1, 0.1, 0.4], [0.3, 0.3, 0.3]], [[0.5, 0.2, 0.2], [0.2, 0.4, 0.9]]]
+    tables = [
+        [[0.2, 0.4, 0.6], [0.1, 0.3, 0.5]],
+        [[0.1, 0.1, 0.4], [0.3, 0.3, 0.3]],
+        [[0.5, 0.2, 0.2], [0.2, 0.4, 0.9]],
+    ]
     dirs = []
     for k, table in enumerate(tables):
         out = tmp_path / f"m{k}"
-        iaside.explain(tiny_cnn(n_classes=3, seed=k), (x, y), bands=3, n_bootstrap=20, show_progress=False, out=out,
-                       record=False)
-        RobustnessReport(model={**Result.load(out).model, "name": f"m{k}"}, data={"spec": "d", "n_images": 6, "source_fingerprint": "s"},
-                         corruptions=["fog", "snow"], severities=[1, 2, 3], errors=np.array(table), clean_error=0.0,
-                         adversarial=[]).save(out)
+        iaside.explain(
+            tiny_cnn(n_classes=3, seed=k), (x, y), bands=3, n_bootstrap=20, show_progress=False, out=out, record=False
+        )
+        RobustnessReport(
+            model={**Result.load(out).model, "name": f"m{k}"},
+            data={"spec": "d", "n_images": 6, "source_fingerprint": "s"},
+            corruptions=["fog", "snow"],
+            severities=[1, 2, 3],
+            errors=np.array(table),
+            clean_error=0.0,
+            adversarial=[],
+        ).save(out)
         dirs.append(out)
-    assert main(["compare", *(a for d in dirs for a in ("--run", str(d))), "--reference", "m1",
-                 "--bootstrap", "50",
-                 "--out", str(tmp_path / "cmp")]) == 0, capsys.readouterr().err
-    rows = list(csv.DictReader(open(tmp_path / "cmp" / "compare.csv")))
+    assert (
+        main(
+            [
+                "compare",
+                *(a for d in dirs for a in ("--run", str(d))),
+                "--reference",
+                "m1",
+                "--bootstrap",
+                "50",
+                "--out",
+                str(tmp_path / "cmp"),
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
+    rows = list(csv.DictReader(Path(tmp_path / "cmp" / "compare.csv").read_text().splitlines()))
     ref = np.sum(tables[1], axis=1)
     assert [r["model"] for r in rows] == ["m0", "m1", "m2"]
     for row, table in zip(rows, tables):
         assert float(row["mCE"]) == pytest.approx(np.mean(np.sum(table, axis=1) / ref), rel=1e-3)
         assert float(row["mean corruption error"]) == pytest.approx(np.mean(table), rel=1e-3)
-    assert [float(r["mCE"]) for r in rows] == pytest.approx([(1.2 / 0.6 + 0.9 / 0.9) / 2, 1.0,
-                                                             (0.9 / 0.6 + 1.5 / 0.9) / 2], rel=1e-3)
+    assert [float(r["mCE"]) for r in rows] == pytest.approx(
+        [(1.2 / 0.6 + 0.9 / 0.9) / 2, 1.0, (0.9 / 0.6 + 1.5 / 0.9) / 2], rel=1e-3
+    )
 
 
 def test_corruption_error_sums_every_severity():
@@ -297,8 +358,9 @@ Y_DOWN = -np.array([0.3, 0.5, 0.2, 0.2, 0.9, 0.7])  # ties, negative
 
 
 @pytest.mark.parametrize("y", [Y_UP, Y_DOWN], ids=["positive", "negative"])
-@pytest.mark.parametrize("method, fn", [("spearman", stats.spearmanr), ("kendall", stats.kendalltau),
-                                        ("pearson", stats.pearsonr)])
+@pytest.mark.parametrize(
+    "method, fn", [("spearman", stats.spearmanr), ("kendall", stats.kendalltau), ("pearson", stats.pearsonr)]
+)
 def test_correlations_with_ties_and_both_signs(method, fn, y):
     """r is scipy's (τ-b, average ranks), the p-value the exact permutation test enumerated here,
     the interval the percentile interval of scipy's statistic over the same model resamples."""
@@ -318,6 +380,7 @@ def test_correlations_with_ties_and_both_signs(method, fn, y):
 
 
 # ---------------------------------------------------------------- SNR pooling and fits
+
 
 def test_ring_centres_are_the_middle_of_each_ring():
     """Every bin of ring k of the fine grid has normalised ℓ∞ radius in [k/R, (k+1)/R]: the
@@ -344,8 +407,11 @@ def _curve(name, family, level, offset, n_bands=4, n_rings=6):
 def test_snr_families_pool_every_member_at_every_severity_and_refit():
     """Mutants: pooling only some severities or members; fits on the band index or the ring
     index instead of the ring centres; fits not redone on the pooled curve."""
-    curves = [_curve(n, "noise", s, off) for n, offs in (("gaussian_noise", (0, -3, -7)), ("shot_noise", (1, -2, -9)))
-              for s, off in zip((1, 3, 5), offs)]
+    curves = [
+        _curve(n, "noise", s, off)
+        for n, offs in (("gaussian_noise", (0, -3, -7)), ("shot_noise", (1, -2, -9)))
+        for s, off in zip((1, 3, 5), offs)
+    ]
     curves += [_curve("fog", "weather", s, off) for s, off in zip((1, 3, 5), (5, 2, 0))]
     snr = SnrResult(4, "linf", 6, {}, None, 0, curves)
     noise = snr.families()["noise"]
@@ -357,7 +423,8 @@ def test_snr_families_pool_every_member_at_every_severity_and_refit():
     np.testing.assert_allclose(noise.grid_db, grid)
     fit = stats.linregress(np.arange(4), noise.band_db)
     assert noise.fits["band"]["slope"] == pytest.approx(fit.slope) and noise.fits["band"]["r2"] == pytest.approx(
-        fit.rvalue**2)
+        fit.rvalue**2
+    )
     for key, x in (("grid_exponential", centres), ("grid_power", np.log10(centres))):
         fit = stats.linregress(x, grid)
         assert noise.fits[key]["slope"] == pytest.approx(fit.slope, rel=1e-9), key
@@ -375,6 +442,7 @@ def test_snr_families_pool_every_member_at_every_severity_and_refit():
 
 
 # ---------------------------------------------------------------- class folders, leaderboard, merge
+
 
 def test_sorted_labels_order_folders_as_strings_like_imagefolder(tmp_path):
     """--labels sorted with folders 1, 2, 10: class i is folder i in string order (torchvision's
@@ -399,11 +467,18 @@ def test_leaderboard_order_for_every_by(tmp_path, monkeypatch, capsys, run):
     for spec, (score, signed) in values.items():
         r = Result.load(run["dir"])
         r.model = {**r.model, "spec": spec, "fingerprint": f"fp-{spec}"}
-        r.score, r.score_signed = Estimate(score, score - 0.05, score + 0.05), Estimate(signed, signed - 0.1,
-                                                                                          signed + 0.1)
+        r.score, r.score_signed = (
+            Estimate(score, score - 0.05, score + 0.05),
+            Estimate(signed, signed - 0.1, signed + 0.1),
+        )
         store.record_run(r, tmp_path / spec, strict=True)
     expected = {by: sorted(values, key=lambda s: -values[s][k]) for k, by in enumerate(("score", "score_signed"))}
-    assert expected["score"] == ["m-b", "m-d", "m-a", "m-c"] and expected["score_signed"] == ["m-c", "m-b", "m-d", "m-a"]
+    assert expected["score"] == ["m-b", "m-d", "m-a", "m-c"] and expected["score_signed"] == [
+        "m-c",
+        "m-b",
+        "m-d",
+        "m-a",
+    ]
     for by, order in expected.items():
         [board] = store.leaderboard(by=by)
         assert [row["model_spec"] for row in board["rows"]] == order, by
@@ -430,8 +505,24 @@ def test_merged_shards_list_each_skipped_image_once(tmp_path, scripted, capsys):
     root = write_image_folder(tmp_path / "imgs", 7)
     (root / "0" / "broken.png").write_bytes(b"not a png")
     (root / "2" / "empty.png").write_bytes(b"")
-    base = ["run", "--model", f"torchscript:{scripted}", "--data", str(root), "--input-size", "32",
-            "--resize-size", "32", "--bands", "3", "--bootstrap", "20", "--quiet", "--on-bad-image", "skip"]
+    base = [
+        "run",
+        "--model",
+        f"torchscript:{scripted}",
+        "--data",
+        str(root),
+        "--input-size",
+        "32",
+        "--resize-size",
+        "32",
+        "--bands",
+        "3",
+        "--bootstrap",
+        "20",
+        "--quiet",
+        "--on-bad-image",
+        "skip",
+    ]
     for i in range(2):
         assert main(base + ["--shard", f"{i}/2", "--out", str(tmp_path / f"s{i}")]) == 0, capsys.readouterr().err
     assert main(["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "m")]) == 0
@@ -440,13 +531,32 @@ def test_merged_shards_list_each_skipped_image_once(tmp_path, scripted, capsys):
     assert d["data"]["n_images"] == 7 and d["data"]["n_images_available"] == 9
 
 
-@pytest.mark.xfail(strict=True, reason="shards keep no skip reasons: a merged run calls every skipped image "
-                                       "'unreadable' (iaside.api.build_result's default)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="shards keep no skip reasons: a merged run calls every skipped image "
+    "'unreadable' (iaside.api.build_result's default)",
+)
 def test_merged_shards_keep_why_each_image_was_skipped(tmp_path, scripted, capsys):
     root = write_image_folder(tmp_path / "imgs", 4)
     (root / "1" / "huge.png").write_bytes(_png_header(15000, 15000))
-    base = ["run", "--model", f"torchscript:{scripted}", "--data", str(root), "--input-size", "32",
-            "--resize-size", "32", "--bands", "2", "--bootstrap", "0", "--quiet", "--on-bad-image", "skip"]
+    base = [
+        "run",
+        "--model",
+        f"torchscript:{scripted}",
+        "--data",
+        str(root),
+        "--input-size",
+        "32",
+        "--resize-size",
+        "32",
+        "--bands",
+        "2",
+        "--bootstrap",
+        "0",
+        "--quiet",
+        "--on-bad-image",
+        "skip",
+    ]
     assert main(base + ["--out", str(tmp_path / "whole")]) == 0
     for i in range(2):
         assert main(base + ["--shard", f"{i}/2", "--out", str(tmp_path / f"s{i}")]) == 0
@@ -464,5 +574,9 @@ def _png_header(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + chunk(b"IEND", b"")
+    )

@@ -13,6 +13,7 @@ input dtype (float32 accumulators), an error of a few eps32·|v|; the test requi
 so that this stays below ~5e-6. Measured maxima (docs/proofs.md): engine − shap 1.3e-7,
 engine − captum 1.4e-7, shap − captum 3.7e-8 nats, on games with |φ| up to 0.38 nats.
 """
+
 from __future__ import annotations
 
 import math
@@ -72,7 +73,8 @@ def captum_phi(gate: BandGate, m: int) -> np.ndarray:
     captum_attr = pytest.importorskip("captum.attr")
     sv = captum_attr.ShapleyValues(gate)
     phi = sv.attribute(
-        torch.ones(1, m, dtype=torch.float64), baselines=torch.zeros(1, m, dtype=torch.float64),
+        torch.ones(1, m, dtype=torch.float64),
+        baselines=torch.zeros(1, m, dtype=torch.float64),
         perturbations_per_eval=m,
     )
     return phi[0].double().numpy()
@@ -89,8 +91,14 @@ def conv_net(seed: int, n_classes: int = 6) -> nn.Module:
     """Three conv layers with fixed random weights, logits × 8 (log-probs of a few nats)."""
     torch.manual_seed(seed)
     net = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 12, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(12, 12, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 12, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(12, 12, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
         nn.Linear(12, n_classes),
     )
     for p in net.parameters():
@@ -118,8 +126,14 @@ def test_engine_matches_captum_and_shap(m, partition, fill, size):
     y = torch.randint(0, 6, (n,), generator=g)
     net = conv_net(seed)
     r = iaside.explain(
-        Classifier(net, (0.0,) * 3, (1.0,) * 3), (x, y), bands=m, partition=partition, fill=fill, seed=seed,
-        n_bootstrap=0, show_progress=False,
+        Classifier(net, (0.0,) * 3, (1.0,) * 3),
+        (x, y),
+        bands=m,
+        partition=partition,
+        fill=fill,
+        seed=seed,
+        n_bootstrap=0,
+        show_progress=False,
     )
     phi_engine = r.per_image["phi_per_image"]
     masks = spec_masks(size, size + 3, m, partition)

@@ -1,7 +1,9 @@
 """The logic of the speed features, checked on CPU (no timing assertions)."""
+
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cnn
 from torch import nn
 
 import iaside
@@ -11,8 +13,6 @@ from iaside.engine import Engine, resolve_precision
 from iaside.fills import make_fill
 from iaside.game import coalition_bits
 from iaside.spectral import band_masks
-
-from conftest import tiny_cnn
 
 
 def images(n=5, size=32):
@@ -38,12 +38,14 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_number():
     x, y = images()
     reference = iaside.explain(tiny_cnn(), (x, y), bands=3, show_progress=False, n_bootstrap=0, batch_size=16)
     model = OutOfMemoryAbove(limit=5)
-    engine = Engine(model, CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill("partner"), batch_size=16,
-                    show_progress=False)
+    engine = Engine(
+        model, CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill("partner"), batch_size=16, show_progress=False
+    )
     state, _ = engine.run(TensorImages(x, y))
     assert engine.batch_size <= 5 and max(model.sizes) <= 5
-    assert np.allclose(state.logp_nats, reference.per_image["logp_nats"][np.argsort(reference.per_image["index"])],
-                       atol=1e-5)
+    assert np.allclose(
+        state.logp_nats, reference.per_image["logp_nats"][np.argsort(reference.per_image["index"])], atol=1e-5
+    )
 
 
 def test_other_runtime_errors_are_not_swallowed():
@@ -59,8 +61,9 @@ def test_other_runtime_errors_are_not_swallowed():
 def test_batch_size_probe_picks_a_candidate_and_backs_off_on_oom():
     engine = Engine(tiny_cnn(), CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill("zero"), show_progress=False)
     assert engine.probe_batch_size((3, 32, 32), candidates=(4, 8, 16)) in (4, 8, 16)
-    limited = Engine(OutOfMemoryAbove(8), CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill("zero"),
-                     show_progress=False)
+    limited = Engine(
+        OutOfMemoryAbove(8), CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill("zero"), show_progress=False
+    )
     assert limited.probe_batch_size((3, 32, 32), candidates=(4, 8, 16, 32)) in (4, 8)
     r = iaside.explain(tiny_cnn(), images(), bands=3, show_progress=False, n_bootstrap=0, batch_size="auto")
     assert r.meta["batch_size"] in (16, 32, 64, 128)
@@ -76,8 +79,14 @@ def test_reused_coalitions_equal_evaluated_ones(fill, synthesis):
     reorder = np.r_[1:8, 0]  # the empty coalition last: no reuse applies
     runs = []
     for order in (np.arange(8), reorder):
-        engine = Engine(tiny_cnn(), CoalitionSynthesizer(masks, synthesis), make_fill(fill), coalitions=bits[order],
-                        batch_size=7, show_progress=False)
+        engine = Engine(
+            tiny_cnn(),
+            CoalitionSynthesizer(masks, synthesis),
+            make_fill(fill),
+            coalitions=bits[order],
+            batch_size=7,
+            show_progress=False,
+        )
         state, stats = engine.run(TensorImages(x, y))
         runs.append((state.logp_nats[:, np.argsort(order)], stats))
     (reused, s1), (plain, s2) = runs
@@ -108,8 +117,15 @@ class ShapeDependent(nn.Module):
 
 def run_with(model, optimize, precision="fp32", n=5):
     x, y = images(n)
-    engine = Engine(model, CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill("partner", 0), batch_size=7,
-                    optimize=optimize, precision=precision, show_progress=False)
+    engine = Engine(
+        model,
+        CoalitionSynthesizer(band_masks(32, 32, 3)),
+        make_fill("partner", 0),
+        batch_size=7,
+        optimize=optimize,
+        precision=precision,
+        show_progress=False,
+    )
     state, _ = engine.run(TensorImages(x, y))
     return engine, state
 
@@ -118,8 +134,14 @@ def batch_norm_net() -> nn.Module:
     """conv -> batch norm -> ReLU -> pool -> linear, batch norm with non-trivial statistics (so
     folding it changes the graph)."""
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                        nn.Flatten(), nn.Linear(8, 5))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 5),
+    )
     with torch.no_grad():
         net[1].running_mean.uniform_(-0.5, 0.5)
         net[1].running_var.uniform_(0.5, 2.0)
@@ -147,8 +169,14 @@ def test_compile_runs_at_two_fixed_shapes_and_gives_the_same_numbers():
     net = batch_norm_net()
     _, plain = run_with(net, "none")
     x, y = images(5)
-    engine = Engine(net, CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill("partner", 0), batch_size=7,
-                    optimize="compile", show_progress=False)
+    engine = Engine(
+        net,
+        CoalitionSynthesizer(band_masks(32, 32, 3)),
+        make_fill("partner", 0),
+        batch_size=7,
+        optimize="compile",
+        show_progress=False,
+    )
     compiled, stats = engine.run(TensorImages(x, y))
     assert engine.optimized_as == "compile" and isinstance(engine.forward, CompiledModel)
     # clean passes of 4 and 1 (padded to 4) images; 5 images x 8 coalitions less reuse is not a multiple of 7
@@ -215,8 +243,14 @@ def test_every_compiled_engine_of_a_process_is_compiled():
     x, y = images(5)
     for seed in range(5):
         before = counters["stats"]["unique_graphs"]
-        engine = Engine(tiny_cnn(seed=seed), CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill("partner", 0),
-                        batch_size=7, optimize="compile", show_progress=False)
+        engine = Engine(
+            tiny_cnn(seed=seed),
+            CoalitionSynthesizer(band_masks(32, 32, 3)),
+            make_fill("partner", 0),
+            batch_size=7,
+            optimize="compile",
+            show_progress=False,
+        )
         engine.run(TensorImages(x, y))
         assert counters["stats"]["unique_graphs"] - before == 2, f"engine {seed} was not compiled"
 
@@ -226,8 +260,14 @@ def test_freeze_falls_back_when_tracing_would_change_the_model(capsys, fill):
     x, y = images(5)
     runs = {}
     for optimize in ("freeze", "none"):
-        engine = Engine(ShapeDependent(), CoalitionSynthesizer(band_masks(32, 32, 3)), make_fill(fill, 0),
-                        batch_size=7 if fill == "partner" else 8, optimize=optimize, show_progress=False)
+        engine = Engine(
+            ShapeDependent(),
+            CoalitionSynthesizer(band_masks(32, 32, 3)),
+            make_fill(fill, 0),
+            batch_size=7 if fill == "partner" else 8,
+            optimize=optimize,
+            show_progress=False,
+        )
         runs[optimize] = engine.run(TensorImages(x, y))[0]
         if optimize == "freeze":
             assert engine.optimized_as == "none"

@@ -3,11 +3,13 @@
 The full study (8 bands, 32×32, low/middle/high k, two-band ratios) is studies/planted.py;
 here: the generator's contract, and a tiny CNN per case trained in seconds.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from test_oracles import spec_band_index
 from torch import nn
 
 import iaside
@@ -16,8 +18,6 @@ from iaside.models.base import Classifier
 from iaside.spectral import band_masks, split_bands
 from iaside.synthetic import orientation_sectors, planted_images
 from iaside.training import fit_one_cycle
-
-from test_oracles import spec_band_index
 
 
 def sector_rule_accuracy(x: torch.Tensor, y: torch.Tensor, band: int, n_bands: int, partition: str) -> float:
@@ -35,7 +35,7 @@ def test_shapes_range_labels_and_seeding():
     x, y = planted_images(40, band=2, size=24, channels=3, n_classes=5, n_bands=6, seed=3)
     assert x.shape == (40, 3, 24, 24) and x.dtype == torch.float32
     assert y.shape == (40,) and y.dtype == torch.int64
-    assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() - x.min() > 0.5
+    assert x.min() >= 0.0 and x.max() <= 1.0 and x.max() - x.min() > 0.5
     assert np.bincount(y.numpy(), minlength=5).tolist() == [8] * 5  # balanced
     x2, y2 = planted_images(40, band=2, size=24, channels=3, n_classes=5, n_bands=6, seed=3)
     assert torch.equal(x, x2) and torch.equal(y, y2)
@@ -100,8 +100,14 @@ def test_refuses_what_it_cannot_plant():
 
 def small_cnn(n_classes: int = 4) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, 12, 3, padding=1), nn.ReLU(), nn.Conv2d(12, 24, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(24, 24, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(1, 12, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(12, 24, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(24, 24, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
         nn.Linear(24, n_classes),
     )
 
@@ -123,8 +129,12 @@ def test_iaside_puts_the_largest_share_on_the_planted_band(band, partition):
         accuracy = (net(xt).argmax(1) == yt).float().mean().item()
     assert accuracy > 0.7  # measured 0.89 (k=0) and 0.84 (k=3)
     r = iaside.explain(
-        Classifier(net, (0.0,), (1.0,)), (xt[:16], yt[:16]), bands=4, partition=partition,
-        n_bootstrap=200, show_progress=False,
+        Classifier(net, (0.0,), (1.0,)),
+        (xt[:16], yt[:16]),
+        bands=4,
+        partition=partition,
+        n_bootstrap=200,
+        show_progress=False,
     )
     assert int(np.argmax(r.sid.value)) == band
     assert r.sid.value[band] > 0.8
@@ -147,7 +157,11 @@ def test_grey_planted_images_with_a_data_config_and_batchnorm():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
     r = iaside.explain(
-        net, (x, y), bands=4, n_bootstrap=0, show_progress=False,
+        net,
+        (x, y),
+        bands=4,
+        n_bootstrap=0,
+        show_progress=False,
         data_config=iaside.DataConfig(channels=1, mean=(0.0,), std=(1.0,)),
     )
     assert r.phi.value.shape == (4,) and abs(r.phi.value.sum() - (r.v_nats[-1] - r.v_nats[0])) < 1e-9

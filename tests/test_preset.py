@@ -4,6 +4,7 @@ and a whole run (coalition images → v → φ → SID → score) computed by ha
 test_spectral.py pins the squares for d = 8, 10 (M = 4); test_engine.py checks rendering
 against the authors' recipe in NumPy. This file adds what those do not cover.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,13 @@ from iaside.spectral import band_masks, square_band_masks_centred
 
 def test_preset_is_a_configuration():
     cfg = ExplainConfig.build("paper")
-    assert (cfg.partition, cfg.synthesis, cfg.fill, cfg.clip, cfg.preset) == ("square", "paper", "partner", False, "paper")
+    assert (cfg.partition, cfg.synthesis, cfg.fill, cfg.clip, cfg.preset) == (
+        "square",
+        "paper",
+        "partner",
+        False,
+        "paper",
+    )
     assert ExplainConfig.build("paper", fill="gaussian").fill == "gaussian"  # the user's choice wins
     assert ExplainConfig.build().synthesis == "sum"
     assert isinstance(make_fill("random"), PartnerFill)  # the authors' name for the partner fill
@@ -108,8 +115,13 @@ def test_whole_run_by_hand_on_a_4x4_image():
     rows = 0.5 + 0.4 * np.cos(2 * np.pi * np.arange(4) / 4)
     x = torch.tensor(np.repeat(rows[:, None], 4, 1), dtype=torch.float32)[None, None]
     r = iaside.explain(
-        Classifier(MeanLogit(), (0.0,), (1.0,)), (x, torch.tensor([0])), bands=2, preset="paper", fill="zero",
-        n_bootstrap=0, show_progress=False,
+        Classifier(MeanLogit(), (0.0,), (1.0,)),
+        (x, torch.tensor([0])),
+        bands=2,
+        preset="paper",
+        fill="zero",
+        n_bootstrap=0,
+        show_progress=False,
     )
     s0 = (math.sqrt(0.29) - 0.3) / 0.4
     v = np.array([log_sigmoid(0.0), log_sigmoid(4 * (1 + 2 * s0) / 4), log_sigmoid(0.0), log_sigmoid(4 * 0.5)])
@@ -160,8 +172,12 @@ def test_explain_takes_a_configuration_and_keywords_override_it(cnn):
     x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     base = iaside.ExplainConfig(bands=3, fill="zero", seed=5, n_bootstrap=20)
     result = iaside.explain(cnn, x, base, show_progress=False)
-    assert {k: result.config[k] for k in ("bands", "fill", "seed", "n_bootstrap")} == \
-        {"bands": 3, "fill": "zero", "seed": 5, "n_bootstrap": 20}
+    assert {k: result.config[k] for k in ("bands", "fill", "seed", "n_bootstrap")} == {
+        "bands": 3,
+        "fill": "zero",
+        "seed": 5,
+        "n_bootstrap": 20,
+    }
     again = iaside.explain(cnn, x, base, seed=6, show_progress=False)
     assert again.config["seed"] == 6 and again.config["bands"] == 3
     assert not np.allclose(again.score.low, result.score.low)  # the bootstrap seed changed the intervals

@@ -10,6 +10,7 @@ engine uses for a last batch of a single pair); |Δ log_softmax| <= 2·max|Δ lo
 same packing (same batch size, no resume) must be identical, bit for bit.
 Figures: docs/reliability.md (``python tests/measure_reliability.py``).
 """
+
 import errno
 import json
 import os
@@ -18,13 +19,13 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from conftest import TINY_ARGS as TINY
+from conftest import tiny_cnn, write_image_folder
 
 import iaside
 from iaside.cli import main
@@ -33,21 +34,15 @@ from iaside.errors import IasideError
 from iaside.fills import processing_order
 from iaside.merge import merge_runs
 
-from conftest import TINY_ARGS as TINY
-from conftest import tiny_cnn, write_image_folder
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 CHILD = Path(__file__).with_name("reliability_child.py")
 CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "IASIDE_STORE": "off"}
 N_IMAGES = 24
-KW = dict(bands=5, batch_size=8, overrides={"input_size": [32, 32], "resize_size": 32}, n_bootstrap=100,
-          show_progress=False)
+KW = dict(
+    bands=5, batch_size=8, overrides={"input_size": [32, 32], "resize_size": 32}, n_bootstrap=100, show_progress=False
+)
 RUN_FILES = {"run.json", "state.npz", "result.json", "per_image.npz", "sid.png"}
-
-
-
-
 
 
 @pytest.fixture
@@ -65,12 +60,15 @@ def jitter(model_path, folder) -> float:
     data = open_dataset(str(folder), DataConfig(input_size=(32, 32), resize_size=32), labels="predicted")
     x = torch.stack([data[i].pixels for i in range(len(data))])
     x = torch.cat([x, x + 0.2 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))])
-    x = ((x - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / torch.tensor([0.229, 0.224, 0.225])[:, None, None])
+    x = (x - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / torch.tensor([0.229, 0.224, 0.225])[:, None, None]
     model = torch.jit.load(str(model_path)).eval().to(memory_format=torch.channels_last)
     with torch.inference_mode():
+
         def logits(b):
-            return torch.cat([model(x[i:i + b].contiguous(memory_format=torch.channels_last))
-                              for i in range(0, len(x), b)])
+            return torch.cat(
+                [model(x[i : i + b].contiguous(memory_format=torch.channels_last)) for i in range(0, len(x), b)]
+            )
+
         ref = logits(len(x))
         return max(float((logits(b) - ref).abs().max()) for b in (1, 8, 13))
 
@@ -128,6 +126,7 @@ def child(kwargs: dict, throttle_s: float = 0.0) -> tuple[list[str], dict]:
 
 # ---- kill -9 and resume ------------------------------------------------------------------------
 
+
 def test_sigkill_mid_run_then_rerun_equals_uninterrupted_run(tmp_path, scripted, folder):
     spec = {"model": f"torchscript:{scripted}", "data": str(folder), **KW}
     reference = tmp_path / "reference"
@@ -175,24 +174,49 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted_run(tmp_path, scripted,
     assert {p.name for p in out.iterdir()} == RUN_FILES  # the kill's lock file and cut save are gone
 
 
-@pytest.mark.parametrize("signum, code", [
-    pytest.param(signal.SIGTERM, 143, id="SIGTERM"),
-    pytest.param(signal.SIGHUP, 129, id="SIGHUP"),
-    pytest.param(signal.SIGINT, 130, id="SIGINT", marks=pytest.mark.slow),  # Ctrl-C: the same path, long in place
-])
-def test_a_signal_mid_run_saves_it_and_the_rerun_equals_an_uninterrupted_run(tmp_path, scripted, folder, signum,
-                                                                             code):
+@pytest.mark.parametrize(
+    "signum, code",
+    [
+        pytest.param(signal.SIGTERM, 143, id="SIGTERM"),
+        pytest.param(signal.SIGHUP, 129, id="SIGHUP"),
+        pytest.param(signal.SIGINT, 130, id="SIGINT", marks=pytest.mark.slow),  # Ctrl-C: the same path, long in place
+    ],
+)
+def test_a_signal_mid_run_saves_it_and_the_rerun_equals_an_uninterrupted_run(tmp_path, scripted, folder, signum, code):
     """``kill``, Slurm and docker send SIGTERM, a closed terminal SIGHUP, Ctrl-C SIGINT: each
     checkpoints every finished image, prints how to resume, exits 128 + the signal; the same
     command then computes only the rest and ends with the uninterrupted run's numbers."""
     reference = tmp_path / "reference"
     iaside.explain(f"torchscript:{scripted}", str(folder), **KW, out=reference)
     out = tmp_path / "stopped"
-    args = ["run", "--model", f"torchscript:{scripted}", "--data", str(folder), "--bands", "5", "--batch-size", "8",
-            "--input-size", "32", "--resize-size", "32", "--bootstrap", "100", "--quiet", "--out", str(out)]
+    args = [
+        "run",
+        "--model",
+        f"torchscript:{scripted}",
+        "--data",
+        str(folder),
+        "--bands",
+        "5",
+        "--batch-size",
+        "8",
+        "--input-size",
+        "32",
+        "--resize-size",
+        "32",
+        "--bootstrap",
+        "100",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     env = {**CHILD_ENV, "IASIDE_TEST_THROTTLE_S": "0.03", "IASIDE_TEST_CHECKPOINT_S": "0.2"}
-    proc = subprocess.Popen([sys.executable, str(CHILD), "cli", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(CHILD), "cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     give_up = time.monotonic() + 240  # hang guard only
     try:
         while done_in(out / "state.npz") < 4:
@@ -214,8 +238,9 @@ def test_a_signal_mid_run_saves_it_and_the_rerun_equals_an_uninterrupted_run(tmp
     assert 4 <= n_done < N_IMAGES and not (out / "result.json").exists()
     assert {p.name for p in out.iterdir()} == {"run.json", "state.npz"}  # the lock went with the process
     env["IASIDE_TEST_THROTTLE_S"] = "0"
-    rerun = subprocess.run([sys.executable, str(CHILD), "cli", *args], env=env, capture_output=True, text=True,
-                           timeout=240)
+    rerun = subprocess.run(
+        [sys.executable, str(CHILD), "cli", *args], env=env, capture_output=True, text=True, timeout=240
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     meta = json.loads((out / "result.json").read_text())["meta"]
     assert meta["images_this_session"] == N_IMAGES - n_done < N_IMAGES  # resumed, not restarted
@@ -231,17 +256,22 @@ def done_in(path: Path) -> int:
 
 # ---- changed configuration ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("change, named", [
-    (["--seed", "1"], "config.seed"),
-    (["--bands", "4"], "config.bands"),
-    (["--partition", "l2"], "config.partition"),
-    (["--labels", "predicted"], "config.labels"),
-    (["--input-size", "24"], "data_config.input_size"),
-    (["--mean", "0.5"], "data_config.mean"),
-    (["--precision", "bf16"], "precision"),
-    ("other-model", "model.fingerprint"),
-    ("extra-image", "data.n_images"),
-], ids=["seed", "bands", "partition", "labels", "input-size", "mean", "precision", "model", "data"])
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (["--seed", "1"], "config.seed"),
+        (["--bands", "4"], "config.bands"),
+        (["--partition", "l2"], "config.partition"),
+        (["--labels", "predicted"], "config.labels"),
+        (["--input-size", "24"], "data_config.input_size"),
+        (["--mean", "0.5"], "data_config.mean"),
+        (["--precision", "bf16"], "precision"),
+        ("other-model", "model.fingerprint"),
+        ("extra-image", "data.n_images"),
+    ],
+    ids=["seed", "bands", "partition", "labels", "input-size", "mean", "precision", "model", "data"],
+)
 def test_changed_configuration_is_refused_naming_it(tmp_path, scripted, image_folder, capsys, change, named):
     out = tmp_path / "run"
     base = ["run", "--model", f"torchscript:{scripted}", "--data", str(image_folder), *TINY, "--out", str(out)]
@@ -274,6 +304,7 @@ def test_batch_size_and_workers_are_not_part_of_the_identity(tmp_path, scripted,
 
 # ---- shards and merge --------------------------------------------------------------------------
 
+
 def test_three_shards_merge_to_the_single_run_bit_for_bit(tmp_path, scripted, folder):
     model, data = f"torchscript:{scripted}", str(folder)
     single = iaside.explain(model, data, **KW, out=tmp_path / "single")
@@ -291,6 +322,7 @@ def test_three_shards_merge_to_the_single_run_bit_for_bit(tmp_path, scripted, fo
 
 
 # ---- a full disk -------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def small_tmpfs(tmp_path):
@@ -337,9 +369,11 @@ def test_full_disk_keeps_the_last_checkpoint_and_resumes(tmp_path, scripted, fol
             if disk == "tmpfs":
                 first["filler"] = fill_disk(out)
             else:  # the next save writes some bytes, then the disk is full
+
                 def savez_enospc(fh, **arrays):
                     fh.write(b"PK\x03\x04 partial")
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
                 monkeypatch.setattr(np, "savez", savez_enospc)
 
     monkeypatch.setattr(EngineState, "save", save_then_fill)
@@ -426,6 +460,7 @@ def test_damaged_run_folder_gives_a_one_line_error(tmp_path, scripted, image_fol
 
 
 # ---- determinism -------------------------------------------------------------------------------
+
 
 def test_same_seed_gives_identical_numbers_at_any_batch_size(tmp_path, scripted, folder):
     model, data = f"torchscript:{scripted}", str(folder)

@@ -1,14 +1,16 @@
 """The HTML report: self-contained, every number and picture it promises, tolerant of missing
 robustness results and of data that has gone away."""
+
 import base64
 import io
-import json
 import itertools
+import json
 import re
 import shutil
 
 import numpy as np
 import pytest
+from conftest import tiny_cnn
 from PIL import Image
 from scipy import stats
 
@@ -19,8 +21,6 @@ from iaside.report import figures
 from iaside.report.html import build_report
 from iaside.report.loading import band_images, data_source, load_runs, parse_robustness, reopen_images
 from iaside.result import Result
-
-from conftest import tiny_cnn
 
 TINY = {"input_size": (32, 32), "resize_size": 32}
 
@@ -44,14 +44,28 @@ def runs(tmp_path_factory):
     dirs = []
     for k in range(3):
         out = base / f"run{k}"
-        iaside.explain(tiny_cnn(n_classes=3, seed=k), str(data), bands=3, n_bootstrap=100, overrides=TINY,
-                       show_progress=False, out=out)
-        (out / "robustness.json").write_text(json.dumps({
-            "model": {"name": f"cnn{k}", "spec": "module:Sequential", "fingerprint": "x"},
-            "mce": [1.0, 0.8, 1.3][k], "mean_error": [0.5, 0.4, 0.7][k], "clean_error": 0.1,
-            "adversarial": [{"norm": "linf", "eps": 2 / 255, "label": "pgd-linf 2/255",
-                             "accuracy": [0.2, 0.5, 0.1][k]}],
-        }))
+        iaside.explain(
+            tiny_cnn(n_classes=3, seed=k),
+            str(data),
+            bands=3,
+            n_bootstrap=100,
+            overrides=TINY,
+            show_progress=False,
+            out=out,
+        )
+        (out / "robustness.json").write_text(
+            json.dumps(
+                {
+                    "model": {"name": f"cnn{k}", "spec": "module:Sequential", "fingerprint": "x"},
+                    "mce": [1.0, 0.8, 1.3][k],
+                    "mean_error": [0.5, 0.4, 0.7][k],
+                    "clean_error": 0.1,
+                    "adversarial": [
+                        {"norm": "linf", "eps": 2 / 255, "label": "pgd-linf 2/255", "accuracy": [0.2, 0.5, 0.1][k]}
+                    ],
+                }
+            )
+        )
         dirs.append(out)
     return {"data": data, "dirs": dirs, "base": base}
 
@@ -118,7 +132,7 @@ def test_too_few_models_for_a_correlation(runs):
 
 
 def test_runs_are_ranked_by_score(runs, page):
-    summary = page.split('id=summary')[1].split("</table>")[0]
+    summary = page.split("id=summary")[1].split("</table>")[0]
     order = [int(m) for m in re.findall(r'href="#run-(\d+)"', summary)]
     scores = [float(Result.load(runs["dirs"][k - 1]).score.value) for k in order]
     assert scores == sorted(scores, reverse=True) and sorted(order) == [1, 2, 3]
@@ -187,25 +201,32 @@ def test_robustness_file_given_elsewhere_is_matched_by_model(runs, tmp_path):
     assert view.robustness["mCE"].value == 0.77 and not view.robustness["mCE"].higher_is_better
 
 
-@pytest.mark.parametrize("doc, expected", [
-    ({"mce": 0.9, "adversarial_accuracy": 0.3}, {"mCE": 0.9, "adversarial accuracy": 0.3}),
-    ({"summary": {"mCE": 1.1}}, {"mCE": 1.1}),
-    ({"adversarial_accuracy": {"0.0078": 0.4, "0.0157": 0.2}},
-     {"adversarial accuracy (ε=0.0078)": 0.4, "adversarial accuracy (ε=0.0157)": 0.2}),
-    ({"adversarial_accuracy": {"linf": {"0.01": 0.4}}}, {"adversarial accuracy (linf, ε=0.01)": 0.4}),
-    ({"adversarial": [{"norm": "l2", "eps": 0.5, "accuracy": 0.6}]}, {"adversarial accuracy (l2, ε=0.5)": 0.6}),
-    ({"mce": None, "mean_error": 0.45, "clean_error": 0.1}, {"mean corruption error": 0.45}),
-    ({"mce": "high", "other": 3}, {}),
-    ([1, 2], {}),
-])
+@pytest.mark.parametrize(
+    "doc, expected",
+    [
+        ({"mce": 0.9, "adversarial_accuracy": 0.3}, {"mCE": 0.9, "adversarial accuracy": 0.3}),
+        ({"summary": {"mCE": 1.1}}, {"mCE": 1.1}),
+        (
+            {"adversarial_accuracy": {"0.0078": 0.4, "0.0157": 0.2}},
+            {"adversarial accuracy (ε=0.0078)": 0.4, "adversarial accuracy (ε=0.0157)": 0.2},
+        ),
+        ({"adversarial_accuracy": {"linf": {"0.01": 0.4}}}, {"adversarial accuracy (linf, ε=0.01)": 0.4}),
+        ({"adversarial": [{"norm": "l2", "eps": 0.5, "accuracy": 0.6}]}, {"adversarial accuracy (l2, ε=0.5)": 0.6}),
+        ({"mce": None, "mean_error": 0.45, "clean_error": 0.1}, {"mean corruption error": 0.45}),
+        ({"mce": "high", "other": 3}, {}),
+        ([1, 2], {}),
+    ],
+)
 def test_parse_robustness_layouts(doc, expected):
     assert {k: m.value for k, m in parse_robustness(doc).items()} == expected
 
 
 def test_data_source_from_descriptions(tmp_path):
     assert data_source({"spec": "samples:imagenet (20 labelled images shipped with foolbox)"}) == "samples:imagenet"
-    assert data_source({"spec": "samples:imagenet (20 labelled images shipped with foolbox) [5 of 20] (seed 3)"}) \
+    assert (
+        data_source({"spec": "samples:imagenet (20 labelled images shipped with foolbox) [5 of 20] (seed 3)"})
         == "samples:imagenet"
+    )
     assert data_source({"spec": f"{tmp_path} (9 images in 3 class folders)"}) == str(tmp_path)
     assert data_source({"spec": f"{tmp_path} (9 images, labels predicted)"}) == str(tmp_path)
     assert data_source({"spec": f"{tmp_path}/gone (9 images in 3 class folders)"}) is None
@@ -231,8 +252,22 @@ def test_coalition_values_use_the_recorded_bit_masks(runs):
 
 def test_report_command(runs, tmp_path, capsys):
     out = tmp_path / "sub" / "report.html"
-    assert main(["report", *map(str, runs["dirs"][:2]), "-o", str(out), "--images", "1", "--no-images",
-                 "--title", "Two tiny CNNs"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                *map(str, runs["dirs"][:2]),
+                "-o",
+                str(out),
+                "--images",
+                "1",
+                "--no-images",
+                "--title",
+                "Two tiny CNNs",
+            ]
+        )
+        == 0
+    )
     assert "wrote" in capsys.readouterr().out
     page = out.read_text()
     assert "<title>Two tiny CNNs</title>" in page and "switched off" in page
@@ -243,8 +278,17 @@ def test_report_command(runs, tmp_path, capsys):
 def test_paper_preset_run_with_predicted_labels(runs, tmp_path):
     """Square bands (not Hermitian: the band images are real parts) and no clean accuracy."""
     out = tmp_path / "paper"
-    iaside.explain(tiny_cnn(n_classes=3), str(runs["data"]), bands=3, preset="paper", labels="predicted",
-                   n_bootstrap=50, overrides=TINY, show_progress=False, out=out)
+    iaside.explain(
+        tiny_cnn(n_classes=3),
+        str(runs["data"]),
+        bands=3,
+        preset="paper",
+        labels="predicted",
+        n_bootstrap=50,
+        overrides=TINY,
+        show_progress=False,
+        out=out,
+    )
     page = build_report([out], max_images=1)
     text = text_of(page)
     assert "square" in text and "labels predicted" in text and "band images are not shown" not in text
@@ -285,13 +329,28 @@ def test_moved_run_and_data_folders_still_find_the_images(runs, tmp_path):
 
 def test_different_n_and_images_are_flagged_where_combined(runs, tmp_path):
     few = tmp_path / "few"
-    iaside.explain(tiny_cnn(n_classes=3, seed=1), str(runs["data"]), bands=3, samples=4, n_bootstrap=50,
-                   overrides=TINY, show_progress=False, out=few)
+    iaside.explain(
+        tiny_cnn(n_classes=3, seed=1),
+        str(runs["data"]),
+        bands=3,
+        samples=4,
+        n_bootstrap=50,
+        overrides=TINY,
+        show_progress=False,
+        out=few,
+    )
     text = text_of(build_report([runs["dirs"][0], few], max_images=0))
     assert "number of images (N = 9, 4)" in text
     rob = tmp_path / "rob2.json"
-    rob.write_text(json.dumps({"model": {"spec": "module:Sequential", "fingerprint": "none"}, "mce": 0.9,
-                               "data": {"spec": "samples:imagenet [2 of 20]", "n_images": 2}}))
+    rob.write_text(
+        json.dumps(
+            {
+                "model": {"spec": "module:Sequential", "fingerprint": "none"},
+                "mce": 0.9,
+                "data": {"spec": "samples:imagenet [2 of 20]", "n_images": 2},
+            }
+        )
+    )
     [view] = load_runs([few], [rob])
     assert any("N = 2 there, 4 here" in note for note in view.notes)
     page = text_of(build_report([few], robustness_files=[rob], max_images=0))
@@ -319,8 +378,9 @@ def test_band_images_are_stretched_per_band_and_the_legend_matches(runs):
     bands = band_images(__import__("torch").from_numpy(pixels), 3, "linf")
     fig = figures.deviating_figure(pixels, bands, np.array([0.2, 0.5, 0.3]), np.asarray(result.sid.value))
     titles = [b["text"] for b in display.text_boxes(fig) if b["kind"] == "title"]
-    assert titles[:2] == ["image", "band 0"] and all(t.startswith(f"band {i}, stretched ×") for i, t in
-                                                     zip((1, 2), titles[2:]))
+    assert titles[:2] == ["image", "band 0"] and all(
+        t.startswith(f"band {i}, stretched ×") for i, t in zip((1, 2), titles[2:])
+    )
     stretched, gain = figures.stretch(bands[2])
     assert stretched.min() == 0.0 and stretched.max() == 1.0 and gain > 1
     ax = fig.axes[-1]

@@ -1,4 +1,5 @@
 """Robustness measurements: spectral SNR, corruptions, PGD, CE/mCE, correlations, snr/robustness/compare."""
+
 from __future__ import annotations
 
 import csv
@@ -6,28 +7,35 @@ import faulthandler
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cnn
 from scipy import stats
 
 from iaside.cli import main
 from iaside.errors import IasideError
 from iaside.models.base import Classifier
+from iaside.robustness import zoo
 from iaside.robustness.attacks import Attack, check_differentiable, parse_eps, pgd
 from iaside.robustness.compare import ModelEntry, compare_models
 from iaside.robustness.correlation import METHODS, correlate, statistic_rows
 from iaside.robustness.corruptions import (
-    COMMON, CORRUPTIONS, EXTRA, SEVERITIES, corrupt_images, corruption_names, image_seed, quantize,
+    COMMON,
+    CORRUPTIONS,
+    EXTRA,
+    SEVERITIES,
+    corrupt_images,
+    corruption_names,
+    image_seed,
+    quantize,
 )
 from iaside.robustness.evaluate import RobustnessReport, evaluate_robustness
 from iaside.robustness.metrics import corruption_errors, mean_ce, mean_corruption_error, top1_error
 from iaside.robustness.snr import SnrMeter, fit_line, measure_snr
-from iaside.robustness import zoo
 from iaside.spectral import band_energy, band_masks, snr_db, split_bands
-
-from conftest import tiny_cnn
 
 HANG_GUARD_S = 900
 """A sweep still running after this long is a hang: dump every thread's stack and exit."""
@@ -43,6 +51,7 @@ def smooth_images(n: int, size: int, channels: int = 3, seed: int = 0) -> torch.
 
 
 # ---------------------------------------------------------------- spectral SNR
+
 
 def test_snr_of_a_perturbation_confined_to_one_band_is_infinite_elsewhere():
     x = smooth_images(3, 32)
@@ -71,9 +80,10 @@ def test_fit_line_recovers_an_exponential_decay():
 
 
 def test_noise_snr_falls_with_frequency_on_natural_like_images():
-    result = measure_snr(smooth_images(4, 64), corruptions=["gaussian_noise", "defocus_blur"], severities=[3],
-                         n_bands=8, n_rings=16)
-    noise, blur = result.curves
+    result = measure_snr(
+        smooth_images(4, 64), corruptions=["gaussian_noise", "defocus_blur"], severities=[3], n_bands=8, n_rings=16
+    )
+    noise, _blur = result.curves
     assert noise.fits["band"]["slope"] < 0 and noise.band_db[0] > noise.band_db[-1] + 10
     assert noise.n_images == 4 and noise.grid_db.shape == (16,)
     assert set(result.families()) == {"noise", "blur"}
@@ -82,6 +92,7 @@ def test_noise_snr_falls_with_frequency_on_natural_like_images():
 
 
 # ---------------------------------------------------------------- corruptions
+
 
 def test_corruption_names_resolve():
     assert len(CORRUPTIONS) == 19 and len(COMMON) == 15 and len(EXTRA) == 4
@@ -113,7 +124,9 @@ def test_corruptions_are_repeatable_per_image_and_seed():
         assert torch.equal(a, corrupt_images(x, name, 3, seed=7)), name
         # image 2 gets the same corruption alone as in a batch: its seed is its index
         assert torch.equal(a[2:], corrupt_images(x[2:], name, 3, seed=7, indices=[2])), name
-    assert not torch.equal(corrupt_images(x, "gaussian_noise", 3, seed=7), corrupt_images(x, "gaussian_noise", 3, seed=8))
+    assert not torch.equal(
+        corrupt_images(x, "gaussian_noise", 3, seed=7), corrupt_images(x, "gaussian_noise", 3, seed=8)
+    )
     assert image_seed(0, "fog", 1, 0) != image_seed(0, "fog", 1, 1)
 
 
@@ -136,6 +149,7 @@ def test_spatter_without_liquid_leaves_the_image_unchanged():
 
 
 # ---------------------------------------------------------------- attacks
+
 
 def test_torchattacks_runs_without_torchvision():
     code = "import sys, torchattacks; sys.exit(any(m.split('.')[0] == 'torchvision' for m in sys.modules))"
@@ -178,6 +192,7 @@ def test_attack_arguments_and_undifferentiable_models():
 
 # ---------------------------------------------------------------- CE, mCE
 
+
 def test_ce_and_mce_on_a_hand_made_table():
     # every severity matters: dropping any one, or averaging per-severity ratios, changes each CE
     errors = np.array([[0.1, 0.2, 0.6], [0.4, 0.1, 0.5], [0.0, 0.1, 0.2]])
@@ -198,11 +213,16 @@ def test_ce_and_mce_on_a_hand_made_table():
 
 def _report(name, errors, source="imgs", adversarial=(0.5,)):
     return RobustnessReport(
-        model={"name": name, "spec": name, "fingerprint": name}, data={"spec": "d", "n_images": 10,
-                                                                     "source_fingerprint": source},
-        corruptions=["fog", "snow", "contrast"], severities=[1, 2, 3], errors=np.asarray(errors, np.float64),
-        clean_error=0.05, adversarial=[{"label": "pgd-linf 2/255", "norm": "linf", "eps": 2 / 255, "steps": 10,
-                                        "alpha": 0.5 / 255, "accuracy": a} for a in adversarial],
+        model={"name": name, "spec": name, "fingerprint": name},
+        data={"spec": "d", "n_images": 10, "source_fingerprint": source},
+        corruptions=["fog", "snow", "contrast"],
+        severities=[1, 2, 3],
+        errors=np.asarray(errors, np.float64),
+        clean_error=0.05,
+        adversarial=[
+            {"label": "pgd-linf 2/255", "norm": "linf", "eps": 2 / 255, "steps": 10, "alpha": 0.5 / 255, "accuracy": a}
+            for a in adversarial
+        ],
     )
 
 
@@ -216,9 +236,9 @@ def test_report_reference_round_trip_and_csv(tmp_path):
     back = RobustnessReport.load(tmp_path)
     assert back.mce == pytest.approx(1.3) and back.reference["model"]["name"] == "r"
     np.testing.assert_array_equal(back.errors, rel.errors)
-    rows = list(csv.DictReader(open(tmp_path / "corruption_ce.csv")))
+    rows = list(csv.DictReader(Path(tmp_path / "corruption_ce.csv").read_text().splitlines()))
     assert [r["ce"] for r in rows] == ["0.600000", "2.000000", ""]
-    assert len(list(csv.DictReader(open(tmp_path / "corruption_errors.csv")))) == 9
+    assert len(list(csv.DictReader(Path(tmp_path / "corruption_errors.csv").read_text().splitlines()))) == 9
     with pytest.raises(IasideError, match="not measured like"):
         model.with_reference(_report("x", ref.errors, source="other images"))
 
@@ -227,8 +247,14 @@ def test_evaluate_shares_images_and_predicted_labels_give_zero_clean_error():
     a = Classifier(tiny_cnn(n_classes=3, seed=0), (0.5,) * 3, (0.25,) * 3).eval()
     b = Classifier(tiny_cnn(n_classes=3, seed=1), (0.5,) * 3, (0.25,) * 3).eval()
     x = smooth_images(5, 32)
-    out = evaluate_robustness({"a": a, "b": b}, x, np.full(5, -1), corruptions=["gaussian_noise", "fog"],
-                              severities=[1, 5], attacks=[Attack("linf", 0.0)])
+    out = evaluate_robustness(
+        {"a": a, "b": b},
+        x,
+        np.full(5, -1),
+        corruptions=["gaussian_noise", "fog"],
+        severities=[1, 5],
+        attacks=[Attack("linf", 0.0)],
+    )
     for r in out.values():
         assert r["clean_error"] == 0 and r["errors"].shape == (2, 2)
         assert r["adversarial"][0]["accuracy"] == 1.0  # eps 0 leaves the images as they are
@@ -237,6 +263,7 @@ def test_evaluate_shares_images_and_predicted_labels_give_zero_clean_error():
 
 
 # ---------------------------------------------------------------- correlations
+
 
 def test_correlations_match_scipy_on_known_data():
     x = np.arange(1.0, 13.0)
@@ -287,8 +314,18 @@ def test_correlation_with_too_few_models_is_undefined():
 # ---------------------------------------------------------------- command line
 
 TINY = ["--input-size", "32", "--resize-size", "32", "--quiet", "--seed", "1"]
-PERTURB = ["--corruptions", "gaussian_noise,defocus_blur,fog", "--severities", "1,5", "--linf-eps", "4/255",
-           "--l2-eps", "0.5", "--steps", "3"]
+PERTURB = [
+    "--corruptions",
+    "gaussian_noise,defocus_blur,fog",
+    "--severities",
+    "1,5",
+    "--linf-eps",
+    "4/255",
+    "--l2-eps",
+    "0.5",
+    "--steps",
+    "3",
+]
 
 
 @pytest.fixture
@@ -360,11 +397,37 @@ def run_cli(args, capsys):
 
 def test_robustness_command_with_a_reference_json(tmp_path, distinct_models, coloured_folder, capsys):
     ref_out, out = tmp_path / "ref", tmp_path / "rob"
-    code, _, err = run_cli(["robustness", "--model", f"torchscript:{distinct_models[0]}", "--data", coloured_folder,
-                            *TINY, *PERTURB, "--out", ref_out], capsys)
+    code, _, err = run_cli(
+        [
+            "robustness",
+            "--model",
+            f"torchscript:{distinct_models[0]}",
+            "--data",
+            coloured_folder,
+            *TINY,
+            *PERTURB,
+            "--out",
+            ref_out,
+        ],
+        capsys,
+    )
     assert code == 0, err
-    code, stdout, err = run_cli(["robustness", "--model", f"torchscript:{distinct_models[1]}", "--data", coloured_folder,
-                                 *TINY, *PERTURB, "--reference", ref_out / "robustness.json", "--out", out], capsys)
+    code, stdout, err = run_cli(
+        [
+            "robustness",
+            "--model",
+            f"torchscript:{distinct_models[1]}",
+            "--data",
+            coloured_folder,
+            *TINY,
+            *PERTURB,
+            "--reference",
+            ref_out / "robustness.json",
+            "--out",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     report, ref = RobustnessReport.load(out), RobustnessReport.load(ref_out)
     assert report.errors.shape == (3, 2) and report.data["n_images"] == 9
@@ -378,34 +441,86 @@ def test_robustness_command_with_a_reference_json(tmp_path, distinct_models, col
     assert "mean corruption error" in stdout
     for name in ("corruption_errors.csv", "corruption_ce.csv", "adversarial.csv"):
         assert (out / name).exists()
-    code, _, err = run_cli(["robustness", "--model", f"torchscript:{distinct_models[1]}", "--data", coloured_folder,
-                            *TINY, *PERTURB, "--severities", "1", "--reference", ref_out, "--out", out], capsys)
+    code, _, err = run_cli(
+        [
+            "robustness",
+            "--model",
+            f"torchscript:{distinct_models[1]}",
+            "--data",
+            coloured_folder,
+            *TINY,
+            *PERTURB,
+            "--severities",
+            "1",
+            "--reference",
+            ref_out,
+            "--out",
+            out,
+        ],
+        capsys,
+    )
     assert code == 2 and "not measured like" in err
 
 
 def test_snr_command_end_to_end(tmp_path, two_models, image_folder, capsys):
     out = tmp_path / "snr"
-    code, stdout, err = run_cli(["snr", "--model", f"torchscript:{two_models[0]}", "--data", image_folder, *TINY,
-                                 *PERTURB, "--bands", "4", "--rings", "8", "--out", out], capsys)
+    code, stdout, err = run_cli(
+        [
+            "snr",
+            "--model",
+            f"torchscript:{two_models[0]}",
+            "--data",
+            image_folder,
+            *TINY,
+            *PERTURB,
+            "--bands",
+            "4",
+            "--rings",
+            "8",
+            "--out",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     d = json.loads((out / "snr.json").read_text())
     assert {c["name"] for c in d["curves"]} == {"gaussian_noise", "defocus_blur", "fog", "pgd-linf", "pgd-l2"}
     assert all(len(c["band_db"]) == 4 and len(c["grid_db"]) == 8 for c in d["curves"])
     assert (out / "snr.png").exists() and (out / "snr_levels.png").exists() and (out / "snr.csv").exists()
     assert "dB/band" in stdout
-    code, _, err = run_cli(["snr", "--data", image_folder, *TINY, "--corruptions", "fog", "--bands", "4",
-                            "--out", tmp_path / "nomodel"], capsys)
+    code, _, err = run_cli(
+        ["snr", "--data", image_folder, *TINY, "--corruptions", "fog", "--bands", "4", "--out", tmp_path / "nomodel"],
+        capsys,
+    )
     assert code == 2 and "--model" in err  # attacks asked for (the default eps) without a model
 
 
 def test_compare_end_to_end_on_two_tiny_models(tmp_path, distinct_models, coloured_folder, capsys):
     out = tmp_path / "cmp"
-    args = ["compare", "--model", f"torchscript:{distinct_models[0]}", "--model", f"torchscript:{distinct_models[1]}",
-            "--name", "first", "--name", "second", "--data", coloured_folder, *TINY, *PERTURB, "--bands", "3",
-            "--bootstrap", "100", "--out", out]
-    code, stdout, err = run_cli(args, capsys)
+    args = [
+        "compare",
+        "--model",
+        f"torchscript:{distinct_models[0]}",
+        "--model",
+        f"torchscript:{distinct_models[1]}",
+        "--name",
+        "first",
+        "--name",
+        "second",
+        "--data",
+        coloured_folder,
+        *TINY,
+        *PERTURB,
+        "--bands",
+        "3",
+        "--bootstrap",
+        "100",
+        "--out",
+        out,
+    ]
+    code, _stdout, err = run_cli(args, capsys)
     assert code == 0, err
-    rows = list(csv.DictReader(open(out / "compare.csv")))
+    rows = list(csv.DictReader(Path(out / "compare.csv").read_text().splitlines()))
     assert [r["model"] for r in rows] == ["first", "second"]
     assert float(rows[0]["mCE"]) == pytest.approx(1.0)  # the reference itself
     for row, name in zip(rows, ("first", "second")):
@@ -415,18 +530,25 @@ def test_compare_end_to_end_on_two_tiny_models(tmp_path, distinct_models, colour
         assert float(row["mean corruption error"]) == pytest.approx(report.mean_error)
         assert float(row["accuracy pgd-linf 4/255"]) == pytest.approx(report.adversarial_accuracy("pgd-linf 4/255"))
     first, second = RobustnessReport.load(out / "first"), RobustnessReport.load(out / "second")
-    assert np.abs(second.errors.sum(axis=1) - first.errors.sum(axis=1)).min() > 0.1  # different tables: mCE 1 only for the reference
+    assert (
+        np.abs(second.errors.sum(axis=1) - first.errors.sum(axis=1)).min() > 0.1
+    )  # different tables: mCE 1 only for the reference
     expected = np.mean(second.errors.sum(axis=1) / first.errors.sum(axis=1))
     assert float(rows[1]["mCE"]) == pytest.approx(expected, abs=1e-3) and abs(expected - 1.0) > 0.1
-    correlations = list(csv.DictReader(open(out / "correlations.csv")))
+    correlations = list(csv.DictReader(Path(out / "correlations.csv").read_text().splitlines()))
     assert {r["method"] for r in correlations} == set(METHODS) and all(r["n"] == "2" for r in correlations)
     for png in ("sids.png", "score_vs_mce.png", "score_vs_adversarial.png", "score_signed_vs_mce.png"):
         assert (out / png).stat().st_size > 0
     # the same comparison from the finished run folders (robustness.json found next to result.json)
-    code, again, err = run_cli(["compare", "--run", out / "first", "--run", out / "second", "--bootstrap", "100",
-                                "--out", tmp_path / "again"], capsys)
+    code, _again, err = run_cli(
+        ["compare", "--run", out / "first", "--run", out / "second", "--bootstrap", "100", "--out", tmp_path / "again"],
+        capsys,
+    )
     assert code == 0, err
-    assert list(csv.DictReader(open(tmp_path / "again" / "compare.csv")))[1]["score"] == rows[1]["score"]
+    assert (
+        list(csv.DictReader(Path(tmp_path / "again" / "compare.csv").read_text().splitlines()))[1]["score"]
+        == rows[1]["score"]
+    )
 
 
 def test_compare_models_correlates_across_models():
@@ -440,8 +562,10 @@ def test_compare_models_correlates_across_models():
             self.data = {"n_images": 10}
 
     scores = [0.1, 0.2, 0.3, 0.4, 0.5]
-    entries = [ModelEntry(f"m{k}", FakeResult(s), _report(f"m{k}", np.full((3, 3), 0.6 - s), adversarial=(s,)))
-               for k, s in enumerate(scores)]
+    entries = [
+        ModelEntry(f"m{k}", FakeResult(s), _report(f"m{k}", np.full((3, 3), 0.6 - s), adversarial=(s,)))
+        for k, s in enumerate(scores)
+    ]
     comparison = compare_models(entries, reference="m0", n_bootstrap=200)
     by = {(c.x, c.y, c.method): c for c in comparison.correlations}
     assert by[("score", "mCE", "spearman")].r == pytest.approx(-1.0)
@@ -452,6 +576,7 @@ def test_compare_models_correlates_across_models():
 
 
 # ---------------------------------------------------------------- zoo helpers
+
 
 def test_zoo_helpers_do_what_they_say():
     x = smooth_images(6, 32, channels=1)

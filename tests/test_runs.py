@@ -3,6 +3,7 @@
 The concurrency cases start two real processes on one folder, made to meet at the dangerous
 step (tests/measure_concurrency.py, which repeats each 20 times for docs/reliability.md).
 """
+
 import json
 import os
 import signal
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_ARGS as TINY
+from measure_concurrency import pair, setup
 
 import iaside
 from iaside import runs
@@ -21,9 +24,6 @@ from iaside.cli import main
 from iaside.errors import IasideError
 from iaside.merge import merge_runs
 from iaside.result import Result
-
-from conftest import TINY_ARGS as TINY
-from measure_concurrency import pair, setup
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = Path(__file__).resolve().parent.parent
@@ -34,11 +34,15 @@ def world(tmp_path_factory):
     return setup(tmp_path_factory.mktemp("concurrency"))
 
 
-@pytest.mark.parametrize("case, points", [
-    ("run+run, different configurations", ("checkpoint", "lock")),
-    ("run+merge", ("lock", "opened")),
-    ("run+run, same configuration (save+save)", ("save", "lock")),
-], ids=["run+run-mid-run", "merge-mid-merge+run", "save+save"])
+@pytest.mark.parametrize(
+    "case, points",
+    [
+        ("run+run, different configurations", ("checkpoint", "lock")),
+        ("run+merge", ("lock", "opened")),
+        ("run+run, same configuration (save+save)", ("save", "lock")),
+    ],
+    ids=["run+run-mid-run", "merge-mid-merge+run", "save+save"],
+)
 def test_two_processes_on_one_folder_one_is_refused_and_the_folder_stays_whole(world, tmp_path, case, points):
     """A holds the folder (mid-run, mid-merge, about to write result.json) when B starts: B is
     refused in one line naming A's PID, and the folder is A's run, equal to A run alone."""
@@ -48,14 +52,16 @@ def test_two_processes_on_one_folder_one_is_refused_and_the_folder_stays_whole(w
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["run+run, different configurations", "run+merge",
-                                  "run+run, same configuration (save+save)"])
+@pytest.mark.parametrize(
+    "case", ["run+run, different configurations", "run+merge", "run+run, same configuration (save+save)"]
+)
 def test_two_processes_racing_for_a_new_folder(world, tmp_path, case):
     outcome = pair(world, case, ("lock", "lock"), tmp_path / "out")
     assert outcome["problem"] is None and outcome["refused"] == 1, outcome
 
 
 # ---- the lock ----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def holder(tmp_path):
@@ -70,8 +76,13 @@ def holder(tmp_path):
                 print("held", flush=True)
                 sys.stdin.read()
         """)
-        proc = subprocess.Popen([sys.executable, "-c", code, "holding-for-a-test"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, "holding-for-a-test"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         assert proc.stdout.readline().strip() == "held"
         procs.append(proc)
         return proc
@@ -93,8 +104,14 @@ def test_a_second_owner_is_refused_naming_the_holder(tmp_path, holder, scripted,
     assert {p.name for p in out.iterdir()} == {".lock"}  # the refused run wrote nothing
     with pytest.raises(IasideError, match=f"PID {proc.pid}"):
         merge_runs([tmp_path / "nowhere"], out)
-    result = iaside.explain(f"torchscript:{scripted}", str(image_folder), bands=3, n_bootstrap=20,
-                            overrides={"input_size": [32, 32]}, show_progress=False)
+    result = iaside.explain(
+        f"torchscript:{scripted}",
+        str(image_folder),
+        bands=3,
+        n_bootstrap=20,
+        overrides={"input_size": [32, 32]},
+        show_progress=False,
+    )
     with pytest.raises(IasideError, match=f"PID {proc.pid}"):
         result.save(out)
 
@@ -134,6 +151,7 @@ def test_the_lock_is_reentrant_within_a_process(tmp_path):
 
 # ---- one configuration per folder -------------------------------------------------------------
 
+
 def test_a_state_without_run_json_is_refused_not_restarted(tmp_path, scripted, image_folder, capsys):
     out = tmp_path / "run"
     args = ["run", "--model", f"torchscript:{scripted}", "--data", str(image_folder), *TINY, "--out", str(out)]
@@ -171,8 +189,11 @@ def test_run_json_is_published_once_whoever_comes_first(tmp_path):
     folder.mkdir()
 
     def info(seed):
-        identity = {"config": ExplainConfig(seed=seed).to_dict(), "model": {"fingerprint": "f"},
-                    "data": {"n_images": 1}}
+        identity = {
+            "config": ExplainConfig(seed=seed).to_dict(),
+            "model": {"fingerprint": "f"},
+            "data": {"n_images": 1},
+        }
         return {"identity": identity, "model": {"spec": "m"}, "data": {"spec": "d"}, "names": ["a"]}
 
     results = []
@@ -192,10 +213,14 @@ def test_run_json_is_published_once_whoever_comes_first(tmp_path):
     winner = json.loads((folder / "run.json").read_text())["identity"]["config"]["seed"]
     assert sorted(r for r in results if r is not True) == sorted(
         f"{folder} holds a run with a different configuration (config.seed: {winner} -> {s}); use another --out or "
-        "delete the folder" for s in range(8) if s != winner)
+        "delete the folder"
+        for s in range(8)
+        if s != winner
+    )
 
 
 # ---- atomic writes -----------------------------------------------------------------------------
+
 
 def test_atomic_write_uses_a_fresh_temporary_and_keeps_the_old_file_on_failure(tmp_path):
     target = tmp_path / "result.json"
@@ -226,8 +251,14 @@ def test_atomic_write_uses_a_fresh_temporary_and_keeps_the_old_file_on_failure(t
 
 def test_result_saves_from_two_threads_leave_valid_files(tmp_path, scripted, image_folder):
     """Within a process the lock is shared; unique temporary files keep each file whole."""
-    result = iaside.explain(f"torchscript:{scripted}", str(image_folder), bands=3, n_bootstrap=20,
-                            overrides={"input_size": [32, 32]}, show_progress=False)
+    result = iaside.explain(
+        f"torchscript:{scripted}",
+        str(image_folder),
+        bands=3,
+        n_bootstrap=20,
+        overrides={"input_size": [32, 32]},
+        show_progress=False,
+    )
     out = tmp_path / "r"
     errors = []
 
@@ -235,7 +266,7 @@ def test_result_saves_from_two_threads_leave_valid_files(tmp_path, scripted, ima
         try:
             for _ in range(10):
                 result.save(out)
-        except Exception as err:  # noqa: BLE001 - reported below
+        except Exception as err:
             errors.append(err)
 
     threads = [threading.Thread(target=save_ten_times) for _ in range(4)]
@@ -249,9 +280,11 @@ def test_result_saves_from_two_threads_leave_valid_files(tmp_path, scripted, ima
     assert {p.name for p in out.iterdir()} == {"result.json", "per_image.npz"}
 
 
-@pytest.mark.parametrize("env, owned", [({}, True), ({"WORLD_SIZE": "2", "RANK": "0"}, True),
-                                        ({"WORLD_SIZE": "2", "RANK": "1"}, False)],
-                         ids=["one-process", "torchrun-rank0", "torchrun-rank1"])
+@pytest.mark.parametrize(
+    "env, owned",
+    [({}, True), ({"WORLD_SIZE": "2", "RANK": "0"}, True), ({"WORLD_SIZE": "2", "RANK": "1"}, False)],
+    ids=["one-process", "torchrun-rank0", "torchrun-rank1"],
+)
 def test_rank_zero_owns_the_folder_for_every_rank(tmp_path, monkeypatch, env, owned):
     for key in ("WORLD_SIZE", "RANK"):
         monkeypatch.delenv(key, raising=False)

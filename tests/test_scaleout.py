@@ -1,4 +1,5 @@
 """Shards, merge, torchrun, early stopping and the sampling estimators (permutation, kernel)."""
+
 import json
 import os
 import subprocess
@@ -7,6 +8,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_ARGS as TINY
+from conftest import tiny_cnn
 
 import iaside
 from iaside.api import shard_indices
@@ -16,15 +19,13 @@ from iaside.errors import IasideError
 from iaside.estimators import estimator_from_config
 from iaside.estimators.kernel import kernel_matrix, kernel_plan, kernel_standard_error
 from iaside.estimators.permutation import (
-    PermutationEstimator, permutation_matrix, permutation_plan, permutation_standard_error, permutation_walk,
+    PermutationEstimator,
+    permutation_matrix,
+    permutation_plan,
+    permutation_standard_error,
+    permutation_walk,
 )
 from iaside.game import exact_shapley, full_coalition_masks, masks_to_bits
-
-from conftest import TINY_ARGS as TINY
-from conftest import tiny_cnn
-
-
-
 
 
 def test_shards_cover_the_data_once():
@@ -61,9 +62,22 @@ def test_torchrun_two_gloo_processes_equal_one(tmp_path, scripted, image_folder)
     assert main(args + ["--out", str(tmp_path / "one")]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "iaside",
-         *args, "--out", str(tmp_path / "two")],
-        capture_output=True, text=True, env=env, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "iaside",
+            *args,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-6000:]
     one = json.loads((tmp_path / "one" / "result.json").read_text())
@@ -111,8 +125,9 @@ def test_permutation_estimator_end_to_end_close_to_exact():
     x = torch.rand(4, 3, 32, 32, generator=g)
     model = tiny_cnn()
     exact = iaside.explain(model, x, bands=8, show_progress=False, n_bootstrap=0)
-    approx = iaside.explain(model, x, bands=8, show_progress=False, n_bootstrap=0, estimator="permutation",
-                            permutations=64, draws="shared")
+    approx = iaside.explain(
+        model, x, bands=8, show_progress=False, n_bootstrap=0, estimator="permutation", permutations=64, draws="shared"
+    )
     se = np.asarray(approx.estimator["phi_se"])
     assert approx.estimator["passes_per_image"] < 256 and approx.coalitions.shape[0] < 256
     assert np.all(np.abs(approx.phi.value - exact.phi.value) < 5 * se + 1e-9)
@@ -124,8 +139,11 @@ def smooth_game(m: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     bits = masks_to_bits(full_coalition_masks(m), m).astype(float)
     pairs = rng.normal(size=(m, m)) / m
-    return (np.tanh(bits @ rng.normal(size=m) / 2) + np.einsum("ki,ij,kj->k", bits, pairs, bits)
-            + 0.3 * np.sin(bits @ rng.normal(size=m)))
+    return (
+        np.tanh(bits @ rng.normal(size=m) / 2)
+        + np.einsum("ki,ij,kj->k", bits, pairs, bits)
+        + 0.3 * np.sin(bits @ rng.normal(size=m))
+    )
 
 
 @pytest.mark.parametrize("m", [3, 5, 8])
@@ -180,16 +198,31 @@ def test_kernel_estimator_end_to_end_close_to_exact(tmp_path, scripted, image_fo
     x = torch.rand(4, 3, 32, 32, generator=g)
     model = tiny_cnn()
     exact = iaside.explain(model, x, bands=8, show_progress=False, n_bootstrap=0)
-    approx = iaside.explain(model, x, bands=8, show_progress=False, n_bootstrap=0, estimator="kernel", coalitions=64,
-                            draws="shared")
+    approx = iaside.explain(
+        model, x, bands=8, show_progress=False, n_bootstrap=0, estimator="kernel", coalitions=64, draws="shared"
+    )
     se = np.asarray(approx.estimator["phi_se"])
     assert approx.estimator["coalitions"] == approx.coalitions.shape[0] <= 64
     assert approx.estimator["enumerated_sizes"] == [1, 7]  # 16 coalitions, then 28 + 28 do not fit in 62
     assert np.all(np.abs(approx.phi.value - exact.phi.value) < 5 * se + 1e-9)
     assert abs(approx.phi.value.sum() - exact.phi.value.sum()) < 1e-6
     out = tmp_path / "kernel"
-    args = ["run", "--model", f"torchscript:{scripted}", "--data", str(image_folder), *TINY, "--bands", "5",
-            "--estimator", "kernel", "--coalitions", "20", "--out", str(out)]
+    args = [
+        "run",
+        "--model",
+        f"torchscript:{scripted}",
+        "--data",
+        str(image_folder),
+        *TINY,
+        "--bands",
+        "5",
+        "--estimator",
+        "kernel",
+        "--coalitions",
+        "20",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     assert json.loads((out / "result.json").read_text())["estimator"]["coalitions"] in (19, 20)  # of 32
     assert main(args[:-4] + ["--coalitions", "3", "--out", str(tmp_path / "bad")]) == 2
@@ -212,8 +245,9 @@ def test_per_image_draws_evaluate_each_images_own_coalitions():
     x = torch.rand(30, 3, 32, 32, generator=g)
     model = tiny_cnn()
     exact = iaside.explain(model, x, bands=5, fill="zero", show_progress=False, n_bootstrap=0)
-    approx = iaside.explain(model, x, bands=5, fill="zero", show_progress=False, n_bootstrap=200,
-                            estimator="permutation", permutations=2)
+    approx = iaside.explain(
+        model, x, bands=5, fill="zero", show_progress=False, n_bootstrap=200, estimator="permutation", permutations=2
+    )
     plan = estimator_from_config(iaside.ExplainConfig.from_dict(approx.config))
     assert plan.per_image and approx.config["draws"] == "per-image"
     table = exact.per_image["logp_nats"]  # (N, 32): every coalition of every image
@@ -256,8 +290,20 @@ def test_per_image_draws_are_unbiased_on_a_toy_game():
 
 
 def test_per_image_shards_merge_to_the_single_run(tmp_path, scripted, image_folder):
-    base = ["run", "--model", f"torchscript:{scripted}", "--data", str(image_folder), *TINY, "--bands", "5",
-            "--estimator", "permutation", "--permutations", "2"]
+    base = [
+        "run",
+        "--model",
+        f"torchscript:{scripted}",
+        "--data",
+        str(image_folder),
+        *TINY,
+        "--bands",
+        "5",
+        "--estimator",
+        "permutation",
+        "--permutations",
+        "2",
+    ]
     assert main(base + ["--out", str(tmp_path / "whole")]) == 0
     for i in range(2):
         assert main(base + ["--shard", f"{i}/2", "--out", str(tmp_path / f"s{i}")]) == 0

@@ -1,5 +1,6 @@
 """Inputs you can trust: one data-configuration rule with sources, every model source fed as it
 was trained (TorchScript, ONNX, module:, hf:, timm:, torchvision:), model output read in one place."""
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,14 @@ pytestmark = [
 ]
 FALLBACK_WARNING = "does not declare its preprocessing"
 SMALL = ["--bands", "3", "--bootstrap", "20", "--quiet"]
-DECLARED = {"input_size": 32, "resize_size": 32, "interpolation": "bicubic", "mean": [0.5, 0.4, 0.3],
-            "std": [0.2, 0.25, 0.3], "channels": 3}
+DECLARED = {
+    "input_size": 32,
+    "resize_size": 32,
+    "interpolation": "bicubic",
+    "mean": [0.5, 0.4, 0.3],
+    "std": [0.2, 0.25, 0.3],
+    "channels": 3,
+}
 
 
 def cli(args, capsys) -> tuple[int, str, str]:
@@ -43,27 +50,39 @@ def result_of(out: Path) -> dict:
 
 # ---- the rule -----------------------------------------------------------------------------------
 
+
 def test_layers_resolve_in_order_and_every_field_keeps_its_source():
-    config = resolve_data_config([
-        ({"input_size": 224, "resize_size": 248, "interpolation": "bicubic", "mean": (0.5,) * 3}, "model"),
-        ({"interpolation": "bilinear", "std": [0.25]}, "file"),
-        ({"mean": None, "channels": None}, "given"),  # None: not given
-    ])
+    config = resolve_data_config(
+        [
+            ({"input_size": 224, "resize_size": 248, "interpolation": "bicubic", "mean": (0.5,) * 3}, "model"),
+            ({"interpolation": "bilinear", "std": [0.25]}, "file"),
+            ({"mean": None, "channels": None}, "given"),  # None: not given
+        ]
+    )
     assert (config.input_size, config.resize_size, config.interpolation) == ((224, 224), 248, "bilinear")
     assert config.mean == (0.5,) * 3 and config.std == (0.25,) * 3
-    assert config.sources == {"input_size": "model", "resize_size": "model", "interpolation": "file",
-                              "mean": "model", "std": "file", "channels": "fallback"}
+    assert config.sources == {
+        "input_size": "model",
+        "resize_size": "model",
+        "interpolation": "file",
+        "mean": "model",
+        "std": "file",
+        "channels": "fallback",
+    }
     assert config.guessed() == ["channels"]
     line = config.pipeline()
     assert "resize 248 bilinear [model, file] → crop 224×224 [model]" in line
     assert "std 0.25,0.25,0.25 [model, file]" in line
 
 
-@pytest.mark.parametrize(("model_own", "crop", "resize", "source"), [
-    ({}, 32, 36, "crop fraction 0.875 of fallback"),  # timm's rule: floor(32 / (224/256))
-    ({"input_size": 224, "resize_size": 248}, 32, 35, "crop fraction 0.903 of model"),
-    ({"input_size": 224, "resize_size": 248}, 224, 248, "model"),  # the same crop keeps the model's resize
-])
+@pytest.mark.parametrize(
+    ("model_own", "crop", "resize", "source"),
+    [
+        ({}, 32, 36, "crop fraction 0.875 of fallback"),  # timm's rule: floor(32 / (224/256))
+        ({"input_size": 224, "resize_size": 248}, 32, 35, "crop fraction 0.903 of model"),
+        ({"input_size": 224, "resize_size": 248}, 224, 248, "model"),  # the same crop keeps the model's resize
+    ],
+)
 def test_input_size_alone_moves_the_resize_with_the_crop_fraction(model_own, crop, resize, source):
     config = resolve_data_config([(model_own, "model"), ({"input_size": crop}, "given")])
     assert (config.input_size, config.resize_size) == ((crop, crop), resize)
@@ -72,8 +91,9 @@ def test_input_size_alone_moves_the_resize_with_the_crop_fraction(model_own, cro
 
 
 def test_channel_change_and_unknown_fields():
-    config = resolve_data_config([({"mean": (0.2, 0.4, 0.6), "std": (0.1, 0.2, 0.3)}, "model"),
-                                  ({"channels": 1}, "given")])
+    config = resolve_data_config(
+        [({"mean": (0.2, 0.4, 0.6), "std": (0.1, 0.2, 0.3)}, "model"), ({"channels": 1}, "given")]
+    )
     assert config.mean == pytest.approx((0.4,)) and config.std == pytest.approx((0.2,)) and config.channels == 1
     with pytest.raises(IasideError, match=r"sidecar x\.json has unknown data-config fields \['crop'\]"):
         resolve_data_config([({"crop": 3}, "sidecar x.json")])
@@ -82,35 +102,63 @@ def test_channel_change_and_unknown_fields():
 
 # ---- the same network as TorchScript, ONNX and module: -------------------------------------------
 
+
 @pytest.fixture
 def three_ways(tmp_path, monkeypatch):
     """One tiny 32×32 CNN saved as TorchScript, ONNX and a module: factory with a weights file."""
     net = tiny_cnn(n_classes=3, seed=4)
     torch.jit.script(net).save(str(tmp_path / "net.pt"))
-    torch.onnx.export(net, (torch.rand(2, 3, 32, 32),), str(tmp_path / "net.onnx"), dynamo=False,
-                      input_names=["pixels"], dynamic_axes={"pixels": {0: "batch"}})
+    torch.onnx.export(
+        net,
+        (torch.rand(2, 3, 32, 32),),
+        str(tmp_path / "net.onnx"),
+        dynamo=False,
+        input_names=["pixels"],
+        dynamic_axes={"pixels": {0: "batch"}},
+    )
     torch.save(net.state_dict(), tmp_path / "net.pth")
-    (tmp_path / "threeways_factory.py").write_text(textwrap.dedent("""
+    (tmp_path / "threeways_factory.py").write_text(
+        textwrap.dedent("""
         from conftest import tiny_cnn
 
         def build():
             return tiny_cnn(n_classes=3)
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
-    yield {"torchscript": [f"torchscript:{tmp_path / 'net.pt'}"], "onnx": [f"onnx:{tmp_path / 'net.onnx'}"],
-           "module": ["module:threeways_factory:build", "--weights", tmp_path / "net.pth"]}
+    yield {
+        "torchscript": [f"torchscript:{tmp_path / 'net.pt'}"],
+        "onnx": [f"onnx:{tmp_path / 'net.onnx'}"],
+        "module": ["module:threeways_factory:build", "--weights", tmp_path / "net.pth"],
+    }
     sys.modules.pop("threeways_factory", None)
 
 
 def test_one_network_three_formats_same_phi_once_declared_and_a_warning_otherwise(
-        tmp_path, three_ways, image_folder, capsys):
+    tmp_path, three_ways, image_folder, capsys
+):
     config_file = tmp_path / "preprocessing.json"
     config_file.write_text(json.dumps(DECLARED))
     phi = {}
     for name, model in three_ways.items():
         out = tmp_path / f"declared-{name}"
-        code, stdout, err = cli(["run", "--model", *model, "--data", image_folder, "--data-config", config_file,
-                                 "--samples", "4", *SMALL, "--out", out], capsys)
+        code, stdout, err = cli(
+            [
+                "run",
+                "--model",
+                *model,
+                "--data",
+                image_folder,
+                "--data-config",
+                config_file,
+                "--samples",
+                "4",
+                *SMALL,
+                "--out",
+                out,
+            ],
+            capsys,
+        )
         assert code == 0 and FALLBACK_WARNING not in err, err
         result = result_of(out)
         assert result["data"]["data_config"] == {**DECLARED, "input_size": [32, 32]}
@@ -120,8 +168,25 @@ def test_one_network_three_formats_same_phi_once_declared_and_a_warning_otherwis
     assert np.abs(phi["onnx"] - phi["torchscript"]).max() < 1e-4
     assert np.abs(phi["module"] - phi["torchscript"]).max() < 1e-4
     for name, model in three_ways.items():
-        code, _, err = cli(["run", "--model", *model, "--data", image_folder, "--samples", "2", "--bands", "2",
-                            "--bootstrap", "20", "--quiet", "--out", tmp_path / f"bare-{name}"], capsys)
+        code, _, err = cli(
+            [
+                "run",
+                "--model",
+                *model,
+                "--data",
+                image_folder,
+                "--samples",
+                "2",
+                "--bands",
+                "2",
+                "--bootstrap",
+                "20",
+                "--quiet",
+                "--out",
+                tmp_path / f"bare-{name}",
+            ],
+            capsys,
+        )
         warnings = [line for line in err.splitlines() if FALLBACK_WARNING in line]
         assert code == 0 and len(warnings) == 1, err
         assert "guessed" in warnings[0] and "--mean/--std" in warnings[0] and "--data-config FILE.json" in warnings[0]
@@ -131,8 +196,23 @@ def test_a_sidecar_declares_it_once_for_all_runs(tmp_path, three_ways, image_fol
     onnx_file = Path(three_ways["onnx"][0].partition(":")[2])
     Path(f"{onnx_file}.json").write_text(json.dumps(DECLARED))
     out = tmp_path / "run"
-    code, _, err = cli(["run", "--model", *three_ways["onnx"], "--data", image_folder, "--samples", "2",
-                        "--mean", "0.5", *SMALL, "--out", out], capsys)
+    code, _, err = cli(
+        [
+            "run",
+            "--model",
+            *three_ways["onnx"],
+            "--data",
+            image_folder,
+            "--samples",
+            "2",
+            "--mean",
+            "0.5",
+            *SMALL,
+            "--out",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0 and FALLBACK_WARNING not in err
     sources = result_of(out)["data"]["data_config_sources"]
     assert sources["mean"] == "given" and sources["std"] == "sidecar net.onnx.json"
@@ -166,8 +246,14 @@ def test_models_declare_their_own_config(tmp_path, capsys):
     onnx_path = tmp_path / "meta.onnx"
     torch.onnx.export(net, (torch.rand(1, 3, 32, 32),), str(onnx_path), dynamo=False)
     graph = onnx.load(str(onnx_path))
-    onnx.helper.set_model_props(graph, {"data_config": json.dumps({"mean": [0.5] * 3, "std": [0.5] * 3}),
-                                        "resize_size": "40", "interpolation": '"bicubic"'})
+    onnx.helper.set_model_props(
+        graph,
+        {
+            "data_config": json.dumps({"mean": [0.5] * 3, "std": [0.5] * 3}),
+            "resize_size": "40",
+            "interpolation": '"bicubic"',
+        },
+    )
     onnx.save(graph, str(onnx_path))
     capsys.readouterr()
     loaded = load_model(f"onnx:{onnx_path}")
@@ -177,13 +263,27 @@ def test_models_declare_their_own_config(tmp_path, capsys):
     assert not cfg.guessed() and FALLBACK_WARNING not in capsys.readouterr().err
 
 
-def test_input_size_alone_on_a_32px_torchscript_model_warns_about_the_guessed_resize(
-        tmp_path, image_folder, capsys):
+def test_input_size_alone_on_a_32px_torchscript_model_warns_about_the_guessed_resize(tmp_path, image_folder, capsys):
     path = tmp_path / "cifar.pt"
     torch.jit.script(tiny_cnn(n_classes=3)).save(str(path))
     out = tmp_path / "run"
-    code, stdout, err = cli(["run", "--model", f"torchscript:{path}", "--data", image_folder, "--input-size", "32",
-                             "--samples", "2", *SMALL, "--out", out], capsys)
+    code, stdout, err = cli(
+        [
+            "run",
+            "--model",
+            f"torchscript:{path}",
+            "--data",
+            image_folder,
+            "--input-size",
+            "32",
+            "--samples",
+            "2",
+            *SMALL,
+            "--out",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0
     config = result_of(out)["data"]["data_config"]
     assert config["input_size"] == [32, 32] and config["resize_size"] == 36  # never a 256 resize before a 32 crop
@@ -209,6 +309,7 @@ def test_models_check_prints_classes_and_every_fields_source(tmp_path, capsys):
 
 # ---- model output in one place ------------------------------------------------------------------
 
+
 class Returns(nn.Module):
     """tiny_cnn whose forward returns its logits as a tuple, a dict or softmax probabilities."""
 
@@ -218,8 +319,12 @@ class Returns(nn.Module):
 
     def forward(self, x):
         logits = self.net(x)
-        return {"tuple": (logits, x), "dict": {"logits": logits, "features": x},
-                "probs": torch.softmax(logits, 1), "plain": logits}[self.kind]
+        return {
+            "tuple": (logits, x),
+            "dict": {"logits": logits, "features": x},
+            "probs": torch.softmax(logits, 1),
+            "plain": logits,
+        }[self.kind]
 
 
 def test_outputs_are_unpacked_checked_and_probabilities_noticed(capsys):
@@ -232,8 +337,10 @@ def test_outputs_are_unpacked_checked_and_probabilities_noticed(capsys):
         np.testing.assert_allclose(got.per_image["phi_per_image"], plain.per_image["phi_per_image"], atol=1e-6)
     capsys.readouterr()
     iaside.explain(Returns("probs"), (x, y), bands=3, n_bootstrap=20, show_progress=False)
-    assert "returns probabilities" in capsys.readouterr().err and "--outputs probs" in capsys.readouterr().err + \
-        "--outputs probs"
+    assert (
+        "returns probabilities" in capsys.readouterr().err
+        and "--outputs probs" in capsys.readouterr().err + "--outputs probs"
+    )
     logged = iaside.explain(Returns("probs"), (x, y), bands=3, n_bootstrap=20, show_progress=False, outputs="probs")
     assert "returns probabilities" not in capsys.readouterr().err
     np.testing.assert_allclose(logged.per_image["phi_per_image"], plain.per_image["phi_per_image"], atol=1e-5)
@@ -261,6 +368,7 @@ def load_model_from(net):
 
 # ---- Hugging Face -------------------------------------------------------------------------------
 
+
 def transformers():
     import importlib.util
 
@@ -276,20 +384,48 @@ def save_tiny_vit(folder: Path) -> Path:
     """A 1-layer ViT for 32×32 images, 3 labels, random weights, with its image processor."""
     tf = transformers()
     torch.manual_seed(0)
-    config = tf.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                          intermediate_size=64, num_labels=3, id2label={0: "cat", 1: "dog", 2: "owl"},
-                          label2id={"cat": 0, "dog": 1, "owl": 2})
+    config = tf.ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
+        id2label={0: "cat", 1: "dog", 2: "owl"},
+        label2id={"cat": 0, "dog": 1, "owl": 2},
+    )
     tf.ViTForImageClassification(config).eval().save_pretrained(folder)
-    tf.ViTImageProcessor(size={"height": 32, "width": 32}, resample=3, image_mean=[0.3, 0.4, 0.5],
-                         image_std=[0.2, 0.25, 0.3]).save_pretrained(folder)
+    tf.ViTImageProcessor(
+        size={"height": 32, "width": 32}, resample=3, image_mean=[0.3, 0.4, 0.5], image_std=[0.2, 0.25, 0.3]
+    ).save_pretrained(folder)
     return folder
 
 
 def test_hf_vit_from_a_folder_runs_from_the_cli_with_its_processor(tmp_path, image_folder, capsys):
     folder = save_tiny_vit(tmp_path / "tiny-vit")
     out = tmp_path / "run"
-    code, stdout, err = cli(["run", "--model", f"hf:{folder}", "--data", image_folder, "--labels", "predicted",
-                             "--samples", "2", "--bands", "2", "--bootstrap", "20", "--quiet", "--out", out], capsys)
+    code, stdout, err = cli(
+        [
+            "run",
+            "--model",
+            f"hf:{folder}",
+            "--data",
+            image_folder,
+            "--labels",
+            "predicted",
+            "--samples",
+            "2",
+            "--bands",
+            "2",
+            "--bootstrap",
+            "20",
+            "--quiet",
+            "--out",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0 and FALLBACK_WARNING not in err, err
     result = result_of(out)
     config, sources = result["data"]["data_config"], result["data"]["data_config_sources"]
@@ -303,8 +439,10 @@ def test_hf_vit_from_a_folder_runs_from_the_cli_with_its_processor(tmp_path, ima
     pixels = torch.rand(2, 3, 32, 32)
     net = transformers().ViTForImageClassification.from_pretrained(folder).eval()
     with torch.no_grad():  # the processor's rescale + normalise, by hand on 0..255 values
-        want = net(pixel_values=(pixels * 255 / 255 - torch.tensor([0.3, 0.4, 0.5]).view(1, 3, 1, 1))
-                   / torch.tensor([0.2, 0.25, 0.3]).view(1, 3, 1, 1)).logits
+        want = net(
+            pixel_values=(pixels * 255 / 255 - torch.tensor([0.3, 0.4, 0.5]).view(1, 3, 1, 1))
+            / torch.tensor([0.2, 0.25, 0.3]).view(1, 3, 1, 1)
+        ).logits
         torch.testing.assert_close(loaded.model(pixels), want)
 
 
@@ -319,8 +457,9 @@ def test_hf_processor_rescale_and_normalise_fold_into_mean_std():
     fields = processor_fields(Processor())
     assert fields["input_size"] == (200, 200) and fields["resize_size"] == 224 and fields["interpolation"] == "bilinear"
     p = torch.rand(5)  # (x/127.5 - 1) / 1 on x = 255 p  ==  (p - m) / s
-    np.testing.assert_allclose(((p - fields["mean"][0]) / fields["std"][0]).numpy(), (255 * p / 127.5 - 1).numpy(),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        ((p - fields["mean"][0]) / fields["std"][0]).numpy(), (255 * p / 127.5 - 1).numpy(), atol=1e-6
+    )
 
 
 def test_hf_swin_from_the_local_hub_cache_offline(tmp_path, monkeypatch, capsys):
@@ -329,8 +468,9 @@ def test_hf_swin_from_the_local_hub_cache_offline(tmp_path, monkeypatch, capsys)
 
     tf = transformers()
     torch.manual_seed(0)
-    config = tf.SwinConfig(image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=2,
-                           num_labels=3)
+    config = tf.SwinConfig(
+        image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=2, num_labels=3
+    )
     saved = tmp_path / "saved"
     tf.SwinForImageClassification(config).eval().save_pretrained(saved)
     repo = tmp_path / "hub" / "models--tiny-org--tiny-swin"
@@ -354,15 +494,40 @@ def test_hf_swin_from_the_local_hub_cache_offline(tmp_path, monkeypatch, capsys)
 
 # ---- timm and torchvision -----------------------------------------------------------------------
 
+
 def test_torchvision_resnet18_with_a_10_class_head(tmp_path, image_folder, capsys):
     tv = import_torchvision()
     torch.manual_seed(0)
     weights = tmp_path / "resnet18_10cls.pth"
     torch.save(tv.models.resnet18(num_classes=10).state_dict(), weights)
     out = tmp_path / "run"
-    code, _, err = cli(["run", "--model", "torchvision:resnet18", "--weights", weights, "--num-classes", "10",
-                             "--data", image_folder, "--labels", "predicted", "--input-size", "64", "--samples", "2",
-                             "--bands", "2", "--bootstrap", "20", "--quiet", "--out", out], capsys)
+    code, _, err = cli(
+        [
+            "run",
+            "--model",
+            "torchvision:resnet18",
+            "--weights",
+            weights,
+            "--num-classes",
+            "10",
+            "--data",
+            image_folder,
+            "--labels",
+            "predicted",
+            "--input-size",
+            "64",
+            "--samples",
+            "2",
+            "--bands",
+            "2",
+            "--bootstrap",
+            "20",
+            "--quiet",
+            "--out",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     result = result_of(out)
     assert result["model"]["num_classes"] == 10 and result["data"]["data_config"]["resize_size"] == 73
@@ -390,14 +555,40 @@ def vit_tiny_weights(tmp_path_factory):
 
 def test_timm_vit_tiny_runs_with_local_weights(tmp_path, vit_tiny_weights, image_folder, capsys):
     out = tmp_path / "run"
-    code, stdout, err = cli(["run", "--model", "timm:vit_tiny_patch16_224", "--weights", vit_tiny_weights,
-                             "--data", image_folder, "--labels", "predicted", "--samples", "2", "--bands", "2",
-                             "--bootstrap", "20", "--quiet", "--out", out], capsys)
+    code, stdout, err = cli(
+        [
+            "run",
+            "--model",
+            "timm:vit_tiny_patch16_224",
+            "--weights",
+            vit_tiny_weights,
+            "--data",
+            image_folder,
+            "--labels",
+            "predicted",
+            "--samples",
+            "2",
+            "--bands",
+            "2",
+            "--bootstrap",
+            "20",
+            "--quiet",
+            "--out",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0 and FALLBACK_WARNING not in err, err
     result = result_of(out)
     assert result["model"]["num_classes"] == 1000
-    assert result["data"]["data_config"] == {"input_size": [224, 224], "resize_size": 248, "interpolation": "bicubic",
-                                             "mean": [0.5] * 3, "std": [0.5] * 3, "channels": 3}
+    assert result["data"]["data_config"] == {
+        "input_size": [224, 224],
+        "resize_size": 248,
+        "interpolation": "bicubic",
+        "mean": [0.5] * 3,
+        "std": [0.5] * 3,
+        "channels": 3,
+    }
     assert "timm pretrained_cfg vit_tiny_patch16_224.augreg_in21k_ft_in1k" in stdout
     with pytest.raises(IasideError, match=r"did you mean vit_tiny_patch16_224"):
         load_model("timm:vit_tiny_patch16_22")
@@ -433,8 +624,17 @@ def test_a_vision_transformer_under_bf16_and_compile(tmp_path):
     folder = save_tiny_vit(tmp_path / "tiny-vit")
     x, y = torch.rand(2, 3, 32, 32), torch.tensor([0, 2])
     plain = iaside.explain(f"hf:{folder}", (x, y), bands=2, n_bootstrap=20, show_progress=False)
-    fast = iaside.explain(f"hf:{folder}", (x, y), bands=2, n_bootstrap=20, show_progress=False, precision="bf16",
-                          optimize="compile", batch_size=2, cache=False)
+    fast = iaside.explain(
+        f"hf:{folder}",
+        (x, y),
+        bands=2,
+        n_bootstrap=20,
+        show_progress=False,
+        precision="bf16",
+        optimize="compile",
+        batch_size=2,
+        cache=False,
+    )
     assert fast.meta["optimize"]["applied"] == "compile" and fast.meta["precision"] == "bf16"
     assert np.abs(fast.v_nats - plain.v_nats).max() < 0.05  # bf16 rounding of a 1-layer ViT's log-probabilities
 
@@ -453,8 +653,9 @@ def test_python_api_modules_follow_the_same_rule(tmp_path, capsys):
     assert declared.data["data_config_sources"]["mean"] == "Sequential.DATA_CONFIG"
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps({"mean": [0.5] * 3, "std": [0.25] * 3}))
-    from_file = iaside.explain(tiny_cnn(n_classes=3), (x, y), bands=2, n_bootstrap=20, show_progress=False,
-                               data_config=path)
+    from_file = iaside.explain(
+        tiny_cnn(n_classes=3), (x, y), bands=2, n_bootstrap=20, show_progress=False, data_config=path
+    )
     np.testing.assert_allclose(from_file.per_image["phi_per_image"], declared.per_image["phi_per_image"], atol=1e-6)
     assert from_file.data["data_config_sources"]["std"] == f"--data-config {path}"
 
@@ -465,8 +666,23 @@ def test_store_and_leaderboard_separate_runs_fed_differently(tmp_path, scripted,
     store = tmp_path / "store.sqlite"
     monkeypatch.setenv("IASIDE_STORE", str(store))
     for resize in ("32", "40", "40"):
-        code, _, err = cli(["run", "--model", f"torchscript:{scripted}", "--data", image_folder, "--input-size", "32",
-                            "--resize-size", resize, *SMALL, "--out", tmp_path / resize], capsys)
+        code, _, err = cli(
+            [
+                "run",
+                "--model",
+                f"torchscript:{scripted}",
+                "--data",
+                image_folder,
+                "--input-size",
+                "32",
+                "--resize-size",
+                resize,
+                *SMALL,
+                "--out",
+                tmp_path / resize,
+            ],
+            capsys,
+        )
         assert code == 0, err
     boards = leaderboard(store)
     assert len(boards) == 2 and sorted(b["data_config"]["resize_size"] for b in boards) == [32, 40]

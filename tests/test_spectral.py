@@ -1,12 +1,20 @@
 """Band masks against hand-computed cases; band split exactness; Hermitian symmetry; SNR."""
+
 import numpy as np
 import pytest
 import torch
 
 from iaside.errors import IasideError
 from iaside.spectral import (
-    band_energy, band_masks, freq_index, freq_radius, is_hermitian, snr_db, split_bands,
-    split_bands_complex, square_band_masks_centred,
+    band_energy,
+    band_masks,
+    freq_index,
+    freq_radius,
+    is_hermitian,
+    snr_db,
+    split_bands,
+    split_bands_complex,
+    square_band_masks_centred,
 )
 
 

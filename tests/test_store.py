@@ -1,5 +1,6 @@
 """The results store: recording from ``explain``, listing, leaderboards, two writers at once,
 and never touching the real home folder from a test."""
+
 import copy
 import json
 import sqlite3
@@ -12,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cnn
 
 import iaside
 from iaside import store
 from iaside.cli import main
 from iaside.result import Result
 from iaside.summary import Estimate
-
-from conftest import tiny_cnn
 
 
 @pytest.fixture
@@ -151,8 +151,14 @@ def test_a_test_run_never_writes_to_home(monkeypatch, tmp_path):
     monkeypatch.delenv(store.ENV, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-    iaside.explain(tiny_cnn(n_classes=3), (x, torch.tensor([0, 1, 2, 0])), bands=3, n_bootstrap=0,
-                   show_progress=False, out=tmp_path / "run")
+    iaside.explain(
+        tiny_cnn(n_classes=3),
+        (x, torch.tensor([0, 1, 2, 0])),
+        bands=3,
+        n_bootstrap=0,
+        show_progress=False,
+        out=tmp_path / "run",
+    )
     assert (tmp_path / "run" / "result.json").exists()
     assert not (tmp_path / "home" / ".iaside").exists()
 
@@ -162,8 +168,14 @@ def test_an_unwritable_store_warns_but_does_not_fail_the_run(monkeypatch, tmp_pa
     blocker.write_text("not a folder")
     monkeypatch.setenv(store.ENV, str(blocker / "runs.sqlite"))
     x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-    iaside.explain(tiny_cnn(n_classes=3), (x, torch.tensor([0, 1, 2, 0])), bands=3, n_bootstrap=0,
-                   show_progress=False, out=tmp_path / "run")
+    iaside.explain(
+        tiny_cnn(n_classes=3),
+        (x, torch.tensor([0, 1, 2, 0])),
+        bands=3,
+        n_bootstrap=0,
+        show_progress=False,
+        out=tmp_path / "run",
+    )
     assert (tmp_path / "run" / "result.json").exists()
     assert "was not recorded" in capsys.readouterr().err
     with pytest.raises(iaside.IasideError):
@@ -195,8 +207,15 @@ def _writers(run_dir, db, tmp_path, n, tags, *extra):
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     barrier = tmp_path / f"go-{'-'.join(tags)}"
-    procs = [subprocess.Popen([sys.executable, str(script), str(run_dir), str(db), tag, str(n), str(barrier), *extra],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for tag in tags]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(run_dir), str(db), tag, str(n), str(barrier), *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tag in tags
+    ]
     while not all(Path(f"{barrier}.ready-{tag}").exists() or p.poll() is not None for tag, p in zip(tags, procs)):
         time.sleep(0.01)
     barrier.touch()
@@ -232,8 +251,12 @@ def test_a_writer_waits_for_a_held_lock_and_fails_fast_without_busy_timeout(run_
     holder.execute("BEGIN IMMEDIATE")
     barrier = tmp_path / "go-patient"
     barrier.touch()
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "writer.py"), str(run_dir), str(db), "patient", "1",
-                             str(barrier)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "writer.py"), str(run_dir), str(db), "patient", "1", str(barrier)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(1.0)  # the writer starts and blocks on the held lock (not an assertion on time)
     holder.execute("COMMIT")
     holder.close()

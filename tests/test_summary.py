@@ -1,4 +1,5 @@
 """SID, score and score_signed against the values docs/method.md §6 states; bootstrap behaviour."""
+
 import numpy as np
 import pytest
 
@@ -47,5 +48,5 @@ def test_bootstrap_interval_narrows_with_more_images():
     rng = np.random.default_rng(3)
     small = summarize(rng.normal(size=(20, 8)), np.zeros(20), n_bootstrap=400)
     large = summarize(rng.normal(size=(2000, 8)), np.zeros(2000), n_bootstrap=400)
-    width = lambda e: np.mean(e.high - e.low)  # noqa: E731
+    width = lambda e: np.mean(e.high - e.low)
     assert width(large["phi"]) < width(small["phi"]) / 4

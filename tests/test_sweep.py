@@ -1,14 +1,15 @@
 """iaside sweep: four real models (two CNNs, a vision transformer, one that is killed), each in
 its own process; the crash is recorded, the report built, and a rerun does no model twice."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 import torch
+from conftest import tiny_cnn
 from torch import nn
 
-from conftest import tiny_cnn
 from iaside.cli import main
 from iaside.errors import IasideError
 from iaside.sweep import SweepModel, check_run_options, read_models
@@ -81,16 +82,22 @@ def zoo(tmp_path, monkeypatch):
     return listing
 
 
-SWEEP_ARGS = ["--run-options", "--input-size 32 --resize-size 32 --bands 3 --bootstrap 40", "--quiet",
-              "--bootstrap", "50"]
+SWEEP_ARGS = [
+    "--run-options",
+    "--input-size 32 --resize-size 32 --bands 3 --bootstrap 40",
+    "--quiet",
+    "--bootstrap",
+    "50",
+]
 
 
 def test_sweep_records_the_crash_builds_the_report_and_never_repeats_a_model(tmp_path, zoo, image_folder, capsys):
     out = tmp_path / "sweep"
     table = tmp_path / "numbers.csv"  # robustness numbers the user already has, joined by model name
     table.write_text("model,corruption_acc,clean_acc\ncnn-a,41.0,70.0\ncnn-b,38.0,72.0\nvit,45.0,69.0\n")
-    code = main(["sweep", str(zoo), "--data", str(image_folder), "--out", str(out), *SWEEP_ARGS,
-                 "--external", str(table)])
+    code = main(
+        ["sweep", str(zoo), "--data", str(image_folder), "--out", str(out), *SWEEP_ARGS, "--external", str(table)]
+    )
     said = capsys.readouterr().out
     assert code == 1  # a model failed
     state = json.loads((out / "sweep.json").read_text())["models"]
@@ -103,8 +110,10 @@ def test_sweep_records_the_crash_builds_the_report_and_never_repeats_a_model(tmp
     assert "[4/4] killed: failed" in said and "3 of 4 models finished" in said
     board = (out / "leaderboard.md").read_text()
     assert "failed: iaside: killed by signal 9" in board and board.count("| done |") == 3
-    scores = {n: json.loads((out / "models" / n / "result.json").read_text())["score"]["value"]
-              for n in ("cnn-a", "cnn-b", "vit")}
+    scores = {
+        n: json.loads((out / "models" / n / "result.json").read_text())["score"]["value"]
+        for n in ("cnn-a", "cnn-b", "vit")
+    }
     ranked = [line.split("|")[2].strip() for line in board.splitlines()[2:5]]
     assert ranked == sorted(scores, key=lambda n: -scores[n])
     page = (out / "report.html").read_text()
@@ -174,11 +183,13 @@ def test_run_logged_records_output_exit_code_and_timeout(tmp_path):
 
     from iaside.sweep import run_logged
 
-    code, tail = run_logged([sys.executable, "-c", "print('hello'); import sys; sys.exit(3)"], tmp_path / "log.txt",
-                            echo=False)
+    code, tail = run_logged(
+        [sys.executable, "-c", "print('hello'); import sys; sys.exit(3)"], tmp_path / "log.txt", echo=False
+    )
     assert code == 3 and "hello" in tail and "hello" in (tmp_path / "log.txt").read_text()
-    code, tail = run_logged([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "log.txt", echo=False,
-                            timeout_s=1)
+    code, tail = run_logged(
+        [sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "log.txt", echo=False, timeout_s=1
+    )
     assert code == -9 and "stopped after the --timeout of 1 s" in tail
 
 
@@ -192,11 +203,18 @@ def test_robustness_stage_gets_its_options_and_runs_once(tmp_path, image_folder)
 
     template = tmp_path / "template"
     x = torch.rand((4, 3, 32, 32), generator=torch.Generator().manual_seed(0))
-    iaside.explain(tiny_cnn(n_classes=3), (x, torch.arange(4) % 3), bands=3, n_bootstrap=20, show_progress=False,
-                   out=template, record=False)
+    iaside.explain(
+        tiny_cnn(n_classes=3),
+        (x, torch.arange(4) % 3),
+        bands=3,
+        n_bootstrap=20,
+        show_progress=False,
+        out=template,
+        record=False,
+    )
     calls = tmp_path / "calls.txt"
     fake = tmp_path / "fake_python.py"
-    fake.write_text(f'''import json, shutil, sys
+    fake.write_text(f"""import json, shutil, sys
 from pathlib import Path
 argv = sys.argv[1:]
 with open({str(calls)!r}, "a") as fh:
@@ -209,26 +227,65 @@ if argv[2] == "run":
             shutil.copy(f, out / f.name)
 else:
     (out / "robustness.json").write_text(json.dumps({{"mean_error": 0.5}}))
-''')
+""")
     launcher = tmp_path / "python"
-    launcher.write_text(f"#!/bin/sh\nexec {sys.executable} {fake} \"$@\"\n")
+    launcher.write_text(f'#!/bin/sh\nexec {sys.executable} {fake} "$@"\n')
     launcher.chmod(0o755)
-    models = [SweepModel("a", "torchscript:a.pt", ["--input-size", "32", "--bands", "3"], "a-line"),
-              SweepModel("b", "torchscript:b.pt", ["--seed", "2"], "b-line")]
+    models = [
+        SweepModel("a", "torchscript:a.pt", ["--input-size", "32", "--bands", "3"], "a-line"),
+        SweepModel("b", "torchscript:b.pt", ["--seed", "2"], "b-line"),
+    ]
     robust = ["--corruptions", "gaussian_noise", "--severities", "1", "--linf-eps", "none", "--l2-eps", "none"]
     said = []
-    state = run_sweep(models, "DATA", tmp_path / "sw", run_options=["--bootstrap", "20"], robustness_options=robust,
-                      echo=False, say=said.append, python=str(launcher))
+    state = run_sweep(
+        models,
+        "DATA",
+        tmp_path / "sw",
+        run_options=["--bootstrap", "20"],
+        robustness_options=robust,
+        echo=False,
+        say=said.append,
+        python=str(launcher),
+    )
     assert all(state.models[m]["status"] == "done" for m in ("a", "b"))
     argvs = [json.loads(line) for line in calls.read_text().splitlines()]
     assert [a[2] for a in argvs] == ["run", "robustness", "run", "robustness"]
-    assert argvs[0][3:] == ["--model", "torchscript:a.pt", "--data", "DATA", "--bootstrap", "20", "--input-size", "32",
-                            "--bands", "3", "--out", str(tmp_path / "sw" / "models" / "a")]
-    assert argvs[1][3:] == ["--model", "torchscript:a.pt", "--data", "DATA", *robust, "--input-size", "32",
-                            "--out", str(tmp_path / "sw" / "models" / "a")]
+    assert argvs[0][3:] == [
+        "--model",
+        "torchscript:a.pt",
+        "--data",
+        "DATA",
+        "--bootstrap",
+        "20",
+        "--input-size",
+        "32",
+        "--bands",
+        "3",
+        "--out",
+        str(tmp_path / "sw" / "models" / "a"),
+    ]
+    assert argvs[1][3:] == [
+        "--model",
+        "torchscript:a.pt",
+        "--data",
+        "DATA",
+        *robust,
+        "--input-size",
+        "32",
+        "--out",
+        str(tmp_path / "sw" / "models" / "a"),
+    ]
     assert argvs[3][-3:-2] == ["2"] and "--seed" in argvs[3]
-    run_sweep(models, "DATA", tmp_path / "sw", run_options=["--bootstrap", "20"], robustness_options=robust,
-              echo=False, say=said.append, python=str(launcher))
+    run_sweep(
+        models,
+        "DATA",
+        tmp_path / "sw",
+        run_options=["--bootstrap", "20"],
+        robustness_options=robust,
+        echo=False,
+        say=said.append,
+        python=str(launcher),
+    )
     assert len(calls.read_text().splitlines()) == 4  # nothing started again
     board = finish_sweep(models, tmp_path / "sw", state, say=said.append, n_bootstrap=20)
     assert "leaderboard" in board and "report" in board and "compare" not in board  # stand-in numbers: no comparison

@@ -1,5 +1,6 @@
 """Notebook views: the gallery script (explain, HTML repr, plot, to_pandas) runs in the default
 suite; the views show the result's own numbers; robustness and SNR results have the same views."""
+
 import json
 import re
 import runpy
@@ -8,14 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_cnn
+from test_report import TINY, make_image_folder
 
 import iaside
 from iaside import display
 from iaside.robustness.evaluate import RobustnessReport
 from iaside.robustness.snr import SnrCurve, SnrResult
-
-from conftest import tiny_cnn
-from test_report import TINY, make_image_folder
 
 GALLERY = Path(__file__).resolve().parents[1] / "docs" / "gallery.py"
 
@@ -23,8 +23,9 @@ GALLERY = Path(__file__).resolve().parents[1] / "docs" / "gallery.py"
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     data = make_image_folder(tmp_path_factory.mktemp("views") / "imgs")
-    return iaside.explain(tiny_cnn(n_classes=3, seed=2), str(data), bands=3, n_bootstrap=100, overrides=TINY,
-                          show_progress=False)
+    return iaside.explain(
+        tiny_cnn(n_classes=3, seed=2), str(data), bands=3, n_bootstrap=100, overrides=TINY, show_progress=False
+    )
 
 
 def test_gallery_script_runs(tmp_path, monkeypatch, capsys):
@@ -43,9 +44,15 @@ def test_gallery_script_runs(tmp_path, monkeypatch, capsys):
     assert len(space["images"]) == 4
     assert not flat.informative and "NOT INFORMATIVE" in printed
     md = (tmp_path / "gallery.md").read_text()
-    for name in ("gallery_plot_sid.png", "gallery_plot_phi.png", "gallery_plot_coalitions.png",
-                 "gallery_plot_per-class.png", "gallery_uninformative_sid.png", "gallery_robustness.png",
-                 "gallery_snr.png"):
+    for name in (
+        "gallery_plot_sid.png",
+        "gallery_plot_phi.png",
+        "gallery_plot_coalitions.png",
+        "gallery_plot_per-class.png",
+        "gallery_uninformative_sid.png",
+        "gallery_robustness.png",
+        "gallery_snr.png",
+    ):
         assert f"(img/{name})" in md and (tmp_path / "img" / name).stat().st_size > 5000
     assert "<img" in (tmp_path / "gallery.html").read_text()
 
@@ -53,8 +60,9 @@ def test_gallery_script_runs(tmp_path, monkeypatch, capsys):
 def test_repr_is_short_and_says_what_matters(result):
     text = repr(result)
     assert len(text) < 300 and "N=9" in text and "M=3" in text
-    assert f"score={float(result.score.value):.4f} [{float(result.score.low):.4f}, {float(result.score.high):.4f}]" \
-        in text
+    assert (
+        f"score={float(result.score.value):.4f} [{float(result.score.low):.4f}, {float(result.score.high):.4f}]" in text
+    )
     assert ("NOT INFORMATIVE" in text) == (not result.informative)
 
 
@@ -98,11 +106,15 @@ def test_frames_hold_the_results_numbers(result):
 
 
 def robustness(reference: bool) -> RobustnessReport:
-    rep = RobustnessReport(model={"name": "m"}, data={"spec": "imgs", "n_images": 4},
-                           corruptions=["gaussian_noise", "defocus_blur"], severities=[1, 3],
-                           errors=np.array([[0.25, 0.5], [0.0, 0.25]]), clean_error=0.0,
-                           adversarial=[{"label": "pgd-linf 1/255", "norm": "linf", "eps": 1 / 255, "steps": 2,
-                                         "accuracy": 0.5}])
+    rep = RobustnessReport(
+        model={"name": "m"},
+        data={"spec": "imgs", "n_images": 4},
+        corruptions=["gaussian_noise", "defocus_blur"],
+        severities=[1, 3],
+        errors=np.array([[0.25, 0.5], [0.0, 0.25]]),
+        clean_error=0.0,
+        adversarial=[{"label": "pgd-linf 1/255", "norm": "linf", "eps": 1 / 255, "steps": 2, "accuracy": 0.5}],
+    )
     if reference:
         rep.reference = {"model": {"name": "ref"}, "errors": np.array([[0.5, 0.5], [0.25, 0.25]])}
     return rep
@@ -126,10 +138,16 @@ def test_robustness_views_and_the_ce_column():
 
 def test_snr_views():
     rng = np.random.default_rng(0)
-    curves = [SnrCurve.from_per_image(name, family, level, rng.normal(size=(3, 4)) - np.arange(4),
-                                      rng.normal(size=(3, 8)), 4, 8)
-              for name, family, level in (("gaussian_noise", "noise", "1"), ("gaussian_noise", "noise", "3"),
-                                          ("defocus_blur", "blur", "3"))]
+    curves = [
+        SnrCurve.from_per_image(
+            name, family, level, rng.normal(size=(3, 4)) - np.arange(4), rng.normal(size=(3, 8)), 4, 8
+        )
+        for name, family, level in (
+            ("gaussian_noise", "noise", "1"),
+            ("gaussian_noise", "noise", "3"),
+            ("defocus_blur", "blur", "3"),
+        )
+    ]
     res = SnrResult(4, "linf", 8, {"spec": "imgs " + "x" * 120, "n_images": 3}, None, 0, curves)
     assert "3 curves in 2 families" in repr(res)
     frame = res.to_pandas("level")
@@ -156,6 +174,8 @@ def test_sid_png_and_the_per_image_picture_have_clean_layouts(result):
     names = [f"a long class name number {k}" for k in range(3)]
     for m in (3, 6):
         exp = explain_image(tiny_cnn(n_classes=3), pixels, bands=m, class_names=names)
-        fig = local_figure(exp, title="photo.png: torchscript:/some/long/path/to/the/model/file.pt, M = 6, fill image-mean")
+        fig = local_figure(
+            exp, title="photo.png: torchscript:/some/long/path/to/the/model/file.pt, M = 6, fill image-mean"
+        )
         assert display.figure_problems(fig) == []
     display._plt().close("all")

@@ -2,5 +2,21 @@
 
 The CLI finds every module listed in ``COMMANDS``; a new command is a new module plus one entry.
 """
-COMMANDS = ["run", "show", "models", "merge", "report", "runs", "leaderboard", "explain_image", "snr", "robustness", "compare", "constraints",
-            "sweep", "heatmap", "cutoffs"]
+
+COMMANDS = [
+    "run",
+    "show",
+    "models",
+    "merge",
+    "report",
+    "runs",
+    "leaderboard",
+    "explain_image",
+    "snr",
+    "robustness",
+    "compare",
+    "constraints",
+    "sweep",
+    "heatmap",
+    "cutoffs",
+]

@@ -1,4 +1,5 @@
 """Command-line options shared by several commands, each written once."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,15 +30,20 @@ def size(text: str) -> tuple[int, int]:
 
 def add_bands_argument(parser: argparse.ArgumentParser) -> None:
     """--bands M, with the one default."""
-    parser.add_argument("--bands", type=int, default=DEFAULT_BANDS,
-                        help=f"number of spectral bands M (default {DEFAULT_BANDS})")
+    parser.add_argument(
+        "--bands", type=int, default=DEFAULT_BANDS, help=f"number of spectral bands M (default {DEFAULT_BANDS})"
+    )
 
 
 def add_data_config_arguments(parser: argparse.ArgumentParser, title: str) -> None:
     """The data-config overrides: how the model wants its pixels (crop, resize, interpolation, mean/std)."""
     cfg = parser.add_argument_group(title)
-    cfg.add_argument("--data-config", type=Path, metavar="FILE.json",
-                     help="a JSON object of DataConfig fields (input_size, resize_size, interpolation, mean, std, channels)")
+    cfg.add_argument(
+        "--data-config",
+        type=Path,
+        metavar="FILE.json",
+        help="a JSON object of DataConfig fields (input_size, resize_size, interpolation, mean, std, channels)",
+    )
     cfg.add_argument("--input-size", type=size, help="crop size N or HxW")
     cfg.add_argument("--resize-size", type=int, help="shorter side before the crop")
     cfg.add_argument("--interpolation", choices=INTERPOLATIONS)
@@ -51,17 +57,27 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     from ..engine import PRECISIONS
     from ..models.outputs import OUTPUTS
 
-    parser.add_argument("--model", required=True, help="efficientnet-lite0|1|2, torchscript:PATH, onnx:PATH, "
-                        "module:pkg.mod:factory, timm:NAME, torchvision:NAME, hf:NAME_OR_DIR")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="efficientnet-lite0|1|2, torchscript:PATH, onnx:PATH, "
+        "module:pkg.mod:factory, timm:NAME, torchvision:NAME, hf:NAME_OR_DIR",
+    )
     parser.add_argument("--weights", help="weights file (.pth or .safetensors) for module:/timm:/torchvision: models")
     parser.add_argument("--num-classes", type=int, help="head size of the weights (default: read from them)")
-    parser.add_argument("--outputs", choices=OUTPUTS, default="logits",
-                        help="what the model returns: logits (default) or probabilities (their log is taken)")
+    parser.add_argument(
+        "--outputs",
+        choices=OUTPUTS,
+        default="logits",
+        help="what the model returns: logits (default) or probabilities (their log is taken)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="model precision (default fp32)")
     add_data_config_arguments(
-        parser, "data config (the flags > --data-config FILE, else a sidecar MODEL_FILE.json > the model's own > "
-        "a fallback that warns)")
+        parser,
+        "data config (the flags > --data-config FILE, else a sidecar MODEL_FILE.json > the model's own > "
+        "a fallback that warns)",
+    )
 
 
 def overrides(args) -> dict:
@@ -71,5 +87,10 @@ def overrides(args) -> dict:
 
 def model_options(args) -> dict:
     """``load_model`` keywords from the shared model arguments (all but the spec and device)."""
-    return {"weights": args.weights, "num_classes": args.num_classes, "outputs": args.outputs,
-            "data_config": args.data_config, "overrides": overrides(args)}
+    return {
+        "weights": args.weights,
+        "num_classes": args.num_classes,
+        "outputs": args.outputs,
+        "data_config": args.data_config,
+        "overrides": overrides(args),
+    }

@@ -1,11 +1,12 @@
 """iaside compare: several models on the same images: score versus measured robustness, with correlations."""
+
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from .robustness import add_perturbation_arguments, attacks_of, slug
 from ._args import add_bands_argument, add_data_config_arguments, overrides
+from .robustness import add_perturbation_arguments, attacks_of, slug
 
 NAME = "compare"
 HELP = "compare models: I-ASIDE score and SID against mCE and adversarial accuracy, with correlations"
@@ -16,24 +17,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..fills import FILLS
     from ..spectral import PARTITIONS
 
-    parser.add_argument("run_dirs", nargs="*", type=Path, metavar="DIR",
-                        help="finished `iaside run` folders (the same as --run DIR for each)")
+    parser.add_argument(
+        "run_dirs",
+        nargs="*",
+        type=Path,
+        metavar="DIR",
+        help="finished `iaside run` folders (the same as --run DIR for each)",
+    )
     g = parser.add_argument_group("models (at least two in all)")
-    g.add_argument("--model", action="append", default=[], help="a model spec to analyse and measure now "
-                   "(repeat the option for several)")
-    g.add_argument("--weights", action="append", default=[], help="weights for the --model of the same position "
-                   "('-' for none); give none or one per --model")
+    g.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="a model spec to analyse and measure now (repeat the option for several)",
+    )
+    g.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        help="weights for the --model of the same position ('-' for none); give none or one per --model",
+    )
     g.add_argument("--name", action="append", default=[], help="display name of the --model of the same position")
-    g.add_argument("--run", action="append", default=[], type=Path, help="a finished `iaside run` folder; its "
-                   "robustness.json is looked for in the folder and among --robustness")
-    g.add_argument("--robustness", action="append", default=[], type=Path,
-                   help="a robustness.json from `iaside robustness` (matched to a --run by model fingerprint)")
-    parser.add_argument("--reference", help="name of the model mCE is relative to (default: the first model); "
-                        "a .csv or .json file here is read as --external")
-    parser.add_argument("--external", action="append", default=[], type=Path, metavar="FILE",
-                        help="per-model numbers you already have, joined by model name (repeatable): a CSV "
-                        "model,<metric>,... or RobustBench model_info JSON (a file, or a folder of them); "
-                        "then a --run needs no robustness.json and its name is its folder's")
+    g.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        type=Path,
+        help="a finished `iaside run` folder; its robustness.json is looked for in the folder and among --robustness",
+    )
+    g.add_argument(
+        "--robustness",
+        action="append",
+        default=[],
+        type=Path,
+        help="a robustness.json from `iaside robustness` (matched to a --run by model fingerprint)",
+    )
+    parser.add_argument(
+        "--reference",
+        help="name of the model mCE is relative to (default: the first model); "
+        "a .csv or .json file here is read as --external",
+    )
+    parser.add_argument(
+        "--external",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="per-model numbers you already have, joined by model name (repeatable): a CSV "
+        "model,<metric>,... or RobustBench model_info JSON (a file, or a folder of them); "
+        "then a --run needs no robustness.json and its name is its folder's",
+    )
     parser.add_argument("--data", help="samples:imagenet, samples:photos, or a folder (needed with --model)")
     parser.add_argument("--labels", help="'predicted', 'sorted', or a CSV filename,label")
     parser.add_argument("--samples", type=int, help="a seeded subset of N images")
@@ -47,7 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_config_arguments(parser, "data config overrides, applied to every --model")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("runs") / "compare", help="output folder (default runs/compare)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs") / "compare", help="output folder (default runs/compare)"
+    )
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -94,11 +129,20 @@ def _entries_from_models(args, attacks):
     weights = args.weights or ["-"] * len(args.model)
     names = args.name or list(args.model)
     if len(weights) != len(args.model) or len(names) != len(args.model):
-        raise IasideError(f"{len(args.model)} --model but {len(args.weights)} --weights and {len(args.name)} --name: "
-                          "give none or one per --model ('-' for no weights)")
-    loaded = [load_model(spec, weights=None if w == "-" else w, device=args.device, data_config=args.data_config,
-                         overrides=overrides(args))
-              for spec, w in zip(args.model, weights)]
+        raise IasideError(
+            f"{len(args.model)} --model but {len(args.weights)} --weights and {len(args.name)} --name: "
+            "give none or one per --model ('-' for no weights)"
+        )
+    loaded = [
+        load_model(
+            spec,
+            weights=None if w == "-" else w,
+            device=args.device,
+            data_config=args.data_config,
+            overrides=overrides(args),
+        )
+        for spec, w in zip(args.model, weights)
+    ]
     corruptions = corruption_names(args.corruptions)
     groups: dict[str, list[int]] = {}
     for k, lm in enumerate(loaded):
@@ -107,20 +151,45 @@ def _entries_from_models(args, attacks):
     for members in groups.values():
         images, labels, info = load_images(loaded[members[0]], args.data, args.labels, args.samples, args.seed)
         measured = evaluate_robustness(
-            {names[k]: loaded[k].model for k in members}, images.to(args.device), labels, corruptions=corruptions,
-            severities=args.severities, attacks=attacks, seed=args.seed, batch_size=args.batch_size,
-            show_progress=not args.quiet)
+            {names[k]: loaded[k].model for k in members},
+            images.to(args.device),
+            labels,
+            corruptions=corruptions,
+            severities=args.severities,
+            attacks=attacks,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            show_progress=not args.quiet,
+        )
         for k in members:
             reports[k] = build_report(
-                measured[names[k]], model={"name": names[k], "spec": args.model[k], "fingerprint": loaded[k].fingerprint},
-                data=info, corruptions=corruptions, severities=args.severities, seed=args.seed, attacks=attacks)
+                measured[names[k]],
+                model={"name": names[k], "spec": args.model[k], "fingerprint": loaded[k].fingerprint},
+                data=info,
+                corruptions=corruptions,
+                severities=args.severities,
+                seed=args.seed,
+                attacks=attacks,
+            )
     entries = []
     for k, lm in enumerate(loaded):
         folder = args.out / slug(names[k])
-        result = explain(lm, args.data, bands=args.bands, partition=args.partition, fill=args.fill,
-                         labels=args.labels, samples=args.samples, seed=args.seed, n_bootstrap=args.bootstrap,
-                         batch_size=args.batch_size, device=args.device, precision=args.precision, out=folder,
-                         show_progress=not args.quiet)
+        result = explain(
+            lm,
+            args.data,
+            bands=args.bands,
+            partition=args.partition,
+            fill=args.fill,
+            labels=args.labels,
+            samples=args.samples,
+            seed=args.seed,
+            n_bootstrap=args.bootstrap,
+            batch_size=args.batch_size,
+            device=args.device,
+            precision=args.precision,
+            out=folder,
+            show_progress=not args.quiet,
+        )
         reports[k].save(folder)
         entries.append(ModelEntry(names[k], result, reports[k]))
     return entries
@@ -134,8 +203,10 @@ def say_preprocessing(entries) -> None:
     if len({repr(sorted((c or {}).items())) for c in configs}) > 1:
         print("\nthe models were fed differently (each row is that model under its own preprocessing):")
         for e, c in zip(entries, configs):
-            print(f"  {e.name}: " + (DataConfig.from_dict(c, e.result.data.get("data_config_sources")).pipeline()
-                                     if c else "unknown"))
+            print(
+                f"  {e.name}: "
+                + (DataConfig.from_dict(c, e.result.data.get("data_config_sources")).pipeline() if c else "unknown")
+            )
 
 
 def run(args) -> int:
@@ -155,15 +226,22 @@ def run(args) -> int:
         external = read_external(tables)
     attacks = attacks_of(args)
     entries = _entries_from_models(args, attacks) + _entries_from_runs(args, external=external is not None)
-    comparison = compare_models(entries, reference=reference, external=external, n_bootstrap=args.bootstrap,
-                                seed=args.seed)
+    comparison = compare_models(
+        entries, reference=reference, external=external, n_bootstrap=args.bootstrap, seed=args.seed
+    )
     comparison.save(args.out)
     if external is not None:
         meta = comparison.meta
-        print(f"joined {external.source} by model name: {len(entries) - len(meta['external_unmatched_models'])} of "
-              f"{len(entries)} models matched"
-              + (f"; no row for {', '.join(meta['external_unmatched_models'])}" if meta["external_unmatched_models"] else "")
-              + (f"; {len(meta['external_unused_rows'])} rows for other models" if meta["external_unused_rows"] else ""))
+        print(
+            f"joined {external.source} by model name: {len(entries) - len(meta['external_unmatched_models'])} of "
+            f"{len(entries)} models matched"
+            + (
+                f"; no row for {', '.join(meta['external_unmatched_models'])}"
+                if meta["external_unmatched_models"]
+                else ""
+            )
+            + (f"; {len(meta['external_unused_rows'])} rows for other models" if meta["external_unused_rows"] else "")
+        )
     print(comparison.table())
     print()
     print(comparison.correlation_table())

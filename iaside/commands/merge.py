@@ -1,4 +1,5 @@
 """iaside merge: add the saved states of shards (or partial runs) into one result."""
+
 from pathlib import Path
 
 NAME = "merge"
@@ -6,7 +7,9 @@ HELP = "combine the states of shard runs of one configuration into one result"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("run_dirs", nargs="+", type=Path, help="--out folders of the shards (or one folder holding them)")
+    parser.add_argument(
+        "run_dirs", nargs="+", type=Path, help="--out folders of the shards (or one folder holding them)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the merged result")
 
 

@@ -1,4 +1,5 @@
 """iaside models: list the accepted model specs, or load one and show what it will be fed."""
+
 NAME = "models"
 HELP = "list the built-in models and the accepted --model forms; --check MODEL loads one and prints its data config"
 
@@ -6,9 +7,12 @@ HELP = "list the built-in models and the accepted --model forms; --check MODEL l
 def add_arguments(parser) -> None:
     from .run import add_model_arguments
 
-    parser.add_argument("--check", action="store_true",
-                        help="load --model and print its class count and resolved data config with every field's "
-                        "source (runs nothing else)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="load --model and print its class count and resolved data config with every field's "
+        "source (runs nothing else)",
+    )
     add_model_arguments(parser)
     for action in parser._actions:  # --model is needed only with --check
         if "--model" in action.option_strings:
@@ -27,8 +31,10 @@ def check(args) -> int:
     loaded = load_model(args.model, device=args.device, **model_options(args))
     names = loaded.model.class_names
     print(f"{loaded.spec}  source={loaded.source}  fingerprint={loaded.fingerprint}")
-    print(f"classes: {loaded.model.num_classes}" + (f" (names: {names[0]!r}, {names[1]!r}, ...)"
-                                                    if names and len(names) > 1 else " (no class names)"))
+    print(
+        f"classes: {loaded.model.num_classes}"
+        + (f" (names: {names[0]!r}, {names[1]!r}, ...)" if names and len(names) > 1 else " (no class names)")
+    )
     print(f"outputs: {loaded.model.outputs}")
     config, sources = loaded.data_config.to_dict(), loaded.data_config.sources or {}
     width = max(map(len, DATA_FIELDS))

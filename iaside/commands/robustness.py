@@ -1,4 +1,5 @@
 """iaside robustness: corruption errors, CE/mCE against a reference model, adversarial accuracy."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,13 +22,19 @@ def severities(text: str) -> tuple[int, ...]:
 def add_perturbation_arguments(parser: argparse.ArgumentParser, *, default_corruptions: str = "all") -> None:
     """--corruptions, --severities, --linf-eps, --l2-eps, --steps (shared by snr, robustness, compare)."""
     g = parser.add_argument_group("perturbations")
-    g.add_argument("--corruptions", default=default_corruptions,
-                   help="all (19), common (15), extra (4), noise|blur|weather|digital, none, or a comma list "
-                        f"(default {default_corruptions})")
+    g.add_argument(
+        "--corruptions",
+        default=default_corruptions,
+        help="all (19), common (15), extra (4), noise|blur|weather|digital, none, or a comma list "
+        f"(default {default_corruptions})",
+    )
     g.add_argument("--severities", type=severities, default=(1, 2, 3, 4, 5), help="default 1,2,3,4,5")
-    g.add_argument("--linf-eps", default="1/255,2/255,4/255",
-                   help="PGD-linf radii in pixel units, comma list, fractions allowed; 'none' for no attack "
-                        "(default 1/255,2/255,4/255)")
+    g.add_argument(
+        "--linf-eps",
+        default="1/255,2/255,4/255",
+        help="PGD-linf radii in pixel units, comma list, fractions allowed; 'none' for no attack "
+        "(default 1/255,2/255,4/255)",
+    )
     g.add_argument("--l2-eps", default="0.25,0.5,1", help="PGD-l2 radii in pixel units; 'none' (default 0.25,0.5,1)")
     g.add_argument("--steps", type=int, default=10, help="PGD steps (default 10; step size 2.5·eps/steps)")
 
@@ -48,8 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="samples:imagenet, samples:photos, or a folder")
     parser.add_argument("--labels", help="'predicted', 'sorted', or a CSV filename,label (as in `iaside run`)")
     parser.add_argument("--samples", type=int, help="a seeded subset of N images")
-    parser.add_argument("--reference", help="the model CE and mCE are relative to: a robustness.json (or its "
-                        "folder) from an earlier run on the same data, or a model spec evaluated now")
+    parser.add_argument(
+        "--reference",
+        help="the model CE and mCE are relative to: a robustness.json (or its "
+        "folder) from an earlier run on the same data, or a model spec evaluated now",
+    )
     parser.add_argument("--reference-weights", help="weights file for a module:/timm:/torchvision: --reference")
     add_perturbation_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -63,13 +73,19 @@ def load_images(loaded, data: str, labels: str | None, samples: int | None, seed
     from ..data import check_labels, open_dataset
     from ..robustness.evaluate import images_fingerprint, source_fingerprint, stack_dataset
 
-    dataset = open_dataset(data, loaded.data_config, labels=labels, class_names=loaded.model.class_names,
-                           samples=samples, seed=seed)
+    dataset = open_dataset(
+        data, loaded.data_config, labels=labels, class_names=loaded.model.class_names, samples=samples, seed=seed
+    )
     check_labels(dataset, loaded.model.num_classes)
     images, y, names = stack_dataset(dataset)
-    info = {"spec": getattr(dataset, "description", data), "n_images": int(images.shape[0]),
-            "labels": getattr(dataset, "labels_kind", "given"), "data_config": loaded.data_config.to_dict(),
-            "images_fingerprint": images_fingerprint(images, y), "source_fingerprint": source_fingerprint(names, y)}
+    info = {
+        "spec": getattr(dataset, "description", data),
+        "n_images": int(images.shape[0]),
+        "labels": getattr(dataset, "labels_kind", "given"),
+        "data_config": loaded.data_config.to_dict(),
+        "images_fingerprint": images_fingerprint(images, y),
+        "source_fingerprint": source_fingerprint(names, y),
+    }
     return images, y, info
 
 
@@ -80,12 +96,25 @@ def measure(loaded, name: str, images, labels, info, args, attacks):
 
     corruptions = corruption_names(args.corruptions)
     measured = evaluate_robustness(
-        {name: loaded.model}, images.to(args.device), labels, corruptions=corruptions, severities=args.severities,
-        attacks=attacks, seed=args.seed, batch_size=args.batch_size, show_progress=not args.quiet,
+        {name: loaded.model},
+        images.to(args.device),
+        labels,
+        corruptions=corruptions,
+        severities=args.severities,
+        attacks=attacks,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        show_progress=not args.quiet,
     )[name]
-    return build_report(measured, model={"name": name, "spec": loaded.spec, "fingerprint": loaded.fingerprint},
-                        data=info, corruptions=corruptions, severities=args.severities, seed=args.seed,
-                        attacks=attacks)
+    return build_report(
+        measured,
+        model={"name": name, "spec": loaded.spec, "fingerprint": loaded.fingerprint},
+        data=info,
+        corruptions=corruptions,
+        severities=args.severities,
+        seed=args.seed,
+        attacks=attacks,
+    )
 
 
 def run(args) -> int:
@@ -103,8 +132,9 @@ def run(args) -> int:
         if ref_path.suffix == ".json" or ref_path.is_dir():
             reference = RobustnessReport.load(ref_path)
         else:
-            ref_loaded = load_model(args.reference, weights=args.reference_weights, device=args.device,
-                                    overrides=overrides(args))
+            ref_loaded = load_model(
+                args.reference, weights=args.reference_weights, device=args.device, overrides=overrides(args)
+            )
             ref_images, ref_labels, ref_info = load_images(ref_loaded, args.data, args.labels, args.samples, args.seed)
             reference = measure(ref_loaded, args.reference, ref_images, ref_labels, ref_info, args, [])
         report = report.with_reference(reference)

@@ -1,4 +1,5 @@
 """iaside runs: list the runs recorded in the results store."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,9 @@ HELP = "list recorded runs (newest first), filtered by model, data or preset"
 
 def add_store_argument(parser) -> None:
     """--store PATH (shared by the commands that read the results store)."""
-    parser.add_argument("--store", type=Path, help="the results database (default $IASIDE_STORE, "
-                        "else ~/.iaside/runs.sqlite)")
+    parser.add_argument(
+        "--store", type=Path, help="the results database (default $IASIDE_STORE, else ~/.iaside/runs.sqlite)"
+    )
 
 
 def add_arguments(parser) -> None:
@@ -21,9 +23,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--preset", help="only this preset ('none' = runs without a preset)")
     parser.add_argument("--limit", type=int, help="show at most N runs")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON lines")
-    parser.add_argument("--add", type=Path, action="append", default=[], metavar="DIR",
-                        help="record this finished run folder first (repeatable; for runs made before the store "
-                             "existed or with recording off)")
+    parser.add_argument(
+        "--add",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="record this finished run folder first (repeatable; for runs made before the store "
+        "existed or with recording off)",
+    )
 
 
 def interval(value, low, high, signed: bool = False) -> str:
@@ -71,14 +79,24 @@ def run(args) -> int:
         print(f"no recorded runs match in {store_path(args.store)}")
         return 0
     table = [
-        [str(r["id"]), (r["created"] or "")[:16].replace("T", " "), r["model_spec"] or "-",
-         short_data(r["data_spec"]), str(r["n_images"]), config_text(r),
-         interval(r["score"], r["score_low"], r["score_high"]),
-         interval(r["score_signed"], None, None, signed=True),
-         r["run_dir"] + ("" if r["exists"] else "  (folder gone)")]
+        [
+            str(r["id"]),
+            (r["created"] or "")[:16].replace("T", " "),
+            r["model_spec"] or "-",
+            short_data(r["data_spec"]),
+            str(r["n_images"]),
+            config_text(r),
+            interval(r["score"], r["score_low"], r["score_high"]),
+            interval(r["score_signed"], None, None, signed=True),
+            r["run_dir"] + ("" if r["exists"] else "  (folder gone)"),
+        ]
         for r in rows
     ]
-    print(format_table(["id", "created (UTC)", "model", "data", "N", "configuration", "score [CI]",
-                        "score_signed", "folder"], table))
+    print(
+        format_table(
+            ["id", "created (UTC)", "model", "data", "N", "configuration", "score [CI]", "score_signed", "folder"],
+            table,
+        )
+    )
     print(f"{len(rows)} run(s) in {store_path(args.store)}")
     return 0

@@ -1,13 +1,12 @@
 """iaside snr: spectral SNR of corruptions and adversarial perturbations, per band and per ring."""
-from __future__ import annotations
 
-from ._args import add_bands_argument
+from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ._args import add_bands_argument, add_model_arguments, model_options, overrides
 from .robustness import add_perturbation_arguments, attacks_of, slug
-from ._args import add_model_arguments, model_options, overrides
 
 NAME = "snr"
 HELP = "per-band SNR (dB) of the ImageNet-C corruptions and of PGD perturbations, with the fitted decay"
@@ -37,10 +36,10 @@ def run(args) -> int:
     from ..data import check_labels, open_dataset
     from ..errors import IasideError
     from ..models import load_model
-    from ..robustness.views import plot_snr, plot_snr_levels
     from ..robustness.corruptions import corruption_names
     from ..robustness.evaluate import predict, stack_dataset
     from ..robustness.snr import measure_snr
+    from ..robustness.views import plot_snr, plot_snr_levels
     from ..runtime import apply_malloc_fix
 
     apply_malloc_fix()
@@ -53,9 +52,14 @@ def run(args) -> int:
         raise IasideError("PGD needs the attacked model: pass --model, or --linf-eps none --l2-eps none")
     else:
         cfg = DataConfig().override(**overrides(args))
-    dataset = open_dataset(args.data, cfg, labels=args.labels,
-                           class_names=loaded.model.class_names if loaded else None,
-                           samples=args.samples, seed=args.seed)
+    dataset = open_dataset(
+        args.data,
+        cfg,
+        labels=args.labels,
+        class_names=loaded.model.class_names if loaded else None,
+        samples=args.samples,
+        seed=args.seed,
+    )
     dataset.min_side = 2 * args.bands
     if loaded is not None:
         assert loaded.model.num_classes is not None  # probed when the model is loaded
@@ -65,11 +69,22 @@ def run(args) -> int:
     if loaded is not None and (labels < 0).all():
         labels = predict(loaded.model, images, args.batch_size)
     result = measure_snr(
-        images, corruptions=corruption_names(args.corruptions), severities=args.severities, attacks=attacks,
-        model=loaded.model if loaded else None, labels=labels, n_bands=args.bands, partition=args.partition,
-        n_rings=args.rings, seed=args.seed, batch_size=args.batch_size,
-        data={"spec": getattr(dataset, "description", args.data), "n_images": len(dataset),
-              "data_config": cfg.to_dict()},
+        images,
+        corruptions=corruption_names(args.corruptions),
+        severities=args.severities,
+        attacks=attacks,
+        model=loaded.model if loaded else None,
+        labels=labels,
+        n_bands=args.bands,
+        partition=args.partition,
+        n_rings=args.rings,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        data={
+            "spec": getattr(dataset, "description", args.data),
+            "n_images": len(dataset),
+            "data_config": cfg.to_dict(),
+        },
         model_info=None if loaded is None else {"spec": loaded.spec, "fingerprint": loaded.fingerprint},
         show_progress=not args.quiet,
     )

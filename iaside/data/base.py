@@ -1,4 +1,5 @@
 """What a data source yields: preprocessed pixels, a label and a name to blame on errors."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

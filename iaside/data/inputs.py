@@ -13,6 +13,7 @@ mean/std are applied inside, after the band split). Everything filled in (the /2
 channels-last layout, predicted labels) is said once, in one line on stderr, and is part of
 the data set's ``description``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,14 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import (BatchSampler, DataLoader, Dataset, IterableDataset, RandomSampler,
-                              SequentialSampler)
+from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, RandomSampler, SequentialSampler
 from torch.utils.data._utils.collate import default_collate
 
 from ..config import DataConfig
 from ..errors import IasideError
-from .base import PREDICTED, ImageItem
 from ..log import note
+from .base import PREDICTED, ImageItem
 from .datasets import ImageDataset
 from .tensors import TensorImages
 from .transforms import load_image, preprocess
@@ -59,8 +59,9 @@ def as_dataset(data: Any, cfg: DataConfig, *, predicted: bool = False) -> Datase
         return _loader(data, cfg, predicted)
     if isinstance(data, IterableDataset):
         return _materialise(data, f"IterableDataset {type(data).__name__}", predicted, batched=False, cfg=cfg)
-    if isinstance(data, Dataset) or (hasattr(data, "__getitem__") and hasattr(data, "__len__")
-                                     and not isinstance(data, (list, tuple, dict))):
+    if isinstance(data, Dataset) or (
+        hasattr(data, "__getitem__") and hasattr(data, "__len__") and not isinstance(data, (list, tuple, dict))
+    ):
         return DatasetImages(data, cfg, predicted=predicted)
     if isinstance(data, (list, tuple)):
         if len(data) == 0:
@@ -88,8 +89,11 @@ def _arrays(images, labels, predicted: bool) -> TensorImages:
     y = None if labels is None else _labels(labels, x.shape[0])
     if predicted or y is None:
         y = None
-        said.append("labels predicted by the model (its top-1 on each clean image)"
-                    if labels is None else "given labels replaced by the model's top-1 (labels='predicted')")
+        said.append(
+            "labels predicted by the model (its top-1 on each clean image)"
+            if labels is None
+            else "given labels replaced by the model's top-1 (labels='predicted')"
+        )
     description = f"{kind}{tuple(images.shape)} {_dtype_name(images)}" + "".join(f", {s}" for s in said)
     if said:
         note(f"{ARGUMENT}: {kind} {tuple(images.shape)} {_dtype_name(images)}: {'; '.join(said)}")
@@ -100,8 +104,10 @@ def _as_tensor(images, what: str) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images.detach().cpu()
     if x.dtype == torch.uint8 or x.is_floating_point():
         return x
-    raise IasideError(f"{what}: pixels must be uint8 (0-255) or float in [0, 1], not {_dtype_name(images)}; "
-                      "convert them (e.g. x.astype('float32') / 65535 for 16-bit images)")
+    raise IasideError(
+        f"{what}: pixels must be uint8 (0-255) or float in [0, 1], not {_dtype_name(images)}; "
+        "convert them (e.g. x.astype('float32') / 65535 for 16-bit images)"
+    )
 
 
 def _to_nchw(x: torch.Tensor, what: str) -> tuple[torch.Tensor, str]:
@@ -118,8 +124,10 @@ def _to_nchw(x: torch.Tensor, what: str) -> tuple[torch.Tensor, str]:
         if x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
             return x.permute(0, 3, 1, 2), "N, H, W, C"
         return x, "N, C, H, W"
-    raise IasideError(f"{what}: expected images (N, C, H, W), (N, H, W, C), (N, H, W) or one image "
-                      f"(C, H, W), (H, W, C), (H, W); got {x.dim()} dimensions")
+    raise IasideError(
+        f"{what}: expected images (N, C, H, W), (N, H, W, C), (N, H, W) or one image "
+        f"(C, H, W), (H, W, C), (H, W); got {x.dim()} dimensions"
+    )
 
 
 def _check_scale(x: torch.Tensor, what: str) -> list[str]:
@@ -137,8 +145,10 @@ def _check_range(lo: float, hi: float, what: str) -> None:
     if lo >= -RANGE_SLACK and hi <= 1 + RANGE_SLACK:
         return
     if lo < 0:
-        hint = ("they look normalised: pass the pixels before normalisation (x * std + mean) and give the "
-                "model's mean/std as data_config=DataConfig(mean=..., std=...)")
+        hint = (
+            "they look normalised: pass the pixels before normalisation (x * std + mean) and give the "
+            "model's mean/std as data_config=DataConfig(mean=..., std=...)"
+        )
     elif hi <= 255:
         hint = "they look like 0-255 values: pass x / 255 (or the uint8 tensor itself)"
     else:
@@ -150,8 +160,9 @@ def _labels(labels, n: int, what: str = f"{ARGUMENT} labels") -> torch.Tensor:
     """(n,) int64 class indices, or IasideError."""
     y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if y.ndim == 2 and y.shape[0] == n and y.shape[1] > 1:
-        raise IasideError(f"{what} have shape {tuple(y.shape)} (one-hot or scores?); pass class indices, "
-                          "e.g. labels.argmax(1)")
+        raise IasideError(
+            f"{what} have shape {tuple(y.shape)} (one-hot or scores?); pass class indices, e.g. labels.argmax(1)"
+        )
     if y.ndim != 1 or y.shape[0] != n:
         raise IasideError(f"{what}: expected {n} class indices (shape ({n},)), got shape {tuple(y.shape)}")
     if y.dtype.kind not in "iu":
@@ -181,21 +192,26 @@ def _image_list(images: list, labels, cfg: DataConfig, predicted: bool) -> Image
     if labels is not None and not predicted:
         y = _labels(labels, len(images)).tolist()
     else:
-        note(f"{ARGUMENT}: {len(images)} image(s) without labels: labels predicted by the model"
-             if labels is None else f"{ARGUMENT}: given labels replaced by the model's top-1 (labels='predicted')")
+        note(
+            f"{ARGUMENT}: {len(images)} image(s) without labels: labels predicted by the model"
+            if labels is None
+            else f"{ARGUMENT}: given labels replaced by the model's top-1 (labels='predicted')"
+        )
     items = [(img, label, name) for img, label, name in zip(images, y, names)]
     return ImageDataset(items, cfg, description=f"{len(images)} image(s) given to explain()")
 
 
 def _is_batch(obj) -> bool:
     return isinstance(obj, (torch.Tensor, np.ndarray)) or (
-        isinstance(obj, (list, tuple)) and all(isinstance(v, (str, os.PathLike, Image.Image)) for v in obj))
+        isinstance(obj, (list, tuple)) and all(isinstance(v, (str, os.PathLike, Image.Image)) for v in obj)
+    )
 
 
 def _is_label_batch(obj) -> bool:
     """Class indices, or something meant as them (checked by ``_labels``); not a second image."""
     return (isinstance(obj, (torch.Tensor, np.ndarray)) and obj.ndim <= 2) or (
-        isinstance(obj, (list, tuple)) and not any(isinstance(v, (torch.Tensor, np.ndarray, Image.Image)) for v in obj))
+        isinstance(obj, (list, tuple)) and not any(isinstance(v, (torch.Tensor, np.ndarray, Image.Image)) for v in obj)
+    )
 
 
 def _dtype_name(x) -> str:
@@ -209,7 +225,7 @@ def _yields_items(dataset: Dataset) -> bool:
         return True
     try:
         return len(dataset) > 0 and isinstance(dataset[0], ImageItem)  # type: ignore[arg-type]
-    except Exception:  # noqa: BLE001 - any failure here is reported when the item is read for real
+    except Exception:
         return False
 
 
@@ -218,8 +234,9 @@ def _split(item: Any, where: str) -> tuple[Any, Any]:
     if isinstance(item, dict):
         image = next((item[k] for k in IMAGE_KEYS if k in item), None)
         if image is None:
-            raise IasideError(f"{where} is a dict without an image ({', '.join(IMAGE_KEYS)}); it has "
-                              f"{', '.join(map(str, item))}")
+            raise IasideError(
+                f"{where} is a dict without an image ({', '.join(IMAGE_KEYS)}); it has {', '.join(map(str, item))}"
+            )
         return image, next((item[k] for k in LABEL_KEYS if k in item), None)
     if isinstance(item, (tuple, list)):
         if len(item) == 2:
@@ -249,13 +266,23 @@ class DatasetImages(Dataset):
     images and paths are decoded and resized by ``cfg``. The kind of item 0 (uint8 or float,
     labelled or not) holds for every item."""
 
-    def __init__(self, dataset, cfg: DataConfig, *, predicted: bool = False, indices: Sequence[int] | None = None,
-                 what: str | None = None, said: bool = False) -> None:
+    def __init__(
+        self,
+        dataset,
+        cfg: DataConfig,
+        *,
+        predicted: bool = False,
+        indices: Sequence[int] | None = None,
+        what: str | None = None,
+        said: bool = False,
+    ) -> None:
         try:
             n = len(dataset)
         except TypeError as err:
-            raise IasideError(f"{ARGUMENT}: {type(dataset).__name__} has no length ({err}); pass a map-style "
-                              "Dataset, or wrap it in a DataLoader") from None
+            raise IasideError(
+                f"{ARGUMENT}: {type(dataset).__name__} has no length ({err}); pass a map-style "
+                "Dataset, or wrap it in a DataLoader"
+            ) from None
         self.dataset, self.cfg, self.predicted = dataset, cfg, predicted
         self.indices = list(range(n)) if indices is None else [int(i) for i in indices]
         self.what = what or f"Dataset {type(dataset).__name__}"
@@ -268,8 +295,10 @@ class DatasetImages(Dataset):
         try:
             first = self.dataset[self.indices[0]]
         except (KeyError, TypeError) as err:
-            raise IasideError(f"{ARGUMENT}: {type(dataset).__name__} cannot be read by position ({ARGUMENT}[0] raised "
-                              f"{type(err).__name__}: {err}); pass a Dataset whose [i] is (image, label)") from None
+            raise IasideError(
+                f"{ARGUMENT}: {type(dataset).__name__} cannot be read by position ({ARGUMENT}[0] raised "
+                f"{type(err).__name__}: {err}); pass a Dataset whose [i] is (image, label)"
+            ) from None
         image, label = _split(first, self.names[0])
         self.uint8 = _is_uint8(image)
         self.labelled = label is not None and not predicted
@@ -277,10 +306,13 @@ class DatasetImages(Dataset):
         self.shape: tuple[int, ...] | None = None
         if not isinstance(image, (Image.Image, str, os.PathLike)):
             self.shape = tuple(self[0].pixels.shape)
-        said_now = (["uint8 rescaled to [0, 1] (/ 255)"] if self.uint8 else [])
+        said_now = ["uint8 rescaled to [0, 1] (/ 255)"] if self.uint8 else []
         if not self.labelled:
-            said_now.append("items without labels: labels predicted by the model" if label is None
-                            else "given labels replaced by the model's top-1 (labels='predicted')")
+            said_now.append(
+                "items without labels: labels predicted by the model"
+                if label is None
+                else "given labels replaced by the model's top-1 (labels='predicted')"
+            )
         self.description = f"{self.what} ({n} items)" + "".join(f", {s}" for s in said_now)
         if said_now and not said:
             note(f"{ARGUMENT}: {self.what}: {'; '.join(said_now)}")
@@ -299,14 +331,17 @@ class DatasetImages(Dataset):
                 raise IasideError(f"{where}: {err}") from None
         if isinstance(image, Image.Image):
             if min(image.size) < self.min_side:
-                raise IasideError(f"{where} is {image.size[0]}x{image.size[1]} pixels, smaller than {self.min_side} "
-                                  "on a side (2 per band); use fewer bands or leave the image out")
+                raise IasideError(
+                    f"{where} is {image.size[0]}x{image.size[1]} pixels, smaller than {self.min_side} "
+                    "on a side (2 per band); use fewer bands or leave the image out"
+                )
             pixels = preprocess(image, self.cfg)
         elif isinstance(image, (torch.Tensor, np.ndarray)):
             pixels = self._pixels(image, where)
         else:
-            raise IasideError(f"{where}: the image is a {type(image).__name__}; yield a tensor, a numpy array, "
-                              "a PIL image or a path")
+            raise IasideError(
+                f"{where}: the image is a {type(image).__name__}; yield a tensor, a numpy array, a PIL image or a path"
+            )
         if self.labelled:
             if label is None:
                 raise IasideError(f"{where} has no label but item 0 has one; label every item or none")
@@ -315,8 +350,10 @@ class DatasetImages(Dataset):
 
     def _pixels(self, image, where: str) -> torch.Tensor:
         if _is_uint8(image) != self.uint8:
-            raise IasideError(f"{where} is {_dtype_name(image)} but item 0 is {'uint8' if self.uint8 else 'float'}; "
-                              "give every image the same pixel type")
+            raise IasideError(
+                f"{where} is {_dtype_name(image)} but item 0 is {'uint8' if self.uint8 else 'float'}; "
+                "give every image the same pixel type"
+            )
         x = _as_tensor(image, where)
         if x.dim() not in (2, 3):
             raise IasideError(f"{where}: one image is (C, H, W), (H, W, C) or (H, W); got shape {tuple(x.shape)}")
@@ -327,8 +364,10 @@ class DatasetImages(Dataset):
             x = x.to(torch.float32)
             _check_range(float(x.min()), float(x.max()), where)
         if self.shape is not None and tuple(x.shape) != self.shape:
-            raise IasideError(f"{where} has shape {tuple(x.shape)} but item 0 has {self.shape}; give images of one size "
-                              "(resize them in the data set's transform)")
+            raise IasideError(
+                f"{where} has shape {tuple(x.shape)} but item 0 has {self.shape}; give images of one size "
+                "(resize them in the data set's transform)"
+            )
         return x.contiguous()
 
     def fingerprint(self) -> str:
@@ -346,10 +385,16 @@ class DatasetImages(Dataset):
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
 
-    def subset(self, indices) -> "DatasetImages":
+    def subset(self, indices) -> DatasetImages:
         chosen = [self.indices[range(len(self))[int(i)]] for i in indices]
-        return DatasetImages(self.dataset, self.cfg, predicted=self.predicted, indices=chosen,
-                             what=f"{self.what} [{len(chosen)} of {len(self)}]", said=True)
+        return DatasetImages(
+            self.dataset,
+            self.cfg,
+            predicted=self.predicted,
+            indices=chosen,
+            what=f"{self.what} [{len(chosen)} of {len(self)}]",
+            said=True,
+        )
 
 
 def _is_uint8(image) -> bool:
@@ -360,14 +405,27 @@ def _loader(loader: DataLoader, cfg: DataConfig, predicted: bool) -> Dataset:
     """A DataLoader: its data set read item by item when the loader yields exactly its items
     (default collation, every item once); otherwise its batches, gathered in memory."""
     whole = isinstance(loader.sampler, SequentialSampler) or (
-        isinstance(loader.sampler, RandomSampler) and not loader.sampler.replacement
-        and loader.sampler.num_samples == len(loader.dataset))  # type: ignore[arg-type]
-    if (not isinstance(loader.dataset, IterableDataset) and whole and loader.collate_fn is default_collate
-            and type(loader.batch_sampler) is BatchSampler and not loader.drop_last):
-        return DatasetImages(loader.dataset, cfg, predicted=predicted,
-                             what=f"DataLoader over {type(loader.dataset).__name__}")
-    return _materialise(iter(loader), f"DataLoader over {type(loader.dataset).__name__}", predicted,
-                        batched=loader.batch_size is not None, cfg=cfg)
+        isinstance(loader.sampler, RandomSampler)
+        and not loader.sampler.replacement
+        and loader.sampler.num_samples == len(loader.dataset)  # type: ignore[arg-type]
+    )
+    if (
+        not isinstance(loader.dataset, IterableDataset)
+        and whole
+        and loader.collate_fn is default_collate
+        and type(loader.batch_sampler) is BatchSampler
+        and not loader.drop_last
+    ):
+        return DatasetImages(
+            loader.dataset, cfg, predicted=predicted, what=f"DataLoader over {type(loader.dataset).__name__}"
+        )
+    return _materialise(
+        iter(loader),
+        f"DataLoader over {type(loader.dataset).__name__}",
+        predicted,
+        batched=loader.batch_size is not None,
+        cfg=cfg,
+    )
 
 
 def _materialise(items, what: str, predicted: bool, *, batched: bool, cfg: DataConfig) -> TensorImages:
@@ -382,19 +440,22 @@ def _materialise(items, what: str, predicted: bool, *, batched: bool, cfg: DataC
         elif isinstance(image, (list, tuple)) and image and all(isinstance(v, Image.Image) for v in image):
             image = torch.stack([preprocess(v, cfg) for v in image])
         x = _as_tensor(image, where)
-        if not batched and x.dim() in (2, 3):
-            x = _to_nchw(x, where)[0]
-        elif x.dim() == 4:
+        if (not batched and x.dim() in (2, 3)) or x.dim() == 4:
             x = _to_nchw(x, where)[0]
         else:
-            raise IasideError(f"{where}: expected {'images (B, C, H, W)' if batched else 'one image (C, H, W)'}, "
-                              f"got shape {tuple(x.shape)}")
+            raise IasideError(
+                f"{where}: expected {'images (B, C, H, W)' if batched else 'one image (C, H, W)'}, "
+                f"got shape {tuple(x.shape)}"
+            )
         if images and (x.shape[1:] != images[0].shape[1:] or x.dtype != images[0].dtype):
-            raise IasideError(f"{where} is {_dtype_name(x)} {tuple(x.shape[1:])} per image but the first is "
-                              f"{_dtype_name(images[0])} {tuple(images[0].shape[1:])}; give images of one size and type")
+            raise IasideError(
+                f"{where} is {_dtype_name(x)} {tuple(x.shape[1:])} per image but the first is "
+                f"{_dtype_name(images[0])} {tuple(images[0].shape[1:])}; give images of one size and type"
+            )
         if k > 0 and (label is None) != (not labels):
-            raise IasideError(f"{where}: some {'batches' if batched else 'items'} have labels and some not; "
-                              "label every image or none")
+            raise IasideError(
+                f"{where}: some {'batches' if batched else 'items'} have labels and some not; label every image or none"
+            )
         images.append(x)
         if label is not None:
             labels.append(_labels(label if batched else [_label(label, where)], x.shape[0], f"{where} labels"))
@@ -405,8 +466,11 @@ def _materialise(items, what: str, predicted: bool, *, batched: bool, cfg: DataC
     said = _check_scale(x, f"{ARGUMENT} ({what})")
     y = torch.cat(labels) if labels and not predicted else None
     if y is None:
-        said.append("labels predicted by the model" if not labels
-                    else "given labels replaced by the model's top-1 (labels='predicted')")
+        said.append(
+            "labels predicted by the model"
+            if not labels
+            else "given labels replaced by the model's top-1 (labels='predicted')"
+        )
     if said:
         note(f"{ARGUMENT}: {what}: {'; '.join(said)}")
     return TensorImages(x, y, [f"{ARGUMENT}[{i}]" for i in range(x.shape[0])], what + "".join(f", {s}" for s in said))

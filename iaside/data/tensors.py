@@ -1,4 +1,5 @@
 """In-memory images as a data set: for the Python API and tests."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,8 +21,13 @@ class TensorImages(Dataset):
     the memory) and each one is read as ``uint8 / 255`` in float32.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None, names: list[str] | None = None,
-                 description: str | None = None):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        names: list[str] | None = None,
+        description: str | None = None,
+    ):
         if images.dim() != 4:
             raise IasideError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
         images = images.detach().cpu()
@@ -54,8 +60,12 @@ class TensorImages(Dataset):
         h.update(str(self.labels).encode())
         return h.hexdigest()[:16]
 
-    def subset(self, indices) -> "TensorImages":
+    def subset(self, indices) -> TensorImages:
         idx = torch.as_tensor(list(indices), dtype=torch.long)
         labels = None if self.labels_kind == "predicted" else torch.tensor(self.labels)[idx]
-        return TensorImages(self.images[idx], labels, [self.names[i] for i in idx.tolist()],
-                            f"{self.description} [{len(idx)} of {len(self)}]")
+        return TensorImages(
+            self.images[idx],
+            labels,
+            [self.names[i] for i in idx.tolist()],
+            f"{self.description} [{len(idx)} of {len(self)}]",
+        )

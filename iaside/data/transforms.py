@@ -1,4 +1,5 @@
 """Decode an image file and bring it to a model's input: (C, H, W) float32 in [0, 1]."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,9 @@ RESAMPLING = {
 }
 
 
-def load_image(path: str | os.PathLike, channels: int = 3,
-               check_size: Callable[[int, int], object] | None = None) -> Image.Image:
+def load_image(
+    path: str | os.PathLike, channels: int = 3, check_size: Callable[[int, int], object] | None = None
+) -> Image.Image:
     """Decode ``path`` upright (EXIF orientation applied) as 8-bit RGB (channels 3) or L (1).
 
     Only a regular file is read (a FIFO, device or socket named like an image is refused
@@ -47,17 +49,17 @@ def load_image(path: str | os.PathLike, channels: int = 3,
                     check_size(width, height)
                 frames = _frame_count(img)
                 if frames > 1:
-                    raise IasideError(f"image {path} is animated ({frames} frames); save the frame to "
-                                      "analyse as a still image, or remove it from the data")
+                    raise IasideError(
+                        f"image {path} is animated ({frames} frames); save the frame to "
+                        "analyse as a still image, or remove it from the data"
+                    )
                 img.load()
                 ImageOps.exif_transpose(img, in_place=True)
                 return to_mode(img, channels)
     except FileNotFoundError:
         raise IasideError(f"image {path} does not exist (or is a link to a missing file)") from None
     except Image.DecompressionBombError as e:
-        raise IasideError(
-            f"image {path} is too large ({e}; at most {MAX_PIXELS} pixels); downscale it first"
-        ) from None
+        raise IasideError(f"image {path} is too large ({e}; at most {MAX_PIXELS} pixels); downscale it first") from None
     except MemoryError:
         raise IasideError(f"image {path} needs more memory to decode than is free; downscale it first") from None
     except (OSError, SyntaxError, ValueError) as e:
@@ -81,8 +83,13 @@ def _frame_count(img: Image.Image) -> int:
         raise OSError(f"damaged frames ({type(err).__name__}: {err})") from None
 
 
-_FILE_KINDS = {stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
-               stat.S_IFBLK: "block device", stat.S_IFDIR: "folder"}
+_FILE_KINDS = {
+    stat.S_IFIFO: "FIFO",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFDIR: "folder",
+}
 
 
 def _open_regular(path: str | os.PathLike):

@@ -3,9 +3,18 @@ optimisation, batch probe, out-of-memory back-off, the output check), the packer
 coalition) pairs into model batches (packer.py), and the loop with its recorder (loop.py);
 images are loaded chunk by chunk with their partners (loading.py), and the per-image results
 live in an ``EngineState`` whose fields declare how they merge (state.py)."""
+
 from .loop import Engine, LogProbRecorder
 from .runner import OPTIMIZATIONS, PRECISIONS, ModelRunner, resolve_precision
 from .state import EngineState, EngineStats
 
-__all__ = ["OPTIMIZATIONS", "PRECISIONS", "Engine", "EngineState", "EngineStats", "LogProbRecorder", "ModelRunner",
-           "resolve_precision"]
+__all__ = [
+    "OPTIMIZATIONS",
+    "PRECISIONS",
+    "Engine",
+    "EngineState",
+    "EngineStats",
+    "LogProbRecorder",
+    "ModelRunner",
+    "resolve_precision",
+]

@@ -1,4 +1,5 @@
 """Loading a run's images chunk by chunk, each with its partner's pixels for the partner fill."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,7 +29,9 @@ class ChunkImages(Dataset):
         try:
             return self.dataset[i]
         except IasideError as err:
-            raise IasideError(f"{err}; or rerun with --on-bad-image skip to leave it out (finished images are kept)") from err
+            raise IasideError(
+                f"{err}; or rerun with --on-bad-image skip to leave it out (finished images are kept)"
+            ) from err
 
     def __getitem__(self, b: int):
         wanted = self.chunks[b]
@@ -49,10 +52,21 @@ class ChunkImages(Dataset):
         )
 
 
-def chunk_loader(dataset: Dataset, indices: Sequence[int], images_per_chunk: int, partner: np.ndarray | None,
-                 num_workers: int, pin_memory: bool) -> DataLoader:
+def chunk_loader(
+    dataset: Dataset,
+    indices: Sequence[int],
+    images_per_chunk: int,
+    partner: np.ndarray | None,
+    num_workers: int,
+    pin_memory: bool,
+) -> DataLoader:
     """Chunks of ``images_per_chunk`` images in the order of ``indices``, decoded by workers."""
     indices = [int(i) for i in indices]
     chunks = [indices[k : k + images_per_chunk] for k in range(0, len(indices), images_per_chunk)]
-    return DataLoader(ChunkImages(dataset, chunks, partner), batch_size=None, shuffle=False,
-                      num_workers=num_workers, pin_memory=pin_memory)
+    return DataLoader(
+        ChunkImages(dataset, chunks, partner),
+        batch_size=None,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+    )

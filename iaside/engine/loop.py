@@ -5,6 +5,7 @@ The loop prepares each loader chunk (clean pass, fill, band split), queues its (
 coalition) pairs in the packer, runs full model batches through the runner, and writes each
 image's row into the ``EngineState`` once it is complete.
 """
+
 from __future__ import annotations
 
 import time
@@ -20,9 +21,9 @@ from ..data.base import PREDICTED
 from ..errors import IasideError
 from ..fills import Fill, partner_index, processing_order
 from ..game import coalition_bits
+from ..models.outputs import warn_if_probabilities
 from .loading import chunk_loader
 from .packer import Chunk, Packer, describe_pair, n_pairs, split_segments
-from ..models.outputs import warn_if_probabilities
 from .runner import ModelRunner, is_oom
 from .state import EngineState, EngineStats
 
@@ -69,8 +70,9 @@ class Engine:
     ) -> None:
         if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
             raise IasideError(f"--batch-size must be a positive integer or 'auto', got {batch_size!r}")
-        self.runner = ModelRunner(model, device=device, precision=precision, optimize=optimize,
-                                  compile_cache=compile_cache)
+        self.runner = ModelRunner(
+            model, device=device, precision=precision, optimize=optimize, compile_cache=compile_cache
+        )
         self.device = self.runner.device
         self.synth, self.fill = synthesizer, fill
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
@@ -80,8 +82,13 @@ class Engine:
         self.checkpoint, self.checkpoint_every_s = checkpoint, checkpoint_every_s
         self.n_bands = synthesizer.n_bands
         self.coalitions_of = coalitions if callable(coalitions) else None
-        self.bits_np = self._checked_bits(coalition_bits(self.n_bands) if coalitions is None
-                                          else coalitions(0) if callable(coalitions) else coalitions)
+        self.bits_np = self._checked_bits(
+            coalition_bits(self.n_bands)
+            if coalitions is None
+            else coalitions(0)
+            if callable(coalitions)
+            else coalitions
+        )
         self.bits = torch.from_numpy(self.bits_np).to(self.device, torch.float32)
         self.n_coalitions = len(self.bits_np)
         self.reuse_full = synthesizer.synthesis == "sum" and bool(self.bits_np[-1].all()) and self.n_coalitions > 1
@@ -132,8 +139,10 @@ class Engine:
         for index in indices:
             bits = self._checked_bits(self.coalitions_of(int(index)))
             if bits.shape != self.bits_np.shape or (bits[[0, -1]] != self.bits_np[[0, -1]]).any():
-                raise IasideError(f"per-image coalitions must all be {self.bits_np.shape} with the same first and "
-                                  f"last coalition; image index {index} has {bits.shape}")
+                raise IasideError(
+                    f"per-image coalitions must all be {self.bits_np.shape} with the same first and "
+                    f"last coalition; image index {index} has {bits.shape}"
+                )
             own.append(bits)
         stacked = torch.from_numpy(np.stack(own)).to(self.device, torch.float32)  # (B, K, M)
         return list(zip(own, stacked))
@@ -176,7 +185,9 @@ class Engine:
             if self._empty_logits is None:
                 empty = self.synth.render(prepared.base[0], prepared.deltas[0], self.bits[:1])
                 self._empty_logits = self.runner.logits(empty)[0]
-                self.runner.check_finite(self._empty_logits[None], lambda k: "the empty coalition (shared by all images)")
+                self.runner.check_finite(
+                    self._empty_logits[None], lambda k: "the empty coalition (shared by all images)"
+                )
             chunk.rows[:, 0] = torch.log_softmax(self._empty_logits, 0)[y_dev].double().cpu()
             chunk.hits[:, 0] = (y == int(self._empty_logits.argmax())).to(torch.int8)
             lo += 1
@@ -246,14 +257,23 @@ class Engine:
         """(n, H*W*C) float32 rows of one reused model-input buffer (channels-last pixel order)."""
         size = like.numel()
         if self._rows is None or self._rows.shape[1] != size or self._rows.shape[0] < n:
-            self._rows = torch.empty((max(n, self.batch_size if isinstance(self.batch_size, int) else n), size),
-                                     device=self.device, dtype=torch.float32)
+            self._rows = torch.empty(
+                (max(n, self.batch_size if isinstance(self.batch_size, int) else n), size),
+                device=self.device,
+                dtype=torch.float32,
+            )
         return self._rows[:n]
 
     # -- the run -----------------------------------------------------------------------------
     def _loader(self, dataset: Dataset, indices: Sequence[int], images_per_chunk: int):
-        return chunk_loader(dataset, indices, images_per_chunk, self._partner if self.fill.needs_partner else None,
-                            self.num_workers, self.device.type == "cuda")
+        return chunk_loader(
+            dataset,
+            indices,
+            images_per_chunk,
+            self._partner if self.fill.needs_partner else None,
+            self.num_workers,
+            self.device.type == "cuda",
+        )
 
     def fit_fill(self, dataset: Dataset) -> None:
         """The fill's one pass over the whole data set (mean image, per-band energy)."""

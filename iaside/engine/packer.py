@@ -1,6 +1,7 @@
 """Packing (image, coalition) pairs into model batches of exactly ``batch_size``, across image
 boundaries. A segment is ``[chunk, row, first, end]``: coalitions first..end−1 of image ``row``
 of a prepared chunk."""
+
 from __future__ import annotations
 
 from collections import deque

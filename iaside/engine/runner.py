@@ -1,6 +1,7 @@
 """The model call of a run: device and memory layout, precision (autocast), optimisation
 (freeze or compile, built on the first batch), the batch-size probe, out-of-memory detection,
 and the one check of what the model returns."""
+
 from __future__ import annotations
 
 import os
@@ -113,8 +114,15 @@ class ModelRunner:
     None to compile in memory.
     """
 
-    def __init__(self, model: nn.Module, *, device: str | torch.device = "cpu", precision: str = "fp32",
-                 optimize: str = "none", compile_cache=None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        optimize: str = "none",
+        compile_cache=None,
+    ) -> None:
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
         self.channels_last = any(isinstance(m, nn.Conv2d) for m in self.model.modules())
@@ -197,8 +205,13 @@ class ModelRunner:
         from ..compile_cache import model_fingerprint
 
         fingerprint = model_fingerprint(self.model) if self.compile_cache is not None else None
-        return CompiledModel(eager, sizes=self.plan.sizes, cache=self.compile_cache, fingerprint=fingerprint,
-                             reduced_precision=self.autocast_dtype is not None)
+        return CompiledModel(
+            eager,
+            sizes=self.plan.sizes,
+            cache=self.compile_cache,
+            fingerprint=fingerprint,
+            reduced_precision=self.autocast_dtype is not None,
+        )
 
     def compile_pays(self, compiled: CompiledModel, example: torch.Tensor) -> tuple[bool, str]:
         """--optimize auto: (compile?, the reason in one line). Yes when the cache holds the
@@ -227,8 +240,10 @@ class ModelRunner:
         verdict = saves > cost
         where = "kept in the compiled-model cache for later runs" if cache is not None else "--no-cache: this run only"
         what = "compiling" if verdict else "running the model as given (not compiling)"
-        return verdict, (f"{what}: compiling would save about {saves:.0f} s of the run's {model_s:.0f} s of model "
-                         f"time and cost about {cost:.0f} s ({where}); --optimize compile forces it")
+        return verdict, (
+            f"{what}: compiling would save about {saves:.0f} s of the run's {model_s:.0f} s of model "
+            f"time and cost about {cost:.0f} s ({where}); --optimize compile forces it"
+        )
 
     def compile_info(self) -> dict | None:
         """What --optimize compile/auto did: the cache folder (None: compiled in memory), batch
@@ -236,8 +251,10 @@ class ModelRunner:
         f = self.forward
         if not isinstance(f, CompiledModel) and self.compile_decision is None:
             return None
-        info: dict[str, object] = {"cache": str(self.compile_cache.folder) if self.compile_cache is not None else None,
-                "decision": self.compile_decision}
+        info: dict[str, object] = {
+            "cache": str(self.compile_cache.folder) if self.compile_cache is not None else None,
+            "decision": self.compile_decision,
+        }
         if isinstance(f, CompiledModel):
             info.update(cache_hits=f.cache_hits, cache_misses=f.cache_misses, cached=f.cache is not None)
         return info

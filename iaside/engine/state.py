@@ -3,6 +3,7 @@
 Each field of the state declares how two states over disjoint images combine ("sum" or
 "max"); shard merge, torchrun's all-reduce and resume all read that declaration.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Adding an estimator: a module with an ``Estimator`` subclass, and one line in ``REGISTRY``.
 ``estimator_from_config(config)`` is the one object the engine and the summary share.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,11 +14,12 @@ from .exact import MAX_EXACT_BANDS, ExactEstimator
 from .kernel import KernelEstimator
 from .permutation import PermutationEstimator
 
-REGISTRY: dict[str, type[Estimator]] = {cls.name: cls for cls in (ExactEstimator, KernelEstimator, PermutationEstimator)}
+REGISTRY: dict[str, type[Estimator]] = {
+    cls.name: cls for cls in (ExactEstimator, KernelEstimator, PermutationEstimator)
+}
 ESTIMATORS = tuple(REGISTRY)
 
-__all__ = ["DRAWS", "ESTIMATORS", "MAX_EXACT_BANDS", "REGISTRY", "Estimator", "estimator_from_config",
-           "resolve_budget"]
+__all__ = ["DRAWS", "ESTIMATORS", "MAX_EXACT_BANDS", "REGISTRY", "Estimator", "estimator_from_config", "resolve_budget"]
 
 
 def _class(name: str) -> type[Estimator]:

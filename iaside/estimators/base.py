@@ -7,6 +7,7 @@ every image sees the same coalitions, so the sampling error does not shrink with
 reported separately) or per image (``draws='per-image'``: image n draws from (seed, n), so the
 sampling error averages out over images and the bootstrap over images covers it).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -59,8 +60,10 @@ class Estimator:
         if config.draws not in DRAWS:
             raise IasideError(f"--draws {config.draws!r} is not one of {', '.join(DRAWS)}")
         if config.draws == "per-image" and not cls.per_image_draws:
-            raise IasideError(f"--draws per-image needs --estimator permutation ({cls.name} shares its "
-                              "coalitions between images); use --draws shared")
+            raise IasideError(
+                f"--draws per-image needs --estimator permutation ({cls.name} shares its "
+                "coalitions between images); use --draws shared"
+            )
         budget = getattr(config, cls.budget_field) if cls.budget_field else None
         estimator = cls._build(config.bands, config.draws, budget, config.seed)
         estimator.masks(0)

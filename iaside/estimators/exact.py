@@ -1,4 +1,5 @@
 """Exact Shapley values: all 2**M coalitions in bit-mask order (docs/method.md §5)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,8 +25,10 @@ class ExactEstimator(Estimator):
     @classmethod
     def _build(cls, n_bands: int, draws: str, budget: int | None, seed: int) -> Estimator:
         if n_bands > MAX_EXACT_BANDS:
-            raise IasideError(f"exact I-ASIDE with {n_bands} bands needs 2**{n_bands} passes per image; "
-                              "use --estimator kernel (or permutation)")
+            raise IasideError(
+                f"exact I-ASIDE with {n_bands} bands needs 2**{n_bands} passes per image; "
+                "use --estimator kernel (or permutation)"
+            )
         return cls(n_bands, "shared", 2**n_bands, seed)
 
     def _draw(self, index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,7 @@
 """Paired KernelSHAP (docs/method.md §5): a weighted regression on K coalitions shared by every
 image, with the smallest and largest coalition sizes enumerated and complement pairs drawn from
 the rest. Biased for a finite draw, so it is offered with shared draws only."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -72,8 +73,9 @@ def kernel_plan(n_players: int, n_coalitions: int, seed: int | tuple[int, ...] =
     n_coalitions = min(int(n_coalitions), 2**n_players)
     smallest = min(2 * n_players + 2, 2**n_players)
     if n_coalitions < smallest:
-        raise ValueError(f"KernelSHAP with {n_players} bands needs at least {smallest} coalitions "
-                         f"per image, got {n_coalitions}")
+        raise ValueError(
+            f"KernelSHAP with {n_players} bands needs at least {smallest} coalitions per image, got {n_coalitions}"
+        )
     low, left, enumerated = _kernel_enumerated(n_players, n_coalitions)
     chosen = set(enumerated)
     draws: list[int] = []
@@ -89,8 +91,9 @@ def kernel_plan(n_players: int, n_coalitions: int, seed: int | tuple[int, ...] =
             picked.update((s, full ^ s))
         chosen |= picked
     inner = np.array(sorted(chosen), dtype=np.int64)
-    return KernelPlan(n_players, np.concatenate([[0], inner, [full]]).astype(np.int64), low,
-                      np.array(draws, dtype=np.int64))
+    return KernelPlan(
+        n_players, np.concatenate([[0], inner, [full]]).astype(np.int64), low, np.array(draws, dtype=np.int64)
+    )
 
 
 def kernel_weights(plan: KernelPlan, draws: np.ndarray | None = None) -> np.ndarray:
@@ -142,8 +145,9 @@ def kernel_standard_error(values: np.ndarray, plan: KernelPlan, n_resamples: int
         return np.full(plan.n_players, np.nan)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E]))
     pairs = plan.draws.reshape(-1, 2)
-    estimates = [values @ kernel_matrix(plan, pairs[rng.integers(0, len(pairs), len(pairs))].ravel())
-                 for _ in range(n_resamples)]
+    estimates = [
+        values @ kernel_matrix(plan, pairs[rng.integers(0, len(pairs), len(pairs))].ravel()) for _ in range(n_resamples)
+    ]
     return np.std(estimates, axis=0, ddof=1)
 
 
@@ -170,8 +174,10 @@ class KernelEstimator(Estimator):
     def _describe(self) -> dict[str, Any]:
         k0 = self.plan(0)
         low = k0.enumerated_below
-        return {"coalitions": len(k0.masks),
-                "enumerated_sizes": [s for s in range(1, self.n_bands) if s < low or s > self.n_bands - low]}
+        return {
+            "coalitions": len(k0.masks),
+            "enumerated_sizes": [s for s in range(1, self.n_bands) if s < low or s > self.n_bands - low],
+        }
 
     def _shared_standard_error(self, mean_values: np.ndarray) -> np.ndarray:
         return kernel_standard_error(mean_values, self.plan(0), seed=self.seed)

@@ -1,6 +1,7 @@
 """Antithetic permutation sampling (docs/method.md §5): unbiased for φ, with per-image or
 shared draws. P permutations are P/2 uniform ones and their reverses; each permutation walks
 from the empty to the grand coalition and credits each band with its marginal contribution."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,7 +29,9 @@ def antithetic_permutations(n_players: int, n_permutations: int, seed: int | tup
     return np.concatenate([half, half[:, ::-1]])
 
 
-def permutation_plan(n_players: int, n_permutations: int, seed: int | tuple[int, ...] = 0) -> tuple[np.ndarray, np.ndarray]:
+def permutation_plan(
+    n_players: int, n_permutations: int, seed: int | tuple[int, ...] = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Coalitions needed by antithetic permutation sampling, and the permutations.
 
     Returns (masks (K,) int64: every prefix coalition once, the empty one first and the grand
@@ -48,7 +51,9 @@ def walk_masks(perms: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], prefixes.ravel(), [2**m - 1]]).astype(np.int64)
 
 
-def permutation_walk(n_players: int, n_permutations: int, seed: int | tuple[int, ...] = 0) -> tuple[np.ndarray, np.ndarray]:
+def permutation_walk(
+    n_players: int, n_permutations: int, seed: int | tuple[int, ...] = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Antithetic permutation sampling with a fixed number of coalitions: (masks (K,) int64,
     map (K, M) float64) with K = 2 + P(M−1): the empty coalition, each permutation's M−1
     proper prefixes in turn (repeats are kept), the grand coalition. φ̂ = v @ map is the
@@ -90,9 +95,7 @@ def permutation_standard_error(values: np.ndarray, masks: np.ndarray, perms: np.
     Each antithetic pair (π, reversed π) is one sample; SE = std over pairs / sqrt(pairs).
     """
     half = len(perms) // 2
-    per_pair = np.stack(
-        [values @ permutation_matrix(masks, perms[[k, k + half]]) for k in range(half)]
-    )  # (P/2, M)
+    per_pair = np.stack([values @ permutation_matrix(masks, perms[[k, k + half]]) for k in range(half)])  # (P/2, M)
     return per_pair.std(axis=0, ddof=1) / np.sqrt(half) if half > 1 else np.full(perms.shape[1], np.nan)
 
 

@@ -1,4 +1,5 @@
 """What every model source shares: the hand-over record, weight files, head sizes, fingerprints."""
+
 from __future__ import annotations
 
 import difflib
@@ -104,7 +105,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict):
         raise IasideError(f"weights file {str(p)!r} holds a {type(obj).__name__}, not a state_dict")
     if obj and all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
 
 
@@ -120,19 +121,26 @@ def last_linear_key(net: nn.Module) -> str | None:
     return f"{names[-1]}.weight" if names else None
 
 
-def load_weights(net: nn.Module, path: str | Path, what: str = "the model",
-                 state: Mapping[str, torch.Tensor] | None = None) -> None:
+def load_weights(
+    net: nn.Module, path: str | Path, what: str = "the model", state: Mapping[str, torch.Tensor] | None = None
+) -> None:
     """Load a state_dict file (or its already read ``state``) into ``net`` strictly; mismatches
     name the file and the first keys."""
     state = read_state_dict(path) if state is None else state
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in state and hasattr(state[k], "shape") and state[k].shape != own[k].shape]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and hasattr(state[k], "shape") and state[k].shape != own[k].shape
+    ]
     if missing or unexpected or shapes:
-        found = "; ".join(f"{name} {keys[:5]}" for name, keys in
-                          (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if keys)
+        found = "; ".join(
+            f"{name} {keys[:5]}"
+            for name, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
+            if keys
+        )
         raise IasideError(
             f"weights file {str(path)!r} does not fit {what}: {found}; pass weights saved from this architecture"
         )

@@ -1,8 +1,9 @@
 """The model wrapper every source returns: pixels in [0, 1] in, logits out."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 from torch import nn

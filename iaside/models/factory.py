@@ -1,4 +1,5 @@
 """``module:pkg.mod:factory``: a network built by the user's own Python function."""
+
 from __future__ import annotations
 
 import importlib
@@ -28,8 +29,9 @@ def load_factory(target: str, *, weights: str | None, device: torch.device, num_
             f"cannot import {module_name!r} for module:{target} ({e}); install it or put it on PYTHONPATH"
         ) from e
     except Exception as e:  # the user's own code, failing as it is imported
-        raise IasideError(f"importing {module_name!r} for module:{target} raised {type(e).__name__}: {e}; "
-                          "fix the module") from e
+        raise IasideError(
+            f"importing {module_name!r} for module:{target} raised {type(e).__name__}: {e}; fix the module"
+        ) from e
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         raise IasideError(
@@ -38,15 +40,18 @@ def load_factory(target: str, *, weights: str | None, device: torch.device, num_
     try:
         made = factory(num_classes=num_classes) if num_classes is not None else factory()
     except Exception as e:  # the user's own function: name it and what it raised
-        raise IasideError(f"{module_name}:{factory_name}() raised {type(e).__name__}: {e}; "
-                          "fix the factory (call it in Python to see the traceback)") from e
+        raise IasideError(
+            f"{module_name}:{factory_name}() raised {type(e).__name__}: {e}; "
+            "fix the factory (call it in Python to see the traceback)"
+        ) from e
     net, fields = made if isinstance(made, tuple) and len(made) == 2 else (made, {})
     if not isinstance(net, nn.Module):
-        raise IasideError(
-            f"{module_name}:{factory_name}() returned {type(net).__name__}; it must return an nn.Module"
-        )
-    declared = [*declared_attribute(module, module_name), *declared_attribute(net, f"{module_name}:{factory_name}()"),
-                (fields, f"{module_name}:{factory_name}()")]
+        raise IasideError(f"{module_name}:{factory_name}() returned {type(net).__name__}; it must return an nn.Module")
+    declared = [
+        *declared_attribute(module, module_name),
+        *declared_attribute(net, f"{module_name}:{factory_name}()"),
+        (fields, f"{module_name}:{factory_name}()"),
+    ]
     if weights is None:
         return Built(net, declared, state_fingerprint(net))
     load_weights(net, weights, f"{module_name}:{factory_name}()")

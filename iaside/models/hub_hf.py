@@ -1,4 +1,5 @@
 """``hf:NAME_OR_DIR``: a Hugging Face image classifier and its image processor (optional extra)."""
+
 from __future__ import annotations
 
 import math
@@ -23,6 +24,7 @@ def processor_fields(processor: Any) -> dict[str, Any]:
     A processor that resizes to (H, W) without a crop squashes non-square images; iaside keeps the
     aspect ratio (resize the shorter side to min(H, W), centre-crop (H, W)): equal on square images.
     """
+
     def get(key: str, default: Any = None) -> Any:
         return getattr(processor, key, default)
 
@@ -33,8 +35,9 @@ def processor_fields(processor: Any) -> dict[str, Any]:
     crop = {"height": crop, "width": crop} if isinstance(crop, int) else dict(crop)
     if get("do_center_crop") and "height" in crop:
         out["input_size"] = (crop["height"], crop["width"])
-        out["resize_size"] = size.get("shortest_edge") or min(size.get("height", crop["height"]),
-                                                                size.get("width", crop["width"]))
+        out["resize_size"] = size.get("shortest_edge") or min(
+            size.get("height", crop["height"]), size.get("width", crop["width"])
+        )
     elif "height" in size:
         out["input_size"] = (size["height"], size["width"])
         out["resize_size"] = min(size["height"], size["width"])
@@ -103,8 +106,10 @@ def _load(target: str, location: str, kwargs: dict, model_class, processor_class
                 raise
     except Exception as e:
         where = "the hub cache " + str(hub_cache_dir()) if "cache_dir" in kwargs else location
-        raise IasideError(f"cannot load hf:{target} as an image classifier from {where} ({str(e).splitlines()[0]}); "
-                          "pass a folder saved with save_pretrained, or fill the hub cache") from e
+        raise IasideError(
+            f"cannot load hf:{target} as an image classifier from {where} ({str(e).splitlines()[0]}); "
+            "pass a folder saved with save_pretrained, or fill the hub cache"
+        ) from e
     declared: list[Declared] = []
     try:
         processor = processor_class.from_pretrained(location, **kwargs)

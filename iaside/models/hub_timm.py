@@ -1,4 +1,5 @@
 """``timm:NAME``: a timm model with its pretrained data config (optional extra)."""
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,7 @@ def cached_pretrained_file(pretrained_cfg: dict) -> str | None:
     repo = pretrained_cfg.get("hf_hub_id")
     if not repo:
         return None
-    for filename in ([pretrained_cfg["hf_hub_filename"]] if pretrained_cfg.get("hf_hub_filename") else HUB_FILES):
+    for filename in [pretrained_cfg["hf_hub_filename"]] if pretrained_cfg.get("hf_hub_filename") else HUB_FILES:
         found = try_to_load_from_cache(repo, filename, cache_dir=hub_cache_dir())
         if isinstance(found, str):
             return found
@@ -46,8 +47,10 @@ def load_timm(name: str, *, weights: str | None, device: torch.device, num_class
     """
     timm = import_timm()
     if not name.startswith("hf-hub:") and not timm.is_model(name):
-        raise IasideError(f"timm has no model {name!r}{suggest(name.split('.')[0], timm.list_models())}; "
-                          "list names with timm.list_models('*pattern*')")
+        raise IasideError(
+            f"timm has no model {name!r}{suggest(name.split('.')[0], timm.list_models())}; "
+            "list names with timm.list_models('*pattern*')"
+        )
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
     pretrained_cfg = {} if name.startswith("hf-hub:") else timm.models.get_pretrained_cfg(name).to_dict()
     path = weights or cached_pretrained_file(pretrained_cfg)
@@ -77,8 +80,12 @@ def load_timm(name: str, *, weights: str | None, device: torch.device, num_class
     d = resolve_data_config(model=net)
     channels, height, width = d["input_size"]
     declared = {
-        "input_size": (height, width), "resize_size": int(math.floor(min(height, width) / d["crop_pct"])),
-        "interpolation": d["interpolation"], "mean": tuple(d["mean"]), "std": tuple(d["std"]), "channels": channels,
+        "input_size": (height, width),
+        "resize_size": int(math.floor(min(height, width) / d["crop_pct"])),
+        "interpolation": d["interpolation"],
+        "mean": tuple(d["mean"]),
+        "std": tuple(d["std"]),
+        "channels": channels,
     }
     tag = net.pretrained_cfg.get("tag")
     source = f"timm pretrained_cfg {net.pretrained_cfg.get('architecture', name)}" + (f".{tag}" if tag else "")

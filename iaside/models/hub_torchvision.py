@@ -1,4 +1,5 @@
 """``torchvision:NAME``: a torchvision classification model and its weights' transforms (optional extra)."""
+
 from __future__ import annotations
 
 import torch
@@ -20,9 +21,7 @@ from ._shim import import_torchvision
 IMAGENET_CLASSES = 1000
 
 
-def load_torchvision(
-    name: str, *, weights: str | None, device: torch.device, num_classes: int | None
-) -> Built:
+def load_torchvision(name: str, *, weights: str | None, device: torch.device, num_classes: int | None) -> Built:
     """``get_model(name)`` with the default weights (torch hub cache), or built empty and loaded
     strictly from ``weights`` (.pth or .safetensors) with a head of ``num_classes`` classes, else
     the head size read from the weights (with a note when it is not 1000).
@@ -49,8 +48,10 @@ def load_torchvision(
         fingerprint = file_fingerprint(weights)
     else:
         if num_classes not in (None, IMAGENET_CLASSES):
-            raise IasideError(f"torchvision:{name} with num_classes={num_classes} needs weights trained for that "
-                              "head: pass weights=PATH (--weights)")
+            raise IasideError(
+                f"torchvision:{name} with num_classes={num_classes} needs weights trained for that "
+                "head: pass weights=PATH (--weights)"
+            )
         try:
             net = tv.models.get_model(name, weights=default)
         except Exception as e:
@@ -61,9 +62,14 @@ def load_torchvision(
         fingerprint = state_fingerprint(net)
     t = default.transforms()
     declared = {
-        "input_size": (t.crop_size[0], t.crop_size[0]), "resize_size": t.resize_size[0],
-        "interpolation": t.interpolation.value, "mean": tuple(t.mean), "std": tuple(t.std), "channels": 3,
+        "input_size": (t.crop_size[0], t.crop_size[0]),
+        "resize_size": t.resize_size[0],
+        "interpolation": t.interpolation.value,
+        "mean": tuple(t.mean),
+        "std": tuple(t.std),
+        "channels": 3,
     }
     names = list(default.meta["categories"])
-    return Built(net, [(declared, f"torchvision {default} transforms")], fingerprint, names,
-                 {"weights": weights or str(default)})
+    return Built(
+        net, [(declared, f"torchvision {default} transforms")], fingerprint, names, {"weights": weights or str(default)}
+    )

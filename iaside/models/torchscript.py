@@ -1,4 +1,5 @@
 """``torchscript:PATH``: a model saved with ``torch.jit.save``."""
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,7 @@ def declared_attribute(net, where: str) -> list[Declared]:
     return [(value, f"{where}.DATA_CONFIG")]
 
 
-def load_torchscript(
-    path: str, *, weights: str | None, device: torch.device, num_classes: int | None
-) -> Built:
+def load_torchscript(path: str, *, weights: str | None, device: torch.device, num_classes: int | None) -> Built:
     """A TorchScript archive loaded onto ``device``. It declares its data config in an archive
     entry ``data_config.json`` or a ``DATA_CONFIG`` attribute (dict or JSON string)."""
     reject_weights(weights, "TorchScript")
@@ -38,9 +37,7 @@ def load_torchscript(
     try:
         net = torch.jit.load(str(p), map_location=device, _extra_files=files)
     except (RuntimeError, ValueError) as e:
-        raise IasideError(
-            f"{str(p)!r} is not a TorchScript archive ({e}); save one with torch.jit.save"
-        ) from e
+        raise IasideError(f"{str(p)!r} is not a TorchScript archive ({e}); save one with torch.jit.save") from e
     declared = declared_attribute(net, p.name)
     if files[EXTRA_FILE]:
         try:

@@ -4,6 +4,7 @@ No driver library: Chromium's own ``--dump-dom`` (after a small checker script, 
 copy of the page, has written what it found into the DOM) and ``--screenshot``. Every run
 gets a fresh ``--user-data-dir`` and the flags that keep Chromium off the network.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,17 @@ from pathlib import Path
 from ..errors import IasideError
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-         "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--mute-audio")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--mute-audio",
+)
 CHECK_ID = "iaside-page-check"
 _CHECKER = f"""<script>
 window.addEventListener('load', function () {{
@@ -72,8 +82,9 @@ def _run(args: list[str], timeout: float) -> str:
     if binary is None:
         raise IasideError("no Chromium found; install it (scripts/install-chromium.sh) or set $CHROMIUM")
     with tempfile.TemporaryDirectory(prefix="iaside-chromium-") as profile:
-        proc = subprocess.run([binary, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run(
+            [binary, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=timeout
+        )
     if proc.returncode != 0:
         raise IasideError(f"chromium failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
     return proc.stdout
@@ -90,8 +101,9 @@ def check_page(html_path: str | os.PathLike, *, width: int = 1400, height: int =
     with tempfile.TemporaryDirectory(prefix="iaside-page-") as folder:
         probe = Path(folder) / page.name
         probe.write_text(text.replace("</body>", _CHECKER + "</body>", 1), encoding="utf-8")
-        dom = _run([f"--window-size={width},{height}", "--virtual-time-budget=10000", "--dump-dom",
-                    probe.as_uri()], timeout)
+        dom = _run(
+            [f"--window-size={width},{height}", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], timeout
+        )
     match = re.search(rf'<pre id="{CHECK_ID}">(.*?)</pre>', dom, re.S)
     if match is None:
         raise IasideError(f"the page check did not run in Chromium (no #{CHECK_ID} in the DOM)")
@@ -104,31 +116,43 @@ def layout_problems(seen: dict) -> list[str]:
     """Clipped or overlapping texts on a page ``check_page`` has seen: inside each embedded figure
     (its text boxes scaled to the size the browser drew it at; ``display.layout_problems``) and
     among the page's headings, captions and table headers. Empty when the layout is clean."""
-    from ..display import _overlap, layout_problems as figure_layout
+    from ..display import _overlap
+    from ..display import layout_problems as figure_layout
 
-    problems = [f"{fig['alt']}: {p}" for fig in seen.get("figures", [])
-                for p in figure_layout(fig["boxes"], fig["width"], fig["height"], slack=0.5)]
+    problems = [
+        f"{fig['alt']}: {p}"
+        for fig in seen.get("figures", [])
+        for p in figure_layout(fig["boxes"], fig["width"], fig["height"], slack=0.5)
+    ]
     heads = [h for h in seen.get("headings", []) if h["box"][2] > h["box"][0] and h["box"][3] > h["box"][1]]
     problems += [f"{h['tag']} {h['text']!r} is clipped" for h in heads if h["clipped"]]
     width = seen.get("width")
     problems += [f"{h['tag']} {h['text']!r} runs off the page" for h in heads if width and h["box"][2] > width + 1]
     for i, a in enumerate(heads):
-        for b in heads[i + 1:]:
+        for b in heads[i + 1 :]:
             if _overlap(a["box"], b["box"]):
                 problems.append(f"{a['tag']} {a['text']!r} overlaps {b['tag']} {b['text']!r}")
     return problems
 
 
-def screenshot(html_path: str | os.PathLike, png_path: str | os.PathLike, *, width: int = 1400,
-               height: int | None = None, timeout: float = 120) -> Path:
+def screenshot(
+    html_path: str | os.PathLike,
+    png_path: str | os.PathLike,
+    *,
+    width: int = 1400,
+    height: int | None = None,
+    timeout: float = 120,
+) -> Path:
     """Render ``html_path`` at ``width`` CSS pixels into ``png_path``; ``height`` None = the whole page."""
     page = Path(html_path).resolve()
     if height is None:
         height = int(check_page(page, width=width, timeout=timeout)["height"])
     out = Path(png_path).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    _run([f"--window-size={width},{height}", "--virtual-time-budget=10000", f"--screenshot={out}", page.as_uri()],
-         timeout)
+    _run(
+        [f"--window-size={width},{height}", "--virtual-time-budget=10000", f"--screenshot={out}", page.as_uri()],
+        timeout,
+    )
     if not out.exists():
         raise IasideError(f"chromium did not write {out}")
     return out

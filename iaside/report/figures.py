@@ -3,9 +3,11 @@
 Every axis says what it shows and in which unit: SID is a fraction of the spectral
 importance (sums to 1), φ and v(S) are in nats, the scores are dimensionless.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -72,9 +74,18 @@ def phi_figure(result, ax=None):
 
 
 def _not_informative(ax) -> None:
-    ax.text(0.5, 0.5, "not informative\n(see the interpretation)", transform=ax.transAxes, ha="center",
-            va="center", fontsize=11, color="#c53030", alpha=0.8,
-            bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "#c53030"})
+    ax.text(
+        0.5,
+        0.5,
+        "not informative\n(see the interpretation)",
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=11,
+        color="#c53030",
+        alpha=0.8,
+        bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "#c53030"},
+    )
 
 
 def sid_phi(result) -> bytes:
@@ -116,12 +127,18 @@ def coalition_figure(result, ax=None):
     has_low = (masks & 1).astype(bool)
     jitter = (np.random.default_rng(0).random(v.shape[0]) - 0.5) * 0.35
     fig, ax = _axes(ax, (6.4, 3.6))
-    for mask, colour, label in ((has_low, LOW_COLOUR, "S contains band 0"),
-                                (~has_low, HIGH_COLOUR, "S lacks band 0")):
+    for mask, colour, label in ((has_low, LOW_COLOUR, "S contains band 0"), (~has_low, HIGH_COLOUR, "S lacks band 0")):
         ax.scatter(size[mask] + jitter[mask], v[mask], s=9, alpha=0.6, color=colour, label=label, linewidths=0)
     sizes = np.unique(size)
-    ax.plot(sizes, [v[size == k].mean() for k in sizes], color="black", marker="o", markersize=3,
-            linewidth=1.2, label="mean over coalitions of that size")
+    ax.plot(
+        sizes,
+        [v[size == k].mean() for k in sizes],
+        color="black",
+        marker="o",
+        markersize=3,
+        linewidth=1.2,
+        label="mean over coalitions of that size",
+    )
     ax.set_xticks(np.arange(m + 1))
     ax.set_xlabel("coalition size |S| (bands kept from the image)")
     ax.set_ylabel("v(S) = mean log p(y | x_S) (nats)")
@@ -163,8 +180,12 @@ def per_class_figure(result, class_names: Sequence[str] | None = None, max_rows:
     return fig
 
 
-PLOTS: dict[str, Any] = {"sid": sid_figure, "phi": phi_figure, "coalitions": coalition_figure,
-                         "per-class": per_class_figure}
+PLOTS: dict[str, Any] = {
+    "sid": sid_figure,
+    "phi": phi_figure,
+    "coalitions": coalition_figure,
+    "per-class": per_class_figure,
+}
 """``Result.plot`` kinds: SID, φ, v(S) against coalition size, per-class heat map."""
 
 
@@ -192,16 +213,18 @@ def stretch(band: np.ndarray, low: float = 1.0, high: float = 99.0) -> tuple[np.
     return np.clip((lum - lo) * gain, 0.0, 1.0), gain
 
 
-def deviating_image(pixels: np.ndarray | None, bands: np.ndarray | None, sid_image: np.ndarray,
-                    sid_global: np.ndarray) -> bytes:
+def deviating_image(
+    pixels: np.ndarray | None, bands: np.ndarray | None, sid_image: np.ndarray, sid_global: np.ndarray
+) -> bytes:
     """PNG of ``deviating_figure``."""
     fig = deviating_figure(pixels, bands, sid_image, sid_global)
     fig.tight_layout()
     return png(fig)
 
 
-def deviating_figure(pixels: np.ndarray | None, bands: np.ndarray | None, sid_image: np.ndarray,
-                     sid_global: np.ndarray):
+def deviating_figure(
+    pixels: np.ndarray | None, bands: np.ndarray | None, sid_image: np.ndarray, sid_global: np.ndarray
+):
     """One image that deviates from the global SID: the image and its band images (when the
     pixels are available), then its own SID next to the global SID.
 
@@ -233,7 +256,7 @@ def deviating_figure(pixels: np.ndarray | None, bands: np.ndarray | None, sid_im
             ax.set_title(name, fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
-        for ax in axes[len(panels):-1]:
+        for ax in axes[len(panels) : -1]:
             ax.axis("off")
         ax = axes[-1]
     else:
@@ -279,16 +302,24 @@ def score_ranking(names: Sequence[str], results: Sequence) -> bytes:
     order = sorted(range(len(results)), key=lambda k: float(results[k].score.value))
     y = np.arange(len(order))
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 1.3 + 0.45 * len(order)), sharey=True)
-    for ax, attr, xlabel in ((axes[0], "score", "score (paper formula, dimensionless)"),
-                             (axes[1], "score_signed", "score_signed (1 = all on band 0, 0 = uniform)")):
+    for ax, attr, xlabel in (
+        (axes[0], "score", "score (paper formula, dimensionless)"),
+        (axes[1], "score_signed", "score_signed (1 = all on band 0, 0 = uniform)"),
+    ):
         for row, k in enumerate(order):
             est = getattr(results[k], attr)
             value, low, high = float(est.value), float(est.low), float(est.high)
             if np.isfinite(low) and np.isfinite(high):
                 ax.plot([low, high], [row, row], color="black", linewidth=1.5)
             ax.plot(value, row, "o", color=LOW_COLOUR if value >= 0 else HIGH_COLOUR, markersize=6)
-            ax.annotate(f"{value:+.3f}" if attr == "score_signed" else f"{value:.3f}", (value, row),
-                        textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+            ax.annotate(
+                f"{value:+.3f}" if attr == "score_signed" else f"{value:.3f}",
+                (value, row),
+                textcoords="offset points",
+                xytext=(0, 6),
+                ha="center",
+                fontsize=7,
+            )
         ax.set_xlabel(xlabel, fontsize=8)
         ax.grid(axis="x", alpha=0.3)
         ax.set_ylim(-0.7, len(order) - 0.3)
@@ -299,8 +330,9 @@ def score_ranking(names: Sequence[str], results: Sequence) -> bytes:
     return png(fig)
 
 
-def score_vs_robustness(names: Sequence[str], scores: Sequence, values: Sequence[float] | np.ndarray, metric: str,
-                        higher_is_better: bool) -> bytes:
+def score_vs_robustness(
+    names: Sequence[str], scores: Sequence, values: Sequence[float] | np.ndarray, metric: str, higher_is_better: bool
+) -> bytes:
     """Scatter of the I-ASIDE score (with its interval) against one measured robustness number."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.6, 3.4))

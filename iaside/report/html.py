@@ -7,20 +7,22 @@ and the images whose own SID deviates most from the global one, with their band 
 Across runs: SIDs side by side, the scores ranked, and, where robustness results exist, the
 score against each robustness number with Spearman, Kendall and Pearson correlations.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import __version__
-from ..runs import atomic_write
-from ..summary import sid_from_phi
 from ..display import escape as _e
 from ..display import img_tag as _img
+from ..runs import atomic_write
+from ..summary import sid_from_phi
 from . import figures
 from .loading import RunView, band_images, load_runs, reopen_images, short_data
 
@@ -73,7 +75,8 @@ def _interval(est, signed: bool = False, digits: int = 4) -> str:
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[int] = ()) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row))
+        "<tr>"
+        + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row))
         + "</tr>"
         for row in rows
     )
@@ -107,23 +110,46 @@ def _config_rows(run: RunView) -> list[tuple[str, str]]:
     timings = meta.get("timings_s") or {}
     rows = [
         ("run folder", _e(run.run_dir)),
-        ("model", f"{_e(model.get('spec'))} <span class=muted>fingerprint {_e(model.get('fingerprint'))}, "
-                  f"{_e(model.get('num_classes'))} classes</span>"),
+        (
+            "model",
+            f"{_e(model.get('spec'))} <span class=muted>fingerprint {_e(model.get('fingerprint'))}, "
+            f"{_e(model.get('num_classes'))} classes</span>",
+        ),
         ("data", f"{_e(data.get('spec'))} <span class=muted>fingerprint {_e(data.get('fingerprint'))}</span>"),
         ("images", f"{_e(data.get('n_images'))} (labels {_e(cfg.get('labels'))})"),
-        ("preprocessing", _e(f"resize {dc.get('resize_size')} ({dc.get('interpolation')}), crop "
-                             f"{'x'.join(str(v) for v in dc.get('input_size', []))}, mean {_numbers(dc.get('mean'))}, "
-                             f"std {_numbers(dc.get('std'))} (pixel units in [0, 1])")),
+        (
+            "preprocessing",
+            _e(
+                f"resize {dc.get('resize_size')} ({dc.get('interpolation')}), crop "
+                f"{'x'.join(str(v) for v in dc.get('input_size', []))}, mean {_numbers(dc.get('mean'))}, "
+                f"std {_numbers(dc.get('std'))} (pixel units in [0, 1])"
+            ),
+        ),
         ("bands", _e(f"M = {cfg.get('bands')}, partition {cfg.get('partition')}, synthesis {cfg.get('synthesis')}")),
         ("fill", _e(f"{cfg.get('fill')}" + (", clipped to [0, 1]" if cfg.get("clip") else ", no clipping"))),
         ("preset", _e(cfg.get("preset") or "none")),
-        ("bootstrap", _e(f"{cfg.get('n_bootstrap')} resamples, {100 * cfg.get('confidence', 0.95):.0f}% "
-                         f"percentile intervals, seed {cfg.get('seed')}")),
+        (
+            "bootstrap",
+            _e(
+                f"{cfg.get('n_bootstrap')} resamples, {100 * cfg.get('confidence', 0.95):.0f}% "
+                f"percentile intervals, seed {cfg.get('seed')}"
+            ),
+        ),
         ("score weights", _e(f"β = {cfg.get('beta')}")),
-        ("cost", _e(f"{meta.get('forward_passes')} forward passes on {meta.get('device')} ({meta.get('precision')}, "
-                    f"batch {meta.get('batch_size')}); wall {timings.get('wall', float('nan')):.1f} s")),
-        ("versions", _e(f"iaside {meta.get('iaside_version')}, torch {meta.get('torch_version')}, numpy "
-                        f"{meta.get('numpy_version')}, Python {meta.get('python')} ({meta.get('machine')})")),
+        (
+            "cost",
+            _e(
+                f"{meta.get('forward_passes')} forward passes on {meta.get('device')} ({meta.get('precision')}, "
+                f"batch {meta.get('batch_size')}); wall {timings.get('wall', float('nan')):.1f} s"
+            ),
+        ),
+        (
+            "versions",
+            _e(
+                f"iaside {meta.get('iaside_version')}, torch {meta.get('torch_version')}, numpy "
+                f"{meta.get('numpy_version')}, Python {meta.get('python')} ({meta.get('machine')})"
+            ),
+        ),
         ("created", _e(meta.get("created"))),
     ]
     return rows
@@ -140,9 +166,13 @@ def _key_numbers(r) -> str:
     empty, full = figures.value_of(r, 0), figures.value_of(r, 2**r.n_bands - 1)
     if empty is not None and full is not None:
         boxes.append(("v(N) − v(∅)", f"{full - empty:+.3f} nats", f"= Σφ (gap {r.efficiency_gap:.1e})"))
-    return '<div class="key">' + "".join(
-        f"<div><span>{_e(name)}</span><b>{_e(value)}</b><span>{_e(sub)}</span></div>" for name, value, sub in boxes
-    ) + "</div>"
+    return (
+        '<div class="key">'
+        + "".join(
+            f"<div><span>{_e(name)}</span><b>{_e(value)}</b><span>{_e(sub)}</span></div>" for name, value, sub in boxes
+        )
+        + "</div>"
+    )
 
 
 def _deviating_section(run: RunView, max_images: int, class_names, with_images: bool) -> str:
@@ -181,16 +211,20 @@ def _deviating_section(run: RunView, max_images: int, class_names, with_images: 
                 return "?"
             return f"{k} ({class_names[k]})" if class_names is not None and 0 <= k < len(class_names) else str(k)
 
-        title = (f"{name}: label {cls(label)}, clean top-1 {cls(int(top1[i]) if top1 is not None else None)}, "
-                 f"distance {distance[i]:.3f}")
+        title = (
+            f"{name}: label {cls(label)}, clean top-1 {cls(int(top1[i]) if top1 is not None else None)}, "
+            f"distance {distance[i]:.3f}"
+        )
         px = pixels.get(name)
         if px is not None:
             bands = band_images(px, r.n_bands, r.config.get("partition", "linf"))
             png = figures.deviating_image(px.numpy(), bands, sid_img[i], sid_global)
         else:
             png = figures.deviating_image(None, None, sid_img[i], sid_global)
-        parts.append(f"<figure><figcaption><b>{_e(name)}</b>{_e(title.removeprefix(name))}</figcaption>"
-                     f"{_img(png, f'band images and SID of {name}')}</figure>")
+        parts.append(
+            f"<figure><figcaption><b>{_e(name)}</b>{_e(title.removeprefix(name))}</figcaption>"
+            f"{_img(png, f'band images and SID of {name}')}</figure>"
+        )
     return "".join(parts)
 
 
@@ -199,8 +233,10 @@ def interpretation_html(r) -> str:
     reading = r.interpretation
     if reading["informative"]:
         return f"<p>{_e(reading['sentence'])}</p>"
-    return (f'<p class="uninformative"><b>Not informative.</b> {_e(reading["why"])}. Nothing in this run is '
-            "evidence about the model: the SID, φ and scores below are shown for completeness only.</p>")
+    return (
+        f'<p class="uninformative"><b>Not informative.</b> {_e(reading["why"])}. Nothing in this run is '
+        "evidence about the model: the SID, φ and scores below are shown for completeness only.</p>"
+    )
 
 
 def band_table_html(r) -> str:
@@ -209,13 +245,21 @@ def band_table_html(r) -> str:
     ci = int(round(100 * r.config.get("confidence", 0.95)))
     shifted = r.min_shift_band()
     rows = [
-        (f"{i} *" if i == shifted else str(i), f"{r.sid.value[i]:.4f}", f"[{r.sid.low[i]:.4f}, {r.sid.high[i]:.4f}]",
-         f"{r.shares.value[i]:+.3f}", f"{r.phi.value[i]:+.4f}", f"[{r.phi.low[i]:+.4f}, {r.phi.high[i]:+.4f}]")
+        (
+            f"{i} *" if i == shifted else str(i),
+            f"{r.sid.value[i]:.4f}",
+            f"[{r.sid.low[i]:.4f}, {r.sid.high[i]:.4f}]",
+            f"{r.shares.value[i]:+.3f}",
+            f"{r.phi.value[i]:+.4f}",
+            f"[{r.phi.low[i]:+.4f}, {r.phi.high[i]:+.4f}]",
+        )
         for i in range(r.n_bands)
     ]
-    return (_table(["band", "SID", f"{ci}% CI", "φ/Σφ", "φ (nats)", f"{ci}% CI"], rows, numeric=(1, 2, 3, 4, 5))
-            + f'<p class="muted">* band {shifted} has the smallest φ: the paper\'s SID shifts every φ by it '
-            "(ψ = φ − min φ), so its SID is 0 by construction; φ/Σφ is the signed share, which keeps it.</p>")
+    return (
+        _table(["band", "SID", f"{ci}% CI", "φ/Σφ", "φ (nats)", f"{ci}% CI"], rows, numeric=(1, 2, 3, 4, 5))
+        + f'<p class="muted">* band {shifted} has the smallest φ: the paper\'s SID shifts every φ by it '
+        "(ψ = φ − min φ), so its SID is 0 by construction; φ/Σφ is the signed share, which keeps it.</p>"
+    )
 
 
 def _run_section(k: int, run: RunView, max_images: int, with_images: bool) -> str:
@@ -224,25 +268,46 @@ def _run_section(k: int, run: RunView, max_images: int, with_images: bool) -> st
     ci = int(round(100 * r.config.get("confidence", 0.95)))
     parts = [f'<h2 id="{_anchor(k)}">{k + 1}. {_e(run.name)}</h2>', interpretation_html(r), _key_numbers(r)]
     parts += [f'<p class="note">{_e(n)}</p>' for n in run.notes]
-    parts.append('<div class="cols"><div><h3>Configuration</h3>'
-                 + _table(["", ""], [(f"<b>{a}</b>", b) for a, b in _config_rows(run)]) + "</div>"
-                 + "<div><h3>Per band</h3>" + band_table_html(r) + "</div></div>")
+    parts.append(
+        '<div class="cols"><div><h3>Configuration</h3>'
+        + _table(["", ""], [(f"<b>{a}</b>", b) for a, b in _config_rows(run)])
+        + "</div>"
+        + "<div><h3>Per band</h3>"
+        + band_table_html(r)
+        + "</div></div>"
+    )
     parts.append("<h3>Spectral importance</h3>")
-    parts.append(_figure(figures.sid_phi(r), f"SID and phi of {run.name}",
-                         "Left: SID = ψ/Σψ with ψ = φ − min φ (the least important band gets 0, marked); the dashed "
-                         "line is a "
-                         "uniform SID. Right: the raw Shapley values φ in nats (Σφ = v(N) − v(∅)). Whiskers: "
-                         f"{ci}% bootstrap percentile intervals over images."))
+    parts.append(
+        _figure(
+            figures.sid_phi(r),
+            f"SID and phi of {run.name}",
+            "Left: SID = ψ/Σψ with ψ = φ − min φ (the least important band gets 0, marked); the dashed "
+            "line is a "
+            "uniform SID. Right: the raw Shapley values φ in nats (Σφ = v(N) − v(∅)). Whiskers: "
+            f"{ci}% bootstrap percentile intervals over images.",
+        )
+    )
     parts.append('<div class="cols">')
-    parts.append(_figure(figures.coalition_values(r), f"v(S) against coalition size for {run.name}",
-                         "Every coalition evaluated on all images (all 2<sup>M</sup> for the exact estimator; only the "
-                         "empty and full ones when each image draws its own permutations): v(S), the mean "
-                         "log-probability of the label when only the bands in S are kept (the others replaced by the "
-                         "fill), against |S|. Small horizontal jitter separates the points."))
+    parts.append(
+        _figure(
+            figures.coalition_values(r),
+            f"v(S) against coalition size for {run.name}",
+            "Every coalition evaluated on all images (all 2<sup>M</sup> for the exact estimator; only the "
+            "empty and full ones when each image draws its own permutations): v(S), the mean "
+            "log-probability of the label when only the bands in S are kept (the others replaced by the "
+            "fill), against |S|. Small horizontal jitter separates the points.",
+        )
+    )
     heat, left_out = figures.per_class_heatmap(r, class_names)
-    parts.append(_figure(heat, f"per-class SIDs of {run.name}",
-                         "SID of each class from the mean per-image φ of its images"
-                         + (f"; {left_out} smaller classes not shown" if left_out else "") + "."))
+    parts.append(
+        _figure(
+            heat,
+            f"per-class SIDs of {run.name}",
+            "SID of each class from the mean per-image φ of its images"
+            + (f"; {left_out} smaller classes not shown" if left_out else "")
+            + ".",
+        )
+    )
     parts.append("</div>")
     from .views import views_section
 
@@ -258,20 +323,43 @@ def _summary_section(runs: list[RunView]) -> str:
     for rank, k in enumerate(order, 1):
         r = runs[k].result
         assert r.interpretation is not None  # set when a Result is made
-        rows.append((
-            str(rank), f'<a href="#{_anchor(k)}">{_e(runs[k].name)}</a>',
-            f'<span title="{_e(r.data.get("spec"))}">{_e(short_data(r.data.get("spec")))}</span>',
-            _e(r.data.get("n_images")),
-            _e(f"M={r.config.get('bands')} {r.config.get('partition')} {r.config.get('fill')}"
-               + (f" preset={r.config['preset']}" if r.config.get("preset") else "")),
-            "-" if r.clean_accuracy is None else f"{r.clean_accuracy:.3f}",
-            _e(_interval(r.score)), _e(_interval(r.score_signed, signed=True)), f"{r.low_band_share():.3f}",
-            "yes" if r.informative else f'<b>no</b> <span class="muted">{_e(r.interpretation["why"])}</span>',
-        ))
-    return ("<h2 id=summary>Summary</h2><p>Runs ranked by the paper's robustness score (higher = more importance "
-            "on low, robust frequencies). Intervals are bootstrap percentile intervals over images.</p>"
-            + _table(["#", "model", "data", "N", "configuration", "clean top-1", "score [CI]", "score_signed [CI]",
-                      "low-band share", "informative"], rows, numeric=(3, 5, 6, 7, 8)))
+        rows.append(
+            (
+                str(rank),
+                f'<a href="#{_anchor(k)}">{_e(runs[k].name)}</a>',
+                f'<span title="{_e(r.data.get("spec"))}">{_e(short_data(r.data.get("spec")))}</span>',
+                _e(r.data.get("n_images")),
+                _e(
+                    f"M={r.config.get('bands')} {r.config.get('partition')} {r.config.get('fill')}"
+                    + (f" preset={r.config['preset']}" if r.config.get("preset") else "")
+                ),
+                "-" if r.clean_accuracy is None else f"{r.clean_accuracy:.3f}",
+                _e(_interval(r.score)),
+                _e(_interval(r.score_signed, signed=True)),
+                f"{r.low_band_share():.3f}",
+                "yes" if r.informative else f'<b>no</b> <span class="muted">{_e(r.interpretation["why"])}</span>',
+            )
+        )
+    return (
+        "<h2 id=summary>Summary</h2><p>Runs ranked by the paper's robustness score (higher = more importance "
+        "on low, robust frequencies). Intervals are bootstrap percentile intervals over images.</p>"
+        + _table(
+            [
+                "#",
+                "model",
+                "data",
+                "N",
+                "configuration",
+                "clean top-1",
+                "score [CI]",
+                "score_signed [CI]",
+                "low-band share",
+                "informative",
+            ],
+            rows,
+            numeric=(3, 5, 6, 7, 8),
+        )
+    )
 
 
 def _mismatch_note(runs: list[RunView]) -> str:
@@ -288,8 +376,10 @@ def _mismatch_note(runs: list[RunView]) -> str:
         differing.append("images (the image names differ)")
     if not differing:
         return ""
-    return (f'<p class="note">These runs differ in {", ".join(differing)}: their SIDs and scores are not measured '
-            "on the same footing, so compare them with care.</p>")
+    return (
+        f'<p class="note">These runs differ in {", ".join(differing)}: their SIDs and scores are not measured '
+        "on the same footing, so compare them with care.</p>"
+    )
 
 
 def _correlations(x: np.ndarray, y: np.ndarray) -> list[str]:
@@ -312,8 +402,9 @@ def _correlations(x: np.ndarray, y: np.ndarray) -> list[str]:
         if not np.isfinite(r):
             cells.append("n/a")
             continue
-        detail = f"p = {p:.3g}" + (f", 95% CI [{interval[0]:+.2f}, {interval[1]:+.2f}]"
-                                   if np.all(np.isfinite(interval)) else "")
+        detail = f"p = {p:.3g}" + (
+            f", 95% CI [{interval[0]:+.2f}, {interval[1]:+.2f}]" if np.all(np.isfinite(interval)) else ""
+        )
         cells.append(f'<b>{r:+.3f}</b> <span class="muted">({detail})</span>')
     return cells
 
@@ -323,21 +414,32 @@ def _robustness_section(runs: list[RunView]) -> str:
     if not with_metrics:
         return ""
     metric_names = sorted({name for run in with_metrics for name in run.robustness})
-    parts = ["<h2 id=robustness>Score against measured robustness</h2>",
-             "<p>Measured robustness read from each run's robustness.json (or the files given with --robustness). "
-             "A score that explains robustness rises with accuracy under attack and falls as the corruption error "
-             "(mCE) rises: expect positive correlations with accuracies and negative ones with errors.</p>"]
-    sources = [(_e(run.name), _e(", ".join(run.robustness_sources))
-                + "".join(f'<br><span class="note">{_e(m)}</span>' for m in run.robustness_mismatches))
-               for run in with_metrics]
+    parts = [
+        "<h2 id=robustness>Score against measured robustness</h2>",
+        "<p>Measured robustness read from each run's robustness.json (or the files given with --robustness). "
+        "A score that explains robustness rises with accuracy under attack and falls as the corruption error "
+        "(mCE) rises: expect positive correlations with accuracies and negative ones with errors.</p>",
+    ]
+    sources = [
+        (
+            _e(run.name),
+            _e(", ".join(run.robustness_sources))
+            + "".join(f'<br><span class="note">{_e(m)}</span>' for m in run.robustness_mismatches),
+        )
+        for run in with_metrics
+    ]
     parts.append(_table(["model", "robustness file"], sources))
     sizes = {run.name: run.result.data.get("n_images") for run in with_metrics}
     if len(set(sizes.values())) > 1 or any(run.robustness_mismatches for run in with_metrics):
-        parts.append('<p class="note">These numbers combine runs and robustness files measured on different images '
-                     f'(I-ASIDE N per model: {_e(", ".join(f"{k} {v}" for k, v in sizes.items()))}); the '
-                     "correlations below mix them.</p>")
-    values_rows = [[_e(run.name)] + [
-        f"{run.robustness[m].value:.4g}" if m in run.robustness else "-" for m in metric_names] for run in runs]
+        parts.append(
+            '<p class="note">These numbers combine runs and robustness files measured on different images '
+            f"(I-ASIDE N per model: {_e(', '.join(f'{k} {v}' for k, v in sizes.items()))}); the "
+            "correlations below mix them.</p>"
+        )
+    values_rows = [
+        [_e(run.name)] + [f"{run.robustness[m].value:.4g}" if m in run.robustness else "-" for m in metric_names]
+        for run in runs
+    ]
     parts.append(_table(["model", *metric_names], values_rows, numeric=tuple(range(1, len(metric_names) + 1))))
     corr_rows, plots, skipped = [], [], []
     for metric in metric_names:
@@ -347,11 +449,16 @@ def _robustness_section(runs: list[RunView]) -> str:
         if len(have) < MIN_RUNS_FOR_CORRELATION or np.ptp(values) == 0:
             skipped.append(f"{metric} ({len(have)} model(s)" + (", all equal" if np.ptp(values) == 0 else "") + ")")
             continue
-        plots.append(_figure(
-            figures.score_vs_robustness([run.name for run in have], [run.result.score for run in have], values,
-                                        metric, higher),
-            f"score against {metric}", f"I-ASIDE score (with its interval) against {_e(metric)} "
-                                       f"({'higher' if higher else 'lower'} = more robust), one point per model."))
+        plots.append(
+            _figure(
+                figures.score_vs_robustness(
+                    [run.name for run in have], [run.result.score for run in have], values, metric, higher
+                ),
+                f"score against {metric}",
+                f"I-ASIDE score (with its interval) against {_e(metric)} "
+                f"({'higher' if higher else 'lower'} = more robust), one point per model.",
+            )
+        )
         for attr in ("score", "score_signed"):
             x = np.array([float(getattr(run.result, attr).value) for run in have])
             cells = _correlations(x, values) if np.ptp(x) > 0 else ["n/a (equal scores)"] * 3
@@ -359,14 +466,23 @@ def _robustness_section(runs: list[RunView]) -> str:
     parts.append('<div class="cols">' + "".join(plots) + "</div>")
     if corr_rows:
         parts.append("<h3>Correlations across models</h3>")
-        parts.append(_table(["robustness number", "against", "models", "more robust is", "Spearman ρ", "Kendall τ",
-                             "Pearson r"], corr_rows, numeric=(2,)))
+        parts.append(
+            _table(
+                ["robustness number", "against", "models", "more robust is", "Spearman ρ", "Kendall τ", "Pearson r"],
+                corr_rows,
+                numeric=(2,),
+            )
+        )
     if skipped:
-        parts.append(f'<p class="note">No scatter or correlation for {_e("; ".join(skipped))}: that needs at least '
-                     f"{MIN_RUNS_FOR_CORRELATION} models with different values.</p>")
-    parts.append('<p class="muted">p-values: scipy\'s two-sided tests on these models; intervals: percentile '
-                 "bootstrap over models (resampled with replacement). A handful of models is an illustration, "
-                 "not evidence.</p>")
+        parts.append(
+            f'<p class="note">No scatter or correlation for {_e("; ".join(skipped))}: that needs at least '
+            f"{MIN_RUNS_FOR_CORRELATION} models with different values.</p>"
+        )
+    parts.append(
+        '<p class="muted">p-values: scipy\'s two-sided tests on these models; intervals: percentile '
+        "bootstrap over models (resampled with replacement). A handful of models is an illustration, "
+        "not evidence.</p>"
+    )
     return "".join(parts)
 
 
@@ -376,18 +492,31 @@ def _comparison_section(runs: list[RunView]) -> str:
     names = [run.name for run in runs]
     results = [run.result for run in runs]
     return (
-        "<h2 id=comparison>Across runs</h2>" + _mismatch_note(runs)
-        + _figure(figures.sid_comparison(names, results), "SIDs side by side",
-                  "SID of every run per band, with bootstrap intervals. Mass on the left (low bands) means reliance on "
-                  "features that survive perturbations.")
-        + _figure(figures.score_ranking(names, results), "scores ranked",
-                  "score and score_signed with bootstrap intervals, best score on top. Overlapping intervals mean the "
-                  "ranking is not settled by these images.")
+        "<h2 id=comparison>Across runs</h2>"
+        + _mismatch_note(runs)
+        + _figure(
+            figures.sid_comparison(names, results),
+            "SIDs side by side",
+            "SID of every run per band, with bootstrap intervals. Mass on the left (low bands) means reliance on "
+            "features that survive perturbations.",
+        )
+        + _figure(
+            figures.score_ranking(names, results),
+            "scores ranked",
+            "score and score_signed with bootstrap intervals, best score on top. Overlapping intervals mean the "
+            "ranking is not settled by these images.",
+        )
     )
 
 
-def build_report(run_dirs: Sequence[str | os.PathLike], *, robustness_files: Sequence[str | os.PathLike] = (),
-                 max_images: int = 4, with_images: bool = True, title: str | None = None) -> str:
+def build_report(
+    run_dirs: Sequence[str | os.PathLike],
+    *,
+    robustness_files: Sequence[str | os.PathLike] = (),
+    max_images: int = 4,
+    with_images: bool = True,
+    title: str | None = None,
+) -> str:
     """The report of ``run_dirs`` (``--out`` folders of finished runs) as one HTML string."""
     runs = load_runs(list(run_dirs), list(robustness_files))
     title = title or ("I-ASIDE report: " + ", ".join(run.name for run in runs))
@@ -396,7 +525,7 @@ def build_report(run_dirs: Sequence[str | os.PathLike], *, robustness_files: Seq
         + (['<a href="#comparison">across runs</a>'] if len(runs) > 1 else [])
         + (['<a href="#robustness">robustness</a>'] if any(run.robustness for run in runs) else [])
     )
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     body = [
         f"<h1>{_e(title)}</h1>",
         f'<p class="muted">Generated {now} by iaside {_e(__version__)}. I-ASIDE splits every image\'s spectrum into '

@@ -3,6 +3,7 @@
 Everything here is tolerant: a missing or odd robustness file, or data that cannot be found
 again, becomes a note in the report, never an error.
 """
+
 from __future__ import annotations
 
 import json
@@ -167,8 +168,9 @@ def _read_json(path: Path) -> tuple[Any, str | None]:
         return None, f"{path} could not be read ({err})"
 
 
-def load_runs(run_dirs: Sequence[str | os.PathLike],
-              robustness_files: Sequence[str | os.PathLike] = ()) -> list[RunView]:
+def load_runs(
+    run_dirs: Sequence[str | os.PathLike], robustness_files: Sequence[str | os.PathLike] = ()
+) -> list[RunView]:
     """Load run folders (``Result.load``), with ``robustness.json`` from each folder and
     robustness files given elsewhere matched to runs by model fingerprint, then spec."""
     runs = []
@@ -211,12 +213,16 @@ def _attach(run: RunView, path: Path, doc: Any = None) -> None:
         run.robustness.setdefault(name, metric)
     run.robustness_sources.append(str(path))
     if isinstance(doc, dict) and "mce" in doc and doc["mce"] is None:
-        run.notes.append(f"{path} has no mCE: CE and mCE are errors relative to a reference model and none was "
-                         "given (iaside robustness --reference); its unnormalised mean corruption error is shown")
+        run.notes.append(
+            f"{path} has no mCE: CE and mCE are errors relative to a reference model and none was "
+            "given (iaside robustness --reference); its unnormalised mean corruption error is shown"
+        )
     mismatch = data_mismatch(run.result, doc.get("data") if isinstance(doc, dict) else None)
     if mismatch:
-        note = (f"{path} was not measured on this run's images ({mismatch}): its robustness numbers and this "
-                "run's score describe different images")
+        note = (
+            f"{path} was not measured on this run's images ({mismatch}): its robustness numbers and this "
+            "run's score describe different images"
+        )
         run.notes.append(note)
         run.robustness_mismatches.append(note)
 
@@ -239,7 +245,12 @@ def data_mismatch(result: Result, data: Any) -> str | None:
         assert names is not None  # compared only with the names and labels
         if source_fingerprint([str(n) for n in names], labels) != wanted:
             problems.append("different images or labels (the image names and labels do not match)")
-    if not problems and not compared and data.get("spec") and short_data(data.get("spec")) != short_data(result.data.get("spec")):
+    if (
+        not problems
+        and not compared
+        and data.get("spec")
+        and short_data(data.get("spec")) != short_data(result.data.get("spec"))
+    ):
         problems.append(f"data {short_data(data.get('spec'))!r} there, {short_data(result.data.get('spec'))!r} here")
     return "; ".join(problems) or None
 
@@ -259,8 +270,9 @@ def short_data(spec: str | None) -> str:
     return re.sub(r" \([^)]*\)", "", spec or "-") or "-"
 
 
-def data_source(data: dict[str, Any], run_dir: str | Path | None = None,
-                written_in: str | Path | None = None) -> str | None:
+def data_source(
+    data: dict[str, Any], run_dir: str | Path | None = None, written_in: str | Path | None = None
+) -> str | None:
     """The data spec to reopen a run's images with, or None when they cannot be found.
 
     ``data['source']`` as runs record it ({kind, spec | path}; a data folder that has moved with
@@ -294,8 +306,9 @@ def data_source(data: dict[str, Any], run_dir: str | Path | None = None,
     return None
 
 
-def reopen_images(result: Result, names: list[str], run_dir: str | Path | None = None
-                  ) -> tuple[dict[str, "torch.Tensor"], str | None]:
+def reopen_images(
+    result: Result, names: list[str], run_dir: str | Path | None = None
+) -> tuple[dict[str, torch.Tensor], str | None]:
     """Pixels (C, H, W) in [0, 1] of the named images, preprocessed as in the run (``run_dir``: the
     run's folder, where a moved data folder is looked for relative to it).
 
@@ -306,8 +319,10 @@ def reopen_images(result: Result, names: list[str], run_dir: str | Path | None =
 
     source = data_source(result.data, run_dir, result.meta.get("run_dir"))
     if source is None:
-        return {}, (f"the images of this run ({result.data.get('spec')}) cannot be found again "
-                    "(in-memory data or an unknown source), so band images are not shown")
+        return {}, (
+            f"the images of this run ({result.data.get('spec')}) cannot be found again "
+            "(in-memory data or an unknown source), so band images are not shown"
+        )
     try:
         from ..data import open_dataset
         from ..data.base import PREDICTED
@@ -320,8 +335,12 @@ def reopen_images(result: Result, names: list[str], run_dir: str | Path | None =
             root = Path(source)
             dataset = ImageDataset([(root / n, PREDICTED, n) for n in names if _inside(root, n)], cfg)
         position = {name: i for i, name in enumerate(dataset.names)}
-        missing = [n for n in names if n not in position or not (isinstance(dataset.sources[position[n]], str)
-                                                              and Path(dataset.sources[position[n]]).is_file())]  # type: ignore[arg-type]
+        missing = [
+            n
+            for n in names
+            if n not in position
+            or not (isinstance(dataset.sources[position[n]], str) and Path(dataset.sources[position[n]]).is_file())  # type: ignore[arg-type]
+        ]
         if missing:
             return {}, f"{source} no longer holds {', '.join(missing[:3])}; band images are not shown"
         return {n: dataset[position[n]].pixels for n in names}, None
@@ -335,7 +354,7 @@ def _inside(root: Path, name: str) -> bool:
     return bool(parts) and not Path(name).is_absolute() and ".." not in parts
 
 
-def band_images(pixels: "torch.Tensor", n_bands: int, partition: str) -> np.ndarray:
+def band_images(pixels: torch.Tensor, n_bands: int, partition: str) -> np.ndarray:
     """Band images of one image, (C, H, W) -> (M, C, H, W) float64; their sum is the image.
 
     The paper's squares are not Hermitian-symmetric: their band images are complex, and the

@@ -17,23 +17,24 @@ Fills for one image (the global default, another image of the data set, needs >=
 - ``fill_from`` images (``--fill-from FOLDER``): the partner fill of a global run, averaged
   over those images: v(S) is the mean over partners of log p(y | x_S).
 """
+
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..coalitions import CoalitionSynthesizer
+from ..config import DEFAULT_BANDS
 from ..engine import Engine
 from ..errors import IasideError
-from ..config import DEFAULT_BANDS
+from ..estimators import MAX_EXACT_BANDS
 from ..fills import Fill, make_fill
 from ..game import coalition_bits, exact_shapley
-from ..estimators import MAX_EXACT_BANDS
 from ..spectral import band_masks
 from ..summary import sid_from_phi
 
@@ -107,8 +108,8 @@ class _Recorder(nn.Module):
             size = max(end, 2 * len(self._projections))
             self._projections = torch.cat([self.projections, self._projections.new_empty(size - self.n_rows)])
             self._logits = torch.cat([self.logits, self._logits.new_empty((size - self.n_rows, logits.shape[1]))])
-        self._projections[self.n_rows:end] = projections
-        self._logits[self.n_rows:end] = logits
+        self._projections[self.n_rows : end] = projections
+        self._logits[self.n_rows : end] = logits
         self.n_rows = end
 
     def project(self, images: torch.Tensor) -> torch.Tensor:
@@ -200,30 +201,45 @@ class LocalExplanation:
         m = self.n_bands
         fill = self.fill + (f" ({self.n_partners} partner images)" if self.n_partners else "")
         origin = "given" if self.label_given else "the full image top-1"
-        lines = [f"label y = {self.class_name(self.label)} ({origin}), M = {m}, fill {fill}",
-                 f"{'band':>4}  {'phi (nats)':>10}  {'SID':>6}" + ("  global SID" if global_sid is not None else "")]
+        lines = [
+            f"label y = {self.class_name(self.label)} ({origin}), M = {m}, fill {fill}",
+            f"{'band':>4}  {'phi (nats)':>10}  {'SID':>6}" + ("  global SID" if global_sid is not None else ""),
+        ]
         for i in range(m):
-            lines.append(f"{i:>4}  {self.phi[i]:>+10.4f}  {self.sid[i]:>6.3f}"
-                         + (f"  {global_sid[i]:>10.3f}" if global_sid is not None else ""))
-        lines.append(f"v(N) − v(∅) = {self.v_nats[-1] - self.v_nats[0]:+.4f} nats = Σφ; "
-                     f"p(y | full image) = {self.p_label[-1]:.3f}, p(y | no band) = {self.p_label[0]:.3f}")
+            lines.append(
+                f"{i:>4}  {self.phi[i]:>+10.4f}  {self.sid[i]:>6.3f}"
+                + (f"  {global_sid[i]:>10.3f}" if global_sid is not None else "")
+            )
+        lines.append(
+            f"v(N) − v(∅) = {self.v_nats[-1] - self.v_nats[0]:+.4f} nats = Σφ; "
+            f"p(y | full image) = {self.p_label[-1]:.3f}, p(y | no band) = {self.p_label[0]:.3f}"
+        )
         target = int(self.top1[self.full])
         lines.append(f"full image: top-1 {self.class_name(target)} (p = {self.p_top1[self.full]:.3f})")
         keep = self.smallest_keeping()
         if keep is not None:
-            lines.append(f"smallest coalition with the same top-1: {_bands(keep, m)} "
-                         f"({bin(keep).count('1')} of {m} bands, p = {self.p_top1[keep]:.3f})")
+            lines.append(
+                f"smallest coalition with the same top-1: {_bands(keep, m)} "
+                f"({bin(keep).count('1')} of {m} bands, p = {self.p_top1[keep]:.3f})"
+            )
         flips = self.single_flips()
-        lines.append("bands whose removal alone flips the top-1: "
-                     + (", ".join(f"{i} (-> {self.class_name(int(self.top1[self.full ^ (1 << i)]))})" for i in flips)
-                        if flips else "none"))
+        lines.append(
+            "bands whose removal alone flips the top-1: "
+            + (
+                ", ".join(f"{i} (-> {self.class_name(int(self.top1[self.full ^ (1 << i)]))})" for i in flips)
+                if flips
+                else "none"
+            )
+        )
         removal = self.smallest_flipping_removal()
         if removal is None:
             lines.append("no removal of bands changes the top-1")
         else:
             kept = self.full ^ removal
-            lines.append(f"smallest removal that flips the top-1: {_bands(removal, m)} -> "
-                         f"{self.class_name(int(self.top1[kept]))} (p = {self.p_top1[kept]:.3f})")
+            lines.append(
+                f"smallest removal that flips the top-1: {_bands(removal, m)} -> "
+                f"{self.class_name(int(self.top1[kept]))} (p = {self.p_top1[kept]:.3f})"
+            )
         return "\n".join(lines)
 
 
@@ -257,35 +273,43 @@ def explain_image(
     if partition not in ("linf", "l2"):
         raise IasideError(f"--partition {partition!r}: the per-image view takes linf or l2")
     if not 2 <= bands <= MAX_EXACT_BANDS:
-        raise IasideError(f"--bands {bands}: the per-image view is exact (2**M passes per fill, memory linear in "
-                          f"2**M), for 2 to {MAX_EXACT_BANDS} bands")
+        raise IasideError(
+            f"--bands {bands}: the per-image view is exact (2**M passes per fill, memory linear in "
+            f"2**M), for 2 to {MAX_EXACT_BANDS} bands"
+        )
     if fill not in IMAGE_FILLS:
         raise IasideError(f"--fill {fill!r} is not one of {', '.join(IMAGE_FILLS)} (or give --fill-from FOLDER)")
     pixels = pixels.detach().to(torch.float32).cpu()
     c, h, w = pixels.shape
     for k, other in enumerate(fill_from):
         if tuple(other.shape) != (c, h, w):
-            raise IasideError(f"fill image {k} is {tuple(other.shape)}, the image is {(c, h, w)}; "
-                              "the --fill-from images go through the same preprocessing, so this should not happen")
+            raise IasideError(
+                f"fill image {k} is {tuple(other.shape)}, the image is {(c, h, w)}; "
+                "the --fill-from images go through the same preprocessing, so this should not happen"
+            )
     masks = band_masks(h, w, bands, partition)
     synth = CoalitionSynthesizer(masks, "sum", False)
     fills: list[Fill] = [FixedFill(img) for img in fill_from] or [
-        ImageMeanFill() if fill == "image-mean" else make_fill("zero")]
+        ImageMeanFill() if fill == "image-mean" else make_fill("zero")
+    ]
     recorder = _Recorder(model, (c, h, w), capacity=2**bands + 1)  # every coalition and the clean pass
     dataset = TensorImages(pixels[None], None if label is None else torch.tensor([int(label)]))
     logsoft_sum, tables = None, []
     y = None
     for f in fills:
         recorder.clear()
-        engine = Engine(recorder, synth, f, batch_size=batch_size, device=device, precision=precision,
-                        show_progress=False)
+        engine = Engine(
+            recorder, synth, f, batch_size=batch_size, device=device, precision=precision, show_progress=False
+        )
         state, _ = engine.run(dataset)
         y = int(state.label[0])
         logits = _match(recorder, synth, f, pixels, masks.shape[0], device)
         rows = torch.log_softmax(logits.double(), dim=1).numpy()
         if not np.allclose(rows[:, y], state.logp_nats[0], atol=1e-3):
-            raise RuntimeError("per-image view: the recorded coalition logits do not reproduce the engine's "
-                               "log-probabilities; report this as a bug")
+            raise RuntimeError(
+                "per-image view: the recorded coalition logits do not reproduce the engine's "
+                "log-probabilities; report this as a bug"
+            )
         logsoft_sum = rows if logsoft_sum is None else logsoft_sum + rows
         tables.append(state.logp_nats[0])
     assert logsoft_sum is not None and y is not None  # fills is never empty
@@ -296,23 +320,38 @@ def explain_image(
     phi = exact_shapley(v)
     top1 = mean_logsoft.argmax(axis=1)
     return LocalExplanation(
-        pixels=pixels.numpy(), band_images=band_images(pixels, bands, partition), label=y,
-        label_given=label is not None, v_nats=v, phi=phi, sid=sid_from_phi(phi), top1=top1,
-        p_top1=np.exp(mean_logsoft[np.arange(len(top1)), top1]), p_label=np.exp(mean_logsoft[:, y]),
-        fill="partner" if fill_from else fill, fill_image=first_fill, partition=partition,
-        n_partners=len(fill_from), class_names=class_names,
+        pixels=pixels.numpy(),
+        band_images=band_images(pixels, bands, partition),
+        label=y,
+        label_given=label is not None,
+        v_nats=v,
+        phi=phi,
+        sid=sid_from_phi(phi),
+        top1=top1,
+        p_top1=np.exp(mean_logsoft[np.arange(len(top1)), top1]),
+        p_label=np.exp(mean_logsoft[:, y]),
+        fill="partner" if fill_from else fill,
+        fill_image=first_fill,
+        partition=partition,
+        n_partners=len(fill_from),
+        class_names=class_names,
     )
 
 
 @torch.inference_mode()
-def _match(recorder: _Recorder, synth: CoalitionSynthesizer, fill: Fill, pixels: torch.Tensor, n_bands: int,
-           device: str) -> torch.Tensor:
+def _match(
+    recorder: _Recorder, synth: CoalitionSynthesizer, fill: Fill, pixels: torch.Tensor, n_bands: int, device: str
+) -> torch.Tensor:
     """The recorded logits of every coalition, (2**M, K), matched by input projection."""
     x = pixels[None].to(device)
     prepared = synth.prepare(x, fill(x, torch.tensor([0])))
     bits = torch.from_numpy(coalition_bits(n_bands)).to(x.device, torch.float32)
-    wanted = torch.cat([recorder.project(synth.render(prepared.base[0], prepared.deltas[0], bits[k:k + 32]))
-                        for k in range(0, bits.shape[0], 32)])
+    wanted = torch.cat(
+        [
+            recorder.project(synth.render(prepared.base[0], prepared.deltas[0], bits[k : k + 32]))
+            for k in range(0, bits.shape[0], 32)
+        ]
+    )
     return recorder.logits[_nearest(wanted, recorder.projections)]
 
 
@@ -359,8 +398,12 @@ def local_figure(exp: LocalExplanation, title: str = ""):
         if img.ndim == 2:
             ax.imshow(img, cmap="gray", vmin=0, vmax=1)
         else:
-            ax.imshow(np.transpose(np.clip(img, 0, 1), (1, 2, 0)).squeeze(),
-                      cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=1)
+            ax.imshow(
+                np.transpose(np.clip(img, 0, 1), (1, 2, 0)).squeeze(),
+                cmap="gray" if img.shape[0] == 1 else None,
+                vmin=0,
+                vmax=1,
+            )
         ax.set_title(wrap(name, fig, 8, share=0.9 / n_cols), fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -379,24 +422,39 @@ def local_figure(exp: LocalExplanation, title: str = ""):
     ax.bar(x, exp.phi, color=_band_colours(m), edgecolor="black", linewidth=0.5)
     ax.axhline(0, color="black", linewidth=0.6)
     for i in range(m):
-        ax.annotate(f"{exp.sid[i]:.2f}", (i, exp.phi[i]), textcoords="offset points",
-                    xytext=(0, 3 if exp.phi[i] >= 0 else -10), ha="center", fontsize=7)
+        ax.annotate(
+            f"{exp.sid[i]:.2f}",
+            (i, exp.phi[i]),
+            textcoords="offset points",
+            xytext=(0, 3 if exp.phi[i] >= 0 else -10),
+            ha="center",
+            fontsize=7,
+        )
     ax.set_xticks(x)
     ax.set_xlabel("spectral band (0 = lowest frequency); numbers: this image's SID", fontsize=8)
     ax.set_ylabel("φ of log p(y | x_S) (nats)", fontsize=8)
-    ax.set_title(wrap(f"this image's Shapley values, y = {exp.class_name(exp.label)}", fig, 9,
-                      share=(n_cols - 2) / n_cols), fontsize=9)
+    ax.set_title(
+        wrap(f"this image's Shapley values, y = {exp.class_name(exp.label)}", fig, 9, share=(n_cols - 2) / n_cols),
+        fontsize=9,
+    )
     ax.grid(axis="y", alpha=0.3)
 
     target = int(exp.top1[exp.full])
     keep = exp.smallest_keeping()
     removal = exp.smallest_flipping_removal()
     shown = [
-        (keep, f"keep {_bands(keep, m)}: top-1 {exp.class_name(target)}, p = {exp.p_top1[keep]:.2f}"
-         if keep is not None else "no coalition keeps the top-1"),
-        (None if removal is None else exp.full ^ removal,
-         f"remove {_bands(removal, m)}: top-1 {exp.class_name(int(exp.top1[exp.full ^ removal]))}"
-         if removal is not None else "no removal flips the top-1"),
+        (
+            keep,
+            f"keep {_bands(keep, m)}: top-1 {exp.class_name(target)}, p = {exp.p_top1[keep]:.2f}"
+            if keep is not None
+            else "no coalition keeps the top-1",
+        ),
+        (
+            None if removal is None else exp.full ^ removal,
+            f"remove {_bands(removal, m)}: top-1 {exp.class_name(int(exp.top1[exp.full ^ removal]))}"
+            if removal is not None
+            else "no removal flips the top-1",
+        ),
     ]
     for k, (mask, name) in enumerate(shown):
         ax = fig.add_subplot(grid[2, n_cols - 2 + k])

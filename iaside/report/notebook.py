@@ -4,19 +4,22 @@
 ``_repr_html_`` and ``to_pandas`` here; the pictures come from ``figures`` (the report's own
 figure functions), so a notebook and the report draw the same thing.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
 
-from ..errors import IasideError
 from ..display import pandas
+from ..errors import IasideError
 from . import figures
 
-_STYLE = ("<style>.iaside td,.iaside th{padding:2px 8px;text-align:right;font-variant-numeric:tabular-nums}"
-          ".iaside .bad{background:#fff5f5;border-left:4px solid #c53030;padding:4px 8px}"
-          ".iaside .muted{color:#4a5568;font-size:0.9em}</style>")
+_STYLE = (
+    "<style>.iaside td,.iaside th{padding:2px 8px;text-align:right;font-variant-numeric:tabular-nums}"
+    ".iaside .bad{background:#fff5f5;border-left:4px solid #c53030;padding:4px 8px}"
+    ".iaside .muted{color:#4a5568;font-size:0.9em}</style>"
+)
 
 
 def _ci(est, signed: bool = False, digits: int = 4) -> str:
@@ -30,24 +33,30 @@ def result_repr(r) -> str:
     """One line: model, data, N, M, score with its interval, and whether it is informative."""
     ci = int(round(100 * r.config.get("confidence", 0.95)))
     flag = "" if r.informative else ", NOT INFORMATIVE"
-    return (f"<iaside.Result model={r.model.get('spec')!s} data={r.data.get('spec')!s} N={r.data.get('n_images')} "
-            f"M={r.n_bands} score={_ci(r.score)} ({ci}% CI){flag}>")
+    return (
+        f"<iaside.Result model={r.model.get('spec')!s} data={r.data.get('spec')!s} N={r.data.get('n_images')} "
+        f"M={r.n_bands} score={_ci(r.score)} ({ci}% CI){flag}>"
+    )
 
 
 def result_html(r) -> str:
     """The notebook view: header, the interpretation (or that there is none), the SID bars, the band table."""
     from .html import _e, _img, band_table_html, interpretation_html
 
-    head = (f"<b>I-ASIDE</b> {_e(r.model.get('spec'))} on {_e(r.data.get('spec'))}: N = {_e(r.data.get('n_images'))}, "
-            f"M = {r.n_bands}, fill {_e(r.config.get('fill'))}, partition {_e(r.config.get('partition'))}<br>"
-            f"score {_e(_ci(r.score))}, score_signed {_e(_ci(r.score_signed, signed=True))}"
-            + ("" if r.clean_accuracy is None else f", clean top-1 {r.clean_accuracy:.3f}")
-            + f'<br><span class="muted">{_e(r.estimator_line())}</span>')
+    head = (
+        f"<b>I-ASIDE</b> {_e(r.model.get('spec'))} on {_e(r.data.get('spec'))}: N = {_e(r.data.get('n_images'))}, "
+        f"M = {r.n_bands}, fill {_e(r.config.get('fill'))}, partition {_e(r.config.get('partition'))}<br>"
+        f"score {_e(_ci(r.score))}, score_signed {_e(_ci(r.score_signed, signed=True))}"
+        + ("" if r.clean_accuracy is None else f", clean top-1 {r.clean_accuracy:.3f}")
+        + f'<br><span class="muted">{_e(r.estimator_line())}</span>'
+    )
     reading = interpretation_html(r).replace('class="uninformative"', 'class="bad"')
     png = figures.png(figures.plot(r, "sid"))
-    return (f'{_STYLE}<div class="iaside"><p>{head}</p>{reading}'
-            f'<div style="display:flex;gap:16px;align-items:flex-start;flex-wrap:wrap">'
-            f'<div style="max-width:520px">{_img(png, "SID")}</div><div>{band_table_html(r)}</div></div></div>')
+    return (
+        f'{_STYLE}<div class="iaside"><p>{head}</p>{reading}'
+        f'<div style="display:flex;gap:16px;align-items:flex-start;flex-wrap:wrap">'
+        f'<div style="max-width:520px">{_img(png, "SID")}</div><div>{band_table_html(r)}</div></div></div>'
+    )
 
 
 def band_frame(r):

@@ -1,5 +1,6 @@
 """The SID plot a run writes next to its result (sid.png): ``figures.sid_figure`` with the
 model, data, N and the scores in its title."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,10 @@ def sid_plot_figure(result):
     fig, ax = _plt().subplots(figsize=(6.4, 4.0), dpi=120)
     ci = int(round(100 * result.config.get("confidence", 0.95)))
     head = f"{result.model.get('spec')} on {result.data.get('spec')} (N={result.data.get('n_images')})"
-    scores = (f"score {float(result.score.value):.3f} [{float(result.score.low):.3f}, {float(result.score.high):.3f}]"
-              f"  score_signed {float(result.score_signed.value):+.3f}  ({ci}% CI)")
+    scores = (
+        f"score {float(result.score.value):.3f} [{float(result.score.low):.3f}, {float(result.score.high):.3f}]"
+        f"  score_signed {float(result.score_signed.value):+.3f}  ({ci}% CI)"
+    )
     sid_figure(result, ax, title=wrap(head, fig, 9) + "\n" + scores)
     fig.tight_layout()
     return fig

@@ -1,5 +1,6 @@
 """Report figures and section for the views of an exact run's table: the M×M band-interaction
 heat map and the band-limited (low-pass / high-pass) curves."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,7 +45,10 @@ def band_limited_curves(result) -> bytes:
         panels.insert(0, ("accuracy", "top-1 accuracy"))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.3), squeeze=False)
     for ax, (key, label) in zip(axes[0], panels):
-        for name, colour, text in (("lowpass", LOW_COLOUR, "low-pass {0…k}"), ("highpass", HIGH_COLOUR, "high-pass {k…M−1}")):
+        for name, colour, text in (
+            ("lowpass", LOW_COLOUR, "low-pass {0…k}"),
+            ("highpass", HIGH_COLOUR, "high-pass {k…M−1}"),
+        ):
             est = curves[name][key]
             ax.plot(k, est.value, "o-", color=colour, label=text)
             if np.all(np.isfinite(est.low)):
@@ -71,10 +75,16 @@ def band_limited_sentence(result) -> str:
     low_k = next((int(k) for k in curves["cutoff"] if low["accuracy"].value[k] >= full / 2), None)
     high_k = max((int(k) for k in curves["cutoff"] if high["accuracy"].value[k] >= full / 2), default=None)
     text = f"With every band the accuracy is {full:.3f}; "
-    text += (f"low-pass images keep at least half of it from k = {low_k} (bands 0…{low_k})" if low_k is not None
-             else "no low-pass image keeps half of it")
-    text += (f", high-pass images up to k = {high_k} (bands {high_k}…{len(curves['cutoff']) - 1})."
-             if high_k is not None else ", and no high-pass image does.")
+    text += (
+        f"low-pass images keep at least half of it from k = {low_k} (bands 0…{low_k})"
+        if low_k is not None
+        else "no low-pass image keeps half of it"
+    )
+    text += (
+        f", high-pass images up to k = {high_k} (bands {high_k}…{len(curves['cutoff']) - 1})."
+        if high_k is not None
+        else ", and no high-pass image does."
+    )
     return text
 
 
@@ -97,15 +107,24 @@ def heatmap_section(run_dir) -> str:
     err = np.asarray(summary["error_rate"], float)
     worst = int(np.argmax(err))
     u, v = summary["cells"][worst]
-    text = (f"Over {summary['n_images']} images, one Fourier-basis perturbation of ℓ2 norm ε = {summary['eps']:g} "
-            f"raises the error rate from {summary['clean_error_rate']:.3f} (clean) to {err.mean():.3f} on average over "
-            f"the {len(err)} frequencies measured (stride {summary['stride']}); the worst is (u, v) = ({u}, {v}) "
-            f"with {err[worst]:.3f}.")
-    return ("<h3>Fourier heat map</h3>" + f"<p>{_e(text)}</p>"
-            + _figure(png, "Fourier heat map", "Error rate (left) and mean change of log p(y) in nats (right) when "
-                      "ε·r·U<sub>u,v</sub> is added to each image (U: the real Fourier basis image of unit ℓ2 norm, r = ±1 "
-                      "per image and channel from the seed; clipped to [0, 1]). Frequency 0 in the centre; each "
-                      "cell also stands for its Hermitian partner; white: not measured (stride)."))
+    text = (
+        f"Over {summary['n_images']} images, one Fourier-basis perturbation of ℓ2 norm ε = {summary['eps']:g} "
+        f"raises the error rate from {summary['clean_error_rate']:.3f} (clean) to {err.mean():.3f} on average over "
+        f"the {len(err)} frequencies measured (stride {summary['stride']}); the worst is (u, v) = ({u}, {v}) "
+        f"with {err[worst]:.3f}."
+    )
+    return (
+        "<h3>Fourier heat map</h3>"
+        + f"<p>{_e(text)}</p>"
+        + _figure(
+            png,
+            "Fourier heat map",
+            "Error rate (left) and mean change of log p(y) in nats (right) when "
+            "ε·r·U<sub>u,v</sub> is added to each image (U: the real Fourier basis image of unit ℓ2 norm, r = ±1 "
+            "per image and channel from the seed; clipped to [0, 1]). Frequency 0 in the centre; each "
+            "cell also stands for its Hermitian partner; white: not measured (stride).",
+        )
+    )
 
 
 def cutoffs_figure(summary) -> bytes:
@@ -114,7 +133,10 @@ def cutoffs_figure(summary) -> bytes:
     c = np.asarray(summary["cutoffs"], float)
     fig, axes = plt.subplots(1, 2, figsize=(9.2, 3.3))
     for ax, key, label in ((axes[0], "accuracy", "top-1 accuracy"), (axes[1], "v_nats", "v = mean log p(y) (nats)")):
-        for name, colour, text in (("lowpass", LOW_COLOUR, "low-pass r < c"), ("highpass", HIGH_COLOUR, "high-pass r ≥ c")):
+        for name, colour, text in (
+            ("lowpass", LOW_COLOUR, "low-pass r < c"),
+            ("highpass", HIGH_COLOUR, "high-pass r ≥ c"),
+        ):
             est = summary[name][key]
             ax.plot(c, est["value"], "o-", color=colour, label=text)
             ax.fill_between(c, est["low"], est["high"], color=colour, alpha=0.18, linewidth=0)
@@ -142,10 +164,13 @@ def cutoffs_section(run_dir) -> str:
         png = cutoffs_figure(summary)
     except (ValueError, KeyError, TypeError) as err:
         return f'<p class="note">{_e(file)} could not be read ({_e(err)}); rerun iaside cutoffs.</p>'
-    return ("<h3>Cut-off curves</h3>"
-            + _figure(png, "cut-off curves", f"Ideal low-pass (r &lt; c) and high-pass (r ≥ c) images of the "
-                      f"{summary['n_images']} images at {len(summary['cutoffs'])} cut-offs (their own passes; clean "
-                      f"top-1 {summary['clean_accuracy']:.3f}). Shaded: bootstrap intervals over images."))
+    return "<h3>Cut-off curves</h3>" + _figure(
+        png,
+        "cut-off curves",
+        f"Ideal low-pass (r &lt; c) and high-pass (r ≥ c) images of the "
+        f"{summary['n_images']} images at {len(summary['cutoffs'])} cut-offs (their own passes; clean "
+        f"top-1 {summary['clean_accuracy']:.3f}). Shaded: bootstrap intervals over images.",
+    )
 
 
 def views_section(result, name: str, run_dir=None) -> str:
@@ -159,22 +184,36 @@ def views_section(result, name: str, run_dir=None) -> str:
     if result.interactions is not None:
         parts.append("<h3>Band interactions</h3>")
         parts.append(f"<p>{_e(interactions_sentence(result.interactions['index'], ci / 100))}</p>")
-        parts.append(_figure(interaction_heatmap(result), f"band interactions of {name}",
-                             "Pairwise Shapley interaction index (Grabisch–Roubens) from each image's 2<sup>M</sup> "
-                             "coalition values, averaged over images: positive = synergy (the pair carries more "
-                             "together than apart), negative = redundancy. * marks pairs whose "
-                             f"{ci}% bootstrap interval over images excludes 0. No extra forward pass."))
+        parts.append(
+            _figure(
+                interaction_heatmap(result),
+                f"band interactions of {name}",
+                "Pairwise Shapley interaction index (Grabisch–Roubens) from each image's 2<sup>M</sup> "
+                "coalition values, averaged over images: positive = synergy (the pair carries more "
+                "together than apart), negative = redundancy. * marks pairs whose "
+                f"{ci}% bootstrap interval over images excludes 0. No extra forward pass.",
+            )
+        )
     if result.band_limited is not None:
         curves = result.band_limited
         parts.append("<h3>Band-limited views</h3>")
         parts.append(f"<p>{_e(band_limited_sentence(result))}</p>")
-        ideal = ("with the zero fill these are ideal (brick-wall) filters" if curves["fill"] == "zero"
-                 else f"the removed bands are replaced by the {curves['fill']} fill; the zero fill makes them ideal filters")
-        parts.append(_figure(band_limited_curves(result), f"band-limited curves of {name}",
-                             "Low-pass images keep bands {0…k}, high-pass images bands {k…M−1}; " + _e(ideal)
-                             + f". Shaded: {ci}% bootstrap intervals over images. Top-1 accuracy over "
-                             f"{curves['n_images_top1']} of {curves['n_images']} images; both come from the run's "
-                             "own passes."))
+        ideal = (
+            "with the zero fill these are ideal (brick-wall) filters"
+            if curves["fill"] == "zero"
+            else f"the removed bands are replaced by the {curves['fill']} fill; the zero fill makes them ideal filters"
+        )
+        parts.append(
+            _figure(
+                band_limited_curves(result),
+                f"band-limited curves of {name}",
+                "Low-pass images keep bands {0…k}, high-pass images bands {k…M−1}; "
+                + _e(ideal)
+                + f". Shaded: {ci}% bootstrap intervals over images. Top-1 accuracy over "
+                f"{curves['n_images_top1']} of {curves['n_images']} images; both come from the run's "
+                "own passes.",
+            )
+        )
         rows = []
         for k in curves["cutoff"]:
             row = [str(int(k))]
@@ -182,6 +221,11 @@ def views_section(result, name: str, run_dir=None) -> str:
                 acc = curves[side]["accuracy"]
                 row += [f"{curves[side]['v_nats'].value[k]:+.4f}", "n/a" if acc is None else f"{acc.value[k]:.3f}"]
             rows.append(row)
-        parts.append(_table(["k", "low-pass v (nats)", "low-pass top-1", "high-pass v (nats)", "high-pass top-1"],
-                            rows, numeric=(1, 2, 3, 4)))
+        parts.append(
+            _table(
+                ["k", "low-pass v (nats)", "low-pass top-1", "high-pass v (nats)", "high-pass top-1"],
+                rows,
+                numeric=(1, 2, 3, 4),
+            )
+        )
     return "".join(parts) + cutoffs_section(run_dir) + heatmap_section(run_dir)

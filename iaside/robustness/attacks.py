@@ -3,6 +3,7 @@
 The model is an iaside ``Classifier``: pixels in [0, 1] in, logits out, normalisation inside,
 so the attack works in pixel space and ε is in pixel units (ℓ∞: 8/255 is 8 grey levels).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

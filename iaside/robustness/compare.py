@@ -7,14 +7,16 @@ user already has (``external.ExternalTable``: a CSV, RobustBench model_info) joi
 name as further measures (then a model needs no report), and every score–measure pair also
 gets a partial correlation controlling for clean accuracy.
 """
+
 from __future__ import annotations
 
 import csv
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -61,10 +63,16 @@ class Comparison:
         if column and column in self.external:
             return self.external[column], f"{column} (external table)"
         if all(e.report is not None for e in self.entries):
-            return np.array([e.report.clean_accuracy for e in self.entries if e.report is not None],
-                            np.float64), "robustness reports"
-        return (np.array([np.nan if e.result.clean_accuracy is None else e.result.clean_accuracy
-                          for e in self.entries], np.float64), "the I-ASIDE runs' clean top-1")
+            return np.array(
+                [e.report.clean_accuracy for e in self.entries if e.report is not None], np.float64
+            ), "robustness reports"
+        return (
+            np.array(
+                [np.nan if e.result.clean_accuracy is None else e.result.clean_accuracy for e in self.entries],
+                np.float64,
+            ),
+            "the I-ASIDE runs' clean top-1",
+        )
 
     def measures(self) -> dict[str, np.ndarray]:
         """Robustness measures, one value per model: mCE, mean corruption error, adversarial accuracies."""
@@ -95,9 +103,14 @@ class Comparison:
         for k, e in enumerate(self.entries):
             r, rep = e.result, e.report
             row = {
-                "model": e.name, "group": e.group, "clean_accuracy": float(clean[k]),
-                "score": float(r.score.value), "score_low": float(r.score.low), "score_high": float(r.score.high),
-                "score_signed": float(r.score_signed.value), "score_signed_low": float(r.score_signed.low),
+                "model": e.name,
+                "group": e.group,
+                "clean_accuracy": float(clean[k]),
+                "score": float(r.score.value),
+                "score_low": float(r.score.low),
+                "score_high": float(r.score.high),
+                "score_signed": float(r.score_signed.value),
+                "score_signed_low": float(r.score_signed.low),
                 "score_signed_high": float(r.score_signed.high),
                 "sid": " ".join(f"{v:.3f}" for v in np.asarray(r.sid.value)),
                 "iaside_images": r.data.get("n_images"),
@@ -114,10 +127,13 @@ class Comparison:
         head = ["model", "clean acc", "score [95% CI]", "score_signed [95% CI]", *[short.get(m, m) for m in measures]]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in self.rows():
-            cells = [row["model"], _num(row["clean_accuracy"]),
-                     f"{row['score']:.3f} [{row['score_low']:.3f}, {row['score_high']:.3f}]",
-                     f"{row['score_signed']:+.3f} [{row['score_signed_low']:+.3f}, {row['score_signed_high']:+.3f}]",
-                     *[_num(row[m]) for m in measures]]
+            cells = [
+                row["model"],
+                _num(row["clean_accuracy"]),
+                f"{row['score']:.3f} [{row['score_low']:.3f}, {row['score_high']:.3f}]",
+                f"{row['score_signed']:+.3f} [{row['score_signed_low']:+.3f}, {row['score_signed_high']:+.3f}]",
+                *[_num(row[m]) for m in measures],
+            ]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -137,23 +153,39 @@ class Comparison:
         """Markdown: the partial correlations controlling for clean accuracy."""
         _, source = self.clean_accuracy()
         head = ["score", "measure", *[f"partial {m} r [95% CI], p" for m in PARTIAL_METHODS]]
-        lines = [f"controlling for clean accuracy from {source}:", "| " + " | ".join(head) + " |",
-                 "|" + "---|" * len(head)]
+        lines = [
+            f"controlling for clean accuracy from {source}:",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
+        ]
         for x, y in dict.fromkeys((c.x, c.y) for c in self.partial):
             cells = [x, y]
             for c in (c for c in self.partial if (c.x, c.y) == (x, y)):
-                cells.append(f"{c.r:+.2f} [{c.low:+.2f}, {c.high:+.2f}], p={c.p_value:.2g}" if np.isfinite(c.r)
-                             else f"n/a ({c.p_method})")
+                cells.append(
+                    f"{c.r:+.2f} [{c.low:+.2f}, {c.high:+.2f}], p={c.p_value:.2g}"
+                    if np.isfinite(c.r)
+                    else f"n/a ({c.p_method})"
+                )
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"reference": self.reference, "attacks": self.attack_labels, "models": self.rows(),
-                "partial_correlations": [c.to_dict() for c in self.partial],
-                "sids": {e.name: {"value": np.asarray(e.result.sid.value).tolist(),
-                                  "low": np.asarray(e.result.sid.low).tolist(),
-                                  "high": np.asarray(e.result.sid.high).tolist()} for e in self.entries},
-                "correlations": [c.to_dict() for c in self.correlations], "meta": self.meta}
+        return {
+            "reference": self.reference,
+            "attacks": self.attack_labels,
+            "models": self.rows(),
+            "partial_correlations": [c.to_dict() for c in self.partial],
+            "sids": {
+                e.name: {
+                    "value": np.asarray(e.result.sid.value).tolist(),
+                    "low": np.asarray(e.result.sid.low).tolist(),
+                    "high": np.asarray(e.result.sid.high).tolist(),
+                }
+                for e in self.entries
+            },
+            "correlations": [c.to_dict() for c in self.correlations],
+            "meta": self.meta,
+        }
 
     def save(self, out_dir: str | os.PathLike, plots: bool = True) -> Path:
         """compare.json, compare.csv, correlations.csv and (with plots) sids.png, score_vs_mce.png,
@@ -168,19 +200,71 @@ class Comparison:
             dict_writer.writerows(rows)
         with open(out / CORRELATIONS_CSV, "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["score", "measure", "method", "n", "r", "p_value", "ci_low", "ci_high", "n_bootstrap",
-                        "n_valid_resamples", "p_method"])
+            w.writerow(
+                [
+                    "score",
+                    "measure",
+                    "method",
+                    "n",
+                    "r",
+                    "p_value",
+                    "ci_low",
+                    "ci_high",
+                    "n_bootstrap",
+                    "n_valid_resamples",
+                    "p_method",
+                ]
+            )
             for c in self.correlations:
-                w.writerow([c.x, c.y, c.method, c.n, f"{c.r:.6f}", f"{c.p_value:.6g}", f"{c.low:.6f}",
-                            f"{c.high:.6f}", c.n_bootstrap, c.n_valid, c.p_method])
+                w.writerow(
+                    [
+                        c.x,
+                        c.y,
+                        c.method,
+                        c.n,
+                        f"{c.r:.6f}",
+                        f"{c.p_value:.6g}",
+                        f"{c.low:.6f}",
+                        f"{c.high:.6f}",
+                        c.n_bootstrap,
+                        c.n_valid,
+                        c.p_method,
+                    ]
+                )
         if self.partial:
             with open(out / PARTIAL_CSV, "w", newline="") as fh:
                 w = csv.writer(fh)
-                w.writerow(["score", "measure", "method", "n", "r", "p_value", "ci_low", "ci_high", "n_bootstrap",
-                            "n_valid_resamples", "p_method"])
+                w.writerow(
+                    [
+                        "score",
+                        "measure",
+                        "method",
+                        "n",
+                        "r",
+                        "p_value",
+                        "ci_low",
+                        "ci_high",
+                        "n_bootstrap",
+                        "n_valid_resamples",
+                        "p_method",
+                    ]
+                )
                 for c in self.partial:
-                    w.writerow([c.x, c.y, c.method, c.n, f"{c.r:.6f}", f"{c.p_value:.6g}", f"{c.low:.6f}",
-                                f"{c.high:.6f}", c.n_bootstrap, c.n_valid, c.p_method])
+                    w.writerow(
+                        [
+                            c.x,
+                            c.y,
+                            c.method,
+                            c.n,
+                            f"{c.r:.6f}",
+                            f"{c.p_value:.6g}",
+                            f"{c.low:.6f}",
+                            f"{c.high:.6f}",
+                            c.n_bootstrap,
+                            c.n_valid,
+                            c.p_method,
+                        ]
+                    )
         if plots:
             self.plot(out)
         return out
@@ -192,27 +276,55 @@ class Comparison:
         names = [e.name for e in self.entries]
         groups = [e.group for e in self.entries]
         scores = [e.result.score for e in self.entries]
-        paths = [plot_sids(names, [e.result.sid for e in self.entries], [float(s.value) for s in scores],
-                           out / f"{prefix}sids.png", signed=[float(e.result.score_signed.value) for e in self.entries])]
+        paths = [
+            plot_sids(
+                names,
+                [e.result.sid for e in self.entries],
+                [float(s.value) for s in scores],
+                out / f"{prefix}sids.png",
+                signed=[float(e.result.score_signed.value) for e in self.entries],
+            )
+        ]
         measures = self.measures()
         wanted = [("mCE", f"mCE (reference {self.reference}; lower = more robust)", "score_vs_mce.png")]
-        adv = MEAN_ADVERSARIAL if MEAN_ADVERSARIAL in measures else next(
-            (m for m in measures if m.startswith("accuracy ")), None)
+        adv = (
+            MEAN_ADVERSARIAL
+            if MEAN_ADVERSARIAL in measures
+            else next((m for m in measures if m.startswith("accuracy ")), None)
+        )
         if adv:
-            wanted.append((adv, adv + (f" over {', '.join(self.attack_labels)}" if adv == MEAN_ADVERSARIAL else ""),
-                           "score_vs_adversarial.png"))
+            wanted.append(
+                (
+                    adv,
+                    adv + (f" over {', '.join(self.attack_labels)}" if adv == MEAN_ADVERSARIAL else ""),
+                    "score_vs_adversarial.png",
+                )
+            )
         for k, key in enumerate(self.external):
-            wanted.append((key, f"{key} ({self.meta.get('external_source', 'external table')})",
-                           f"score_vs_external{k + 1}.png"))
+            wanted.append(
+                (key, f"{key} ({self.meta.get('external_source', 'external table')})", f"score_vs_external{k + 1}.png")
+            )
         signed = [e.result.score_signed for e in self.entries]
         for key, label, file in wanted:
             if key not in measures:
                 continue
-            for x_name, x_values, x_file in (("score", scores, file),
-                                             ("score_signed", signed, file.replace("score_", "score_signed_"))):
+            for x_name, x_values, x_file in (
+                ("score", scores, file),
+                ("score_signed", signed, file.replace("score_", "score_signed_")),
+            ):
                 corr = next((c for c in self.correlations if (c.x, c.y, c.method) == (x_name, key, "spearman")), None)
-                paths.append(plot_score_vs(names, x_values, measures[key], label, out / f"{prefix}{x_file}", corr,
-                                           score_label=f"I-ASIDE {x_name}", groups=groups if any(groups) else None))
+                paths.append(
+                    plot_score_vs(
+                        names,
+                        x_values,
+                        measures[key],
+                        label,
+                        out / f"{prefix}{x_file}",
+                        corr,
+                        score_label=f"I-ASIDE {x_name}",
+                        groups=groups if any(groups) else None,
+                    )
+                )
         return paths
 
 
@@ -255,17 +367,25 @@ def compare_models(
         raise IasideError(f"model names must be unique, got {names}; pass --name for each model")
     missing = [e.name for e in entries if e.report is None]
     if missing and external is None:
-        raise IasideError(f"no robustness report for {', '.join(missing)}: run `iaside robustness` or give "
-                          "--external with their numbers")
+        raise IasideError(
+            f"no robustness report for {', '.join(missing)}: run `iaside robustness` or give "
+            "--external with their numbers"
+        )
     meta: dict[str, Any] = {"n_bootstrap": n_bootstrap, "confidence": confidence, "seed": seed}
     columns: dict[str, np.ndarray] = {}
     if external is not None:
         columns, unmatched, unused = join(names, external)
         if len(unmatched) == len(names):
-            raise IasideError(f"no model name matches a row of {external.source} (models: {', '.join(names)}; "
-                              f"rows: {', '.join(list(external.values)[:8])}); name the models as the table does")
-        meta.update(external_source=external.source, external_clean_metric=external.clean_metric(),
-                    external_unmatched_models=unmatched, external_unused_rows=unused)
+            raise IasideError(
+                f"no model name matches a row of {external.source} (models: {', '.join(names)}; "
+                f"rows: {', '.join(list(external.values)[:8])}); name the models as the table does"
+            )
+        meta.update(
+            external_source=external.source,
+            external_clean_metric=external.clean_metric(),
+            external_unmatched_models=unmatched,
+            external_unused_rows=unused,
+        )
     if missing:
         reference, common = "", []
     else:
@@ -280,15 +400,28 @@ def compare_models(
         common = [a for a in labels if all(a in {r["label"] for r in rep.adversarial} for rep in reports)]
     comparison = Comparison(entries, reference, common, [], meta=meta, external=columns)
     scores, measures = comparison.scores(), comparison.measures()
-    comparison.correlations = correlation_table(scores, measures, n_bootstrap=n_bootstrap, confidence=confidence,
-                                                seed=seed)
+    comparison.correlations = correlation_table(
+        scores, measures, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
+    )
     clean, source = comparison.clean_accuracy()
     comparison.meta["clean_accuracy_source"] = source
     clean_column = meta.get("external_clean_metric")
     comparison.partial = [
-        partial_correlate(sx, my, clean, method, x_name=xs, y_name=ym, z_name="clean accuracy",
-                          n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
-        for xs, sx in scores.items() for ym, my in measures.items() if ym != clean_column
+        partial_correlate(
+            sx,
+            my,
+            clean,
+            method,
+            x_name=xs,
+            y_name=ym,
+            z_name="clean accuracy",
+            n_bootstrap=n_bootstrap,
+            confidence=confidence,
+            seed=seed,
+        )
+        for xs, sx in scores.items()
+        for ym, my in measures.items()
+        if ym != clean_column
         for method in PARTIAL_METHODS
     ]
     return comparison

@@ -9,6 +9,7 @@ bootstrap statistics are computed vectorised here and equal scipy's on every res
 tests check it); resamples where x or y is constant have no correlation and are dropped,
 and how many were kept is reported.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -44,8 +45,10 @@ class Correlation:
         return asdict(self)
 
     def line(self) -> str:
-        return (f"{self.x} vs {self.y}: {self.method} {self.r:+.3f} (p={self.p_value:.3g}, "
-                f"{int(round(100 * self.confidence))}% CI {self.low:+.3f} – {self.high:+.3f}, n={self.n})")
+        return (
+            f"{self.x} vs {self.y}: {self.method} {self.r:+.3f} (p={self.p_value:.3g}, "
+            f"{int(round(100 * self.confidence))}% CI {self.low:+.3f} – {self.high:+.3f}, n={self.n})"
+        )
 
 
 def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -103,8 +106,14 @@ def _scipy(method: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float, str
                 rows = b.reshape(-1, n)
                 return statistic_rows(method, np.broadcast_to(x, rows.shape), rows).reshape(b.shape[:-1])
 
-            res = stats.permutation_test((y,), statistic, permutation_type="pairings", vectorized=True,
-                                         n_resamples=np.inf, alternative="two-sided")
+            res = stats.permutation_test(
+                (y,),
+                statistic,
+                permutation_type="pairings",
+                vectorized=True,
+                n_resamples=np.inf,
+                alternative="two-sided",
+            )
             p, how = float(res.pvalue), f"exact permutation test over {n}! pairings (scipy)"
     return r, p, how
 
@@ -163,7 +172,9 @@ def correlation_table(
     """Every (score, measure, method) combination, in that nesting order."""
     return [
         correlate(sx, my, method, x_name=xs, y_name=ym, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
-        for xs, sx in scores.items() for ym, my in measures.items() for method in methods
+        for xs, sx in scores.items()
+        for ym, my in measures.items()
+        for method in methods
     ]
 
 
@@ -191,8 +202,17 @@ def partial_statistic_rows(method: str, x, y, z) -> np.ndarray:
 
 
 def partial_correlate(
-    x, y, z, method: str = "spearman", *, x_name: str = "x", y_name: str = "y", z_name: str = "clean accuracy",
-    n_bootstrap: int = 2000, confidence: float = 0.95, seed: int = 0,
+    x,
+    y,
+    z,
+    method: str = "spearman",
+    *,
+    x_name: str = "x",
+    y_name: str = "y",
+    z_name: str = "clean accuracy",
+    n_bootstrap: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> Correlation:
     """Partial correlation of x and y with z held fixed (one value per model), with a two-sided
     p-value (t = r·sqrt((n−3)/(1−r²)), n−3 degrees of freedom) and a bootstrap interval over
@@ -223,5 +243,17 @@ def partial_correlate(
         if n_valid:
             alpha = (1.0 - confidence) / 2
             low, high = (float(v) for v in np.quantile(valid, [alpha, 1 - alpha]))
-    return Correlation(name, x_name, y_name, n, r, p, low, high, n_bootstrap, n_valid, confidence,
-                       f"t test on n−3 = {n - 3} degrees of freedom, controlling for {z_name}")
+    return Correlation(
+        name,
+        x_name,
+        y_name,
+        n,
+        r,
+        p,
+        low,
+        high,
+        n_bootstrap,
+        n_valid,
+        confidence,
+        f"t test on n−3 = {n - 3} degrees of freedom, controlling for {z_name}",
+    )

@@ -6,9 +6,10 @@ Through ``imagecorruptions`` (the ``imagecorruptions-imaug`` fork: the original 
 one seed per (run seed, corruption, severity, image index), so a corrupted image never
 depends on the batch it was computed in.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -16,8 +17,21 @@ import torch
 from ..errors import IasideError
 
 COMMON = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
 )
 """The 15 ImageNet-C corruptions that enter the mCE of the ImageNet-C paper."""
 EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")

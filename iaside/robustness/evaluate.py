@@ -5,6 +5,7 @@
 models that share a data config pays for the corruptions once. ``RobustnessReport`` holds one
 model's numbers, writes ``robustness.json`` and CSVs, and reads them back.
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,9 +14,10 @@ import io
 import json
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -108,7 +110,7 @@ class RobustnessReport:
                 return float(row["accuracy"])
         raise IasideError(f"{self.name} has no attack {label!r}; it has {[r['label'] for r in self.adversarial]}")
 
-    def with_reference(self, reference: "RobustnessReport") -> "RobustnessReport":
+    def with_reference(self, reference: RobustnessReport) -> RobustnessReport:
         """A copy whose CE and mCE are relative to ``reference`` (same images, corruptions, severities)."""
         problems = []
         if list(reference.corruptions) != list(self.corruptions):
@@ -140,23 +142,32 @@ class RobustnessReport:
             "clean_error": self.clean_error,
             "mean_error": self.mean_error,
             "adversarial": self.adversarial,
-            "reference": None if self.reference is None else {
-                "model": self.reference["model"], "errors": np.asarray(self.reference["errors"]).tolist()},
+            "reference": None
+            if self.reference is None
+            else {"model": self.reference["model"], "errors": np.asarray(self.reference["errors"]).tolist()},
             "ce": None if ce is None else [None if not np.isfinite(v) else float(v) for v in ce],
             "mce": self.mce,
             "meta": self.meta,
         }
 
     @classmethod
-    def from_json_dict(cls, d: dict[str, Any]) -> "RobustnessReport":
+    def from_json_dict(cls, d: dict[str, Any]) -> RobustnessReport:
         ref = d.get("reference")
         return cls(
-            model=d["model"], data=d["data"], corruptions=list(d["corruptions"]), severities=list(d["severities"]),
+            model=d["model"],
+            data=d["data"],
+            corruptions=list(d["corruptions"]),
+            severities=list(d["severities"]),
             errors=np.asarray(d["errors"], np.float64).reshape(len(d["corruptions"]), len(d["severities"])),
-            clean_error=float(d["clean_error"]), adversarial=list(d["adversarial"]), seed=int(d.get("seed", 0)),
-            reference=None if ref is None else {
+            clean_error=float(d["clean_error"]),
+            adversarial=list(d["adversarial"]),
+            seed=int(d.get("seed", 0)),
+            reference=None
+            if ref is None
+            else {
                 "model": ref["model"],
-                "errors": np.asarray(ref["errors"], np.float64).reshape(len(d["corruptions"]), len(d["severities"]))},
+                "errors": np.asarray(ref["errors"], np.float64).reshape(len(d["corruptions"]), len(d["severities"])),
+            },
             meta=d.get("meta", {}),
         )
 
@@ -169,25 +180,31 @@ class RobustnessReport:
         rows: list[list] = [["corruption", "family", "severity", "error", "reference_error"]]
         for i, c in enumerate(self.corruptions):
             for j, s in enumerate(self.severities):
-                rows.append([c, family_of(c), s, f"{self.errors[i, j]:.6f}",
-                             "" if ref is None else f"{ref[i, j]:.6f}"])
+                rows.append([c, family_of(c), s, f"{self.errors[i, j]:.6f}", "" if ref is None else f"{ref[i, j]:.6f}"])
         _write_csv(out / ERRORS_CSV, rows)
         ce = self.ce
         rows = [["corruption", "family", "error_sum", "reference_error_sum", "ce"]]
         for i, c in enumerate(self.corruptions):
-            rows.append([c, family_of(c), f"{self.errors[i].sum():.6f}",
-                         "" if ref is None else f"{ref[i].sum():.6f}",
-                         "" if ce is None or not np.isfinite(ce[i]) else f"{ce[i]:.6f}"])
+            rows.append(
+                [
+                    c,
+                    family_of(c),
+                    f"{self.errors[i].sum():.6f}",
+                    "" if ref is None else f"{ref[i].sum():.6f}",
+                    "" if ce is None or not np.isfinite(ce[i]) else f"{ce[i]:.6f}",
+                ]
+            )
         _write_csv(out / CE_CSV, rows)
         rows = [["attack", "norm", "eps", "steps", "alpha", "accuracy"]]
         for a in self.adversarial:
-            rows.append([a["label"], a["norm"], f"{a['eps']:.6g}", a["steps"], f"{a['alpha']:.6g}",
-                         f"{a['accuracy']:.6f}"])
+            rows.append(
+                [a["label"], a["norm"], f"{a['eps']:.6g}", a["steps"], f"{a['alpha']:.6g}", f"{a['accuracy']:.6f}"]
+            )
         _write_csv(out / ADVERSARIAL_CSV, rows)
         return out
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "RobustnessReport":
+    def load(cls, path: str | os.PathLike) -> RobustnessReport:
         """Read robustness.json (or the folder holding it)."""
         p = Path(path)
         file = p / ROBUSTNESS_JSON if p.is_dir() else p
@@ -202,10 +219,14 @@ class RobustnessReport:
         """Plain-text summary: clean error, mean error, mCE, per-corruption rows, adversarial rows."""
         ce = self.ce
         ref_name = None if self.reference is None else self.reference["model"].get("name")
-        lines = [f"robustness  model={self.name}  data={self.data.get('spec')}  images={self.data.get('n_images')}"
-                 f"  labels={self.data.get('labels')}"]
-        lines.append(f"clean top-1 error {self.clean_error:.3f}   mean corruption error {self.mean_error:.3f}"
-                     + ("" if ce is None else f"   mCE {self.mce:.3f} (reference {ref_name})"))
+        lines = [
+            f"robustness  model={self.name}  data={self.data.get('spec')}  images={self.data.get('n_images')}"
+            f"  labels={self.data.get('labels')}"
+        ]
+        lines.append(
+            f"clean top-1 error {self.clean_error:.3f}   mean corruption error {self.mean_error:.3f}"
+            + ("" if ce is None else f"   mCE {self.mce:.3f} (reference {ref_name})")
+        )
         if self.corruptions:
             head = "".join(f"{'s' + str(s):>7}" for s in self.severities)
             lines.append(f"{'corruption':<18}{head}" + ("" if ce is None else f"{'CE':>8}"))
@@ -213,8 +234,10 @@ class RobustnessReport:
                 ce_text = "" if ce is None else ("     n/a" if not np.isfinite(ce[i]) else f"{ce[i]:>8.3f}")
                 lines.append(f"{c:<18}" + "".join(f"{e:>7.3f}" for e in self.errors[i]) + ce_text)
             if ce is None:
-                lines.append("no CE or mCE: they are errors relative to a reference model; pass --reference "
-                             "(a robustness.json of another model on these images, or a model spec)")
+                lines.append(
+                    "no CE or mCE: they are errors relative to a reference model; pass --reference "
+                    "(a robustness.json of another model on these images, or a model spec)"
+                )
         for a in self.adversarial:
             lines.append(f"{a['label']:<18} accuracy {a['accuracy']:.3f}  ({a['steps']} steps)")
         return "\n".join(lines)
@@ -252,14 +275,17 @@ def stack_dataset(dataset) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     shapes = {tuple(it.pixels.shape) for it in items}
     if len(shapes) > 1:
         raise IasideError(f"images have different shapes {sorted(shapes)[:3]}; set --input-size so they match")
-    return (torch.stack([it.pixels for it in items]), np.array([it.label for it in items], np.int64),
-            [it.name for it in items])
+    return (
+        torch.stack([it.pixels for it in items]),
+        np.array([it.label for it in items], np.int64),
+        [it.name for it in items],
+    )
 
 
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 64) -> np.ndarray:
     """Top-1 class of every image, (N, C, H, W) -> (N,) int64."""
-    out = [model(images[i:i + batch_size]).argmax(dim=1).cpu() for i in range(0, images.shape[0], batch_size)]
+    out = [model(images[i : i + batch_size]).argmax(dim=1).cpu() for i in range(0, images.shape[0], batch_size)]
     return torch.cat(out).numpy().astype(np.int64)
 
 
@@ -303,9 +329,12 @@ def evaluate_robustness(
         nc = getattr(model, "num_classes", None)
         if nc is not None and own.max(initial=0) >= nc:
             raise IasideError(f"labels go up to {own.max()} but {name} has {nc} classes; check the labels")
-        out[name] = {"labels": own, "clean_error": float(np.mean(clean != own)),
-                     "wrong": np.zeros((len(corruptions), len(severities)), np.int64),
-                     "seconds": {"clean": time.perf_counter() - t0, "model": 0.0}}
+        out[name] = {
+            "labels": own,
+            "clean_error": float(np.mean(clean != own)),
+            "wrong": np.zeros((len(corruptions), len(severities)), np.int64),
+            "seconds": {"clean": time.perf_counter() - t0, "model": 0.0},
+        }
     t_corrupt = 0.0
     steps = [(ci, si) for ci in range(len(corruptions)) for si in range(len(severities))]
     progress = _progress(len(steps) * ((n + chunk - 1) // chunk), "corruptions", show_progress)
@@ -313,8 +342,9 @@ def evaluate_robustness(
         stop = min(start + chunk, n)
         for ci, si in steps:
             t = time.perf_counter()
-            corrupted = corrupt_images(images[start:stop], corruptions[ci], severities[si], seed=seed,
-                                       indices=range(start, stop)).to(device)
+            corrupted = corrupt_images(
+                images[start:stop], corruptions[ci], severities[si], seed=seed, indices=range(start, stop)
+            ).to(device)
             t_corrupt += time.perf_counter() - t
             for name, model in models.items():
                 t = time.perf_counter()
@@ -341,17 +371,31 @@ def evaluate_robustness(
 
 
 def build_report(
-    measured: Mapping[str, Any], *, model: dict, data: dict, corruptions, severities, seed: int, attacks=(),
+    measured: Mapping[str, Any],
+    *,
+    model: dict,
+    data: dict,
+    corruptions,
+    severities,
+    seed: int,
+    attacks=(),
 ) -> RobustnessReport:
     """A RobustnessReport from one entry of ``evaluate_robustness`` and the model/data descriptions."""
     return RobustnessReport(
-        model=model, data=data, corruptions=list(corruptions), severities=list(severities),
-        errors=np.asarray(measured["errors"], np.float64), clean_error=measured["clean_error"],
-        adversarial=measured["adversarial"], seed=seed,
+        model=model,
+        data=data,
+        corruptions=list(corruptions),
+        severities=list(severities),
+        errors=np.asarray(measured["errors"], np.float64),
+        clean_error=measured["clean_error"],
+        adversarial=measured["adversarial"],
+        seed=seed,
         meta={
-            "iaside_version": __version__, "torch_version": torch.__version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "timings_s": measured["seconds"], "attacks": [a.to_dict() for a in attacks],
+            "iaside_version": __version__,
+            "torch_version": torch.__version__,
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "timings_s": measured["seconds"],
+            "attacks": [a.to_dict() for a in attacks],
         },
     )
 

@@ -5,15 +5,16 @@ known); a RobustBench ``model_info`` JSON file (the model is the file's name, it
 the metrics, prefixed by the threat model when the file sits in a Linf/L2/corruptions folder),
 a folder of such files, or a JSON object {model: {metric: number}}.
 """
+
 from __future__ import annotations
 
 import csv
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -148,8 +149,11 @@ def join(names: Sequence[str], table: ExternalTable) -> tuple[dict[str, np.ndarr
     used = list(matched.values())
     twice = sorted({r for r in used if used.count(r) > 1})
     if twice:
-        raise IasideError(f"row(s) {', '.join(twice)} of {table.source} match several models; rename the models "
-                          "(--name) or the rows")
-    columns = {m: np.array([table.values[matched[n]].get(m, np.nan) if n in matched else np.nan for n in names])
-               for m in table.metrics}
+        raise IasideError(
+            f"row(s) {', '.join(twice)} of {table.source} match several models; rename the models (--name) or the rows"
+        )
+    columns = {
+        m: np.array([table.values[matched[n]].get(m, np.nan) if n in matched else np.nan for n in names])
+        for m in table.metrics
+    }
     return columns, [n for n in names if n not in matched], [r for r in table.values if r not in used]

@@ -1,4 +1,5 @@
 """Corruption error arithmetic (docs/method.md §8): E_{c,s}, CE_c, mCE and the unnormalised mean error."""
+
 from __future__ import annotations
 
 import numpy as np

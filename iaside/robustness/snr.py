@@ -7,14 +7,16 @@ band index (slope in dB per band: a straight line is an exponential decay of the
 SNR) and, on the fine grid, dB versus normalised radius (exponential) and versus log10
 radius (power law), each with R².
 """
+
 from __future__ import annotations
 
 import csv
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,7 +79,7 @@ class SnrCurve:
     fits: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @classmethod
-    def from_per_image(cls, name, family, level, band_db, grid_db, n_bands, n_rings) -> "SnrCurve":
+    def from_per_image(cls, name, family, level, band_db, grid_db, n_bands, n_rings) -> SnrCurve:
         band = mean_db(band_db)
         grid = mean_db(grid_db)
         with np.errstate(invalid="ignore"):
@@ -91,14 +93,29 @@ class SnrCurve:
         return cls(name, family, str(level), band, sd, grid, int(np.asarray(band_db).shape[0]), fits)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "family": self.family, "level": self.level, "n_images": self.n_images,
-                "band_db": _floats(self.band_db), "band_db_sd": _floats(self.band_db_sd),
-                "grid_db": _floats(self.grid_db), "fits": self.fits}
+        return {
+            "name": self.name,
+            "family": self.family,
+            "level": self.level,
+            "n_images": self.n_images,
+            "band_db": _floats(self.band_db),
+            "band_db_sd": _floats(self.band_db_sd),
+            "grid_db": _floats(self.grid_db),
+            "fits": self.fits,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SnrCurve":
-        return cls(d["name"], d["family"], d["level"], _array(d["band_db"]), _array(d["band_db_sd"]),
-                   _array(d["grid_db"]), d["n_images"], d["fits"])
+    def from_dict(cls, d: dict[str, Any]) -> SnrCurve:
+        return cls(
+            d["name"],
+            d["family"],
+            d["level"],
+            _array(d["band_db"]),
+            _array(d["band_db_sd"]),
+            _array(d["grid_db"]),
+            d["n_images"],
+            d["fits"],
+        )
 
 
 def _floats(a) -> list:
@@ -150,14 +167,19 @@ class SnrResult:
         grid = np.mean([c.grid_db for c in members], axis=0)
         sd = np.mean([c.band_db_sd for c in members], axis=0)
         r = ring_centres(self.n_rings)
-        fits = {"band": fit_line(np.arange(self.n_bands), band), "grid_exponential": fit_line(r, grid),
-                "grid_power": fit_line(np.log10(r), grid)}
+        fits = {
+            "band": fit_line(np.arange(self.n_bands), band),
+            "grid_exponential": fit_line(r, grid),
+            "grid_power": fit_line(np.log10(r), grid),
+        }
         return SnrCurve(name, family, level, band, sd, grid, members[0].n_images, fits)
 
     def families(self) -> dict[str, SnrCurve]:
         """One curve per family: the mean of its members' curves over all their levels."""
-        return {fam: self._pooled([c for c in self.curves if c.family == fam], fam, fam, "all")
-                for fam in dict.fromkeys(c.family for c in self.curves)}
+        return {
+            fam: self._pooled([c for c in self.curves if c.family == fam], fam, fam, "all")
+            for fam in dict.fromkeys(c.family for c in self.curves)
+        }
 
     def by_name(self) -> dict[str, SnrCurve]:
         """One curve per perturbation (a corruption, or one attack norm): mean over its levels."""
@@ -168,15 +190,29 @@ class SnrResult:
         return out
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"n_bands": self.n_bands, "partition": self.partition, "n_rings": self.n_rings, "data": self.data,
-                "model": self.model, "seed": self.seed, "ring_centres": ring_centres(self.n_rings).tolist(),
-                "curves": [c.to_dict() for c in self.curves],
-                "families": {k: c.to_dict() for k, c in self.families().items()}}
+        return {
+            "n_bands": self.n_bands,
+            "partition": self.partition,
+            "n_rings": self.n_rings,
+            "data": self.data,
+            "model": self.model,
+            "seed": self.seed,
+            "ring_centres": ring_centres(self.n_rings).tolist(),
+            "curves": [c.to_dict() for c in self.curves],
+            "families": {k: c.to_dict() for k, c in self.families().items()},
+        }
 
     @classmethod
-    def from_json_dict(cls, d: dict[str, Any]) -> "SnrResult":
-        return cls(d["n_bands"], d["partition"], d["n_rings"], d["data"], d["model"], d["seed"],
-                   [SnrCurve.from_dict(c) for c in d["curves"]])
+    def from_json_dict(cls, d: dict[str, Any]) -> SnrResult:
+        return cls(
+            d["n_bands"],
+            d["partition"],
+            d["n_rings"],
+            d["data"],
+            d["model"],
+            d["seed"],
+            [SnrCurve.from_dict(c) for c in d["curves"]],
+        )
 
     def save(self, out_dir: str | os.PathLike) -> Path:
         """snr.json (everything; +inf written as null), snr.csv (one row per perturbation and level,
@@ -186,15 +222,37 @@ class SnrResult:
         (out / SNR_JSON).write_text(json.dumps(self.to_json_dict(), indent=1))
         with open(out / SNR_CSV, "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["perturbation", "family", "level", "n_images",
-                        *[f"band{i}_db" for i in range(self.n_bands)],
-                        "slope_db_per_band", "r2_band", "grid_slope_db_per_radius", "r2_grid_exponential",
-                        "grid_slope_db_per_decade", "r2_grid_power"])
+            w.writerow(
+                [
+                    "perturbation",
+                    "family",
+                    "level",
+                    "n_images",
+                    *[f"band{i}_db" for i in range(self.n_bands)],
+                    "slope_db_per_band",
+                    "r2_band",
+                    "grid_slope_db_per_radius",
+                    "r2_grid_exponential",
+                    "grid_slope_db_per_decade",
+                    "r2_grid_power",
+                ]
+            )
             for c in self.curves:
                 f = c.fits
-                w.writerow([c.name, c.family, c.level, c.n_images, *[f"{v:.4f}" for v in c.band_db],
-                            *[f"{f[k][q]:.4f}" for k in ("band", "grid_exponential", "grid_power")
-                              for q in ("slope", "r2")]])
+                w.writerow(
+                    [
+                        c.name,
+                        c.family,
+                        c.level,
+                        c.n_images,
+                        *[f"{v:.4f}" for v in c.band_db],
+                        *[
+                            f"{f[k][q]:.4f}"
+                            for k in ("band", "grid_exponential", "grid_power")
+                            for q in ("slope", "r2")
+                        ],
+                    ]
+                )
         with open(out / GRID_CSV, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["perturbation", "family", "level", *[f"r{r:.4f}" for r in ring_centres(self.n_rings)]])
@@ -203,7 +261,7 @@ class SnrResult:
         return out
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "SnrResult":
+    def load(cls, path: str | os.PathLike) -> SnrResult:
         p = Path(path)
         file = p / SNR_JSON if p.is_dir() else p
         if not file.exists():
@@ -216,13 +274,27 @@ class SnrResult:
     def table(self, rows: str = "name") -> str:
         """Markdown table: one row per perturbation (mean over levels) or per family; dB per band, fit."""
         curves = self.by_name() if rows == "name" else self.families()
-        head = ["perturbation", "family", *[f"b{i}" for i in range(self.n_bands)], "dB/band", "R²",
-                "R² exp (grid)", "R² power (grid)"]
+        head = [
+            "perturbation",
+            "family",
+            *[f"b{i}" for i in range(self.n_bands)],
+            "dB/band",
+            "R²",
+            "R² exp (grid)",
+            "R² power (grid)",
+        ]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for c in curves.values():
             f = c.fits
-            cells = [c.name, c.family, *[_db(v) for v in c.band_db], f"{f['band']['slope']:+.2f}",
-                     f"{f['band']['r2']:.2f}", f"{f['grid_exponential']['r2']:.2f}", f"{f['grid_power']['r2']:.2f}"]
+            cells = [
+                c.name,
+                c.family,
+                *[_db(v) for v in c.band_db],
+                f"{f['band']['slope']:+.2f}",
+                f"{f['band']['r2']:.2f}",
+                f"{f['grid_exponential']['r2']:.2f}",
+                f"{f['grid_power']['r2']:.2f}",
+            ]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -238,7 +310,9 @@ class SnrMeter:
     ``spectral.snr_db(clean, perturbed, masks)`` gives for the bands and for the rings.
     """
 
-    def __init__(self, clean: torch.Tensor, n_bands: int = DEFAULT_BANDS, partition: str = "linf", n_rings: int | None = None):
+    def __init__(
+        self, clean: torch.Tensor, n_bands: int = DEFAULT_BANDS, partition: str = "linf", n_rings: int | None = None
+    ):
         if partition not in ("linf", "l2"):
             raise IasideError(f"SNR bands need a radial partition (linf or l2), got {partition!r}")
         h, w = clean.shape[-2:]
@@ -246,16 +320,20 @@ class SnrMeter:
         self.masks = band_masks(h, w, n_bands, partition)
         self.n_rings = n_rings or min(DEFAULT_RINGS, min(h, w) // 2)
         if not 1 <= self.n_rings <= min(h, w) // 2:
-            raise IasideError(f"--rings must be between 1 and {min(h, w) // 2} for {h}x{w} images (every ring "
-                              f"needs a frequency), got {self.n_rings}")
+            raise IasideError(
+                f"--rings must be between 1 and {min(h, w) // 2} for {h}x{w} images (every ring "
+                f"needs a frequency), got {self.n_rings}"
+            )
         self.grid = radial_grid_masks(h, w, self.n_rings, partition)
         self._signal_db = [10.0 * torch.log10(band_energy(clean, m)) for m in (self.masks, self.grid)]
 
     def measure(self, perturbed: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(band dB (N, M), ring dB (N, R)) float64; +inf where Δx has no energy."""
         delta = perturbed.to(self.clean.dtype) - self.clean
-        band, ring = ((s - 10.0 * torch.log10(band_energy(delta, m))).cpu().numpy()
-                      for s, m in zip(self._signal_db, (self.masks, self.grid)))
+        band, ring = (
+            (s - 10.0 * torch.log10(band_energy(delta, m))).cpu().numpy()
+            for s, m in zip(self._signal_db, (self.masks, self.grid))
+        )
         return band, ring
 
 

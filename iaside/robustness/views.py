@@ -2,6 +2,7 @@
 (repr, HTML, DataFrames) and the PNG plots the commands write. The robustness package draws its
 own results with the shared toolkit (``iaside.display``), so it never imports ``iaside.report``;
 the report imports these."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -14,9 +15,11 @@ from ..errors import IasideError
 from .corruptions import family_of
 from .snr import ring_centres
 
-_STYLE = ("<style>.iaside td,.iaside th{padding:2px 8px;text-align:right;font-variant-numeric:tabular-nums}"
-          ".iaside .bad{background:#fff5f5;border-left:4px solid #c53030;padding:4px 8px}"
-          ".iaside .muted{color:#4a5568;font-size:0.9em}</style>")
+_STYLE = (
+    "<style>.iaside td,.iaside th{padding:2px 8px;text-align:right;font-variant-numeric:tabular-nums}"
+    ".iaside .bad{background:#fff5f5;border-left:4px solid #c53030;padding:4px 8px}"
+    ".iaside .muted{color:#4a5568;font-size:0.9em}</style>"
+)
 
 
 def snr_figure(result, ax=None):
@@ -31,8 +34,13 @@ def snr_figure(result, ax=None):
     for name, curve in fams.items():
         colour = FAMILY_COLOURS.get(name)
         fit = curve.fits["band"]
-        left.plot(bands, finite(curve.band_db), "o-", color=colour,
-                  label=f"{name} ({fit['slope']:+.1f} dB/band, R² {fit['r2']:.2f})")
+        left.plot(
+            bands,
+            finite(curve.band_db),
+            "o-",
+            color=colour,
+            label=f"{name} ({fit['slope']:+.1f} dB/band, R² {fit['r2']:.2f})",
+        )
         if right is not None:
             right.plot(ring_centres(result.n_rings), finite(curve.grid_db), "-", color=colour, label=name)
     for axis in (left, right):
@@ -49,8 +57,9 @@ def snr_figure(result, ax=None):
         right.set_xlabel(f"normalised radius ({result.n_rings} rings; Nyquist = 1)")
         right.set_xscale("log")
     n = result.curves[0].n_images if result.curves else 0
-    title = (f"Spectral SNR of perturbations on {result.data.get('spec')} (N={n}); families averaged over members "
-             "and levels")
+    title = (
+        f"Spectral SNR of perturbations on {result.data.get('spec')} (N={n}); families averaged over members and levels"
+    )
     if right is None:
         left.set_title(wrap(title, fig, 9), fontsize=9)
     else:
@@ -58,8 +67,14 @@ def snr_figure(result, ax=None):
     return fig
 
 
-FAMILY_COLOURS = {"noise": "tab:red", "blur": "tab:blue", "weather": "tab:cyan", "digital": "tab:green",
-                  "pgd-linf": "tab:purple", "pgd-l2": "tab:orange"}
+FAMILY_COLOURS = {
+    "noise": "tab:red",
+    "blur": "tab:blue",
+    "weather": "tab:cyan",
+    "digital": "tab:green",
+    "pgd-linf": "tab:purple",
+    "pgd-l2": "tab:orange",
+}
 
 
 def robustness_figure(report, ax=None, kind: str = "corruptions"):
@@ -70,10 +85,18 @@ def robustness_figure(report, ax=None, kind: str = "corruptions"):
         fig, ax = _axes(ax, (6.4, 1.4 + 0.24 * max(1, len(names))))
         errors = np.asarray(report.errors, dtype=np.float64).reshape(len(names), -1)
         y = np.arange(len(names))
-        ax.barh(y, errors.mean(axis=1) if len(names) else [], color=[FAMILY_COLOURS.get(family_of(c), "grey")
-                                                                      for c in names])
-        ax.axvline(report.clean_error, color="black", linestyle="--", linewidth=0.8,
-                   label=f"clean error {report.clean_error:.3f}")
+        ax.barh(
+            y,
+            errors.mean(axis=1) if len(names) else [],
+            color=[FAMILY_COLOURS.get(family_of(c), "grey") for c in names],
+        )
+        ax.axvline(
+            report.clean_error,
+            color="black",
+            linestyle="--",
+            linewidth=0.8,
+            label=f"clean error {report.clean_error:.3f}",
+        )
         ax.set_yticks(y)
         ax.set_yticklabels(names, fontsize=7)
         ax.invert_yaxis()
@@ -86,8 +109,13 @@ def robustness_figure(report, ax=None, kind: str = "corruptions"):
         fig, ax = _axes(ax, (5.0, 3.4))
         for norm in dict.fromkeys(a.get("norm") for a in report.adversarial):
             rows = sorted((float(a["eps"]), float(a["accuracy"])) for a in report.adversarial if a.get("norm") == norm)
-            ax.plot([e for e, _ in rows], [acc for _, acc in rows], "o-", label=f"PGD {norm}",
-                    color=FAMILY_COLOURS.get(f"pgd-{norm}"))
+            ax.plot(
+                [e for e, _ in rows],
+                [acc for _, acc in rows],
+                "o-",
+                label=f"PGD {norm}",
+                color=FAMILY_COLOURS.get(f"pgd-{norm}"),
+            )
         ax.set_xlabel("ε (pixel units)")
         ax.set_ylabel("top-1 accuracy under attack")
         ax.set_ylim(-0.02, 1.02)
@@ -101,9 +129,11 @@ def robustness_figure(report, ax=None, kind: str = "corruptions"):
 
 def robustness_repr(rep) -> str:
     mce = "no reference (CE/mCE need --reference)" if rep.mce is None else f"mCE {rep.mce:.3f}"
-    return (f"<iaside.RobustnessReport model={rep.name} data={rep.data.get('spec')} N={rep.data.get('n_images')} "
-            f"clean error {rep.clean_error:.3f}, mean corruption error {rep.mean_error:.3f}, {mce}, "
-            f"{len(rep.adversarial)} attack(s)>")
+    return (
+        f"<iaside.RobustnessReport model={rep.name} data={rep.data.get('spec')} N={rep.data.get('n_images')} "
+        f"clean error {rep.clean_error:.3f}, mean corruption error {rep.mean_error:.3f}, {mce}, "
+        f"{len(rep.adversarial)} attack(s)>"
+    )
 
 
 def robustness_frame(rep, kind: str = "corruptions"):
@@ -111,8 +141,10 @@ def robustness_frame(rep, kind: str = "corruptions"):
     'adversarial': one row per attack (norm, eps, steps, accuracy)."""
     pd = pandas()
     if kind == "adversarial":
-        return pd.DataFrame([{k: a.get(k) for k in ("label", "norm", "eps", "steps", "accuracy")}
-                             for a in rep.adversarial], columns=["label", "norm", "eps", "steps", "accuracy"])
+        return pd.DataFrame(
+            [{k: a.get(k) for k in ("label", "norm", "eps", "steps", "accuracy")} for a in rep.adversarial],
+            columns=["label", "norm", "eps", "steps", "accuracy"],
+        )
     if kind != "corruptions":
         raise IasideError(f"kind {kind!r} is not one of corruptions, adversarial")
     errors = np.asarray(rep.errors, dtype=np.float64).reshape(len(rep.corruptions), len(rep.severities))
@@ -127,9 +159,12 @@ def robustness_frame(rep, kind: str = "corruptions"):
 
 def robustness_html(rep) -> str:
     frame = robustness_frame(rep)
-    note = ("" if rep.reference is not None else
-            '<p class="muted">CE and mCE are blank: they are errors relative to a reference model, and none was '
-            "given (iaside robustness --reference).</p>")
+    note = (
+        ""
+        if rep.reference is not None
+        else '<p class="muted">CE and mCE are blank: they are errors relative to a reference model, and none was '
+        "given (iaside robustness --reference).</p>"
+    )
     parts = [_STYLE, '<div class="iaside">', f"<p>{escape(robustness_repr(rep))}</p>", note]
     if len(frame):
         parts.append(img_tag(png(tight(robustness_figure(rep))), "corruption errors"))
@@ -141,8 +176,10 @@ def robustness_html(rep) -> str:
 
 def snr_repr(res) -> str:
     n = res.curves[0].n_images if res.curves else 0
-    return (f"<iaside.SnrResult data={res.data.get('spec')} N={n} M={res.n_bands} {res.partition} "
-            f"{len(res.curves)} curves in {len(res.families())} families>")
+    return (
+        f"<iaside.SnrResult data={res.data.get('spec')} N={n} M={res.n_bands} {res.partition} "
+        f"{len(res.curves)} curves in {len(res.families())} families>"
+    )
 
 
 def snr_frame(res, rows: str = "name"):
@@ -151,8 +188,11 @@ def snr_frame(res, rows: str = "name"):
     pd = pandas()
     if rows not in ("name", "family", "level"):
         raise IasideError(f"rows {rows!r} is not one of name, family, level")
-    curves = {"name": lambda: list(res.by_name().values()), "family": lambda: list(res.families().values()),
-              "level": lambda: list(res.curves)}[rows]()
+    curves = {
+        "name": lambda: list(res.by_name().values()),
+        "family": lambda: list(res.families().values()),
+        "level": lambda: list(res.curves),
+    }[rows]()
     records = []
     for c in curves:
         rec = {"perturbation": c.name, "family": c.family, "level": c.level, "n_images": c.n_images}
@@ -163,9 +203,12 @@ def snr_frame(res, rows: str = "name"):
 
 
 def snr_html(res) -> str:
-    return (f'{_STYLE}<div class="iaside"><p>{escape(snr_repr(res))}</p>'
-            + img_tag(png(tight(snr_figure(res))), "SNR per band")
-            + snr_frame(res, "family").to_html(index=False, float_format=lambda v: f"{v:.2f}") + "</div>")
+    return (
+        f'{_STYLE}<div class="iaside"><p>{escape(snr_repr(res))}</p>'
+        + img_tag(png(tight(snr_figure(res))), "SNR per band")
+        + snr_frame(res, "family").to_html(index=False, float_format=lambda v: f"{v:.2f}")
+        + "</div>"
+    )
 
 
 def _save(fig, path) -> Path:
@@ -205,15 +248,21 @@ def plot_snr_levels(result, path) -> Path:
         ax.set_title(name, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=5, title_fontsize=5, loc="upper right", ncol=2)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.axis("off")
     fig.supxlabel("band", fontsize=8)
     fig.supylabel("SNR (dB)", fontsize=8)
     return _save(fig, path)
 
 
-def plot_sids(names: Sequence[str], sids: Sequence, scores: Sequence[float], path, title: str = "",
-              signed: Sequence[float] | None = None) -> Path:
+def plot_sids(
+    names: Sequence[str],
+    sids: Sequence,
+    scores: Sequence[float],
+    path,
+    title: str = "",
+    signed: Sequence[float] | None = None,
+) -> Path:
     """SIDs side by side: grouped bars with intervals for up to 6 models, else a heatmap.
 
     sids: ``Estimate``s with value/low/high (M,); scores: one number per model, shown with the
@@ -247,22 +296,43 @@ def plot_sids(names: Sequence[str], sids: Sequence, scores: Sequence[float], pat
         im = ax.imshow(table, aspect="auto", cmap="viridis", vmin=0)
         for r, _ in enumerate(order):
             for b in range(m):
-                ax.text(b, r, f"{table[r, b]:.2f}", ha="center", va="center", fontsize=6,
-                        color="white" if table[r, b] < 0.6 * table.max() else "black")
+                ax.text(
+                    b,
+                    r,
+                    f"{table[r, b]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if table[r, b] < 0.6 * table.max() else "black",
+                )
         ax.set_yticks(np.arange(k))
         ax.set_yticklabels([f"{names[i]} ({scores[i]:.3f})" for i in order], fontsize=7)
         ax.set_xticks(np.arange(m))
         ax.set_xlabel("spectral band (0 = lowest frequency)")
         fig.colorbar(im, ax=ax, label="SID")
     sorted_by = "score_signed" if signed is not None else "score"
-    ax.set_title(title or ("spectral importance distributions" + (f" (sorted by {sorted_by})" if k > 6 else "")
-                           + ("; name (score_signed) (score)" if signed is not None else "")), fontsize=9)
+    ax.set_title(
+        title
+        or (
+            "spectral importance distributions"
+            + (f" (sorted by {sorted_by})" if k > 6 else "")
+            + ("; name (score_signed) (score)" if signed is not None else "")
+        ),
+        fontsize=9,
+    )
     return _save(fig, path)
 
 
-def plot_score_vs(names: Sequence[str], scores: Sequence, measure: Sequence[float] | np.ndarray, measure_label: str,
-                  path, correlation=None, score_label: str = "I-ASIDE score",
-                  groups: Sequence[str] | None = None) -> Path:
+def plot_score_vs(
+    names: Sequence[str],
+    scores: Sequence,
+    measure: Sequence[float] | np.ndarray,
+    measure_label: str,
+    path,
+    correlation=None,
+    score_label: str = "I-ASIDE score",
+    groups: Sequence[str] | None = None,
+) -> Path:
     """Scatter of the score (with its interval) against a measured robustness, one labelled point per model.
 
     scores: ``Estimate``s (value, low, high) or floats; correlation: a ``Correlation`` for the title.
@@ -278,8 +348,17 @@ def plot_score_vs(names: Sequence[str], scores: Sequence, measure: Sequence[floa
     for g in dict.fromkeys(groups):
         idx = [i for i, gi in enumerate(groups) if gi == g]
         err = np.vstack([value[idx] - low[idx], high[idx] - value[idx]])
-        ax.errorbar(value[idx], y[idx], xerr=np.where(np.isfinite(err), np.clip(err, 0, None), 0), fmt="o",
-                    color=palette[g], ecolor=palette[g], elinewidth=0.8, capsize=2, label=g or None)
+        ax.errorbar(
+            value[idx],
+            y[idx],
+            xerr=np.where(np.isfinite(err), np.clip(err, 0, None), 0),
+            fmt="o",
+            color=palette[g],
+            ecolor=palette[g],
+            elinewidth=0.8,
+            capsize=2,
+            label=g or None,
+        )
     for i, name in enumerate(names):
         ax.annotate(name, (value[i], y[i]), textcoords="offset points", xytext=(4, 3), fontsize=6)
     ax.set_xlabel(f"{score_label} (95% bootstrap CI over images)")
@@ -290,13 +369,24 @@ def plot_score_vs(names: Sequence[str], scores: Sequence, measure: Sequence[floa
     if correlation is not None and not np.isfinite(correlation.r):
         ax.set_title(f"{correlation.method} not defined for n={correlation.n} models", fontsize=9)
     elif correlation is not None:
-        ax.set_title(f"Spearman {correlation.r:+.2f} (p={correlation.p_value:.2g}, 95% CI "
-                     f"{correlation.low:+.2f} – {correlation.high:+.2f}, n={correlation.n})", fontsize=9)
+        ax.set_title(
+            f"Spearman {correlation.r:+.2f} (p={correlation.p_value:.2g}, 95% CI "
+            f"{correlation.low:+.2f} – {correlation.high:+.2f}, n={correlation.n})",
+            fontsize=9,
+        )
     return _save(fig, path)
 
 
-def plot_sid_series(x: Sequence[float] | np.ndarray, x_label: str, sids: np.ndarray, path, *,
-                    extras: dict | None = None, title: str = "", log_x: bool = False) -> Path:
+def plot_sid_series(
+    x: Sequence[float] | np.ndarray,
+    x_label: str,
+    sids: np.ndarray,
+    path,
+    *,
+    extras: dict | None = None,
+    title: str = "",
+    log_x: bool = False,
+) -> Path:
     """How the SID changes along a series (training steps, label-noise rates).
 
     Top: the SID as stacked areas (band 0 at the bottom); bottom: ``extras`` {label: (K,) values}

