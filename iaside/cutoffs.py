@@ -21,6 +21,7 @@ import torch
 from .errors import IasideError
 from .heatmap import HeatmapState, stream_variants
 from .interactions import mean_with_interval
+from .runs import atomic_write
 from .spectral import freq_radius
 
 CUTOFFS_JSON = "cutoffs.json"
@@ -194,9 +195,7 @@ def run_cutoffs(
     }
     if out is not None:
         state.save(out / CUTOFFS_STATE)
-        tmp = out / f".tmp-{os.getpid()}-{CUTOFFS_JSON}"
-        tmp.write_text(json.dumps(summary, allow_nan=True))
-        os.replace(tmp, out / CUTOFFS_JSON)
+        atomic_write(out / CUTOFFS_JSON, json.dumps(summary, allow_nan=True))
     return summary
 
 

@@ -25,6 +25,7 @@ import torch
 
 from .errors import IasideError
 from .fills import image_generator
+from .runs import atomic_write
 
 HEATMAP_JSON = "heatmap.json"
 HEATMAP_STATE = "heatmap-state.npz"
@@ -90,12 +91,7 @@ class HeatmapState:
         )
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **self.__dict__)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, lambda fh: np.savez(fh, **self.__dict__))
 
     @classmethod
     def load(cls, path: Path) -> HeatmapState:
@@ -292,9 +288,7 @@ def plot_heatmap(summary: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 def save_heatmap(summary: dict[str, Any], out: Path) -> None:
-    tmp = out / f".tmp-{os.getpid()}-{HEATMAP_JSON}"
-    tmp.write_text(json.dumps(summary, allow_nan=True))
-    os.replace(tmp, out / HEATMAP_JSON)
+    atomic_write(out / HEATMAP_JSON, json.dumps(summary, allow_nan=True))
 
 
 def run_heatmap(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import IasideError
+from .runs import atomic_write
 
 SWEEP_JSON = "sweep.json"
 LEADERBOARD_MD = "leaderboard.md"
@@ -141,9 +142,7 @@ class SweepState:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".tmp-{os.getpid()}-{self.path.name}")
-        tmp.write_text(json.dumps({"models": self.models}, indent=1))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps({"models": self.models}, indent=1))
 
 
 def _tail_error(text: str) -> str:
