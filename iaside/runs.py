@@ -223,9 +223,11 @@ def owner(folder: str | os.PathLike, shard: tuple[int, int] | None = None) -> It
     except OSError as err:
         raise IasideError(f"cannot write to the output folder {folder} ({err.strerror}); choose another --out") from err
     if first and shard is None:  # the sole owner: temporary files of killed writers go
-        for stale in folder.glob(".tmp-*.part"):
-            with contextlib.suppress(OSError):
-                stale.unlink()
+        with _held_lock:  # unless a thread of this process has entered since and may be writing one
+            if _held[os.path.realpath(path)][0] == 1:
+                for stale in folder.glob(".tmp-*.part"):
+                    with contextlib.suppress(OSError):
+                        stale.unlink()
     try:
         if shard is None:
             yield folder
