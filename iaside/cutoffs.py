@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .errors import IasideError
-from .heatmap import HeatmapState, stream_variants
+from .heatmap import HeatmapState, open_variants_folder, stream_variants
 from .interactions import mean_with_interval
 from .runs import atomic_write
 from .spectral import freq_radius
@@ -156,22 +156,8 @@ def run_cutoffs(
         "precision": precision,
         "labels": config.labels,
     }
-    state, checkpoint = None, None
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        ident_file = out / "cutoffs-run.json"
-        if ident_file.exists():
-            if json.loads(ident_file.read_text()) != json.loads(json.dumps(identity)):
-                raise IasideError(
-                    f"{out} holds cut-off curves with another model, data or setting; use another "
-                    f"--out or delete {ident_file.name} and {CUTOFFS_STATE}"
-                )
-            if (out / CUTOFFS_STATE).exists():
-                state = HeatmapState.load(out / CUTOFFS_STATE)
-        else:
-            ident_file.write_text(json.dumps(identity, indent=1))
-        checkpoint = lambda s: s.save(out / CUTOFFS_STATE)
+    out = Path(out) if out is not None else None
+    state, checkpoint = open_variants_folder(out, identity, "cutoffs-run.json", CUTOFFS_STATE, "cut-off curves")
     dev = torch.device(device)
     forward = ModelRunner(loaded.model, device=dev, precision=precision).logits  # the engine's model runner
     state, stats = cutoff_curves(

@@ -287,6 +287,29 @@ def plot_heatmap(summary: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
+def open_variants_folder(
+    out: Path | None, identity: dict[str, Any], ident_name: str, state_name: str, what: str
+) -> tuple[HeatmapState | None, Callable[[HeatmapState], None] | None]:
+    """A variants run's folder (heat map, cut-offs): its saved state to resume (None for a new
+    run) and the checkpoint that saves it; a folder holding another setting is refused."""
+    if out is None:
+        return None, None
+    out.mkdir(parents=True, exist_ok=True)
+    ident_file = out / ident_name
+    state = None
+    if ident_file.exists():
+        if json.loads(ident_file.read_text()) != json.loads(json.dumps(identity)):
+            raise IasideError(
+                f"{out} holds {what} with another model, data or setting; use another --out "
+                f"or delete {ident_file.name} and {state_name}"
+            )
+        if (out / state_name).exists():
+            state = HeatmapState.load(out / state_name)
+    else:
+        atomic_write(ident_file, json.dumps(identity, indent=1))
+    return state, lambda s: s.save(out / state_name)
+
+
 def save_heatmap(summary: dict[str, Any], out: Path) -> None:
     atomic_write(out / HEATMAP_JSON, json.dumps(summary, allow_nan=True))
 
@@ -347,22 +370,8 @@ def run_heatmap(
         "precision": precision,
         "labels": config.labels,
     }
-    state, checkpoint = None, None
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        ident_file = out / "heatmap-run.json"
-        if ident_file.exists():
-            if json.loads(ident_file.read_text()) != json.loads(json.dumps(identity)):
-                raise IasideError(
-                    f"{out} holds a heat map with another model, data or setting; use another --out "
-                    f"or delete {ident_file.name} and {HEATMAP_STATE}"
-                )
-            if (out / HEATMAP_STATE).exists():
-                state = HeatmapState.load(out / HEATMAP_STATE)
-        else:
-            ident_file.write_text(json.dumps(identity, indent=1))
-        checkpoint = lambda s: s.save(out / HEATMAP_STATE)
+    out = Path(out) if out is not None else None
+    state, checkpoint = open_variants_folder(out, identity, "heatmap-run.json", HEATMAP_STATE, "a heat map")
     dev = torch.device(device)
     forward = ModelRunner(loaded.model, device=dev, precision=precision).logits  # the engine's model runner
     state, cells, stats = fourier_heatmap(
