@@ -70,8 +70,11 @@ NUMBERS = {
                                       "else r[by], reverse=by == 'score')  # MUTANT")],
     "merge_skips_of_first_shard": [("iaside/engine/state.py", '    skipped: np.ndarray = _per_image("max")',
                                     '    skipped: np.ndarray = _per_image("sum")  # MUTANT: skips added')],
-    "correlation_ci_one_tail": [("iaside/robustness/correlation.py", "            alpha = (1.0 - confidence) / 2",
-                                 "            alpha = 1.0 - confidence  # MUTANT")],
+    "correlation_ci_one_tail": [("iaside/robustness/correlation.py",
+                                 "alpha = (1.0 - confidence) / 2\n            low, high = (float(v) for v in "
+                                 "np.quantile(valid, [alpha, 1 - alpha]))\n    return Correlation(method,",
+                                 "alpha = 1.0 - confidence  # MUTANT\n            low, high = (float(v) for v in "
+                                 "np.quantile(valid, [alpha, 1 - alpha]))\n    return Correlation(method,")],
     "kendall_tau_a": [("iaside/robustness/correlation.py",
                        "den = np.sqrt((sx * sx).sum(axis=(1, 2)) * (sy * sy).sum(axis=(1, 2)))",
                        "den = np.full(num.shape, float(x.shape[1] * (x.shape[1] - 1)))  # MUTANT")],
