@@ -15,7 +15,7 @@ from torch import nn
 from . import __version__, distributed
 from .coalitions import CoalitionSynthesizer
 from .compile_cache import CompileCache
-from .config import DEFAULT_BANDS, DataConfig, ExplainConfig
+from .config import DataConfig, ExplainConfig
 from .data.base import PREDICTED
 from .engine import Engine, EngineState
 from .errors import IasideError
@@ -178,20 +178,21 @@ def source_record(data: Any, labels_file: str | None, config: ExplainConfig, out
 def explain(
     model: str | nn.Module | LoadedModel,
     data: Any,
+    config: ExplainConfig | None = None,
     *,
-    bands: int = DEFAULT_BANDS,
+    bands: int | None = None,
     partition: str | None = None,
     fill: str | None = None,
     preset: str | None = None,
     clip: bool | None = None,
     labels: str | None = None,
     samples: int | None = None,
-    seed: int = 0,
-    estimator: str = "exact",
+    seed: int | None = None,
+    estimator: str | None = None,
     permutations: int | None = None,
     coalitions: int | None = None,
     draws: str | None = None,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int | None = None,
     target_ci: float | None = None,
     batch_size: int | str = 64,
     device: str = "cpu",
@@ -213,6 +214,11 @@ def explain(
     views: bool = True,
 ) -> Result | None:
     """I-ASIDE of ``model`` over ``data``.
+
+    config: an ``ExplainConfig`` (everything that decides the numbers) to start from; the
+    keyword options below that it also has (bands, partition, fill, preset, clip, samples, seed,
+    estimator, permutations, coalitions, draws, n_bootstrap) override it when given. Without it,
+    the configuration's own defaults apply (8 bands, the ℓ∞ partition, the partner fill, exact).
 
     model: a spec ('efficientnet-lite0', 'onnx:PATH', ...), a LoadedModel, or any nn.Module
     taking (B, C, H, W) pixels (normalised inside with ``data_config``'s mean/std, if given).
@@ -250,17 +256,14 @@ def explain(
     while it runs (``iaside.runs.owner``): another process on it is refused, naming this one.
     """
     apply_malloc_fix()
-    check_run_arguments(bands=bands, seed=seed, workers=num_workers, samples=samples)
     if on_bad_image not in ("error", "skip"):
         raise IasideError(f"--on-bad-image {on_bad_image!r} is not one of error, skip")
-    label_mode = "predicted" if labels == "predicted" else "given"
     config = ExplainConfig.build(
-        preset, bands=bands, partition=partition, fill=fill, clip=clip, labels=label_mode,
-        samples=samples, seed=seed, n_bootstrap=n_bootstrap, estimator=estimator, permutations=permutations,
-        coalitions=coalitions, draws=draws,
+        preset, base=config, bands=bands, partition=partition, fill=fill, clip=clip,
+        labels="predicted" if labels == "predicted" else None, samples=samples, seed=seed, n_bootstrap=n_bootstrap,
+        estimator=estimator, permutations=permutations, coalitions=coalitions, draws=draws,
     )
-    if samples is not None and samples < 1:
-        raise IasideError(f"--samples must be at least 1, got {samples}")
+    check_run_arguments(bands=config.bands, seed=config.seed, workers=num_workers, samples=config.samples)
     config = resolve_budget(config)
     rank, device = distributed.setup(device)
     if rank is not None:

@@ -112,9 +112,19 @@ class CompileCache:
         if not path.is_file():
             return None
         try:
+            from contextlib import nullcontext
+            from unittest import mock
+
+            import torch._inductor.codecache as codecache
             from torch._inductor import aoti_load_package
 
-            return aoti_load_package(str(path))
+            # AOTInductor compares the package's device with this one, for a warning only, and to
+            # learn the CPU's vector ISA it compiles and dlopens probe programs in child Pythons:
+            # seconds once per process. The key already names the device's capability.
+            skip_probe = (mock.patch.object(codecache, "get_device_information", lambda device: {})
+                          if hasattr(codecache, "get_device_information") else nullcontext())
+            with skip_probe:
+                return aoti_load_package(str(path))
         except Exception as err:  # noqa: BLE001 - a damaged file of any kind is rebuilt
             note(f"compiled-model cache entry {path} is unreadable ({type(err).__name__}: "
                  f"{str(err).splitlines()[0] if str(err) else ''}); compiling it again")

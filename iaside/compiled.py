@@ -112,7 +112,8 @@ class CompiledModel:
     exported is compiled by torch.compile for this run only, also with a note. Without ``cache``,
     torch.compile compiles in memory.
     ``compile_s``: seconds compiling (first calls at a new shape, plus one pass);
-    ``load_s``: seconds loading cache entries (plus one pass and the check); ``cache_hits`` /
+    ``load_s``: seconds loading cache entries (the package alone; its first pass is model
+    time, the eager pass it is checked against is not counted); ``cache_hits`` /
     ``cache_misses``: shapes loaded / built; ``batch_norms_folded``: pairs folded over all
     compiled graphs (0 for a shape loaded from the cache). ``fold=False`` leaves the folding to
     inductor (for comparison: its folded bias is rounded to bf16 under autocast).
@@ -169,11 +170,11 @@ class CompiledModel:
         want = self.module(images)
         t0 = time.perf_counter()
         runner = self.cache.load(key)
+        self.load_s += time.perf_counter() - t0
         if runner is not None:
             out = runner(images)
             if agrees(out, want, self.reduced_precision):
                 self.cache_hits += 1
-                self.load_s += time.perf_counter() - t0
                 return runner, out
             note(f"compiled-model cache entry {self.cache.path(key)} does not give this model's output; "
                  "compiling it again")

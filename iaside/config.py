@@ -221,14 +221,20 @@ class ExplainConfig:
             object.__setattr__(self, "draws", "per-image" if per_image else "shared")
 
     @classmethod
-    def build(cls, preset: str | None = None, **given: Any) -> "ExplainConfig":
-        """The field defaults, then the preset, then what the user gave (``None`` = not given)."""
+    def build(cls, preset: str | None = None, base: ExplainConfig | None = None, **given: Any) -> ExplainConfig:
+        """The field defaults (or ``base``, a configuration to start from), then the preset, then
+        what the user gave (``None`` = not given)."""
         from .errors import IasideError
 
         if preset is not None and preset not in PRESETS:
             raise IasideError(f"--preset {preset!r} is not one of {', '.join(PRESETS)}")
-        values = {**(PRESETS[preset] if preset else {}), **{k: v for k, v in given.items() if v is not None}}
-        return cls(preset=preset, **values)
+        given = {k: v for k, v in given.items() if v is not None}
+        start = base.to_dict() if base is not None else {}
+        if {"estimator", "draws"} & set(given):
+            start.pop("draws", None)  # a new estimator brings its own default draws
+        base_preset = start.pop("preset", None)
+        preset = preset if preset is not None else base_preset
+        return cls(preset=preset, **{**start, **(PRESETS[preset] if preset else {}), **given})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

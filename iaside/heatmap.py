@@ -226,7 +226,7 @@ def summarize_heatmap(state: HeatmapState, cells: np.ndarray, height: int, width
 
 def heatmap_figure(summary: dict[str, Any]):
     """Two centred maps (frequency 0 in the middle): error rate and mean Δlog p(y); a matplotlib figure."""
-    from .report.figures import _plt
+    from .display import _plt
 
     plt = _plt()
     err = np.asarray(summary["maps"]["error_rate"], dtype=float)
@@ -252,7 +252,7 @@ def heatmap_figure(summary: dict[str, Any]):
 
 def plot_heatmap(summary: dict[str, Any], path: str | os.PathLike) -> Path:
     """heatmap_figure as a PNG file."""
-    from .report.figures import _plt
+    from .display import _plt
 
     fig = heatmap_figure(summary)
     path = Path(path)

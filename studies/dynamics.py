@@ -31,7 +31,7 @@ from iaside.config import DataConfig
 from iaside.errors import IasideError
 from iaside.models import state_fingerprint
 from iaside.models.base import Classifier, LoadedModel
-from iaside.report.robustness_plots import plot_sid_series
+from iaside.robustness.views import plot_sid_series
 from iaside.robustness import zoo
 from iaside.robustness.evaluate import predict
 from iaside.runtime import apply_malloc_fix, configure_threads

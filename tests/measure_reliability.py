@@ -109,15 +109,17 @@ def sigterm_and_resume(model: str, data: str, kw: dict, root: Path) -> tuple[int
     if "overrides" in kw:
         args += ["--input-size", "32", "--resize-size", "32"]
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "IASIDE_STORE": "off",
-           "IASIDE_TEST_THROTTLE_S": "0.03", "IASIDE_TEST_CHECKPOINT_S": "0.2"}
-    proc = subprocess.Popen([sys.executable, str(HERE / "reliability_child.py"), "cli", *args], env=env)
+           "IASIDE_TEST_THROTTLE_S": "0.03", "IASIDE_TEST_CHECKPOINT_S": "0.2", "PYTHONPATH": str(HERE.parent)}
+    proc = subprocess.Popen([sys.executable, str(HERE / "reliability_child.py"), "cli", *args], env=env,
+                            stderr=subprocess.PIPE, text=True)
     while proc.poll() is None:
         path = out / "state.npz"
         if path.exists() and EngineState.load(path).done.sum() >= 4:
             proc.send_signal(signal.SIGTERM)
             break
         time.sleep(0.02)
-    assert proc.wait() == 143, proc.returncode
+    err = proc.communicate()[1]
+    assert proc.returncode == 143, err[-2000:]
     n_done = int(EngineState.load(out / "state.npz").done.sum())
     env["IASIDE_TEST_THROTTLE_S"] = "0"
     subprocess.run([sys.executable, str(HERE / "reliability_child.py"), "cli", *args], env=env, check=True,

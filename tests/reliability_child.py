@@ -116,9 +116,11 @@ def main() -> int:
     if os.environ.get("IASIDE_TEST_NO_LOCK") == "1":
         _no_lock()
     if os.environ.get("IASIDE_TEST_CHECKPOINT_S"):
+        import inspect
+
         import iaside.api
 
-        explain = getattr(iaside.api.explain, "__wrapped__", iaside.api.explain)
+        explain = inspect.unwrap(iaside.api.explain)  # under the decorators (folder owner, training mode)
         explain.__kwdefaults__["checkpoint_every_s"] = float(os.environ["IASIDE_TEST_CHECKPOINT_S"])
     peak_file = os.environ.get("IASIDE_TEST_PEAK_RSS_FILE")
     if peak_file:

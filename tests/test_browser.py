@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import iaside
-from iaside.report import figures
+from iaside import display
 from iaside.report.browser import check_page, find_chromium, layout_problems, screenshot
 from iaside.report.html import write_report
 from iaside.result import Result
@@ -86,7 +86,7 @@ def test_no_title_is_clipped_or_overlapping(chromium, report):
 
 def test_a_clipped_title_is_caught(chromium, tmp_path):
     """The check can fail: a suptitle wider than its figure (what snr.png used to draw)."""
-    plt = figures._plt()
+    plt = display._plt()
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.plot([0, 1], [0, 1])
     ax.set_title("panel")
@@ -95,7 +95,7 @@ def test_a_clipped_title_is_caught(chromium, tmp_path):
     page = tmp_path / "clipped.html"
     from iaside.report.html import _img
 
-    page.write_text(f"<!DOCTYPE html><html><body><h1>x</h1>{_img(figures.png(fig), 'snr')}</body></html>")
+    page.write_text(f"<!DOCTYPE html><html><body><h1>x</h1>{_img(display.png(fig), 'snr')}</body></html>")
     problems = layout_problems(check_page(page))
     assert any("suptitle" in p and "clipped" in p for p in problems)
 

@@ -153,3 +153,17 @@ def test_fills_declare_how_the_empty_coalition_is_reused():
 
     declared = {name: cls.reuse_empty for name, cls in _FILL_CLASSES.items()}
     assert declared == {"partner": "partner", "zero": "shared", "mean": "shared", "noise": None, "gaussian": None}
+
+
+def test_explain_takes_a_configuration_and_keywords_override_it(cnn):
+    """One object carries the numbers' settings; a keyword given beside it wins; a new estimator brings its draws."""
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    base = iaside.ExplainConfig(bands=3, fill="zero", seed=5, n_bootstrap=20)
+    result = iaside.explain(cnn, x, base, show_progress=False)
+    assert {k: result.config[k] for k in ("bands", "fill", "seed", "n_bootstrap")} == \
+        {"bands": 3, "fill": "zero", "seed": 5, "n_bootstrap": 20}
+    again = iaside.explain(cnn, x, base, seed=6, show_progress=False)
+    assert again.config["seed"] == 6 and again.config["bands"] == 3
+    assert not np.allclose(again.score.low, result.score.low)  # the bootstrap seed changed the intervals
+    built = iaside.ExplainConfig.build(base=iaside.ExplainConfig(estimator="kernel"), estimator="permutation")
+    assert built.draws == "per-image" and iaside.ExplainConfig.build(preset="paper", base=base).partition == "square"

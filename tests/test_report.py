@@ -13,6 +13,7 @@ from PIL import Image
 from scipy import stats
 
 import iaside
+from iaside import display
 from iaside.cli import main
 from iaside.report import figures
 from iaside.report.html import build_report
@@ -317,7 +318,7 @@ def test_band_images_are_stretched_per_band_and_the_legend_matches(runs):
     pixels = np.random.default_rng(0).random((3, 32, 32))
     bands = band_images(__import__("torch").from_numpy(pixels), 3, "linf")
     fig = figures.deviating_figure(pixels, bands, np.array([0.2, 0.5, 0.3]), np.asarray(result.sid.value))
-    titles = [b["text"] for b in figures.text_boxes(fig) if b["kind"] == "title"]
+    titles = [b["text"] for b in display.text_boxes(fig) if b["kind"] == "title"]
     assert titles[:2] == ["image", "band 0"] and all(t.startswith(f"band {i}, stretched ×") for i, t in
                                                      zip((1, 2), titles[2:]))
     stretched, gain = figures.stretch(bands[2])
@@ -326,4 +327,4 @@ def test_band_images_are_stretched_per_band_and_the_legend_matches(runs):
     legend = ax.get_legend()
     for handle, container in zip(legend.legend_handles, ax.containers):
         assert {tuple(p.get_facecolor()) for p in container.patches} == {tuple(handle.get_facecolor())}
-    assert figures.figure_problems(fig) == []
+    assert display.figure_problems(fig) == []

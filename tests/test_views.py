@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import iaside
-from iaside.report import figures
+from iaside import display
 from iaside.robustness.evaluate import RobustnessReport
 from iaside.robustness.snr import SnrCurve, SnrResult
 
@@ -73,8 +73,8 @@ def test_plot_returns_the_reports_figure(result, kind):
     import matplotlib.figure
 
     fig = result.plot(kind)
-    assert isinstance(fig, matplotlib.figure.Figure) and figures.figure_problems(fig) == []
-    plt = figures._plt()
+    assert isinstance(fig, matplotlib.figure.Figure) and display.figure_problems(fig) == []
+    plt = display._plt()
     own, ax = plt.subplots()
     assert result.plot(kind, ax=ax) is own and len(ax.patches) + len(ax.collections) + len(ax.images) > 0
     plt.close("all")
@@ -121,7 +121,7 @@ def test_robustness_views_and_the_ce_column():
     for kind in ("corruptions", "adversarial"):
         fig = plain.plot(kind)
         fig.tight_layout()
-        assert figures.figure_problems(fig) == []
+        assert display.figure_problems(fig) == []
 
 
 def test_snr_views():
@@ -137,7 +137,7 @@ def test_snr_views():
     assert len(res.to_pandas()) == 2 and len(res.to_pandas("family")) == 2
     fig = res.plot()
     fig.tight_layout()
-    assert figures.figure_problems(fig) == []  # a long data description wraps instead of running off
+    assert display.figure_problems(fig) == []  # a long data description wraps instead of running off
     assert "<img" in res._repr_html_()
 
 
@@ -149,7 +149,7 @@ def test_sid_png_and_the_per_image_picture_have_clean_layouts(result):
 
     long_named = copy.deepcopy(result)
     long_named.data["spec"] = "/a/rather/long/folder/of/validation/images/for/the/model (9 images in 3 class folders)"
-    assert figures.figure_problems(sid_plot_figure(long_named)) == []
+    assert display.figure_problems(sid_plot_figure(long_named)) == []
     import torch
 
     pixels = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -157,5 +157,5 @@ def test_sid_png_and_the_per_image_picture_have_clean_layouts(result):
     for m in (3, 6):
         exp = explain_image(tiny_cnn(n_classes=3), pixels, bands=m, class_names=names)
         fig = local_figure(exp, title="photo.png: torchscript:/some/long/path/to/the/model/file.pt, M = 6, fill image-mean")
-        assert figures.figure_problems(fig) == []
-    figures._plt().close("all")
+        assert display.figure_problems(fig) == []
+    display._plt().close("all")

@@ -37,7 +37,7 @@ def run(args) -> int:
     from ..data import check_labels, open_dataset
     from ..errors import IasideError
     from ..models import load_model
-    from ..report.robustness_plots import plot_snr, plot_snr_levels
+    from ..robustness.views import plot_snr, plot_snr_levels
     from ..robustness.corruptions import corruption_names
     from ..robustness.evaluate import predict, stack_dataset
     from ..robustness.snr import measure_snr

@@ -102,9 +102,9 @@ def check_page(html_path: str | os.PathLike, *, width: int = 1400, height: int =
 
 def layout_problems(seen: dict) -> list[str]:
     """Clipped or overlapping texts on a page ``check_page`` has seen: inside each embedded figure
-    (its text boxes scaled to the size the browser drew it at; ``figures.layout_problems``) and
+    (its text boxes scaled to the size the browser drew it at; ``display.layout_problems``) and
     among the page's headings, captions and table headers. Empty when the layout is clean."""
-    from .figures import _overlap, layout_problems as figure_layout
+    from ..display import _overlap, layout_problems as figure_layout
 
     problems = [f"{fig['alt']}: {p}" for fig in seen.get("figures", [])
                 for p in figure_layout(fig["boxes"], fig["width"], fig["height"], slack=0.5)]

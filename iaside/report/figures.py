@@ -5,138 +5,14 @@ importance (sums to 1), φ and v(S) are in nats, the scores are dimensionless.
 """
 from __future__ import annotations
 
-import io
 from typing import Sequence
 
 import numpy as np
 
+from ..display import _axes, _plt, png
 from ..game import coalition_size
 
-DPI = 110
 LOW_COLOUR, HIGH_COLOUR = "#2b6cb0", "#c05621"
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-class FigurePng(bytes):
-    """PNG bytes of a figure, with ``text_boxes``: where its texts landed (see ``text_boxes``)."""
-
-    text_boxes: list[dict]
-
-
-def png(fig) -> FigurePng:
-    """The figure as a 256-colour palette PNG (about a third of the size of a full-colour one),
-    carrying the pixel boxes of its texts."""
-    from PIL import Image
-
-    boxes = text_boxes(fig, DPI)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
-    _plt().close(fig)
-    image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    out = io.BytesIO()
-    palette = image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    palette.save(out, format="png", optimize=True)
-    picture = FigurePng(out.getvalue())
-    picture.text_boxes = boxes
-    return picture
-
-
-HEADINGS = ("title", "suptitle", "axis label")
-
-
-def text_boxes(fig, dpi: float | None = None) -> list[dict]:
-    """Every visible, non-empty text of ``fig`` as {kind, text, box: [x0, y0, x1, y1], axes}, in
-    pixels of the figure saved at ``dpi`` (default the figure's own), origin top left; plus one
-    {kind: "axes", box} per visible axes. kind: title, suptitle, axis label, tick label, legend,
-    annotation, axes. ``layout_problems`` reads them."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    scale = (dpi or fig.dpi) / fig.dpi
-    height = fig.bbox.height
-
-    def box(extent) -> list[float]:
-        return [round(extent.x0 * scale, 1), round((height - extent.y1) * scale, 1),
-                round(extent.x1 * scale, 1), round((height - extent.y0) * scale, 1)]
-
-    out = []
-
-    def add(text, kind, axes):
-        if text is None or not text.get_visible() or not text.get_text().strip():
-            return
-        out.append({"kind": kind, "text": text.get_text(), "box": box(text.get_window_extent(renderer)),
-                    "axes": axes})
-
-    for text in fig.texts:
-        add(text, "suptitle", None)
-    for suptext in (getattr(fig, "_suptitle", None), getattr(fig, "_supxlabel", None), getattr(fig, "_supylabel", None)):
-        if suptext is not None and suptext not in fig.texts:
-            add(suptext, "suptitle", None)
-    for k, ax in enumerate(fig.axes):
-        if not ax.get_visible() or not ax.axison and not ax.get_title():
-            continue
-        out.append({"kind": "axes", "text": "", "box": box(ax.get_window_extent(renderer)), "axes": k})
-        for title in (ax.title, ax._left_title, ax._right_title):
-            add(title, "title", k)
-        if ax.axison:
-            add(ax.xaxis.label, "axis label", k)
-            add(ax.yaxis.label, "axis label", k)
-            for axis in (ax.xaxis, ax.yaxis):
-                low, high = sorted(axis.get_view_interval())
-                slack = 1e-9 * max(1.0, abs(high - low))
-                for tick in axis.get_major_ticks():
-                    if low - slack <= tick.get_loc() <= high + slack and tick.label1.get_visible():
-                        add(tick.label1, "tick label", k)
-        legend = ax.get_legend()
-        if legend is not None and legend.get_visible():
-            for text in legend.get_texts():
-                add(text, "legend", k)
-        for text in ax.texts:
-            add(text, "annotation", k)
-    return out
-
-
-def _overlap(a, b, slack: float = 1.0) -> bool:
-    return a[0] < b[2] - slack and b[0] < a[2] - slack and a[1] < b[3] - slack and b[1] < a[3] - slack
-
-
-def layout_problems(boxes: list[dict], width: float, height: float, slack: float = 1.0) -> list[str]:
-    """What is wrong with a figure's texts (``text_boxes``) in a ``width`` × ``height`` picture: any
-    text cut by the picture's edge; a title, suptitle or axis label overlapping another one, a
-    tick label, or (titles) another axes. Empty when the layout is clean."""
-    problems = []
-    texts = [b for b in boxes if b["kind"] != "axes"]
-    for b in texts:
-        x0, y0, x1, y1 = b["box"]
-        if x0 < -slack or y0 < -slack or x1 > width + slack or y1 > height + slack:
-            problems.append(f"{b['kind']} {b['text']!r} is clipped ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f} "
-                            f"in a {width:.0f}×{height:.0f} picture)")
-    headings = [b for b in texts if b["kind"] in HEADINGS]
-    for i, a in enumerate(headings):
-        for b in headings[i + 1:]:
-            if _overlap(a["box"], b["box"], slack):
-                problems.append(f"{a['kind']} {a['text']!r} overlaps {b['kind']} {b['text']!r}")
-        for b in texts:
-            if b["kind"] == "tick label" and _overlap(a["box"], b["box"], slack):
-                problems.append(f"{a['kind']} {a['text']!r} overlaps tick label {b['text']!r}")
-        if a["kind"] == "title":
-            for b in boxes:
-                if b["kind"] == "axes" and b["axes"] != a["axes"] and _overlap(a["box"], b["box"], slack):
-                    problems.append(f"title {a['text']!r} runs into another panel")
-    return problems
-
-
-def figure_problems(fig, dpi: float | None = None) -> list[str]:
-    """``layout_problems`` of a matplotlib figure as it would be saved at ``dpi``."""
-    scale = (dpi or fig.dpi) / fig.dpi
-    return layout_problems(text_boxes(fig, dpi), fig.bbox.width * scale, fig.bbox.height * scale)
 
 
 def _band_colours(m: int):
@@ -148,14 +24,6 @@ def _yerr(value, low, high) -> np.ndarray | None:
     value, low, high = (np.asarray(a, dtype=np.float64) for a in (value, low, high))
     err = np.vstack([value - low, high - value])
     return np.clip(err, 0, None) if np.all(np.isfinite(err)) else None
-
-
-def _axes(ax, figsize):
-    """(figure, axes): a new figure of ``figsize`` inches when ``ax`` is None, else ``ax``'s."""
-    if ax is None:
-        fig, ax = _plt().subplots(figsize=figsize)
-        return fig, ax
-    return ax.figure, ax
 
 
 def _bars_with_interval(ax, est, colours) -> np.ndarray:
@@ -446,103 +314,3 @@ def score_vs_robustness(names: Sequence[str], scores: Sequence, values: Sequence
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return png(fig)
-
-
-def wrap(text: str, fig, fontsize: float, share: float = 0.95) -> str:
-    """``text`` broken into lines that fit ``share`` of the figure's width at ``fontsize`` points."""
-    import textwrap
-
-    chars = max(20, int(share * fig.get_figwidth() * 72 / (0.6 * fontsize)))
-    return "\n".join(textwrap.wrap(text, chars)) or text
-
-
-def snr_figure(result, ax=None):
-    """SNR (dB, mean over images) per band, one curve per perturbation family, with the fitted
-    decay in the legend; without ``ax``, a second panel on the fine radial grid. Returns the Figure."""
-    from ..robustness.snr import ring_centres
-
-    fams = result.families()
-    if ax is None:
-        fig, (left, right) = _plt().subplots(1, 2, figsize=(10, 4.4))
-    else:
-        fig, left, right = ax.figure, ax, None
-    bands = np.arange(result.n_bands)
-    for name, curve in fams.items():
-        colour = FAMILY_COLOURS.get(name)
-        fit = curve.fits["band"]
-        left.plot(bands, _finite(curve.band_db), "o-", color=colour,
-                  label=f"{name} ({fit['slope']:+.1f} dB/band, R² {fit['r2']:.2f})")
-        if right is not None:
-            right.plot(ring_centres(result.n_rings), _finite(curve.grid_db), "-", color=colour, label=name)
-    for axis in (left, right):
-        if axis is None:
-            continue
-        axis.axhline(0, color="black", linewidth=0.6, linestyle=":")
-        axis.grid(alpha=0.3)
-        axis.set_ylabel("SNR (dB, mean over images)")
-    left.set_xlabel(f"band (0 = lowest of {result.n_bands}, {result.partition})")
-    left.set_xticks(bands)
-    if fams:
-        left.legend(fontsize=7)
-    if right is not None:
-        right.set_xlabel(f"normalised radius ({result.n_rings} rings; Nyquist = 1)")
-        right.set_xscale("log")
-    n = result.curves[0].n_images if result.curves else 0
-    title = (f"Spectral SNR of perturbations on {result.data.get('spec')} (N={n}); families averaged over members "
-             "and levels")
-    if right is None:
-        left.set_title(wrap(title, fig, 9), fontsize=9)
-    else:
-        fig.suptitle(wrap(title, fig, 9), fontsize=9)
-    return fig
-
-
-def _finite(values) -> np.ndarray:
-    """+inf (no perturbation energy) is not drawn."""
-    v = np.asarray(values, np.float64).copy()
-    v[~np.isfinite(v)] = np.nan
-    return v
-
-
-FAMILY_COLOURS = {"noise": "tab:red", "blur": "tab:blue", "weather": "tab:cyan", "digital": "tab:green",
-                  "pgd-linf": "tab:purple", "pgd-l2": "tab:orange"}
-
-
-def robustness_figure(report, ax=None, kind: str = "corruptions"):
-    """kind 'corruptions': top-1 error per corruption (mean over severities, coloured by family)
-    with the clean error; 'adversarial': accuracy against ε per attack norm. Returns the Figure."""
-    from ..errors import IasideError
-    from ..robustness.corruptions import family_of
-
-    if kind == "corruptions":
-        names = list(report.corruptions)
-        fig, ax = _axes(ax, (6.4, 1.4 + 0.24 * max(1, len(names))))
-        errors = np.asarray(report.errors, dtype=np.float64).reshape(len(names), -1)
-        y = np.arange(len(names))
-        ax.barh(y, errors.mean(axis=1) if len(names) else [], color=[FAMILY_COLOURS.get(family_of(c), "grey")
-                                                                      for c in names])
-        ax.axvline(report.clean_error, color="black", linestyle="--", linewidth=0.8,
-                   label=f"clean error {report.clean_error:.3f}")
-        ax.set_yticks(y)
-        ax.set_yticklabels(names, fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xlabel("top-1 error (mean over severities)")
-        ax.set_title(f"Corruption errors of {report.name} (N={report.data.get('n_images')})", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
-        ax.grid(axis="x", alpha=0.3)
-        return fig
-    if kind == "adversarial":
-        fig, ax = _axes(ax, (5.0, 3.4))
-        for norm in dict.fromkeys(a.get("norm") for a in report.adversarial):
-            rows = sorted((float(a["eps"]), float(a["accuracy"])) for a in report.adversarial if a.get("norm") == norm)
-            ax.plot([e for e, _ in rows], [acc for _, acc in rows], "o-", label=f"PGD {norm}",
-                    color=FAMILY_COLOURS.get(f"pgd-{norm}"))
-        ax.set_xlabel("ε (pixel units)")
-        ax.set_ylabel("top-1 accuracy under attack")
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_title(f"Adversarial accuracy of {report.name}", fontsize=9)
-        if report.adversarial:
-            ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-        return fig
-    raise IasideError(f"plot kind {kind!r} is not one of corruptions, adversarial")

@@ -9,10 +9,7 @@ score against each robustness number with Spearman, Kendall and Pearson correlat
 """
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import html
-import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,6 +19,8 @@ import numpy as np
 from .. import __version__
 from ..runs import atomic_write
 from ..summary import sid_from_phi
+from ..display import escape as _e
+from ..display import img_tag as _img
 from . import figures
 from .loading import RunView, band_images, load_runs, reopen_images, short_data
 
@@ -56,18 +55,6 @@ figcaption { color: var(--muted); font-size: 0.85em; max-width: 100ch; }
 nav a { margin-right: 12px; }
 a { color: var(--accent); }
 """
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _img(png: bytes, alt: str) -> str:
-    """An embedded PNG; a figure's text boxes (``figures.text_boxes``) ride along in
-    data-text-boxes, for the browser check that no title is clipped or overlapping."""
-    boxes = getattr(png, "text_boxes", None)
-    extra = f" data-text-boxes='{_e(json.dumps(boxes, ensure_ascii=True))}'" if boxes is not None else ""
-    return f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="{_e(alt)}"{extra}>'
 
 
 def _figure(png: bytes, alt: str, caption: str) -> str:

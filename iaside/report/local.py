@@ -325,7 +325,7 @@ def _nearest(wanted: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
 
 def plot_local(exp: LocalExplanation, path=None, title: str = "") -> bytes:
     """PNG of ``local_figure``; writes ``path`` if given."""
-    from .figures import _plt
+    from ..display import _plt
 
     fig = local_figure(exp, title)
     buf = io.BytesIO()
@@ -342,7 +342,8 @@ def local_figure(exp: LocalExplanation, title: str = ""):
     """The image and its band images (band 0 as it is, the others each with its own contrast
     stretch); φ per band (nats); the smallest coalition that keeps the top-1 and the smallest
     removal that flips it, as images. Returns the Figure."""
-    from .figures import _band_colours, _plt, stretch, wrap
+    from ..display import _plt, wrap
+    from .figures import _band_colours, stretch
 
     plt = _plt()
     m = exp.n_bands

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import IasideError
+from ..display import pandas
 from . import figures
 
 _STYLE = ("<style>.iaside td,.iaside th{padding:2px 8px;text-align:right;font-variant-numeric:tabular-nums}"
@@ -18,27 +19,11 @@ _STYLE = ("<style>.iaside td,.iaside th{padding:2px 8px;text-align:right;font-va
           ".iaside .muted{color:#4a5568;font-size:0.9em}</style>")
 
 
-def pandas():
-    """The pandas module, or a clear error saying how to install it."""
-    try:
-        import pandas as pd
-    except ImportError as err:
-        from ..install import pip_hint
-
-        raise IasideError(f"DataFrames need pandas: {pip_hint('iaside[notebook]')}") from err
-    return pd
-
-
 def _ci(est, signed: bool = False, digits: int = 4) -> str:
     f = f"{{:{'+' if signed else ''}.{digits}f}}"
     low, high = float(est.low), float(est.high)
     text = f.format(float(est.value))
     return text + (f" [{f.format(low)}, {f.format(high)}]" if np.isfinite(low) and np.isfinite(high) else "")
-
-
-def _tight(fig):
-    fig.tight_layout()
-    return fig
 
 
 def result_repr(r) -> str:
@@ -100,78 +85,3 @@ def image_frame(r):
     for i in range(phi.shape[1]):
         columns[f"phi_{i}"] = phi[:, i]
     return pd.DataFrame(columns)
-
-
-def robustness_repr(rep) -> str:
-    mce = "no reference (CE/mCE need --reference)" if rep.mce is None else f"mCE {rep.mce:.3f}"
-    return (f"<iaside.RobustnessReport model={rep.name} data={rep.data.get('spec')} N={rep.data.get('n_images')} "
-            f"clean error {rep.clean_error:.3f}, mean corruption error {rep.mean_error:.3f}, {mce}, "
-            f"{len(rep.adversarial)} attack(s)>")
-
-
-def robustness_frame(rep, kind: str = "corruptions"):
-    """kind 'corruptions': one row per corruption (error per severity, their mean, CE or NaN);
-    'adversarial': one row per attack (norm, eps, steps, accuracy)."""
-    pd = pandas()
-    if kind == "adversarial":
-        return pd.DataFrame([{k: a.get(k) for k in ("label", "norm", "eps", "steps", "accuracy")}
-                             for a in rep.adversarial], columns=["label", "norm", "eps", "steps", "accuracy"])
-    if kind != "corruptions":
-        raise IasideError(f"kind {kind!r} is not one of corruptions, adversarial")
-    from ..robustness.corruptions import family_of
-
-    errors = np.asarray(rep.errors, dtype=np.float64).reshape(len(rep.corruptions), len(rep.severities))
-    frame = pd.DataFrame(errors, columns=[f"error_s{s}" for s in rep.severities])
-    frame.insert(0, "family", [family_of(c) for c in rep.corruptions])
-    frame.insert(0, "corruption", list(rep.corruptions))
-    frame["mean_error"] = errors.mean(axis=1) if errors.size else []
-    ce = rep.ce
-    frame["ce"] = np.full(len(rep.corruptions), np.nan) if ce is None else ce
-    return frame.set_index("corruption")
-
-
-def robustness_html(rep) -> str:
-    from .html import _e, _img
-
-    frame = robustness_frame(rep)
-    note = ("" if rep.reference is not None else
-            '<p class="muted">CE and mCE are blank: they are errors relative to a reference model, and none was '
-            "given (iaside robustness --reference).</p>")
-    parts = [_STYLE, '<div class="iaside">', f"<p>{_e(robustness_repr(rep))}</p>", note]
-    if len(frame):
-        parts.append(_img(figures.png(_tight(figures.robustness_figure(rep))), "corruption errors"))
-        parts.append(frame.to_html(float_format=lambda v: f"{v:.3f}", na_rep="n/a"))
-    if rep.adversarial:
-        parts.append(robustness_frame(rep, "adversarial").to_html(index=False, float_format=lambda v: f"{v:.4g}"))
-    return "".join(parts) + "</div>"
-
-
-def snr_repr(res) -> str:
-    n = res.curves[0].n_images if res.curves else 0
-    return (f"<iaside.SnrResult data={res.data.get('spec')} N={n} M={res.n_bands} {res.partition} "
-            f"{len(res.curves)} curves in {len(res.families())} families>")
-
-
-def snr_frame(res, rows: str = "name"):
-    """One row per perturbation (mean over levels; rows='name'), per family ('family') or per
-    perturbation and level ('level'): SNR (dB) per band and the fitted decay (dB/band, R²)."""
-    pd = pandas()
-    if rows not in ("name", "family", "level"):
-        raise IasideError(f"rows {rows!r} is not one of name, family, level")
-    curves = {"name": lambda: list(res.by_name().values()), "family": lambda: list(res.families().values()),
-              "level": lambda: list(res.curves)}[rows]()
-    records = []
-    for c in curves:
-        rec = {"perturbation": c.name, "family": c.family, "level": c.level, "n_images": c.n_images}
-        rec.update({f"db_band{i}": float(v) for i, v in enumerate(c.band_db)})
-        rec.update({"db_per_band": c.fits["band"]["slope"], "r2": c.fits["band"]["r2"]})
-        records.append(rec)
-    return pd.DataFrame(records)
-
-
-def snr_html(res) -> str:
-    from .html import _e, _img
-
-    return (f'{_STYLE}<div class="iaside"><p>{_e(snr_repr(res))}</p>'
-            + _img(figures.png(_tight(figures.snr_figure(res))), "SNR per band")
-            + snr_frame(res, "family").to_html(index=False, float_format=lambda v: f"{v:.2f}") + "</div>")

@@ -9,7 +9,8 @@ from ..runs import atomic_write
 
 def sid_plot_figure(result):
     """The Figure of sid.png: SID bars with intervals, titled with the run and its scores."""
-    from .figures import _plt, sid_figure, wrap
+    from ..display import _plt, wrap
+    from .figures import sid_figure
 
     fig, ax = _plt().subplots(figsize=(6.4, 4.0), dpi=120)
     ci = int(round(100 * result.config.get("confidence", 0.95)))
@@ -23,7 +24,7 @@ def sid_plot_figure(result):
 
 def plot_sid(result, path: str | Path) -> Path:
     """Write sid.png (``sid_plot_figure``) to ``path``."""
-    from .figures import _plt
+    from ..display import _plt
 
     fig = sid_plot_figure(result)
     path = atomic_write(path, lambda fh: fig.savefig(fh, format="png"))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .figures import HIGH_COLOUR, LOW_COLOUR, _plt, _png
+from ..display import _plt
+from ..display import png as _png
+from .figures import HIGH_COLOUR, LOW_COLOUR
 
 
 def interaction_heatmap(result) -> bytes:
@@ -15,7 +17,7 @@ def interaction_heatmap(result) -> bytes:
     value, low, high = (np.asarray(a, np.float64) for a in (index.value, index.low, index.high))
     m = value.shape[0]
     span = max(float(np.abs(value).max(initial=0.0)), 1e-12)
-    fig, ax = plt.subplots(figsize=(1.9 + 0.55 * m, 1.4 + 0.5 * m))
+    fig, ax = plt.subplots(figsize=(max(4.4, 2.4 + 0.55 * m), max(3.4, 1.6 + 0.5 * m)))
     im = ax.imshow(np.where(np.eye(m, dtype=bool), np.nan, value), cmap="RdBu_r", vmin=-span, vmax=span)
     for i in range(m):
         for j in range(m):
@@ -26,7 +28,7 @@ def interaction_heatmap(result) -> bytes:
     ax.set_xlabel("band j (0 = lowest frequency)")
     ax.set_ylabel("band i")
     ax.set_title("Shapley interaction index I_ij", fontsize=9)
-    fig.colorbar(im, ax=ax, label="nats (red synergy, blue redundancy)", fraction=0.045, pad=0.03)
+    fig.colorbar(im, ax=ax, label="nats (red: synergy, blue: redundancy)", fraction=0.05, pad=0.04)
     fig.tight_layout()
     return _png(fig)
 

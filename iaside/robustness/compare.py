@@ -185,7 +185,7 @@ class Comparison:
         return out
 
     def plot(self, out_dir: str | os.PathLike, prefix: str = "") -> list[Path]:
-        from ..report.robustness_plots import plot_score_vs, plot_sids
+        from .views import plot_score_vs, plot_sids
 
         out = Path(out_dir)
         names = [e.name for e in self.entries]

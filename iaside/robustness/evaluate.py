@@ -60,24 +60,24 @@ class RobustnessReport:
         return str(self.model.get("name") or self.model.get("spec"))
 
     def __repr__(self) -> str:
-        from ..report.notebook import robustness_repr
+        from .views import robustness_repr
 
         return robustness_repr(self)
 
     def _repr_html_(self) -> str:
-        from ..report.notebook import robustness_html
+        from .views import robustness_html
 
         return robustness_html(self)
 
     def plot(self, kind: str = "corruptions", ax=None):
         """A matplotlib Figure: 'corruptions' (error per corruption) or 'adversarial' (accuracy against ε)."""
-        from ..report.figures import robustness_figure
+        from .views import robustness_figure
 
         return robustness_figure(self, ax, kind)
 
     def to_pandas(self, kind: str = "corruptions"):
         """One row per corruption (errors per severity, mean, CE) or, kind 'adversarial', per attack."""
-        from ..report.notebook import robustness_frame
+        from .views import robustness_frame
 
         return robustness_frame(self, kind)
 

@@ -123,24 +123,24 @@ class SnrResult:
     curves: list[SnrCurve]
 
     def __repr__(self) -> str:
-        from ..report.notebook import snr_repr
+        from .views import snr_repr
 
         return snr_repr(self)
 
     def _repr_html_(self) -> str:
-        from ..report.notebook import snr_html
+        from .views import snr_html
 
         return snr_html(self)
 
     def plot(self, ax=None):
         """A matplotlib Figure: SNR (dB) per band per family (and, without ``ax``, on the radial grid)."""
-        from ..report.figures import snr_figure
+        from .views import snr_figure
 
         return snr_figure(self, ax)
 
     def to_pandas(self, rows: str = "name"):
         """One row per perturbation ('name'), family ('family') or perturbation and level ('level'): dB per band, fit."""
-        from ..report.notebook import snr_frame
+        from .views import snr_frame
 
         return snr_frame(self, rows)
 
