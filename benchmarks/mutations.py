@@ -74,8 +74,8 @@ NUMBERS = {
     "per_class_by_top1": [
         (
             "iaside/api.py",
-            "phi_per_image, state.label[done], n_bootstrap=config.n_bootstrap",
-            "phi_per_image, state.clean_top1[done], n_bootstrap=config.n_bootstrap",
+            "phi_per_image,\n        state.label[done],\n        n_bootstrap=config.n_bootstrap",
+            "phi_per_image,\n        state.clean_top1[done],\n        n_bootstrap=config.n_bootstrap",
         )
     ],
     "ce_drop_last_severity": [
@@ -88,8 +88,8 @@ NUMBERS = {
     "mce_first_model": [
         (
             "iaside/robustness/compare.py",
-            "ref_report = entries[names.index(reference)].report",
-            "ref_report = entries[0].report  # MUTANT",
+            "ref_report = reports[names.index(reference)]",
+            "ref_report = reports[0]  # MUTANT",
         )
     ],
     "report_phi_ci_is_sid": [
@@ -102,8 +102,8 @@ NUMBERS = {
     "low_share_from_top": [
         (
             "iaside/result.py",
-            "return float(np.sum(self.sid.value[:n_low]))",
-            "return float(np.sum(self.sid.value[-n_low:]))",
+            "return float(np.sum(np.asarray(self.sid.value)[:n_low]))",
+            "return float(np.sum(np.asarray(self.sid.value)[-n_low:]))",
         )
     ],
     "snr_family_last_member": [
@@ -123,8 +123,8 @@ NUMBERS = {
     "snr_pooled_fit_on_ring_index": [
         (
             "iaside/robustness/snr.py",
-            '"grid_exponential": fit_line(r, grid),\n                "grid_power"',
-            '"grid_exponential": fit_line(np.arange(self.n_rings), grid),\n                "grid_power"',
+            'r = ring_centres(self.n_rings)\n        fits = {\n            "band": fit_line(np.arange(self.n_bands), band),\n            "grid_exponential": fit_line(r, grid),',
+            'r = ring_centres(self.n_rings)\n        fits = {\n            "band": fit_line(np.arange(self.n_bands), band),\n            "grid_exponential": fit_line(np.arange(self.n_rings), grid),  # MUTANT',
         )
     ],
     "sorted_labels_numeric": [
@@ -148,8 +148,10 @@ NUMBERS = {
     "correlation_ci_one_tail": [
         (
             "iaside/robustness/correlation.py",
-            "            alpha = (1.0 - confidence) / 2",
-            "            alpha = 1.0 - confidence  # MUTANT",
+            "            alpha = (1.0 - confidence) / 2\n            low, high = (float(v) for v in np.quantile(valid, [alpha, 1 - alpha]))\n"
+            "    return Correlation(method,",
+            "            alpha = 1.0 - confidence  # MUTANT\n            low, high = (float(v) for v in np.quantile(valid, [alpha, 1 - alpha]))\n"
+            "    return Correlation(method,",
         )
     ],
     "kendall_tau_a": [
