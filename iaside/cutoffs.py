@@ -120,6 +120,8 @@ def run_cutoffs(
     weights: str | None = None,
     data_config=None,
     overrides: dict | None = None,
+    num_classes: int | None = None,
+    outputs: str = "logits",
     out: str | os.PathLike | None = None,
     show_progress: bool = True,
     dry_run: bool = False,
@@ -134,7 +136,7 @@ def run_cutoffs(
 
     apply_malloc_fix()
     cutoffs = parse_cutoffs(cutoffs) if isinstance(cutoffs, str) else np.asarray(cutoffs, np.float64)
-    loaded = _resolve_model(model, weights, device, data_config, overrides)
+    loaded = _resolve_model(model, weights, device, data_config, overrides, num_classes, outputs)
     config = ExplainConfig.build(
         None, labels="predicted" if labels == "predicted" else "given", samples=samples, seed=seed
     )

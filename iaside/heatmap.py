@@ -329,6 +329,8 @@ def run_heatmap(
     weights: str | None = None,
     data_config=None,
     overrides: dict | None = None,
+    num_classes: int | None = None,
+    outputs: str = "logits",
     out: str | os.PathLike | None = None,
     show_progress: bool = True,
     dry_run: bool = False,
@@ -346,7 +348,7 @@ def run_heatmap(
     apply_malloc_fix()
     if eps <= 0:
         raise IasideError(f"--eps must be positive, got {eps}")
-    loaded = _resolve_model(model, weights, device, data_config, overrides)
+    loaded = _resolve_model(model, weights, device, data_config, overrides, num_classes, outputs)
     config = ExplainConfig.build(
         None, labels="predicted" if labels == "predicted" else "given", samples=samples, seed=seed
     )

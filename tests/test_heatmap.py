@@ -118,3 +118,28 @@ def test_the_map_fills_every_measured_frequency_and_its_partner(h, w, stride):
     u, v = cells[-1]
     row, col = s["u_values"].index(int(u) - h * (u >= h - h // 2)), s["v_values"].index(int(v) - w * (v >= w - w // 2))
     assert grid[row, col] == pytest.approx(s["error_rate"][-1])
+
+
+@pytest.mark.parametrize("command", ["heatmap", "cutoffs"])
+def test_the_shared_model_options_reach_the_model(tmp_path, scripted, image_folder, command):
+    """--data-config (like --num-classes and --outputs) is honoured by the views with their own passes, not dropped."""
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"input_size": 16, "resize_size": 16, "mean": [0.25] * 3, "std": [0.5] * 3}))
+    out = tmp_path / command
+    extra = ["--stride", "8"] if command == "heatmap" else ["--cutoffs", "0.5,1.0"]
+    args = [
+        command,
+        "--model",
+        f"torchscript:{scripted}",
+        "--data",
+        str(image_folder),
+        "--data-config",
+        str(cfg),
+        *extra,
+        "--quiet",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    identity = json.loads((out / f"{command}-run.json").read_text())
+    assert identity["data_config"]["input_size"] == [16, 16] and identity["data_config"]["mean"] == [0.25] * 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._args import add_model_arguments, overrides
+from ._args import add_model_arguments, model_options
 from .run import batch_size, default_out
 
 NAME = "heatmap"
@@ -59,8 +59,7 @@ def run(args) -> int:
         batch_size=64 if args.batch_size == "auto" else args.batch_size,
         device=args.device,
         precision=args.precision,
-        weights=args.weights,
-        overrides=overrides(args),
+        **model_options(args),
         out=out,
         show_progress=not args.quiet,
         dry_run=args.dry_run,
