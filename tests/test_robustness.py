@@ -597,3 +597,33 @@ def test_zoo_helpers_do_what_they_say():
     assert int((noisy != y).sum()) == 20
     for arch in zoo.ARCHITECTURES:
         assert zoo.build(arch, 4)(torch.rand(2, 1, 32, 32)).shape == (2, 4)
+
+
+def test_snr_without_a_model_resolves_and_says_its_preprocessing(tmp_path, image_folder, capsys):
+    """Without --model the resize and crop come from the flags or --data-config, or are named as guessed (one line)."""
+    args = [
+        "snr",
+        "--data",
+        image_folder,
+        "--quiet",
+        "--corruptions",
+        "fog",
+        "--linf-eps",
+        "none",
+        "--l2-eps",
+        "none",
+        "--bands",
+        "4",
+    ]
+    code, _, err = run_cli([*args, "--out", tmp_path / "guessed"], capsys)
+    assert code == 0, err
+    assert [line for line in err.splitlines() if "guessed" in line] == [
+        line for line in err.splitlines() if line.startswith("iaside: warning: iaside snr without --model")
+    ]
+    assert "input_size [224, 224]" in err and "resize_size 256" in err
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"input_size": 32, "resize_size": 32}))
+    code, _, err = run_cli([*args, "--data-config", cfg, "--out", tmp_path / "declared"], capsys)
+    assert code == 0, err
+    assert "input_size" not in err and "resize_size" not in err
+    assert json.loads((tmp_path / "declared" / "snr.json").read_text())["data"]["data_config"]["input_size"] == [32, 32]

@@ -32,7 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..config import DataConfig
     from ..data import check_labels, open_dataset
     from ..errors import IasideError
     from ..models import load_model
@@ -51,7 +50,13 @@ def run(args) -> int:
     elif attacks:
         raise IasideError("PGD needs the attacked model: pass --model, or --linf-eps none --l2-eps none")
     else:
-        cfg = DataConfig().override(**overrides(args))
+        from ..config import resolve_data_config
+        from ..models.registry import data_config_layers, warn_guessed
+
+        cfg = resolve_data_config(data_config_layers([], data_config=args.data_config, overrides=overrides(args)))
+        warn_guessed(
+            cfg, "iaside snr without --model", None, used=("input_size", "resize_size", "interpolation", "channels")
+        )
     dataset = open_dataset(
         args.data,
         cfg,
