@@ -33,8 +33,8 @@ def model_for(spec: str):
     """A spec iaside loads, or (for timm:NAME) a randomly initialised timm model with its data config."""
     if not spec.startswith("timm:"):
         return spec, None
+    from iaside.compat import import_timm
     from iaside.config import DataConfig
-    from iaside.models._shim import import_timm
 
     timm = import_timm()
     torch.manual_seed(0)

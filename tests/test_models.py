@@ -18,7 +18,6 @@ from torch import nn
 from iaside.config import resolve_data_config
 from iaside.errors import IasideError
 from iaside.models import Classifier, LoadedModel, available_models, load_model
-from iaside.models._shim import import_torchvision
 from iaside.models.lite import load_lite
 from iaside.runtime import apply_malloc_fix
 
@@ -218,41 +217,19 @@ def test_overrides_reach_the_classifier(tmp_path):
 
 
 @pytest.mark.parametrize("prefix", ["timm", "torchvision"])
-def test_hub_sources_say_which_extra_to_install(prefix):
-    if importlib.util.find_spec(prefix) is not None:
-        pytest.skip(f"{prefix} is installed")
+def test_hub_sources_say_which_extra_to_install(prefix, monkeypatch):
+    """Without the extra (hidden here: the dev install has it), the source names the safe install command."""
+    import iaside.compat
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        iaside.compat.importlib.util, "find_spec", lambda name, *a: None if name == prefix else real(name, *a)
+    )
     hint = f"iaside constraints | pip install --constraint /dev/stdin 'iaside[{prefix}]'"
     with pytest.raises(IasideError, match=re.escape(hint)):
         load_model(f"{prefix}:resnet18")
 
 
-def test_torchvision_shim_defines_the_missing_ops(tmp_path, monkeypatch):
-    if importlib.util.find_spec("torchvision") is not None:
-        pytest.skip("a real torchvision is installed")
-    fake = tmp_path / "torchvision"
-    fake.mkdir()
-    (fake / "__init__.py").write_text(
-        textwrap.dedent("""
-        import torch
-
-        @torch.library.register_fake("torchvision::nms")
-        def _nms(dets, scores, iou_threshold):
-            return dets.new_empty(0, dtype=torch.long)
-    """)
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
-        module = import_torchvision()
-        assert module.__file__ == str(fake / "__init__.py")
-        assert hasattr(torch.ops.torchvision, "nms") and hasattr(torch.ops.torchvision, "qnms")
-    finally:
-        sys.modules.pop("torchvision", None)
-
-
-@pytest.mark.parametrize(
-    "spec",
-    ["resnet-nonsense", "bogus:thing", "torchscript:", "onnx:/no/such/file.onnx", "torchscript:/no/such/file.pt"],
-)
 def test_bad_specs_are_named(spec):
     with pytest.raises(IasideError, match=re.escape(spec.partition(":")[2] or spec)):
         load_model(spec)

@@ -16,10 +16,10 @@ from conftest import tiny_cnn
 from torch import nn
 
 from iaside.cli import main
+from iaside.compat import import_timm, import_torchvision
 from iaside.config import DataConfig, resolve_data_config
 from iaside.errors import IasideError
 from iaside.models import load_model
-from iaside.models._shim import import_timm, import_torchvision
 from iaside.models.outputs import check_scores, looks_like_probabilities, unpack_scores
 
 pytestmark = [

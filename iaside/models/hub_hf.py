@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
+from ..compat import import_transformers
 from ..errors import IasideError
 from ._common import Built, Declared, existing_file, hub_cache_dir, hub_offline, reject_weights, state_fingerprint
-from ._shim import import_transformers
 
 RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
 """PIL resampling codes (as HF image processors store them) -> DataConfig interpolation."""

@@ -7,6 +7,7 @@ from typing import cast
 
 import torch
 
+from ..compat import import_timm
 from ..errors import IasideError
 from ..log import note
 from ._common import (
@@ -19,7 +20,6 @@ from ._common import (
     state_fingerprint,
     suggest,
 )
-from ._shim import import_timm
 
 HUB_FILES = ("model.safetensors", "pytorch_model.bin")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..compat import import_torchvision
 from ..errors import IasideError
 from ..log import note
 from ._common import (
@@ -16,7 +17,6 @@ from ._common import (
     state_fingerprint,
     suggest,
 )
-from ._shim import import_torchvision
 
 IMAGENET_CLASSES = 1000
 
