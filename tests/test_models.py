@@ -230,6 +230,10 @@ def test_hub_sources_say_which_extra_to_install(prefix, monkeypatch):
         load_model(f"{prefix}:resnet18")
 
 
+@pytest.mark.parametrize(
+    "spec",
+    ["resnet-nonsense", "bogus:thing", "torchscript:", "onnx:/no/such/file.onnx", "torchscript:/no/such/file.pt"],
+)
 def test_bad_specs_are_named(spec):
     with pytest.raises(IasideError, match=re.escape(spec.partition(":")[2] or spec)):
         load_model(spec)
