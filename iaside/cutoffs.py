@@ -10,19 +10,17 @@ run's band-limited coalitions {0…k−1} and {k…M−1} of the same partition.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from .errors import IasideError
-from .heatmap import HeatmapState, open_variants_folder, stream_variants
 from .interactions import mean_with_interval
 from .runs import atomic_write
 from .spectral import freq_radius
+from .variants import VariantsRun, VariantState, stream_variants
 
 CUTOFFS_JSON = "cutoffs.json"
 CUTOFFS_STATE = "cutoffs-state.npz"
@@ -53,14 +51,11 @@ def cutoff_curves(
     cutoffs: np.ndarray,
     *,
     partition: str = "linf",
-    batch_size: int = 64,
-    device: str | torch.device = "cpu",
-    state: HeatmapState | None = None,
-    checkpoint: Callable[[HeatmapState], None] | None = None,
-    show_progress: bool = True,
-) -> tuple[HeatmapState, dict[str, Any]]:
-    """log p(y) and top-1 of every image's 2C filtered copies (low-pass first)."""
-    device = torch.device(device)
+    **stream,
+) -> tuple[VariantState, dict[str, Any]]:
+    """log p(y) and top-1 of every image's 2C filtered copies (low-pass first); ``stream``:
+    ``stream_variants``' keywords (batch_size, device, state, checkpoint, show_progress)."""
+    device = torch.device(stream.pop("device", "cpu"))
     _, height, width = dataset[0].pixels.shape
     filters = cutoff_filters(height, width, cutoffs, partition).to(device)
 
@@ -68,22 +63,11 @@ def cutoff_curves(
         spectrum = torch.fft.fft2(x.double())  # (C, H, W)
         return torch.fft.ifft2(spectrum[None] * filters[start:stop, None]).real.float()
 
-    return stream_variants(
-        model,
-        dataset,
-        len(filters),
-        filtered,
-        batch_size=batch_size,
-        device=device,
-        state=state,
-        checkpoint=checkpoint,
-        show_progress=show_progress,
-        desc="cut-offs",
-    )
+    return stream_variants(model, dataset, len(filters), filtered, device=device, desc="cut-offs", **stream)
 
 
 def summarize_cutoffs(
-    state: HeatmapState, cutoffs: np.ndarray, *, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0
+    state: VariantState, cutoffs: np.ndarray, *, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> dict[str, Any]:
     """Per cut-off: accuracy and v (mean log p(y), nats) of the low- and high-pass images, with
     bootstrap intervals over images (JSON-ready)."""
@@ -110,80 +94,36 @@ def run_cutoffs(
     cutoffs,
     *,
     partition: str = "linf",
-    labels: str | None = None,
-    samples: int | None = None,
     seed: int = 0,
     n_bootstrap: int = 1000,
-    batch_size: int = 64,
-    device: str = "cpu",
-    precision: str = "fp32",
-    weights: str | None = None,
-    data_config=None,
-    overrides: dict | None = None,
-    num_classes: int | None = None,
-    outputs: str = "logits",
-    out: str | os.PathLike | None = None,
-    show_progress: bool = True,
     dry_run: bool = False,
     say: Callable[[str], None] = print,
+    **options,
 ) -> dict[str, Any] | None:
     """Low-/high-pass accuracy and v of ``model`` over ``data`` at each cut-off; says the cost
-    first. With ``out``: resumes from and writes cutoffs.json and the checkpoint there."""
-    from .api import _resolve_data, _resolve_model
-    from .config import ExplainConfig
-    from .engine import ModelRunner
-    from .runtime import apply_malloc_fix
-
-    apply_malloc_fix()
+    first. ``options``: ``variants.PassOptions`` (labels, samples, batch_size, device, precision,
+    the model options, out, show_progress). With ``out``: resumes from and writes cutoffs.json
+    and the checkpoint there."""
     cutoffs = parse_cutoffs(cutoffs) if isinstance(cutoffs, str) else np.asarray(cutoffs, np.float64)
-    loaded = _resolve_model(model, weights, device, data_config, overrides, num_classes, outputs)
-    config = ExplainConfig.build(
-        None, labels="predicted" if labels == "predicted" else "given", samples=samples, seed=seed
-    )
-    labels_file = labels if labels not in (None, "given", "predicted") else None
-    dataset = _resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
-    n = len(dataset)
+    run = VariantsRun.resolve(model, data, seed=seed, **options)
+    n = len(run.dataset)
     say(
         f"cut-offs: {n} images × {len(cutoffs)} cut-offs × 2 (low-pass, high-pass) = {2 * n * len(cutoffs)} forward "
         f"passes, plus {n} clean passes ({partition} radius, ideal filters)"
     )
     if dry_run:
         return None
-    identity = {
-        "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint},
-        "data": {"fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None, "n_images": n},
-        "data_config": loaded.data_config.to_dict(),
-        "cutoffs": cutoffs.tolist(),
-        "partition": partition,
-        "precision": precision,
-        "labels": config.labels,
-    }
-    out = Path(out) if out is not None else None
-    state, checkpoint = open_variants_folder(out, identity, "cutoffs-run.json", CUTOFFS_STATE, "cut-off curves")
-    dev = torch.device(device)
-    forward = ModelRunner(loaded.model, device=dev, precision=precision).logits  # the engine's model runner
-    state, stats = cutoff_curves(
-        forward,
-        dataset,
-        cutoffs,
-        partition=partition,
-        batch_size=batch_size,
-        device=dev,
-        state=state,
-        checkpoint=checkpoint,
-        show_progress=show_progress,
-    )
+    identity = run.identity(cutoffs=cutoffs.tolist(), partition=partition)
+    stream = run.stream(identity, "cutoffs-run.json", CUTOFFS_STATE, "cut-off curves")
+    state, stats = cutoff_curves(run.forward(), run.dataset, cutoffs, partition=partition, **stream)
     summary = {
         **summarize_cutoffs(state, cutoffs, n_bootstrap=n_bootstrap, seed=seed),
         "partition": partition,
-        "model": identity["model"],
-        "data_spec": getattr(dataset, "description", str(data)),
-        "forward_passes_this_session": stats["passes"],
-        "seconds_this_session": stats["seconds"],
+        **run.session(identity, stats),
     }
-    if out is not None:
-        state.save(out / CUTOFFS_STATE)
-        atomic_write(out / CUTOFFS_JSON, json.dumps(summary, allow_nan=True))
+    if run.folder is not None:
+        state.save(run.folder / CUTOFFS_STATE)
+        atomic_write(run.folder / CUTOFFS_JSON, json.dumps(summary, allow_nan=True))
     return summary
 
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,9 @@ import torch
 from .errors import IasideError
 from .fills import image_generator
 from .runs import atomic_write
+from .variants import VariantsRun, VariantState, stream_variants
+
+HeatmapState = VariantState  # the name the heat map's callers know
 
 HEATMAP_JSON = "heatmap.json"
 HEATMAP_STATE = "heatmap-state.npz"
@@ -67,111 +68,6 @@ def signs(seed: int, index: int, channels: int) -> torch.Tensor:
     return torch.randint(0, 2, (channels,), generator=g).float() * 2 - 1
 
 
-@dataclass
-class HeatmapState:
-    """Per image and frequency cell: logp (N, K) of the label, hit (N, K) top-1 == y; clean_logp (N,),
-    clean_hit (N,), label (N,), done (N,)."""
-
-    logp: np.ndarray
-    hit: np.ndarray
-    clean_logp: np.ndarray
-    clean_hit: np.ndarray
-    label: np.ndarray
-    done: np.ndarray
-
-    @classmethod
-    def empty(cls, n_images: int, n_cells: int) -> HeatmapState:
-        return cls(
-            np.zeros((n_images, n_cells)),
-            np.zeros((n_images, n_cells), np.int8),
-            np.zeros(n_images),
-            np.zeros(n_images, np.int8),
-            np.zeros(n_images, np.int64),
-            np.zeros(n_images, np.int64),
-        )
-
-    def save(self, path: Path) -> None:
-        atomic_write(path, lambda fh: np.savez(fh, **self.__dict__))
-
-    @classmethod
-    def load(cls, path: Path) -> HeatmapState:
-        try:
-            with np.load(path) as z:
-                return cls(**{k: z[k].copy() for k in cls.__dataclass_fields__})
-        except (OSError, ValueError, KeyError) as err:
-            raise IasideError(f"the saved heat-map state {path} is damaged ({err}); delete it to start over") from err
-
-
-def stream_variants(
-    model: Callable[[torch.Tensor], torch.Tensor],
-    dataset,
-    n_variants: int,
-    variants: Callable[[torch.Tensor, Any, int, int], torch.Tensor],
-    *,
-    batch_size: int = 64,
-    device: str | torch.device = "cpu",
-    state: HeatmapState | None = None,
-    checkpoint: Callable[[HeatmapState], None] | None = None,
-    checkpoint_every_s: float = 30.0,
-    show_progress: bool = True,
-    desc: str = "variants",
-) -> tuple[HeatmapState, dict[str, Any]]:
-    """log p(y) and top-1 == y of ``n_variants`` modified copies of every image not yet done.
-
-    ``variants(x, item, start, stop)`` returns copies start…stop−1 of image x (C, H, W) on the
-    device, (stop − start, C, H, W); ``model``: pixels -> logits (the run's precision inside).
-    Returns (state, stats: passes (with one clean pass per image), images_this_session, seconds).
-    """
-    from tqdm.auto import tqdm
-
-    from .data.base import PREDICTED
-
-    device = torch.device(device)
-    shape = tuple(dataset[0].pixels.shape)
-    n = len(dataset)
-    state = state or HeatmapState.empty(n, n_variants)
-    todo = [i for i in range(n) if not state.done[i]]
-    passes, t0, last = 0, time.perf_counter(), time.perf_counter()
-    bar = tqdm(total=len(todo), unit="img", desc=desc, disable=not show_progress, dynamic_ncols=True)
-    try:
-        with torch.inference_mode():
-            for i in todo:
-                item = dataset[i]
-                x = item.pixels.to(device)
-                if tuple(x.shape) != shape:
-                    raise IasideError(
-                        f"image {item.name!r} is {tuple(x.shape)}, the first one {shape}: resize the "
-                        "data to one size (--input-size)"
-                    )
-                clean = model(x[None]).float()
-                y = int(clean.argmax()) if item.label == PREDICTED else int(item.label)
-                if not 0 <= y < clean.shape[1]:
-                    raise IasideError(
-                        f"image {item.name!r} has label {y}, outside the model's {clean.shape[1]} classes"
-                    )
-                logp, hit = np.empty(n_variants), np.empty(n_variants, np.int8)
-                for s in range(0, n_variants, batch_size):
-                    e = min(s + batch_size, n_variants)
-                    out = model(variants(x, item, s, e)).float()
-                    logp[s:e] = torch.log_softmax(out, 1)[:, y].double().cpu().numpy()
-                    hit[s:e] = (out.argmax(1) == y).cpu().numpy()
-                    passes += e - s
-                state.logp[i], state.hit[i] = logp, hit
-                state.clean_logp[i] = float(torch.log_softmax(clean, 1)[0, y])
-                state.clean_hit[i], state.label[i], state.done[i] = int(clean.argmax()) == y, y, 1
-                bar.update(1)
-                if checkpoint is not None and time.perf_counter() - last >= checkpoint_every_s:
-                    checkpoint(state)
-                    last = time.perf_counter()
-    except BaseException:
-        if checkpoint is not None:
-            checkpoint(state)
-        raise
-    finally:
-        bar.close()
-    return state, {"passes": passes + len(todo), "images_this_session": len(todo), "seconds": time.perf_counter() - t0}
-
-
 def fourier_heatmap(
     model: Callable[[torch.Tensor], torch.Tensor],
     dataset,
@@ -179,16 +75,13 @@ def fourier_heatmap(
     eps: float = 4.0,
     stride: int = 1,
     seed: int = 0,
-    batch_size: int = 64,
-    device: str | torch.device = "cpu",
-    state: HeatmapState | None = None,
-    checkpoint: Callable[[HeatmapState], None] | None = None,
-    checkpoint_every_s: float = 30.0,
-    show_progress: bool = True,
-) -> tuple[HeatmapState, np.ndarray, dict[str, Any]]:
+    **stream,
+) -> tuple[VariantState, np.ndarray, dict[str, Any]]:
     """Evaluate every (image, frequency) not yet done. ``model``: (B, C, H, W) pixels -> (B, classes)
-    logits (the run's precision applied inside). Returns (state, cells (K, 2), stats)."""
-    device = torch.device(device)
+    logits (the run's precision applied inside); ``stream``: ``stream_variants``' keywords
+    (batch_size, device, state, checkpoint, checkpoint_every_s, show_progress). Returns (state,
+    cells (K, 2), stats)."""
+    device = torch.device(stream.pop("device", "cpu"))
     channels, height, width = dataset[0].pixels.shape
     cells = frequency_cells(height, width, stride)
     basis = fourier_basis(height, width, cells).to(device)  # (K, H, W)
@@ -198,17 +91,7 @@ def fourier_heatmap(
         return (x[None] + eps * r[None] * basis[start:stop, None]).clamp_(0, 1)
 
     state, stats = stream_variants(
-        model,
-        dataset,
-        len(cells),
-        perturbed,
-        batch_size=batch_size,
-        device=device,
-        state=state,
-        checkpoint=checkpoint,
-        checkpoint_every_s=checkpoint_every_s,
-        show_progress=show_progress,
-        desc="Fourier heat map",
+        model, dataset, len(cells), perturbed, device=device, desc="Fourier heat map", **stream
     )
     return state, cells, stats
 
@@ -219,7 +102,7 @@ def _centred(f: int, n: int) -> int:
     return f - n if f >= n - n // 2 else f
 
 
-def summarize_heatmap(state: HeatmapState, cells: np.ndarray, height: int, width: int) -> dict[str, Any]:
+def summarize_heatmap(state: VariantState, cells: np.ndarray, height: int, width: int) -> dict[str, Any]:
     """Per cell over the finished images: error rate (1 − top-1 accuracy) and mean Δlog p(y) =
     log p(y | x + εrU) − log p(y | x), as (K,) lists beside the cells; and the maps on the
     measured grid (rows ``u_values``, columns ``v_values``, both centred; each cell also fills
@@ -287,29 +170,6 @@ def plot_heatmap(summary: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
-def open_variants_folder(
-    out: Path | None, identity: dict[str, Any], ident_name: str, state_name: str, what: str
-) -> tuple[HeatmapState | None, Callable[[HeatmapState], None] | None]:
-    """A variants run's folder (heat map, cut-offs): its saved state to resume (None for a new
-    run) and the checkpoint that saves it; a folder holding another setting is refused."""
-    if out is None:
-        return None, None
-    out.mkdir(parents=True, exist_ok=True)
-    ident_file = out / ident_name
-    state = None
-    if ident_file.exists():
-        if json.loads(ident_file.read_text()) != json.loads(json.dumps(identity)):
-            raise IasideError(
-                f"{out} holds {what} with another model, data or setting; use another --out "
-                f"or delete {ident_file.name} and {state_name}"
-            )
-        if (out / state_name).exists():
-            state = HeatmapState.load(out / state_name)
-    else:
-        atomic_write(ident_file, json.dumps(identity, indent=1))
-    return state, lambda s: s.save(out / state_name)
-
-
 def save_heatmap(summary: dict[str, Any], out: Path) -> None:
     atomic_write(out / HEATMAP_JSON, json.dumps(summary, allow_nan=True))
 
@@ -318,88 +178,41 @@ def run_heatmap(
     model,
     data,
     *,
-    labels: str | None = None,
-    samples: int | None = None,
     eps: float = 4.0,
     stride: int = 1,
     seed: int = 0,
-    batch_size: int = 64,
-    device: str = "cpu",
-    precision: str = "fp32",
-    weights: str | None = None,
-    data_config=None,
-    overrides: dict | None = None,
-    num_classes: int | None = None,
-    outputs: str = "logits",
-    out: str | os.PathLike | None = None,
-    show_progress: bool = True,
     dry_run: bool = False,
     say: Callable[[str], None] = print,
+    **options,
 ) -> dict[str, Any] | None:
     """The Fourier heat map of ``model`` over ``data`` (the forms ``iaside.explain`` takes); says
-    the cost first. With ``out``: resumes from and writes heatmap.json, heatmap.png and the
-    checkpoint there (a run folder, so the report shows the map beside the run). Returns the
-    summary (None for ``dry_run``)."""
-    from .api import _resolve_data, _resolve_model
-    from .config import ExplainConfig
-    from .engine import ModelRunner
-    from .runtime import apply_malloc_fix
-
-    apply_malloc_fix()
+    the cost first. ``options``: ``variants.PassOptions`` (labels, samples, batch_size, device,
+    precision, the model options, out, show_progress). With ``out``: resumes from and writes
+    heatmap.json, heatmap.png and the checkpoint there (a run folder, so the report shows the
+    map beside the run). Returns the summary (None for ``dry_run``)."""
     if eps <= 0:
         raise IasideError(f"--eps must be positive, got {eps}")
-    loaded = _resolve_model(model, weights, device, data_config, overrides, num_classes, outputs)
-    config = ExplainConfig.build(
-        None, labels="predicted" if labels == "predicted" else "given", samples=samples, seed=seed
-    )
-    labels_file = labels if labels not in (None, "given", "predicted") else None
-    dataset = _resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
-    _, height, width = dataset[0].pixels.shape
-    n, n_cells = len(dataset), len(frequency_cells(height, width, stride))
+    run = VariantsRun.resolve(model, data, seed=seed, **options)
+    _, height, width = run.dataset[0].pixels.shape
+    n, n_cells = len(run.dataset), len(frequency_cells(height, width, stride))
     say(
         f"Fourier heat map: {n} images × {n_cells} frequencies ({height}×{width} grid up to Hermitian symmetry, "
         f"stride {stride}) = {n * n_cells} forward passes, plus {n} clean passes; ε = {eps:g}"
     )
     if dry_run:
         return None
-    identity = {
-        "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint},
-        "data": {"fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None, "n_images": n},
-        "data_config": loaded.data_config.to_dict(),
-        "eps": eps,
-        "stride": stride,
-        "seed": seed,
-        "precision": precision,
-        "labels": config.labels,
-    }
-    out = Path(out) if out is not None else None
-    state, checkpoint = open_variants_folder(out, identity, "heatmap-run.json", HEATMAP_STATE, "a heat map")
-    dev = torch.device(device)
-    forward = ModelRunner(loaded.model, device=dev, precision=precision).logits  # the engine's model runner
-    state, cells, stats = fourier_heatmap(
-        forward,
-        dataset,
-        eps=eps,
-        stride=stride,
-        seed=seed,
-        batch_size=batch_size,
-        device=dev,
-        state=state,
-        checkpoint=checkpoint,
-        show_progress=show_progress,
-    )
+    identity = run.identity(eps=eps, stride=stride, seed=seed)
+    stream = run.stream(identity, "heatmap-run.json", HEATMAP_STATE, "a heat map")
+    state, cells, stats = fourier_heatmap(run.forward(), run.dataset, eps=eps, stride=stride, seed=seed, **stream)
     summary = {
         **summarize_heatmap(state, cells, height, width),
         "eps": eps,
         "stride": stride,
         "seed": seed,
-        "model": identity["model"],
-        "data_spec": getattr(dataset, "description", str(data)),
-        "forward_passes_this_session": stats["passes"],
-        "seconds_this_session": stats["seconds"],
+        **run.session(identity, stats),
     }
-    if out is not None:
-        state.save(out / HEATMAP_STATE)
-        save_heatmap(summary, out)
-        plot_heatmap(summary, out / HEATMAP_PNG)
+    if run.folder is not None:
+        state.save(run.folder / HEATMAP_STATE)
+        save_heatmap(summary, run.folder)
+        plot_heatmap(summary, run.folder / HEATMAP_PNG)
     return summary

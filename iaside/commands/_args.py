@@ -94,3 +94,44 @@ def model_options(args) -> dict:
         "data_config": args.data_config,
         "overrides": overrides(args),
     }
+
+
+def add_images_arguments(parser: argparse.ArgumentParser) -> None:
+    """--data, --labels, --samples: which images, labelled how (as in `iaside run`)."""
+    parser.add_argument("--data", required=True, help="samples:imagenet, samples:photos, or a folder")
+    parser.add_argument("--labels", help="'predicted', 'sorted', or a CSV filename,label (as in `iaside run`)")
+    parser.add_argument("--samples", type=int, help="a seeded subset of N images")
+
+
+def add_pass_arguments(parser: argparse.ArgumentParser, *, what: str, seed_help: str | None, out_help: str) -> None:
+    """The options of a view with passes of its own (heatmap, cutoffs), after its own: the model,
+    the images, batch size, seed, output folder, --dry-run and --quiet. ``what``: the images one
+    forward pass takes (perturbed, filtered)."""
+    from .run import batch_size
+
+    add_model_arguments(parser)
+    add_images_arguments(parser)
+    parser.add_argument("--batch-size", type=batch_size, default=64, help=f"{what} images per forward pass")
+    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+    parser.add_argument("--out", type=Path, help=out_help)
+    parser.add_argument("--dry-run", action="store_true", help="print the cost and stop")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def pass_options(args) -> dict:
+    """The keywords ``run_heatmap`` and ``run_cutoffs`` share (``variants.PassOptions``, the seed,
+    --dry-run), from ``add_pass_arguments``' options; ``out`` defaults to the run folder."""
+    from .run import default_out
+
+    return {
+        "labels": args.labels,
+        "samples": args.samples,
+        "seed": args.seed,
+        "batch_size": 64 if args.batch_size == "auto" else args.batch_size,
+        "device": args.device,
+        "precision": args.precision,
+        **model_options(args),
+        "out": args.out or default_out(args.model, args.data),
+        "show_progress": not args.quiet,
+        "dry_run": args.dry_run,
+    }

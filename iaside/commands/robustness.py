@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from ._args import add_model_arguments, model_options, overrides
+from ._args import add_images_arguments, add_model_arguments, model_options, overrides
 
 NAME = "robustness"
 HELP = "measure top-1 error under the ImageNet-C corruptions (CE, mCE) and PGD accuracy"
@@ -52,9 +52,7 @@ def slug(text: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--data", required=True, help="samples:imagenet, samples:photos, or a folder")
-    parser.add_argument("--labels", help="'predicted', 'sorted', or a CSV filename,label (as in `iaside run`)")
-    parser.add_argument("--samples", type=int, help="a seeded subset of N images")
+    add_images_arguments(parser)
     parser.add_argument(
         "--reference",
         help="the model CE and mCE are relative to: a robustness.json (or its "
