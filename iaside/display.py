@@ -8,6 +8,7 @@ import base64
 import html
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -187,6 +188,16 @@ def img_tag(png_bytes: bytes, alt: str) -> str:
 def tight(fig):
     fig.tight_layout()
     return fig
+
+
+def save_figure(fig, path) -> Path:
+    """``fig`` laid out tightly, written to ``path`` (its folder made) and closed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    _plt().close(fig)
+    return path
 
 
 def pandas():

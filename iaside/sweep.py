@@ -399,8 +399,8 @@ def finish_sweep(
     if len(measured) >= 2:
         from .result import Result
         from .robustness.compare import ModelEntry, compare_models
-        from .robustness.evaluate import RobustnessReport
         from .robustness.external import read_external
+        from .robustness.report import RobustnessReport
 
         try:
             entries = [

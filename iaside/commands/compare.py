@@ -90,7 +90,7 @@ def _entries_from_runs(args, external: bool = False):
     from ..errors import IasideError
     from ..result import Result
     from ..robustness.compare import ModelEntry
-    from ..robustness.evaluate import ROBUSTNESS_JSON, RobustnessReport
+    from ..robustness.report import ROBUSTNESS_JSON, RobustnessReport
 
     reports = [RobustnessReport.load(p) for p in args.robustness]
     entries = []

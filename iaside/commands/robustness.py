@@ -117,7 +117,7 @@ def measure(loaded, name: str, images, labels, info, args, attacks):
 
 def run(args) -> int:
     from ..models import load_model
-    from ..robustness.evaluate import RobustnessReport
+    from ..robustness.report import RobustnessReport
     from ..runtime import apply_malloc_fix
 
     apply_malloc_fix()

@@ -5,13 +5,12 @@ A ``ModelEntry`` pairs one model's I-ASIDE ``Result`` with its ``RobustnessRepor
 correlates score and score_signed with every robustness measure across the models. Numbers the
 user already has (``external.ExternalTable``: a CSV, RobustBench model_info) join by model
 name as further measures (then a model needs no report), and every score–measure pair also
-gets a partial correlation controlling for clean accuracy.
+gets a partial correlation controlling for clean accuracy. What a comparison writes (JSON,
+CSVs, figures) is ``comparison_files.py``.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,13 +22,9 @@ import numpy as np
 from ..errors import IasideError
 from ..result import Result
 from .correlation import METHODS, PARTIAL_METHODS, Correlation, correlation_table, partial_correlate
-from .evaluate import RobustnessReport
 from .external import ExternalTable, join
+from .report import RobustnessReport
 
-COMPARE_JSON = "compare.json"
-PARTIAL_CSV = "partial_correlations.csv"
-COMPARE_CSV = "compare.csv"
-CORRELATIONS_CSV = "correlations.csv"
 MEAN_ADVERSARIAL = "adversarial accuracy (mean)"
 
 
@@ -169,6 +164,19 @@ class Comparison:
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
+    def save(self, out_dir: str | os.PathLike, plots: bool = True) -> Path:
+        """compare.json, compare.csv, correlations.csv, partial_correlations.csv (with partial
+        correlations) and (with plots) the figures of ``plot``; returns the folder."""
+        from .comparison_files import save_comparison
+
+        return save_comparison(self, out_dir, plots)
+
+    def plot(self, out_dir: str | os.PathLike, prefix: str = "") -> list[Path]:
+        """sids.png and, per measure, the score and score_signed against it (score_vs_*.png)."""
+        from .comparison_files import plot_comparison
+
+        return plot_comparison(self, out_dir, prefix)
+
     def to_json_dict(self) -> dict[str, Any]:
         return {
             "reference": self.reference,
@@ -187,159 +195,9 @@ class Comparison:
             "meta": self.meta,
         }
 
-    def save(self, out_dir: str | os.PathLike, plots: bool = True) -> Path:
-        """compare.json, compare.csv, correlations.csv and (with plots) sids.png, score_vs_mce.png,
-        score_vs_adversarial.png and the same two for score_signed."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / COMPARE_JSON).write_text(json.dumps(_json_safe(self.to_json_dict()), indent=1))
-        rows = self.rows()
-        with open(out / COMPARE_CSV, "w", newline="") as fh:
-            dict_writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            dict_writer.writeheader()
-            dict_writer.writerows(rows)
-        with open(out / CORRELATIONS_CSV, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(
-                [
-                    "score",
-                    "measure",
-                    "method",
-                    "n",
-                    "r",
-                    "p_value",
-                    "ci_low",
-                    "ci_high",
-                    "n_bootstrap",
-                    "n_valid_resamples",
-                    "p_method",
-                ]
-            )
-            for c in self.correlations:
-                w.writerow(
-                    [
-                        c.x,
-                        c.y,
-                        c.method,
-                        c.n,
-                        f"{c.r:.6f}",
-                        f"{c.p_value:.6g}",
-                        f"{c.low:.6f}",
-                        f"{c.high:.6f}",
-                        c.n_bootstrap,
-                        c.n_valid,
-                        c.p_method,
-                    ]
-                )
-        if self.partial:
-            with open(out / PARTIAL_CSV, "w", newline="") as fh:
-                w = csv.writer(fh)
-                w.writerow(
-                    [
-                        "score",
-                        "measure",
-                        "method",
-                        "n",
-                        "r",
-                        "p_value",
-                        "ci_low",
-                        "ci_high",
-                        "n_bootstrap",
-                        "n_valid_resamples",
-                        "p_method",
-                    ]
-                )
-                for c in self.partial:
-                    w.writerow(
-                        [
-                            c.x,
-                            c.y,
-                            c.method,
-                            c.n,
-                            f"{c.r:.6f}",
-                            f"{c.p_value:.6g}",
-                            f"{c.low:.6f}",
-                            f"{c.high:.6f}",
-                            c.n_bootstrap,
-                            c.n_valid,
-                            c.p_method,
-                        ]
-                    )
-        if plots:
-            self.plot(out)
-        return out
-
-    def plot(self, out_dir: str | os.PathLike, prefix: str = "") -> list[Path]:
-        from .views import plot_score_vs, plot_sids
-
-        out = Path(out_dir)
-        names = [e.name for e in self.entries]
-        groups = [e.group for e in self.entries]
-        scores = [e.result.score for e in self.entries]
-        paths = [
-            plot_sids(
-                names,
-                [e.result.sid for e in self.entries],
-                [float(s.value) for s in scores],
-                out / f"{prefix}sids.png",
-                signed=[float(e.result.score_signed.value) for e in self.entries],
-            )
-        ]
-        measures = self.measures()
-        wanted = [("mCE", f"mCE (reference {self.reference}; lower = more robust)", "score_vs_mce.png")]
-        adv = (
-            MEAN_ADVERSARIAL
-            if MEAN_ADVERSARIAL in measures
-            else next((m for m in measures if m.startswith("accuracy ")), None)
-        )
-        if adv:
-            wanted.append(
-                (
-                    adv,
-                    adv + (f" over {', '.join(self.attack_labels)}" if adv == MEAN_ADVERSARIAL else ""),
-                    "score_vs_adversarial.png",
-                )
-            )
-        for k, key in enumerate(self.external):
-            wanted.append(
-                (key, f"{key} ({self.meta.get('external_source', 'external table')})", f"score_vs_external{k + 1}.png")
-            )
-        signed = [e.result.score_signed for e in self.entries]
-        for key, label, file in wanted:
-            if key not in measures:
-                continue
-            for x_name, x_values, x_file in (
-                ("score", scores, file),
-                ("score_signed", signed, file.replace("score_", "score_signed_")),
-            ):
-                corr = next((c for c in self.correlations if (c.x, c.y, c.method) == (x_name, key, "spearman")), None)
-                paths.append(
-                    plot_score_vs(
-                        names,
-                        x_values,
-                        measures[key],
-                        label,
-                        out / f"{prefix}{x_file}",
-                        corr,
-                        score_label=f"I-ASIDE {x_name}",
-                        groups=groups if any(groups) else None,
-                    )
-                )
-        return paths
-
 
 def _num(v: float) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
-
-
-def _json_safe(obj):
-    if isinstance(obj, float):
-        return obj if np.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def compare_models(
@@ -360,44 +218,15 @@ def compare_models(
     correlations controlling for clean accuracy (``Comparison.clean_accuracy`` says from where).
     """
     entries = list(entries)
-    if len(entries) < 2:
-        raise IasideError(f"compare needs at least 2 models, got {len(entries)}")
     names = [e.name for e in entries]
-    if len(set(names)) != len(names):
-        raise IasideError(f"model names must be unique, got {names}; pass --name for each model")
-    missing = [e.name for e in entries if e.report is None]
-    if missing and external is None:
-        raise IasideError(
-            f"no robustness report for {', '.join(missing)}: run `iaside robustness` or give "
-            "--external with their numbers"
-        )
+    missing = _check_entries(entries, external)
     meta: dict[str, Any] = {"n_bootstrap": n_bootstrap, "confidence": confidence, "seed": seed}
-    columns: dict[str, np.ndarray] = {}
-    if external is not None:
-        columns, unmatched, unused = join(names, external)
-        if len(unmatched) == len(names):
-            raise IasideError(
-                f"no model name matches a row of {external.source} (models: {', '.join(names)}; "
-                f"rows: {', '.join(list(external.values)[:8])}); name the models as the table does"
-            )
-        meta.update(
-            external_source=external.source,
-            external_clean_metric=external.clean_metric(),
-            external_unmatched_models=unmatched,
-            external_unused_rows=unused,
-        )
+    columns = _join_external(names, external, meta) if external is not None else {}
+    common: list[str] = []
     if missing:
-        reference, common = "", []
+        reference = ""
     else:
-        reference = reference or names[0]
-        if reference not in names:
-            raise IasideError(f"--reference {reference!r} is not one of the compared models: {', '.join(names)}")
-        reports = [e.report for e in entries if e.report is not None]  # every entry has one: none is missing
-        ref_report = reports[names.index(reference)]
-        reports = [r.with_reference(ref_report) for r in reports]
-        entries = [ModelEntry(e.name, e.result, r, e.group) for e, r in zip(entries, reports)]
-        labels = [a["label"] for a in reports[0].adversarial]
-        common = [a for a in labels if all(a in {r["label"] for r in rep.adversarial} for rep in reports)]
+        entries, reference, common = _on_reference(entries, reference or names[0])
     comparison = Comparison(entries, reference, common, [], meta=meta, external=columns)
     scores, measures = comparison.scores(), comparison.measures()
     comparison.correlations = correlation_table(
@@ -425,3 +254,51 @@ def compare_models(
         for method in PARTIAL_METHODS
     ]
     return comparison
+
+
+def _check_entries(entries: list[ModelEntry], external: ExternalTable | None) -> list[str]:
+    """Refuse fewer than two models, a name twice, or a model without numbers; returns the
+    names of the models without a report (their numbers come from ``external``)."""
+    if len(entries) < 2:
+        raise IasideError(f"compare needs at least 2 models, got {len(entries)}")
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise IasideError(f"model names must be unique, got {names}; pass --name for each model")
+    missing = [e.name for e in entries if e.report is None]
+    if missing and external is None:
+        raise IasideError(
+            f"no robustness report for {', '.join(missing)}: run `iaside robustness` or give "
+            "--external with their numbers"
+        )
+    return missing
+
+
+def _join_external(names: list[str], external: ExternalTable, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The external table's columns, one value per model (joined by name); what matched goes into ``meta``."""
+    columns, unmatched, unused = join(names, external)
+    if len(unmatched) == len(names):
+        raise IasideError(
+            f"no model name matches a row of {external.source} (models: {', '.join(names)}; "
+            f"rows: {', '.join(list(external.values)[:8])}); name the models as the table does"
+        )
+    meta.update(
+        external_source=external.source,
+        external_clean_metric=external.clean_metric(),
+        external_unmatched_models=unmatched,
+        external_unused_rows=unused,
+    )
+    return columns
+
+
+def _on_reference(entries: list[ModelEntry], reference: str) -> tuple[list[ModelEntry], str, list[str]]:
+    """Every entry's report relative to the ``reference`` entry's, and the attacks all were measured with."""
+    names = [e.name for e in entries]
+    if reference not in names:
+        raise IasideError(f"--reference {reference!r} is not one of the compared models: {', '.join(names)}")
+    reports = [e.report for e in entries if e.report is not None]  # every entry has one: none is missing
+    ref_report = reports[names.index(reference)]
+    reports = [r.with_reference(ref_report) for r in reports]
+    entries = [ModelEntry(e.name, e.result, r, e.group) for e, r in zip(entries, reports)]
+    labels = [a["label"] for a in reports[0].adversarial]
+    common = [a for a in labels if all(a in {r["label"] for r in rep.adversarial} for rep in reports)]
+    return entries, reference, common
