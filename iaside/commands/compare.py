@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ._args import add_bands_argument, add_data_config_arguments, overrides
-from .robustness import add_perturbation_arguments, attacks_of, slug
+from .robustness import add_perturbation_arguments, attacks_of, load_images, measure, slug
 
 NAME = "compare"
 HELP = "compare models: I-ASIDE score and SID against mCE and adversarial accuracy, with correlations"
@@ -115,65 +115,15 @@ def _entries_from_runs(args, external: bool = False):
 def _entries_from_models(args, attacks):
     """Analyse and measure every --model; models sharing a data config share the corrupted images."""
     from ..api import explain
-    from ..errors import IasideError
-    from ..models import load_model
     from ..robustness.compare import ModelEntry
-    from ..robustness.corruptions import corruption_names
-    from ..robustness.evaluate import build_report, evaluate_robustness
-    from .robustness import load_images
 
     if not args.model:
         return []
-    if not args.data:
-        raise IasideError("--model needs --data: the images to analyse and corrupt")
-    weights = args.weights or ["-"] * len(args.model)
-    names = args.name or list(args.model)
-    if len(weights) != len(args.model) or len(names) != len(args.model):
-        raise IasideError(
-            f"{len(args.model)} --model but {len(args.weights)} --weights and {len(args.name)} --name: "
-            "give none or one per --model ('-' for no weights)"
-        )
-    loaded = [
-        load_model(
-            spec,
-            weights=None if w == "-" else w,
-            device=args.device,
-            data_config=args.data_config,
-            overrides=overrides(args),
-        )
-        for spec, w in zip(args.model, weights)
-    ]
-    corruptions = corruption_names(args.corruptions)
-    groups: dict[str, list[int]] = {}
-    for k, lm in enumerate(loaded):
-        groups.setdefault(repr(sorted(lm.data_config.to_dict().items())), []).append(k)
-    reports = {}
-    for members in groups.values():
-        images, labels, info = load_images(loaded[members[0]], args.data, args.labels, args.samples, args.seed)
-        measured = evaluate_robustness(
-            {names[k]: loaded[k].model for k in members},
-            images.to(args.device),
-            labels,
-            corruptions=corruptions,
-            severities=args.severities,
-            attacks=attacks,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            show_progress=not args.quiet,
-        )
-        for k in members:
-            reports[k] = build_report(
-                measured[names[k]],
-                model={"name": names[k], "spec": args.model[k], "fingerprint": loaded[k].fingerprint},
-                data=info,
-                corruptions=corruptions,
-                severities=args.severities,
-                seed=args.seed,
-                attacks=attacks,
-            )
+    loaded = _load_models(args)
+    reports = _measure(args, loaded, attacks)
     entries = []
-    for k, lm in enumerate(loaded):
-        folder = args.out / slug(names[k])
+    for name, lm in loaded.items():
+        folder = args.out / slug(name)
         result = explain(
             lm,
             args.data,
@@ -190,9 +140,50 @@ def _entries_from_models(args, attacks):
             out=folder,
             show_progress=not args.quiet,
         )
-        reports[k].save(folder)
-        entries.append(ModelEntry(names[k], result, reports[k]))
+        reports[name].save(folder)
+        entries.append(ModelEntry(name, result, reports[name]))
     return entries
+
+
+def _load_models(args) -> dict:
+    """{display name: LoadedModel} of every --model, with its --weights and --name, in order."""
+    from ..errors import IasideError
+    from ..models import load_model
+
+    if not args.data:
+        raise IasideError("--model needs --data: the images to analyse and corrupt")
+    weights = args.weights or ["-"] * len(args.model)
+    names = args.name or list(args.model)
+    if len(weights) != len(args.model) or len(names) != len(args.model):
+        raise IasideError(
+            f"{len(args.model)} --model but {len(args.weights)} --weights and {len(args.name)} --name: "
+            "give none or one per --model ('-' for no weights)"
+        )
+    if len(set(names)) != len(names):
+        raise IasideError(f"model names must be unique, got {names}; pass --name for each model")
+    return {
+        name: load_model(
+            spec,
+            weights=None if w == "-" else w,
+            device=args.device,
+            data_config=args.data_config,
+            overrides=overrides(args),
+        )
+        for name, spec, w in zip(names, args.model, weights)
+    }
+
+
+def _measure(args, loaded: dict, attacks) -> dict:
+    """{name: RobustnessReport}: the models grouped by data config, each group on one set of images."""
+    groups: dict[str, dict] = {}
+    for name, lm in loaded.items():
+        groups.setdefault(repr(sorted(lm.data_config.to_dict().items())), {})[name] = lm
+    reports = {}
+    for members in groups.values():
+        first = next(iter(members.values()))
+        images, labels, info = load_images(first, args.data, args.labels, args.samples, args.seed)
+        reports.update(measure(members, images, labels, info, args, attacks))
+    return reports
 
 
 def say_preprocessing(entries) -> None:

@@ -87,14 +87,16 @@ def load_images(loaded, data: str, labels: str | None, samples: int | None, seed
     return images, y, info
 
 
-def measure(loaded, name: str, images, labels, info, args, attacks):
-    """One model's RobustnessReport on prepared images."""
+def measure(models: dict, images, labels, info, args, attacks) -> dict:
+    """Each model's RobustnessReport on the same prepared images, {name: LoadedModel} -> {name:
+    report}; the corrupted images are made once for all of them."""
     from ..robustness.corruptions import corruption_names
-    from ..robustness.evaluate import build_report, evaluate_robustness
+    from ..robustness.evaluate import evaluate_robustness
+    from ..robustness.report import build_report
 
     corruptions = corruption_names(args.corruptions)
     measured = evaluate_robustness(
-        {name: loaded.model},
+        {name: loaded.model for name, loaded in models.items()},
         images.to(args.device),
         labels,
         corruptions=corruptions,
@@ -103,16 +105,19 @@ def measure(loaded, name: str, images, labels, info, args, attacks):
         seed=args.seed,
         batch_size=args.batch_size,
         show_progress=not args.quiet,
-    )[name]
-    return build_report(
-        measured,
-        model={"name": name, "spec": loaded.spec, "fingerprint": loaded.fingerprint},
-        data=info,
-        corruptions=corruptions,
-        severities=args.severities,
-        seed=args.seed,
-        attacks=attacks,
     )
+    return {
+        name: build_report(
+            measured[name],
+            model={"name": name, "spec": loaded.spec, "fingerprint": loaded.fingerprint},
+            data=info,
+            corruptions=corruptions,
+            severities=args.severities,
+            seed=args.seed,
+            attacks=attacks,
+        )
+        for name, loaded in models.items()
+    }
 
 
 def run(args) -> int:
@@ -124,7 +129,7 @@ def run(args) -> int:
     attacks = attacks_of(args)
     loaded = load_model(args.model, device=args.device, **model_options(args))
     images, labels, info = load_images(loaded, args.data, args.labels, args.samples, args.seed)
-    report = measure(loaded, args.model, images, labels, info, args, attacks)
+    report = measure({args.model: loaded}, images, labels, info, args, attacks)[args.model]
     if args.reference:
         ref_path = Path(args.reference)
         if ref_path.suffix == ".json" or ref_path.is_dir():
@@ -134,7 +139,9 @@ def run(args) -> int:
                 args.reference, weights=args.reference_weights, device=args.device, overrides=overrides(args)
             )
             ref_images, ref_labels, ref_info = load_images(ref_loaded, args.data, args.labels, args.samples, args.seed)
-            reference = measure(ref_loaded, args.reference, ref_images, ref_labels, ref_info, args, [])
+            reference = measure({args.reference: ref_loaded}, ref_images, ref_labels, ref_info, args, [])[
+                args.reference
+            ]
         report = report.with_reference(reference)
     out = args.out or Path("runs") / f"robustness_{slug(args.model)}_{slug(args.data)}"
     report.save(out)
