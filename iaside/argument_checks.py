@@ -1,0 +1,53 @@
+"""Settings whose output would be meaningless, refused before anything runs, each with its
+reason: one band, no bootstrap, negative seeds or worker counts, an empty sample."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import IasideError
+
+
+def check_run_arguments(
+    *,
+    bands: int | None = None,
+    n_bootstrap: int | None = None,
+    seed: int | None = None,
+    workers: int | None = None,
+    samples: int | None = None,
+) -> None:
+    """Refuse settings whose output would be meaningless, each with its reason."""
+    if bands is not None and bands < 2:
+        raise IasideError(
+            f"--bands {bands}: I-ASIDE splits the spectrum into M >= 2 bands (with one band "
+            "there is nothing to attribute: its SID is 1 and the score is undefined)"
+        )
+    if n_bootstrap is not None and n_bootstrap < 1:
+        raise IasideError(
+            f"--bootstrap {n_bootstrap}: the intervals need at least 1 bootstrap resample (1000 is the default)"
+        )
+    if seed is not None and seed < 0:
+        raise IasideError(f"--seed {seed}: seeds are integers >= 0")
+    if workers is not None and workers < 0:
+        raise IasideError(
+            f"--workers {workers}: the number of data-loader processes is >= 0 (0 = load in the main process)"
+        )
+    if samples is not None and samples < 1:
+        raise IasideError(f"--samples {samples}: pass a positive number of images, or leave it out")
+
+
+def check_command_arguments(args: Any) -> None:
+    """``check_run_arguments`` over whichever of those options a parsed command line has."""
+    check_run_arguments(
+        **{
+            name: getattr(args, attr)
+            for name, attr in (
+                ("bands", "bands"),
+                ("n_bootstrap", "bootstrap"),
+                ("seed", "seed"),
+                ("workers", "workers"),
+                ("samples", "samples"),
+            )
+            if getattr(args, attr, None) is not None
+        }
+    )
