@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
+from PIL import Image
 
 PREDICTED = -1
 """Label value meaning 'use the model's own top-1 on the clean image'."""
+
+Source = str | Image.Image
+"""Where an image of a folder or sample set comes from: a file path or an in-memory PIL image."""
+Items = list[tuple[Source | os.PathLike, int, str]]
+"""(source, label, name) triples: what an ImageDataset reads."""
 
 
 @dataclass
