@@ -41,7 +41,8 @@ def result_repr(r) -> str:
 
 def result_html(r) -> str:
     """The notebook view: header, the interpretation (or that there is none), the SID bars, the band table."""
-    from .html import _e, _img, band_table_html, interpretation_html
+    from .markup import _e, _img
+    from .run_section import band_table_html, interpretation_html
 
     head = (
         f"<b>I-ASIDE</b> {_e(r.model.get('spec'))} on {_e(r.data.get('spec'))}: N = {_e(r.data.get('n_images'))}, "

@@ -94,7 +94,7 @@ def heatmap_section(run_dir) -> str:
     from pathlib import Path
 
     from ..heatmap import HEATMAP_JSON, heatmap_figure
-    from .html import _e, _figure
+    from .markup import _e, _figure
 
     file = Path(run_dir) / HEATMAP_JSON if run_dir is not None else None
     if file is None or not file.exists():
@@ -154,7 +154,7 @@ def cutoffs_section(run_dir) -> str:
     from pathlib import Path
 
     from ..cutoffs import CUTOFFS_JSON
-    from .html import _e, _figure
+    from .markup import _e, _figure
 
     file = Path(run_dir) / CUTOFFS_JSON if run_dir is not None else None
     if file is None or not file.exists():
@@ -177,7 +177,7 @@ def views_section(result, name: str, run_dir=None) -> str:
     """The run's "Band interactions", "Band-limited views" and "Fourier heat map" parts of the
     report ('' when absent)."""
     from ..interactions import interactions_sentence
-    from .html import _e, _figure, _table
+    from .markup import _e, _figure, _table
 
     parts = []
     ci = int(round(100 * result.config.get("confidence", 0.95)))
