@@ -217,6 +217,15 @@ class Result:
         n_low = n_low or max(1, self.n_bands // 4)
         return float(np.sum(np.asarray(self.sid.value)[:n_low]))
 
+    def score_columns(self) -> dict[str, float]:
+        """score and score_signed with their interval ends as flat table columns: score,
+        score_low, score_high, score_signed, score_signed_low, score_signed_high."""
+        return {
+            f"{name}{end}": float(getattr(getattr(self, name), part))
+            for name in ("score", "score_signed")
+            for end, part in (("", "value"), ("_low", "low"), ("_high", "high"))
+        }
+
     def estimator_line(self) -> str:
         """How φ was estimated, in one line: exact, or the sampling estimator with its cost."""
         e = self.estimator or {"name": "exact"}

@@ -135,3 +135,17 @@ def pass_options(args) -> dict:
         "show_progress": not args.quiet,
         "dry_run": args.dry_run,
     }
+
+
+def add_external_argument(parser: argparse.ArgumentParser, use: str) -> None:
+    """--external FILE (repeatable): per-model robustness numbers the user already has; ``use``
+    says what the command does with them."""
+    parser.add_argument(
+        "--external",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="per-model numbers you already have, joined by model name (repeatable): a CSV "
+        f"model,<metric>,... or RobustBench model_info JSON (a file, or a folder of them); {use}",
+    )

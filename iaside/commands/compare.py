@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._args import add_bands_argument, add_data_config_arguments, overrides
+from ._args import add_bands_argument, add_data_config_arguments, add_external_argument, overrides
 from .robustness import add_perturbation_arguments, attacks_of, load_images, measure, slug
 
 NAME = "compare"
@@ -57,16 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="name of the model mCE is relative to (default: the first model); "
         "a .csv or .json file here is read as --external",
     )
-    parser.add_argument(
-        "--external",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FILE",
-        help="per-model numbers you already have, joined by model name (repeatable): a CSV "
-        "model,<metric>,... or RobustBench model_info JSON (a file, or a folder of them); "
-        "then a --run needs no robustness.json and its name is its folder's",
-    )
+    add_external_argument(parser, "then a --run needs no robustness.json and its name is its folder's")
     parser.add_argument("--data", help="samples:imagenet, samples:photos, or a folder (needed with --model)")
     parser.add_argument("--labels", help="'predicted', 'sorted', or a CSV filename,label")
     parser.add_argument("--samples", type=int, help="a seeded subset of N images")

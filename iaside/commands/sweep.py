@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._args import add_external_argument
 from .robustness import add_perturbation_arguments
 
 NAME = "sweep"
@@ -43,15 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "then compare the scores with it",
     )
     add_perturbation_arguments(parser)
-    parser.add_argument(
-        "--external",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FILE",
-        help="per-model numbers you already have (CSV model,<metric>,... or RobustBench model_info), "
-        "joined by model name for the comparison at the end (repeatable)",
-    )
+    add_external_argument(parser, "for the comparison at the end")
     parser.add_argument(
         "--retry-failed",
         action="store_true",

@@ -45,21 +45,24 @@ def band_limited_curves(result) -> bytes:
         panels.insert(0, ("accuracy", "top-1 accuracy"))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.3), squeeze=False)
     for ax, (key, label) in zip(axes[0], panels):
-        for name, colour, text in (
-            ("lowpass", LOW_COLOUR, "low-pass {0…k}"),
-            ("highpass", HIGH_COLOUR, "high-pass {k…M−1}"),
-        ):
-            est = curves[name][key]
-            ax.plot(k, est.value, "o-", color=colour, label=text)
-            if np.all(np.isfinite(est.low)):
-                ax.fill_between(k, est.low, est.high, color=colour, alpha=0.18, linewidth=0)
+        estimates = [(est.value, est.low, est.high) for est in (curves["lowpass"][key], curves["highpass"][key])]
+        _pass_curves(ax, k, estimates, ("low-pass {0…k}", "high-pass {k…M−1}"), "cut-off band k", label)
         ax.set_xticks(k)
-        ax.set_xlabel("cut-off band k")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
     fig.tight_layout()
     return _png(fig)
+
+
+def _pass_curves(ax, x, estimates, texts: tuple[str, str], x_label: str, y_label: str) -> None:
+    """One panel: the low-pass and high-pass curves against ``x``, each with its interval shaded
+    where finite; ``estimates``: (value, low, high) of each, ``texts``: their legend labels."""
+    for (value, low, high), colour, text in zip(estimates, (LOW_COLOUR, HIGH_COLOUR), texts):
+        ax.plot(x, value, "o-", color=colour, label=text)
+        if np.all(np.isfinite(np.asarray(low, float))):
+            ax.fill_between(x, low, high, color=colour, alpha=0.18, linewidth=0)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
 
 
 def band_limited_sentence(result) -> str:
@@ -88,22 +91,33 @@ def band_limited_sentence(result) -> str:
     return text
 
 
-def heatmap_section(run_dir) -> str:
-    """The "Fourier heat map" part, when ``iaside heatmap`` wrote heatmap.json into the run folder."""
+def _read_view(run_dir, filename: str, draw, command: str) -> tuple[dict, bytes] | str:
+    """(summary, PNG from ``draw(summary)``) of the view file ``filename`` that ``iaside command``
+    wrote into the run folder; "" when there is none, a note when it cannot be read."""
     import json
     from pathlib import Path
 
-    from ..heatmap import HEATMAP_JSON, heatmap_figure
-    from .markup import _e, _figure
+    from .markup import _e
 
-    file = Path(run_dir) / HEATMAP_JSON if run_dir is not None else None
+    file = Path(run_dir) / filename if run_dir is not None else None
     if file is None or not file.exists():
         return ""
     try:
         summary = json.loads(file.read_text())
-        png = _png(heatmap_figure(summary))
-    except (ValueError, KeyError, TypeError) as e:
-        return f'<p class="note">{_e(file)} could not be read ({_e(e)}); rerun iaside heatmap.</p>'
+        return summary, draw(summary)
+    except (ValueError, KeyError, TypeError) as err:
+        return f'<p class="note">{_e(file)} could not be read ({_e(err)}); rerun iaside {command}.</p>'
+
+
+def heatmap_section(run_dir) -> str:
+    """The "Fourier heat map" part, when ``iaside heatmap`` wrote heatmap.json into the run folder."""
+    from ..heatmap import HEATMAP_JSON, heatmap_figure
+    from .markup import _e, _figure
+
+    read = _read_view(run_dir, HEATMAP_JSON, lambda summary: _png(heatmap_figure(summary)), "heatmap")
+    if isinstance(read, str):
+        return read
+    summary, png = read
     err = np.asarray(summary["error_rate"], float)
     worst = int(np.argmax(err))
     u, v = summary["cells"][worst]
@@ -132,38 +146,23 @@ def cutoffs_figure(summary) -> bytes:
     plt = _plt()
     c = np.asarray(summary["cutoffs"], float)
     fig, axes = plt.subplots(1, 2, figsize=(9.2, 3.3))
+    x_label = f"cut-off c (normalised {summary.get('partition', 'linf')} radius, Nyquist = 1)"
     for ax, key, label in ((axes[0], "accuracy", "top-1 accuracy"), (axes[1], "v_nats", "v = mean log p(y) (nats)")):
-        for name, colour, text in (
-            ("lowpass", LOW_COLOUR, "low-pass r < c"),
-            ("highpass", HIGH_COLOUR, "high-pass r ≥ c"),
-        ):
-            est = summary[name][key]
-            ax.plot(c, est["value"], "o-", color=colour, label=text)
-            ax.fill_between(c, est["low"], est["high"], color=colour, alpha=0.18, linewidth=0)
-        ax.set_xlabel(f"cut-off c (normalised {summary.get('partition', 'linf')} radius, Nyquist = 1)")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        estimates = [(e["value"], e["low"], e["high"]) for e in (summary["lowpass"][key], summary["highpass"][key])]
+        _pass_curves(ax, c, estimates, ("low-pass r < c", "high-pass r ≥ c"), x_label, label)
     fig.tight_layout()
     return _png(fig)
 
 
 def cutoffs_section(run_dir) -> str:
     """The "Cut-off curves" part, when ``iaside cutoffs`` wrote cutoffs.json into the run folder."""
-    import json
-    from pathlib import Path
-
     from ..cutoffs import CUTOFFS_JSON
-    from .markup import _e, _figure
+    from .markup import _figure
 
-    file = Path(run_dir) / CUTOFFS_JSON if run_dir is not None else None
-    if file is None or not file.exists():
-        return ""
-    try:
-        summary = json.loads(file.read_text())
-        png = cutoffs_figure(summary)
-    except (ValueError, KeyError, TypeError) as err:
-        return f'<p class="note">{_e(file)} could not be read ({_e(err)}); rerun iaside cutoffs.</p>'
+    read = _read_view(run_dir, CUTOFFS_JSON, cutoffs_figure, "cutoffs")
+    if isinstance(read, str):
+        return read
+    summary, png = read
     return "<h3>Cut-off curves</h3>" + _figure(
         png,
         "cut-off curves",

@@ -10,10 +10,10 @@ import datetime as _dt
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -28,6 +28,8 @@ ROBUSTNESS_JSON = "robustness.json"
 ERRORS_CSV = "corruption_errors.csv"
 CE_CSV = "corruption_ce.csv"
 ADVERSARIAL_CSV = "adversarial.csv"
+
+T = TypeVar("T")
 
 
 @dataclass(repr=False)
@@ -199,14 +201,13 @@ class RobustnessReport:
     @classmethod
     def load(cls, path: str | os.PathLike) -> RobustnessReport:
         """Read robustness.json (or the folder holding it)."""
-        p = Path(path)
-        file = p / ROBUSTNESS_JSON if p.is_dir() else p
-        if not file.exists():
-            raise IasideError(f"{file} does not exist: pass a robustness.json written by `iaside robustness`")
-        try:
-            return cls.from_json_dict(json.loads(file.read_text()))
-        except (json.JSONDecodeError, KeyError) as err:
-            raise IasideError(f"{file} is not a robustness.json written by `iaside robustness` ({err})") from err
+        return load_written(
+            path,
+            ROBUSTNESS_JSON,
+            cls.from_json_dict,
+            "pass a robustness.json written by `iaside robustness`",
+            "a robustness.json written by `iaside robustness`",
+        )
 
     def table(self) -> str:
         """Plain-text summary: clean error, mean error, mCE, per-corruption rows, adversarial rows."""
@@ -234,6 +235,19 @@ class RobustnessReport:
         for a in self.adversarial:
             lines.append(f"{a['label']:<18} accuracy {a['accuracy']:.3f}  ({a['steps']} steps)")
         return "\n".join(lines)
+
+
+def load_written(path: str | os.PathLike, filename: str, parse: Callable[[dict], T], missing: str, what: str) -> T:
+    """``parse`` of the JSON a command wrote: the file ``path``, or ``filename`` in the folder
+    ``path``; an IasideError when it is not there (``missing``: what to pass) or not ``what``."""
+    p = Path(path)
+    file = p / filename if p.is_dir() else p
+    if not file.exists():
+        raise IasideError(f"{file} does not exist: {missing}")
+    try:
+        return parse(json.loads(file.read_text()))
+    except (json.JSONDecodeError, KeyError) as err:
+        raise IasideError(f"{file} is not {what} ({err})") from err
 
 
 def write_csv(path: Path, rows: list[list]) -> None:

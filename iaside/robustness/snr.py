@@ -27,6 +27,7 @@ from ..errors import IasideError
 from ..spectral import band_energy, band_masks, radial_grid_masks
 from .attacks import Attack, check_differentiable, format_eps, pgd
 from .corruptions import check_severities, corrupt_images, corruption_names, family_of, quantize
+from .report import load_written
 
 SNR_JSON = "snr.json"
 SNR_CSV = "snr.csv"
@@ -262,14 +263,13 @@ class SnrResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SnrResult:
-        p = Path(path)
-        file = p / SNR_JSON if p.is_dir() else p
-        if not file.exists():
-            raise IasideError(f"{file} does not exist: pass the --out folder of `iaside snr`")
-        try:
-            return cls.from_json_dict(json.loads(file.read_text()))
-        except (json.JSONDecodeError, KeyError) as err:
-            raise IasideError(f"{file} is not an snr.json written by `iaside snr` ({err})") from err
+        return load_written(
+            path,
+            SNR_JSON,
+            cls.from_json_dict,
+            "pass the --out folder of `iaside snr`",
+            "an snr.json written by `iaside snr`",
+        )
 
     def table(self, rows: str = "name") -> str:
         """Markdown table: one row per perturbation (mean over levels) or per family; dB per band, fit."""
