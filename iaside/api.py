@@ -18,13 +18,14 @@ from torch import nn
 from . import __version__, distributed
 from .coalitions import CoalitionSynthesizer
 from .compile_cache import CompileCache
-from .config import DataConfig, ExplainConfig
+from .config import ExplainConfig
+from .data.resolve import find_bad_images, resolve_data
 from .engine import Engine, EngineState
 from .errors import IasideError
 from .estimators import Estimator, estimator_from_config, resolve_budget
-from .fills import make_fill, processing_order
-from .models import state_fingerprint
+from .fills import make_fill
 from .models.base import LoadedModel
+from .models.registry import resolve_model
 from .options import RunOptions, SourceOptions, split_options
 from .result import SID_PNG, Result
 from .runs import STATE_NPZ, checked_write, open_run, run_identity, run_owner, state_file
@@ -32,87 +33,6 @@ from .runtime import apply_malloc_fix
 from .spectral import band_masks
 from .summary import summarize
 from .validate import check_run_arguments, check_still_readable
-
-
-def _resolve_model(
-    model, weights, device, data_config, overrides, num_classes=None, outputs="logits", used=None
-) -> LoadedModel:
-    """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel, its data config
-    resolved by the one rule (``iaside.models.registry.data_config_layers``)."""
-    if isinstance(model, LoadedModel):
-        if data_config is not None or any(v is not None for v in (overrides or {}).values()):
-            raise IasideError("a LoadedModel carries its data config; pass overrides to load_model instead")
-        return model
-    if isinstance(model, str):
-        from .models import load_model
-
-        return load_model(
-            model,
-            weights=weights,
-            device=device,
-            overrides=overrides,
-            data_config=data_config,
-            num_classes=num_classes,
-            outputs=outputs,
-        )
-    if not isinstance(model, nn.Module):
-        raise IasideError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
-    from .models.registry import wrap_module
-
-    return wrap_module(
-        model,
-        fingerprint=state_fingerprint(model),
-        data_config=data_config,
-        overrides=overrides,
-        outputs=outputs,
-        used=used,
-    )
-
-
-def _resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str | None, class_names):
-    from .data import open_dataset
-
-    if isinstance(data, (str, os.PathLike)) and not os.path.isfile(data):
-        labels = "predicted" if config.labels == "predicted" else labels_file
-        return open_dataset(data, cfg, labels=labels, class_names=class_names, samples=config.samples, seed=config.seed)
-    from .data.inputs import as_dataset
-
-    if labels_file is not None:
-        raise IasideError(
-            f"labels={labels_file!r} labels the images of a folder; with in-memory data pass (images, labels) instead"
-        )
-    dataset: Any = as_dataset(data, cfg, predicted=config.labels == "predicted")
-    if config.samples is not None and config.samples < len(dataset):
-        dataset = dataset.subset(
-            np.sort(np.random.default_rng(config.seed).choice(len(dataset), config.samples, replace=False))
-        )
-    return dataset
-
-
-class _Probe(torch.utils.data.Dataset):
-    """Decodes image i and reports (i, None) or (i, the reason it is unreadable)."""
-
-    def __init__(self, dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i: int):
-        try:
-            self.dataset[i]
-            return i, None
-        except IasideError as err:
-            return i, str(err)
-
-
-def find_bad_images(dataset, num_workers: int = 0) -> dict[int, str]:
-    """Decode every image once: {index: reason} for the unreadable ones (``--on-bad-image skip``)."""
-    loader = torch.utils.data.DataLoader(_Probe(dataset), batch_size=None, num_workers=num_workers)
-    bad = {int(i): reason for i, reason in loader if reason is not None}
-    if len(bad) == len(dataset):
-        raise IasideError(f"all {len(dataset)} images are unreadable; first: {next(iter(bad.values()))}")
-    return bad
 
 
 def _open_shared_folder(out: Path, run_info: dict, shard, n_images: int, n_coalitions: int, rank):
@@ -124,16 +44,6 @@ def _open_shared_folder(out: Path, run_info: dict, shard, n_images: int, n_coali
     state = open_run(out, run_info, shard, n_images, n_coalitions) if rank[0] == 0 else None
     dist.barrier()
     return state if rank[0] == 0 else open_run(out, run_info, shard, n_images, n_coalitions)
-
-
-def shard_indices(n_images: int, seed: int, shard: tuple[int, int]) -> np.ndarray:
-    """Shard i of n: the i-th contiguous block of the seeded processing order (keeps partners
-    together, and every shard is a random sample)."""
-    i, n = shard
-    if not (n >= 1 and 0 <= i < n):
-        raise IasideError(f"--shard {i}/{n} is not valid: use i/n with 0 <= i < n")
-    order = processing_order(n_images, seed)
-    return order[i * n_images // n : (i + 1) * n_images // n]
 
 
 def _target_ci_stop(plan: Estimator, config: ExplainConfig, n_images: int, target_ci: float):
@@ -261,7 +171,7 @@ def _explain(model, data, config: ExplainConfig, run: RunOptions, sources: Sourc
         check_still_readable(state, bad, run_info["names"], out_dir)
         path = out_dir / state_file(run.shard)
         engine.checkpoint = lambda s: checked_write("the checkpoint", path, lambda: s.save(path))
-    indices = shard_indices(len(dataset), config.seed, run.shard) if run.shard is not None else None
+    indices = distributed.shard_indices(len(dataset), config.seed, run.shard) if run.shard is not None else None
     stop = None if run.target_ci is None else _target_ci_stop(plan, config, len(dataset), run.target_ci)
     t0 = time.perf_counter()
     state, stats = engine.run(dataset, state, indices=indices, stop=stop, exclude=sorted(bad))
@@ -290,7 +200,7 @@ def _open_inputs(model, data, config: ExplainConfig, run: RunOptions, sources: S
     """The loaded model, the data set, the configuration with the labels the data set turned
     out to have, and the unreadable images ({index: reason}; only with on_bad_image='skip')."""
     used = None if isinstance(data, (str, os.PathLike)) else ("mean", "std")  # tensors skip resize and crop
-    loaded = _resolve_model(
+    loaded = resolve_model(
         model,
         sources.weights,
         device,
@@ -300,7 +210,7 @@ def _open_inputs(model, data, config: ExplainConfig, run: RunOptions, sources: S
         sources.outputs,
         used,
     )
-    dataset = _resolve_data(data, loaded.data_config, config, sources.labels_file, loaded.model.class_names)
+    dataset = resolve_data(data, loaded.data_config, config, sources.labels_file, loaded.model.class_names)
     if len(dataset) == 0:
         raise IasideError("the data set is empty")
     if hasattr(dataset, "min_side"):

@@ -129,19 +129,20 @@ def run_cutoffs(
 ) -> dict[str, Any] | None:
     """Low-/high-pass accuracy and v of ``model`` over ``data`` at each cut-off; says the cost
     first. With ``out``: resumes from and writes cutoffs.json and the checkpoint there."""
-    from .api import _resolve_data, _resolve_model
     from .config import ExplainConfig
+    from .data.resolve import resolve_data
     from .engine import ModelRunner
+    from .models.registry import resolve_model
     from .runtime import apply_malloc_fix
 
     apply_malloc_fix()
     cutoffs = parse_cutoffs(cutoffs) if isinstance(cutoffs, str) else np.asarray(cutoffs, np.float64)
-    loaded = _resolve_model(model, weights, device, data_config, overrides, num_classes, outputs)
+    loaded = resolve_model(model, weights, device, data_config, overrides, num_classes, outputs)
     config = ExplainConfig.build(
         None, labels="predicted" if labels == "predicted" else "given", samples=samples, seed=seed
     )
     labels_file = labels if labels not in (None, "given", "predicted") else None
-    dataset = _resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
+    dataset = resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
     n = len(dataset)
     say(
         f"cut-offs: {n} images × {len(cutoffs)} cut-offs × 2 (low-pass, high-pass) = {2 * n * len(cutoffs)} forward "

@@ -340,20 +340,21 @@ def run_heatmap(
     the cost first. With ``out``: resumes from and writes heatmap.json, heatmap.png and the
     checkpoint there (a run folder, so the report shows the map beside the run). Returns the
     summary (None for ``dry_run``)."""
-    from .api import _resolve_data, _resolve_model
     from .config import ExplainConfig
+    from .data.resolve import resolve_data
     from .engine import ModelRunner
+    from .models.registry import resolve_model
     from .runtime import apply_malloc_fix
 
     apply_malloc_fix()
     if eps <= 0:
         raise IasideError(f"--eps must be positive, got {eps}")
-    loaded = _resolve_model(model, weights, device, data_config, overrides, num_classes, outputs)
+    loaded = resolve_model(model, weights, device, data_config, overrides, num_classes, outputs)
     config = ExplainConfig.build(
         None, labels="predicted" if labels == "predicted" else "given", samples=samples, seed=seed
     )
     labels_file = labels if labels not in (None, "given", "predicted") else None
-    dataset = _resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
+    dataset = resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
     _, height, width = dataset[0].pixels.shape
     n, n_cells = len(dataset), len(frequency_cells(height, width, stride))
     say(
