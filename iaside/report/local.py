@@ -284,7 +284,7 @@ def local_figure(exp: LocalExplanation, title: str = ""):
     stretch); φ per band (nats); the smallest coalition that keeps the top-1 and the smallest
     removal that flips it, as images. Returns the Figure."""
     from ..display import _plt, wrap
-    from .figures import _band_colours, stretch
+    from .figures import stretch
 
     plt = _plt()
     m = exp.n_bands
@@ -315,27 +315,7 @@ def local_figure(exp: LocalExplanation, title: str = ""):
     for k in range(len(panels), 2 * n_cols):
         fig.add_subplot(grid[k // n_cols, k % n_cols]).axis("off")
 
-    ax = fig.add_subplot(grid[2, : n_cols - 2])
-    x = np.arange(m)
-    ax.bar(x, exp.phi, color=_band_colours(m), edgecolor="black", linewidth=0.5)
-    ax.axhline(0, color="black", linewidth=0.6)
-    for i in range(m):
-        ax.annotate(
-            f"{exp.sid[i]:.2f}",
-            (i, exp.phi[i]),
-            textcoords="offset points",
-            xytext=(0, 3 if exp.phi[i] >= 0 else -10),
-            ha="center",
-            fontsize=7,
-        )
-    ax.set_xticks(x)
-    ax.set_xlabel("spectral band (0 = lowest frequency); numbers: this image's SID", fontsize=8)
-    ax.set_ylabel("φ of log p(y | x_S) (nats)", fontsize=8)
-    ax.set_title(
-        wrap(f"this image's Shapley values, y = {exp.class_name(exp.label)}", fig, 9, share=(n_cols - 2) / n_cols),
-        fontsize=9,
-    )
-    ax.grid(axis="y", alpha=0.3)
+    _phi_bars(fig, fig.add_subplot(grid[2, : n_cols - 2]), exp, n_cols)
 
     target = int(exp.top1[exp.full])
     keep = exp.smallest_keeping()
@@ -364,3 +344,31 @@ def local_figure(exp: LocalExplanation, title: str = ""):
     if title:
         fig.suptitle(wrap(title, fig, 10), fontsize=10)
     return fig
+
+
+def _phi_bars(fig, ax, exp: LocalExplanation, n_cols: int) -> None:
+    """φ per band (nats) as bars in the band colours, each labelled with its SID."""
+    from ..display import wrap
+    from .figures import _band_colours
+
+    m = exp.n_bands
+    x = np.arange(m)
+    ax.bar(x, exp.phi, color=_band_colours(m), edgecolor="black", linewidth=0.5)
+    ax.axhline(0, color="black", linewidth=0.6)
+    for i in range(m):
+        ax.annotate(
+            f"{exp.sid[i]:.2f}",
+            (i, exp.phi[i]),
+            textcoords="offset points",
+            xytext=(0, 3 if exp.phi[i] >= 0 else -10),
+            ha="center",
+            fontsize=7,
+        )
+    ax.set_xticks(x)
+    ax.set_xlabel("spectral band (0 = lowest frequency); numbers: this image's SID", fontsize=8)
+    ax.set_ylabel("φ of log p(y | x_S) (nats)", fontsize=8)
+    ax.set_title(
+        wrap(f"this image's Shapley values, y = {exp.class_name(exp.label)}", fig, 9, share=(n_cols - 2) / n_cols),
+        fontsize=9,
+    )
+    ax.grid(axis="y", alpha=0.3)
