@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,100 +18,21 @@ from torch import nn
 from . import __version__, distributed
 from .coalitions import CoalitionSynthesizer
 from .compile_cache import CompileCache
-from .config import DataConfig, ExplainConfig
+from .config import ExplainConfig
+from .data.resolve import find_bad_images, resolve_data
 from .engine import Engine, EngineState
 from .errors import IasideError
 from .estimators import Estimator, estimator_from_config, resolve_budget
-from .fills import make_fill, processing_order
-from .models import state_fingerprint
+from .fills import make_fill
 from .models.base import LoadedModel
+from .models.registry import resolve_model
+from .options import RunOptions, SourceOptions, split_options
 from .result import SID_PNG, Result
-from .runs import STATE_NPZ, checked_write, open_run, owns_out_folder, run_identity, state_file
+from .runs import STATE_NPZ, checked_write, open_run, run_identity, run_owner, state_file
 from .runtime import apply_malloc_fix
 from .spectral import band_masks
 from .summary import summarize
 from .validate import check_run_arguments, check_still_readable
-
-
-def _resolve_model(
-    model, weights, device, data_config, overrides, num_classes=None, outputs="logits", used=None
-) -> LoadedModel:
-    """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel, its data config
-    resolved by the one rule (``iaside.models.registry.data_config_layers``)."""
-    if isinstance(model, LoadedModel):
-        if data_config is not None or any(v is not None for v in (overrides or {}).values()):
-            raise IasideError("a LoadedModel carries its data config; pass overrides to load_model instead")
-        return model
-    if isinstance(model, str):
-        from .models import load_model
-
-        return load_model(
-            model,
-            weights=weights,
-            device=device,
-            overrides=overrides,
-            data_config=data_config,
-            num_classes=num_classes,
-            outputs=outputs,
-        )
-    if not isinstance(model, nn.Module):
-        raise IasideError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
-    from .models.registry import wrap_module
-
-    return wrap_module(
-        model,
-        fingerprint=state_fingerprint(model),
-        data_config=data_config,
-        overrides=overrides,
-        outputs=outputs,
-        used=used,
-    )
-
-
-def _resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str | None, class_names):
-    from .data import open_dataset
-
-    if isinstance(data, (str, os.PathLike)) and not os.path.isfile(data):
-        labels = "predicted" if config.labels == "predicted" else labels_file
-        return open_dataset(data, cfg, labels=labels, class_names=class_names, samples=config.samples, seed=config.seed)
-    from .data.inputs import as_dataset
-
-    if labels_file is not None:
-        raise IasideError(
-            f"labels={labels_file!r} labels the images of a folder; with in-memory data pass (images, labels) instead"
-        )
-    dataset: Any = as_dataset(data, cfg, predicted=config.labels == "predicted")
-    if config.samples is not None and config.samples < len(dataset):
-        dataset = dataset.subset(
-            np.sort(np.random.default_rng(config.seed).choice(len(dataset), config.samples, replace=False))
-        )
-    return dataset
-
-
-class _Probe(torch.utils.data.Dataset):
-    """Decodes image i and reports (i, None) or (i, the reason it is unreadable)."""
-
-    def __init__(self, dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i: int):
-        try:
-            self.dataset[i]
-            return i, None
-        except IasideError as err:
-            return i, str(err)
-
-
-def find_bad_images(dataset, num_workers: int = 0) -> dict[int, str]:
-    """Decode every image once: {index: reason} for the unreadable ones (``--on-bad-image skip``)."""
-    loader = torch.utils.data.DataLoader(_Probe(dataset), batch_size=None, num_workers=num_workers)
-    bad = {int(i): reason for i, reason in loader if reason is not None}
-    if len(bad) == len(dataset):
-        raise IasideError(f"all {len(dataset)} images are unreadable; first: {next(iter(bad.values()))}")
-    return bad
 
 
 def _open_shared_folder(out: Path, run_info: dict, shard, n_images: int, n_coalitions: int, rank):
@@ -121,16 +44,6 @@ def _open_shared_folder(out: Path, run_info: dict, shard, n_images: int, n_coali
     state = open_run(out, run_info, shard, n_images, n_coalitions) if rank[0] == 0 else None
     dist.barrier()
     return state if rank[0] == 0 else open_run(out, run_info, shard, n_images, n_coalitions)
-
-
-def shard_indices(n_images: int, seed: int, shard: tuple[int, int]) -> np.ndarray:
-    """Shard i of n: the i-th contiguous block of the seeded processing order (keeps partners
-    together, and every shard is a random sample)."""
-    i, n = shard
-    if not (n >= 1 and 0 <= i < n):
-        raise IasideError(f"--shard {i}/{n} is not valid: use i/n with 0 <= i < n")
-    order = processing_order(n_images, seed)
-    return order[i * n_images // n : (i + 1) * n_images // n]
 
 
 def _target_ci_stop(plan: Estimator, config: ExplainConfig, n_images: int, target_ci: float):
@@ -159,22 +72,16 @@ def _target_ci_stop(plan: Estimator, config: ExplainConfig, n_images: int, targe
     return stop
 
 
-def _restores_training_mode(fn):
-    """``fn(model, ...)`` leaves every submodule of an ``nn.Module`` model in the training mode it had."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(model, *args, **kwargs):
-        module = model.model if isinstance(model, LoadedModel) else model
-        modes = [(m, m.training) for m in module.modules()] if isinstance(module, nn.Module) else []
-        try:
-            return fn(model, *args, **kwargs)
-        finally:
-            for m, training in modes:
-                m.train(training)
-
-    wrapper.__kwdefaults__ = fn.__kwdefaults__  # the same defaults, not a copy
-    return wrapper
+@contextlib.contextmanager
+def _training_modes_kept(model):
+    """Leaves every submodule of an ``nn.Module`` model in the training mode it had."""
+    module = model.model if isinstance(model, LoadedModel) else model
+    modes = [(m, m.training) for m in module.modules()] if isinstance(module, nn.Module) else []
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.train(training)
 
 
 def source_record(data: Any, labels_file: str | None, config: ExplainConfig) -> dict[str, Any]:
@@ -192,153 +99,157 @@ def source_record(data: Any, labels_file: str | None, config: ExplainConfig) -> 
     return {"kind": "folder", "path": os.path.abspath(os.path.expanduser(spec)), **record}
 
 
-@owns_out_folder
-@_restores_training_mode
 def explain(
     model: str | nn.Module | LoadedModel,
     data: Any,
     config: ExplainConfig | None = None,
     *,
-    bands: int | None = None,
-    partition: str | None = None,
-    fill: str | None = None,
-    preset: str | None = None,
-    clip: bool | None = None,
-    labels: str | None = None,
-    samples: int | None = None,
-    seed: int | None = None,
-    estimator: str | None = None,
-    permutations: int | None = None,
-    coalitions: int | None = None,
-    draws: str | None = None,
-    n_bootstrap: int | None = None,
-    target_ci: float | None = None,
-    batch_size: int | str = 64,
-    device: str = "cpu",
-    precision: str = "fp32",
-    num_workers: int = 0,
-    optimize: str = "none",
-    cache: bool = True,
-    shard: tuple[int, int] | None = None,
-    on_bad_image: str = "error",
-    weights: str | None = None,
-    data_config: DataConfig | dict | str | Path | None = None,
-    overrides: dict | None = None,
-    num_classes: int | None = None,
-    outputs: str = "logits",
-    out: str | Path | None = None,
-    record: bool = True,
-    show_progress: bool = True,
-    checkpoint_every_s: float = 30.0,
-    views: bool = True,
+    run: RunOptions | None = None,
+    **options: Any,
 ) -> Result | None:
-    """I-ASIDE of ``model`` over ``data``.
+    """I-ASIDE of ``model`` over ``data``: ``explain(model, data, bands=8, out="runs/x")``.
 
-    config: an ``ExplainConfig`` (everything that decides the numbers) to start from; the
-    keyword options below that it also has (bands, partition, fill, preset, clip, samples, seed,
-    estimator, permutations, coalitions, draws, n_bootstrap) override it when given. Without it,
-    the configuration's own defaults apply (8 bands, the ℓ∞ partition, the partner fill, exact).
+    model: a spec ('efficientnet-lite0', 'onnx:PATH', 'timm:NAME', 'hf:DIR', ...), a
+    LoadedModel, or any nn.Module taking (B, C, H, W) pixels (normalised inside with the data
+    config's mean/std, if given).
+    data: a spec ('samples:imagenet', a folder); PIL images or image paths (resized by the data
+    config); a numpy array or tensor of pixels, (N, C, H, W) or (N, H, W, C), float in [0, 1]
+    or uint8 (read as /255); an (images, labels) pair; a Dataset or DataLoader yielding (image,
+    label) or images alone (predicted labels); see ``iaside.data.inputs``.
+    config: an ``ExplainConfig`` (everything that decides the numbers) to start from; run: a
+    ``RunOptions`` (how the run executes) to start from.
 
-    model: a spec ('efficientnet-lite0', 'onnx:PATH', ...), a LoadedModel, or any nn.Module
-    taking (B, C, H, W) pixels (normalised inside with ``data_config``'s mean/std, if given).
-    data: a spec ('samples:imagenet', a folder); PIL images or image paths (resized by the
-    data config); a numpy array or tensor of pixels, (N, C, H, W) or (N, H, W, C), float in
-    [0, 1] or uint8 (read as /255); an (images, labels) pair; a Dataset or DataLoader yielding
-    (image, label) or images alone (predicted labels); see ``iaside.data.inputs``.
-    data_config: a DataConfig or dict of its fields (given values), or a JSON file of them; with
-    ``overrides`` (given, highest) it resolves as in ``iaside.models.load_model``: given > file or
-    sidecar > the model's own > fallback (one warning line); sources in result.json.
-    num_classes: the head size of a hub model's weights; outputs: 'logits' or 'probs'.
-    labels: None/'given', 'predicted', or a CSV path for a flat folder.
-    estimator: 'exact' (2**M passes per image), 'kernel' (paired KernelSHAP on ``coalitions``
-    coalitions per image; default 10 % of 2**M, at most 1024) or 'permutation'
-    (``permutations`` antithetic permutations per image); the last two for large M.
-    draws: 'per-image' (default; each image draws its own coalitions, so the intervals include
-    the sampling error) or 'shared' (one draw for all images). target_ci: stop once the
-    score's 95 % half-width is below it.
-    shard (i, n): process the i-th of n blocks and save its state (``iaside merge`` combines);
-    under torchrun each rank takes its block and rank 0 writes the result (others get None).
-    on_bad_image: 'error' (stop at the first unreadable image, naming it) or 'skip' (check
-    every image first; skipped ones are counted and listed in the result).
-    optimize: 'none', 'freeze' (trace and freeze the model, checked against it on the first
-    batch; falls back with a warning) or 'compile' (torch.compile with frozen weights, short
-    batches padded to one of two fixed shapes; its compile seconds are in
-    ``meta["timings_s"]["compile"]``) or 'auto' (compile when the compiled-model cache holds the
-    model or the run is long enough to pay for compiling). cache: keep compiled models in the
-    cache folder (``IASIDE_CACHE``, default ~/.cache/iaside) so a later run loads them
-    (``meta["timings_s"]["compile_cache_load"]``) instead of compiling; False compiles in memory.
-    views: with an exact plan, also the band interactions and the band-limited curves
-    (``Result.interactions``, ``Result.band_limited``), from the same passes: the engine records
-    top-1 correctness per coalition beside log p(y).
+    options, by name (``None`` = not given; an unknown name is refused with the closest one):
+    - the configuration's fields, over ``config``: bands, partition, fill, preset, clip, labels
+      ('given', 'predicted', or a CSV path of labels for a flat folder), samples, seed,
+      estimator ('exact': 2**M passes per image; 'kernel': paired KernelSHAP on ``coalitions``
+      coalitions per image, default 10 % of 2**M, at most 1024; 'permutation': ``permutations``
+      antithetic permutations per image), permutations, coalitions, draws ('per-image': each
+      image draws its own coalitions, so the intervals include the sampling error; 'shared'),
+      n_bootstrap, confidence, beta. Defaults: 8 bands, the ℓ∞ partition, partner fill, exact.
+    - how to read the inputs (``SourceOptions``): weights, data_config (a DataConfig, dict or
+      JSON file; with ``overrides``, resolved as in ``iaside.models.load_model``: given > file
+      or sidecar > the model's own > fallback, one warning line; sources in result.json),
+      overrides, num_classes, outputs ('logits' or 'probs').
+    - how to run (``RunOptions``, over ``run``): batch_size, device, precision, num_workers,
+      optimize ('none', 'freeze', 'compile', 'auto'; compile seconds in
+      ``meta["timings_s"]["compile"]``), cache (compiled models kept in ``IASIDE_CACHE``, default
+      ~/.cache/iaside), shard (i, n: process the i-th of n blocks, ``iaside merge`` combines;
+      under torchrun each rank takes its block and rank 0 writes the result, others get None),
+      on_bad_image ('error' or 'skip': unreadable images counted and listed in the result), out,
+      record, show_progress, checkpoint_every_s, views (band interactions and band-limited
+      curves from the same passes, exact plans), target_ci (stop once the score's 95 %
+      half-width is below it).
     With ``out``, the run resumes from that folder's checkpoint and writes its files there, and
     (with ``record``) is recorded in the results store (``iaside runs``). It owns the folder
     while it runs (``iaside.runs.owner``): another process on it is refused, naming this one.
     """
     apply_malloc_fix()
-    if on_bad_image not in ("error", "skip"):
-        raise IasideError(f"--on-bad-image {on_bad_image!r} is not one of error, skip")
-    config = ExplainConfig.build(
-        preset,
-        base=config,
-        bands=bands,
-        partition=partition,
-        fill=fill,
-        clip=clip,
-        labels="predicted" if labels == "predicted" else None,
-        samples=samples,
-        seed=seed,
-        n_bootstrap=n_bootstrap,
-        estimator=estimator,
-        permutations=permutations,
-        coalitions=coalitions,
-        draws=draws,
-    )
-    check_run_arguments(bands=config.bands, seed=config.seed, workers=num_workers, samples=config.samples)
+    config, run, sources = split_options(config, run, options)
+    with run_owner(run.out, run.shard), _training_modes_kept(model):
+        return _explain(model, data, config, run, sources)
+
+
+def _explain(model, data, config: ExplainConfig, run: RunOptions, sources: SourceOptions) -> Result | None:
+    check_run_arguments(bands=config.bands, seed=config.seed, workers=run.num_workers, samples=config.samples)
     config = resolve_budget(config)
-    rank, device = distributed.setup(device)
+    rank, device = distributed.setup(run.device)
     if rank is not None:
-        if shard is not None:
+        if run.shard is not None:
             raise IasideError("--shard and torchrun both split the data; use one of them")
-        shard = rank
-    if target_ci is not None and shard is not None:
-        raise IasideError("--target-ci needs one process over the whole data set; drop --shard/torchrun")
+        if run.target_ci is not None:
+            raise IasideError("--target-ci needs one process over the whole data set; drop --shard/torchrun")
+        run = replace(run, shard=rank)
+    loaded, dataset, config, bad = _open_inputs(model, data, config, run, sources, device)
+    plan = estimator_from_config(config)
+    engine = _make_engine(loaded, dataset, config, plan, run, device, rank)
+    run_info = _run_info(loaded, dataset, config, data, sources, engine.precision)
+    out_dir = Path(run.out) if run.out is not None else None
+    state = None
+    if out_dir is not None:
+        state = _open_shared_folder(out_dir, run_info, run.shard, len(dataset), plan.n_coalitions, rank)
+        check_still_readable(state, bad, run_info["names"], out_dir)
+        path = out_dir / state_file(run.shard)
+        engine.checkpoint = lambda s: checked_write("the checkpoint", path, lambda: s.save(path))
+    indices = distributed.shard_indices(len(dataset), config.seed, run.shard) if run.shard is not None else None
+    stop = None if run.target_ci is None else _target_ci_stop(plan, config, len(dataset), run.target_ci)
+    t0 = time.perf_counter()
+    state, stats = engine.run(dataset, state, indices=indices, stop=stop, exclude=sorted(bad))
+    if engine.checkpoint is not None:
+        engine.checkpoint(state)
+    run_meta = _run_meta(engine, stats, run, device, out_dir, {run_info["names"][i]: why for i, why in bad.items()})
+    if rank is not None:
+        state = distributed.all_reduce(state, device)
+        if rank[0] != 0:
+            return None
+        if out_dir is not None:
+            checked_write("the checkpoint", out_dir / STATE_NPZ, lambda: state.save(out_dir / STATE_NPZ))
+        run_meta["world_size"] = rank[1]
+    elif run.shard is not None:
+        return None
+    t_summary = time.perf_counter()
+    result = build_result(run_info, state, run_meta, views=run.views)
+    result.meta["timings_s"]["summary"] = time.perf_counter() - t_summary
+    result.meta["timings_s"]["wall"] = time.perf_counter() - t0
+    if out_dir is not None:
+        _write_run_files(result, out_dir, run.record)
+    return result
+
+
+def _open_inputs(model, data, config: ExplainConfig, run: RunOptions, sources: SourceOptions, device):
+    """The loaded model, the data set, the configuration with the labels the data set turned
+    out to have, and the unreadable images ({index: reason}; only with on_bad_image='skip')."""
     used = None if isinstance(data, (str, os.PathLike)) else ("mean", "std")  # tensors skip resize and crop
-    loaded = _resolve_model(model, weights, device, data_config, overrides, num_classes, outputs, used)
-    labels_file = labels if labels not in (None, "given", "predicted") else None
-    dataset = _resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
+    loaded = resolve_model(
+        model,
+        sources.weights,
+        device,
+        sources.data_config,
+        sources.overrides,
+        sources.num_classes,
+        sources.outputs,
+        used,
+    )
+    dataset = resolve_data(data, loaded.data_config, config, sources.labels_file, loaded.model.class_names)
     if len(dataset) == 0:
         raise IasideError("the data set is empty")
     if hasattr(dataset, "min_side"):
         dataset.min_side = 2 * config.bands
-    bad = find_bad_images(dataset, num_workers) if on_bad_image == "skip" else {}
+    bad = find_bad_images(dataset, run.num_workers) if run.on_bad_image == "skip" else {}
     if config.labels == "predicted" or getattr(dataset, "labels_kind", "given") == "predicted":
-        config = ExplainConfig.from_dict({**config.to_dict(), "labels": "predicted"})
+        config = replace(config, labels="predicted")
+    return loaded, dataset, config, bad
+
+
+def _make_engine(loaded, dataset, config: ExplainConfig, plan: Estimator, run: RunOptions, device, rank) -> Engine:
     first = dataset[0].pixels
     masks = band_masks(first.shape[-2], first.shape[-1], config.bands, config.partition)
-    plan = estimator_from_config(config)
-    engine = Engine(
+    return Engine(
         loaded.model,
         CoalitionSynthesizer(masks, config.synthesis, config.clip),
         make_fill(config.fill, config.seed),
-        batch_size=batch_size,
+        batch_size=run.batch_size,
         device=device,
-        precision=precision,
-        num_workers=num_workers,
+        precision=run.precision,
+        num_workers=run.num_workers,
         seed=config.seed,
         coalitions=plan.bits if plan.per_image else plan.bits(),
-        optimize=optimize,
-        compile_cache=CompileCache() if cache else None,
-        show_progress=show_progress and (rank is None or rank[0] == 0),
-        checkpoint_every_s=checkpoint_every_s,
-        record_top1=views,
+        optimize=run.optimize,
+        compile_cache=CompileCache() if run.cache else None,
+        show_progress=run.show_progress and (rank is None or rank[0] == 0),
+        checkpoint_every_s=run.checkpoint_every_s,
+        record_top1=run.views,
     )
-    out_dir = Path(out) if out is not None else None
-    run_info: dict[str, Any] = {
-        "identity": run_identity(config, loaded, dataset, engine.precision),
+
+
+def _run_info(loaded, dataset, config: ExplainConfig, data, sources: SourceOptions, precision: str) -> dict[str, Any]:
+    """run.json: what identifies the run (to resume or merge it) and what it ran on."""
+    return {
+        "identity": run_identity(config, loaded, dataset, precision),
         "model": {"spec": loaded.spec, "fingerprint": loaded.fingerprint, "num_classes": loaded.model.num_classes},
         "data": {
             "spec": getattr(dataset, "description", type(dataset).__name__),
-            "source": source_record(data, labels_file, config),
+            "source": source_record(data, sources.labels_file, config),
             "fingerprint": dataset.fingerprint() if hasattr(dataset, "fingerprint") else None,
             "n_images": len(dataset),
             "labels": config.labels,
@@ -347,25 +258,17 @@ def explain(
         },
         "names": [str(n) for n in getattr(dataset, "names", range(len(dataset)))],
     }
-    state = None
-    if out_dir is not None:
-        state = _open_shared_folder(out_dir, run_info, shard, len(dataset), plan.n_coalitions, rank)
-        check_still_readable(state, bad, run_info["names"], out_dir)
-        path = out_dir / state_file(shard)
-        engine.checkpoint = lambda s: checked_write("the checkpoint", path, lambda: s.save(path))
-    indices = shard_indices(len(dataset), config.seed, shard) if shard is not None else None
-    stop = None if target_ci is None else _target_ci_stop(plan, config, len(dataset), target_ci)
-    t0 = time.perf_counter()
-    state, stats = engine.run(dataset, state, indices=indices, stop=stop, exclude=sorted(bad))
-    if engine.checkpoint is not None:
-        engine.checkpoint(state)
-    run_meta = {
+
+
+def _run_meta(engine: Engine, stats, run: RunOptions, device, out_dir: Path | None, skip_reasons: dict) -> dict:
+    """How this session ran: device, precision, batch, optimisation, passes, timings."""
+    return {
         "device": str(device),
         "precision": engine.precision,
-        "precision_requested": precision,
+        "precision_requested": run.precision,
         "batch_size": engine.batch_size,
         "optimize": {
-            "requested": optimize,
+            "requested": run.optimize,
             "applied": engine.optimized_as,
             **({"compiled": engine.compile_info()} if engine.compile_info() else {}),
         },
@@ -374,32 +277,21 @@ def explain(
         "images_this_session": stats.images,
         "timings_s": dict(stats.seconds),
         "images_per_s": stats.images / max(stats.seconds.get("total", 0.0), 1e-9) if stats.images else None,
-        "target_ci": target_ci,
+        "target_ci": run.target_ci,
         "run_dir": None if out_dir is None else str(out_dir.resolve()),
-        "skip_reasons": {run_info["names"][i]: reason for i, reason in bad.items()},
+        "skip_reasons": skip_reasons,
     }
-    if rank is not None:
-        state = distributed.all_reduce(state, device)
-        if rank[0] != 0:
-            return None
-        if out_dir is not None:
-            checked_write("the checkpoint", out_dir / STATE_NPZ, lambda: state.save(out_dir / STATE_NPZ))
-        run_meta["world_size"] = rank[1]
-    elif shard is not None:
-        return None
-    t_summary = time.perf_counter()
-    result = build_result(run_info, state, run_meta, views=views)
-    result.meta["timings_s"]["summary"] = time.perf_counter() - t_summary
-    result.meta["timings_s"]["wall"] = time.perf_counter() - t0
-    if out_dir is not None:
-        from .report.plots import plot_sid
-        from .store import record_run
 
-        checked_write("the result", out_dir / "result.json", lambda: result.save(out_dir))
-        checked_write("the SID plot", out_dir / SID_PNG, lambda: plot_sid(result, out_dir / SID_PNG))
-        if record:
-            record_run(result, out_dir)
-    return result
+
+def _write_run_files(result: Result, out_dir: Path, record: bool) -> None:
+    """result.json and per_image.npz, the SID plot, and (with ``record``) the store's row."""
+    from .report.plots import plot_sid
+    from .store import record_run
+
+    checked_write("the result", out_dir / "result.json", lambda: result.save(out_dir))
+    checked_write("the SID plot", out_dir / SID_PNG, lambda: plot_sid(result, out_dir / SID_PNG))
+    if record:
+        record_run(result, out_dir)
 
 
 def build_result(run_info: dict, state: EngineState, run_meta: dict | None = None, views: bool = True) -> Result:

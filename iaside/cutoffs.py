@@ -101,8 +101,8 @@ def run_cutoffs(
     **options,
 ) -> dict[str, Any] | None:
     """Low-/high-pass accuracy and v of ``model`` over ``data`` at each cut-off; says the cost
-    first. ``options``: ``variants.PassOptions`` (labels, samples, batch_size, device, precision,
-    the model options, out, show_progress). With ``out``: resumes from and writes cutoffs.json
+    first. ``options``: ``iaside.explain``'s options that apply (``variants.PASS_OPTIONS``: labels,
+    samples, the source options, batch_size, device, precision, out, show_progress). With ``out``: resumes from and writes cutoffs.json
     and the checkpoint there."""
     cutoffs = parse_cutoffs(cutoffs) if isinstance(cutoffs, str) else np.asarray(cutoffs, np.float64)
     run = VariantsRun.resolve(model, data, seed=seed, **options)

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 
 from .engine import EngineState
+from .errors import IasideError
+from .fills import processing_order
 
 
 def setup(device: str) -> tuple[tuple[int, int] | None, str]:
@@ -41,3 +43,13 @@ def all_reduce(state: EngineState, device: str) -> EngineState:
     dist.barrier()
     dist.destroy_process_group()
     return EngineState(**reduced)
+
+
+def shard_indices(n_images: int, seed: int, shard: tuple[int, int]) -> np.ndarray:
+    """Shard i of n: the i-th contiguous block of the seeded processing order (keeps partners
+    together, and every shard is a random sample)."""
+    i, n = shard
+    if not (n >= 1 and 0 <= i < n):
+        raise IasideError(f"--shard {i}/{n} is not valid: use i/n with 0 <= i < n")
+    order = processing_order(n_images, seed)
+    return order[i * n_images // n : (i + 1) * n_images // n]

@@ -1,4 +1,5 @@
-"""What replaces a removed band (docs/method.md §3 and §9): partner, zero, mean, noise, gaussian.
+"""What replaces a removed band (docs/method.md §3 and §9): partner, zero, mean, noise, gaussian;
+and for the per-image view, image-mean and a fixed image.
 
 A fill maps a batch of images to the fill image b (pixels) or, for the paper preset's
 ``gaussian``, to a fill spectrum. Everything random is seeded per (run seed, image index), so
@@ -158,6 +159,33 @@ class GaussianSpectrumFill(Fill):
         return torch.complex(noise[:, 0], noise[:, 1]).to(x.device)
 
 
+class ImageMeanFill(Fill):
+    """b = the image's own per-channel mean colour: a constant image, so band 0's DC alone
+    (the per-image view's default: removing a band keeps the image's brightness and colour)."""
+
+    name = "image-mean"
+
+    def __call__(self, x, indices, partner=None):
+        return x.mean(dim=(-2, -1), keepdim=True).expand_as(x).contiguous()
+
+
+class FixedFill(Fill):
+    """b = one given image (C, H, W), for every image: a partner of the per-image view."""
+
+    name = "fixed"
+
+    def __init__(self, image: torch.Tensor, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.image = image
+
+    def __call__(self, x, indices, partner=None):
+        return self.image.to(x.device, x.dtype).expand_as(x).contiguous()
+
+
+IMAGE_FILLS = ("image-mean", "zero")
+"""The fills of the per-image view without partner images (``iaside explain-image --fill``)."""
+
+
 _FILL_CLASSES = {cls.name: cls for cls in (PartnerFill, ZeroFill, MeanFill, NoiseFill, GaussianSpectrumFill)}
 
 
@@ -172,3 +200,10 @@ def canonical_fill(name: str) -> str:
 def make_fill(name: str, seed: int = 0) -> Fill:
     """The fill called ``name`` (or an alias such as 'random'), seeded."""
     return _FILL_CLASSES[canonical_fill(name)](seed=seed)
+
+
+def make_image_fill(name: str) -> Fill:
+    """The per-image view's fill called ``name`` (one of ``IMAGE_FILLS``)."""
+    if name not in IMAGE_FILLS:
+        raise IasideError(f"--fill {name!r} is not one of {', '.join(IMAGE_FILLS)} (or give --fill-from FOLDER)")
+    return ImageMeanFill() if name == "image-mean" else ZeroFill()

@@ -186,8 +186,8 @@ def run_heatmap(
     **options,
 ) -> dict[str, Any] | None:
     """The Fourier heat map of ``model`` over ``data`` (the forms ``iaside.explain`` takes); says
-    the cost first. ``options``: ``variants.PassOptions`` (labels, samples, batch_size, device,
-    precision, the model options, out, show_progress). With ``out``: resumes from and writes
+    the cost first. ``options``: ``iaside.explain``'s options that apply (``variants.PASS_OPTIONS``:
+    labels, samples, the source options, batch_size, device, precision, out, show_progress). With ``out``: resumes from and writes
     heatmap.json, heatmap.png and the checkpoint there (a run folder, so the report shows the
     map beside the run). Returns the summary (None for ``dry_run``)."""
     if eps <= 0:

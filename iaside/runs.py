@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
-import inspect
 import json
 import os
 import shlex
@@ -242,22 +240,16 @@ def owner(folder: str | os.PathLike, shard: tuple[int, int] | None = None) -> It
         _unlock_file(path, remove=shard is None)
 
 
-def owns_out_folder(function: Callable) -> Callable:
-    """Decorate a function with ``out`` (and optionally ``shard``) parameters: it runs as the
-    owner of ``out`` (when given). Under torchrun rank 0 owns the folder for every rank."""
-    signature = inspect.signature(function)
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        out, shard = bound.arguments.get("out"), bound.arguments.get("shard")
-        world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-        if out is None or (world > 1 and rank != 0):
-            return function(*args, **kwargs)
-        with owner(out, None if world > 1 else shard):
-            return function(*args, **kwargs)
-
-    return wrapper
+@contextlib.contextmanager
+def run_owner(out: str | os.PathLike | None, shard: tuple[int, int] | None = None) -> Iterator[None]:
+    """Own ``out`` (when given) for the duration of a run (``owner``); under torchrun rank 0
+    owns the folder for every rank, and the other ranks take no lock."""
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    if out is None or (world > 1 and rank != 0):
+        yield
+        return
+    with owner(out, None if world > 1 else shard):
+        yield
 
 
 # ---- identity, resume ----------------------------------------------------------------------

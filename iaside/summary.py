@@ -158,6 +158,40 @@ def interpret(
     ``FULL_RANGE_FRACTION`` of its attainable range.
     """
     m = len(phi)
+    reasons = _why_not_informative(
+        m, total, score_estimate, clean_accuracy, chance_accuracy, n_classes_seen, n_classes_model, beta
+    )
+    if reasons:
+        why = "; ".join(reasons)
+        return {
+            "informative": False,
+            "why": why,
+            "sentence": f"Not informative: {why}. The SID and scores of this run say nothing about the model.",
+        }
+    t, lo, hi = float(total.value), float(total.low), float(total.high)
+    return {
+        "informative": True,
+        "why": f"Σφ = {t:+.4f} nats [{lo:+.4f}, {hi:+.4f}] is away from 0"
+        + (
+            f" and clean accuracy {clean_accuracy:.3f} is above chance ({chance_accuracy:.3f})"
+            if clean_accuracy is not None and chance_accuracy is not None
+            else ""
+        ),
+        "sentence": _reading(sid, score_signed_estimate),
+    }
+
+
+def _why_not_informative(
+    m: int,
+    total: Estimate,
+    score_estimate: Estimate,
+    clean_accuracy: float | None,
+    chance_accuracy: float | None,
+    n_classes_seen: int,
+    n_classes_model: int | None,
+    beta: float,
+) -> list[str]:
+    """Each reason the run carries nothing to interpret (``interpret``'s rules), in order."""
     reasons = []
     if m < 2:
         reasons.append(f"there is only {m} band, so there is no distribution over bands to read")
@@ -193,13 +227,12 @@ def interpret(
             f"the score's interval [{s_lo:.3f}, {s_hi:.3f}] spans {100 * (s_hi - s_lo) / top:.0f}% "
             f"of its range [0, {top:.3f}]"
         )
-    if reasons:
-        why = "; ".join(reasons)
-        return {
-            "informative": False,
-            "why": why,
-            "sentence": f"Not informative: {why}. The SID and scores of this run say nothing about the model.",
-        }
+    return reasons
+
+
+def _reading(sid: np.ndarray, score_signed_estimate: Estimate) -> str:
+    """The sentence of an informative run: the low bands' share, the top band, the lean."""
+    m = len(sid)
     n_low = max(1, m // 4)
     low = float(np.sum(sid[:n_low]))
     signed, signed_lo, signed_hi = (
@@ -215,20 +248,10 @@ def interpret(
     else:
         kind = "robust low-frequency" if signed > 0 else "non-robust high-frequency"
         lean = f"so the model leans on {kind} features (score_signed {signed:+.2f})"
-    sentence = (
+    return (
         f"The lowest {n_low} of {m} bands carry {100 * low:.0f}% of the spectral importance "
         f"(uniform would be {100 * n_low / m:.0f}%); band {int(np.argmax(sid))} matters most, {lean}."
     )
-    return {
-        "informative": True,
-        "why": f"Σφ = {t:+.4f} nats [{lo:+.4f}, {hi:+.4f}] is away from 0"
-        + (
-            f" and clean accuracy {clean_accuracy:.3f} is above chance ({chance_accuracy:.3f})"
-            if clean_accuracy is not None and chance_accuracy is not None
-            else ""
-        ),
-        "sentence": sentence,
-    }
 
 
 def total_estimate(phi_per_image: np.ndarray, *, n_bootstrap: int, confidence: float, seed: int) -> Estimate:

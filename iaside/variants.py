@@ -5,13 +5,13 @@ A views command with passes of its own (``heatmap``, ``cutoffs``) makes K copies
 (perturbed, filtered), runs them through the engine's model runner and keeps log p(y) and the
 top-1 hit per (image, copy) in a ``VariantState`` (N, K). ``VariantsRun`` resolves the model
 and the data as ``iaside.explain`` does, keys its folder by an identity (model, data, setting)
-and checkpoints the state there, so a stopped run resumes.
+and checkpoints the state there, so a stopped run resumes; its options are ``explain``'s, by
+the same names (``PASS_OPTIONS``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .errors import IasideError
+from .options import RunOptions, split_options
 from .runs import atomic_write
 
 
@@ -153,59 +154,59 @@ def open_variants_folder(
     return state, lambda s: s.save(out / state_name)
 
 
-@dataclass(frozen=True)
-class PassOptions:
-    """How a views command with passes of its own runs, beside its own setting: the labels
-    (None, 'given', 'predicted' or a CSV file) and a seeded subset, the model options
-    (``load_model``'s weights, data_config, overrides, num_classes, outputs), the device,
-    precision and batch size, the output folder (None: nothing written, no resume) and the
-    progress bar."""
-
-    labels: str | None = None
-    samples: int | None = None
-    batch_size: int = 64
-    device: str = "cpu"
-    precision: str = "fp32"
-    weights: str | None = None
-    data_config: Any = None
-    overrides: dict | None = None
-    num_classes: int | None = None
-    outputs: str = "logits"
-    out: str | os.PathLike | None = None
-    show_progress: bool = True
+PASS_OPTIONS = (
+    "labels",
+    "samples",
+    "seed",
+    "weights",
+    "data_config",
+    "overrides",
+    "num_classes",
+    "outputs",
+    "batch_size",
+    "device",
+    "precision",
+    "out",
+    "show_progress",
+)
+"""``explain``'s options that a view with passes of its own takes too, by the same names: the
+labels ('given', 'predicted' or a CSV file) and a seeded subset, the source options, and the run
+options that apply (batch size, device, precision, output folder, progress bar)."""
 
 
 @dataclass
 class VariantsRun:
-    """One heat-map or cut-off run: its options, the loaded model, its data set (ImageItems),
-    the label mode ('given' or 'predicted') and the ``data`` it was given."""
+    """One heat-map or cut-off run: its run options, the loaded model, its data set
+    (ImageItems), the label mode ('given' or 'predicted') and the ``data`` it was given."""
 
-    options: PassOptions
+    run: RunOptions
     loaded: Any
     dataset: Any
     labels: str
     data: Any
 
     @classmethod
-    def resolve(cls, model, data, *, seed: int, **options) -> VariantsRun:
-        """``model`` and ``data`` in the forms ``iaside.explain`` takes; ``options``: ``PassOptions``."""
-        from .api import _resolve_data, _resolve_model
-        from .config import ExplainConfig
+    def resolve(cls, model, data, **options) -> VariantsRun:
+        """``model`` and ``data`` in the forms ``iaside.explain`` takes, read with ``options``
+        (``PASS_OPTIONS``) sorted as ``explain`` sorts them (``options.split_options``)."""
+        from .data.resolve import resolve_data
+        from .models.registry import resolve_model
         from .runtime import apply_malloc_fix
 
         apply_malloc_fix()
-        o = PassOptions(**options)
-        loaded = _resolve_model(model, o.weights, o.device, o.data_config, o.overrides, o.num_classes, o.outputs)
-        config = ExplainConfig.build(
-            None, labels="predicted" if o.labels == "predicted" else "given", samples=o.samples, seed=seed
+        other = sorted(set(options) - set(PASS_OPTIONS))
+        if other:
+            raise IasideError(f"{other[0]!r} does not apply here; the options are {', '.join(PASS_OPTIONS)}")
+        config, run, source = split_options(None, None, options)
+        loaded = resolve_model(
+            model, source.weights, run.device, source.data_config, source.overrides, source.num_classes, source.outputs
         )
-        labels_file = o.labels if o.labels not in (None, "given", "predicted") else None
-        dataset = _resolve_data(data, loaded.data_config, config, labels_file, loaded.model.class_names)
-        return cls(o, loaded, dataset, config.labels, data)
+        dataset = resolve_data(data, loaded.data_config, config, source.labels_file, loaded.model.class_names)
+        return cls(run, loaded, dataset, config.labels, data)
 
     @property
     def folder(self) -> Path | None:
-        return Path(self.options.out) if self.options.out is not None else None
+        return Path(self.run.out) if self.run.out is not None else None
 
     def identity(self, **setting) -> dict[str, Any]:
         """What keys the run folder: model, data, data config, the view's ``setting``, precision, labels."""
@@ -218,7 +219,7 @@ class VariantsRun:
             },
             "data_config": self.loaded.data_config.to_dict(),
             **setting,
-            "precision": self.options.precision,
+            "precision": self.run.precision,
             "labels": self.labels,
         }
 
@@ -226,21 +227,22 @@ class VariantsRun:
         """``stream_variants``' keywords: batch size, device, the saved state to resume and its
         checkpoint (``open_variants_folder``), the progress bar."""
         state, checkpoint = open_variants_folder(self.folder, identity, ident_name, state_name, what)
-        o = self.options
+        run = self.run
         return {
-            "batch_size": o.batch_size,
-            "device": torch.device(o.device),
+            "batch_size": 64 if run.batch_size == "auto" else int(run.batch_size),
+            "device": torch.device(run.device),
             "state": state,
             "checkpoint": checkpoint,
-            "show_progress": o.show_progress,
+            "checkpoint_every_s": run.checkpoint_every_s,
+            "show_progress": run.show_progress,
         }
 
     def forward(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """The engine's model runner: (B, C, H, W) pixels -> (B, classes) logits."""
         from .engine import ModelRunner
 
-        o = self.options
-        return ModelRunner(self.loaded.model, device=torch.device(o.device), precision=o.precision).logits
+        run = self.run
+        return ModelRunner(self.loaded.model, device=torch.device(run.device), precision=run.precision).logits
 
     def session(self, identity: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
         """The summary's closing fields: model, data description, passes and seconds of this session."""

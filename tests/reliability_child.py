@@ -119,12 +119,15 @@ def main() -> int:
     if os.environ.get("IASIDE_TEST_NO_LOCK") == "1":
         _no_lock()
     if os.environ.get("IASIDE_TEST_CHECKPOINT_S"):
-        import inspect
+        import dataclasses
 
-        import iaside.api
+        import iaside.options
 
-        explain = inspect.unwrap(iaside.api.explain)  # under the decorators (folder owner, training mode)
-        explain.__kwdefaults__["checkpoint_every_s"] = float(os.environ["IASIDE_TEST_CHECKPOINT_S"])
+        @dataclasses.dataclass(frozen=True)
+        class FrequentCheckpoints(iaside.options.RunOptions):
+            checkpoint_every_s: float = float(os.environ["IASIDE_TEST_CHECKPOINT_S"])
+
+        iaside.options.RunOptions = FrequentCheckpoints  # the default of every run in this process
     peak_file = os.environ.get("IASIDE_TEST_PEAK_RSS_FILE")
     if peak_file:
         atexit.register(_write_peak_rss, peak_file)

@@ -127,6 +127,50 @@ def test_engine_packing_is_exact(batch_size):
     assert np.allclose(state.logp_nats, expect, atol=1e-4)
 
 
+@pytest.mark.parametrize("fill", ["partner", "zero", "noise"])
+def test_every_recorder_sees_every_pass_reused_or_run(fill):
+    """A recorder of every class's log-probabilities, beside the game, on fills that reuse the
+    empty coalition from the partner's clean pass (partner), share it (zero) or reuse nothing
+    but the grand coalition (noise): each coalition's row equals the coalition image through the
+    model, computed here one image at a time, and it costs no pass more than the game alone."""
+    from iaside.engine import LogSoftmaxRecorder
+
+    x, y = images(5, 24)
+    model = tiny_cnn()
+    masks = band_masks(24, 24, 3, "linf")
+    every_class = LogSoftmaxRecorder()
+    runs = {}
+    for extra in ([], [every_class]):
+        engine = Engine(
+            model,
+            CoalitionSynthesizer(masks),
+            make_fill(fill, seed=0),
+            batch_size=7,
+            show_progress=False,
+            recorders=extra,
+        )
+        runs[len(extra)] = engine.run(TensorImages(x, y))
+    (plain, plain_stats), (state, stats) = runs[0], runs[1]
+    assert stats.passes == plain_stats.passes and stats.reused == plain_stats.reused
+    assert stats.reused > 5 if fill != "noise" else stats.reused == 5  # empty coalitions reused as well
+    fill_images = make_fill(fill, seed=0)
+    if fill_images.needs_fit:
+        fill_images.fit([x], masks)
+    b = fill_images(x, torch.arange(5), x[partner_index(5, 0)])
+    bits = coalition_bits(3)
+    for i in range(5):
+        rows = every_class.rows[i]  # (8, 5)
+        assert rows.shape == (8, 5)
+        for s, row in enumerate(bits):
+            img = direct_coalition_image(x[i], b[i], masks, row).float()[None]
+            with torch.no_grad():
+                expect = torch.log_softmax(model(img), 1)[0].numpy()
+            assert np.allclose(rows[s], expect, atol=1e-4), (i, s)
+        assert np.allclose(rows[:, y[i]], state.logp_nats[i], atol=1e-5)
+        assert np.array_equal(rows.argmax(1) == int(y[i]), state.top1_hit[i] == 1)
+    assert np.array_equal(state.logp_nats, plain.logp_nats)
+
+
 @pytest.mark.parametrize("fill", ["partner", "zero", "mean", "noise"])
 def test_efficiency_per_image_and_global(fill):
     x, y = images(6, 32)

@@ -69,11 +69,12 @@ def test_cli_numbers_match_a_hand_computation_and_the_report_shows_the_map(tmp_p
     assert summary["forward_passes_this_session"] == 9 * len(cells) + 9
 
     # by hand: the preprocessed images, the model, one cell
-    from iaside.api import _resolve_data, _resolve_model
     from iaside.config import ExplainConfig
+    from iaside.data.resolve import resolve_data
+    from iaside.models.registry import resolve_model
 
-    loaded = _resolve_model(f"torchscript:{scripted}", None, "cpu", None, {"input_size": (32, 32), "resize_size": 32})
-    data = _resolve_data(str(image_folder), loaded.data_config, ExplainConfig.build(None), None, None)
+    loaded = resolve_model(f"torchscript:{scripted}", None, "cpu", None, {"input_size": (32, 32), "resize_size": 32})
+    data = resolve_data(str(image_folder), loaded.data_config, ExplainConfig.build(None), None, None)
     k = 3
     basis = fourier_basis(32, 32, cells[k : k + 1])[0]
     hits, deltas = [], []

@@ -395,18 +395,6 @@ def test_passes_per_second_counts_the_real_passes(case, capsys):
     assert printed < meta["images_per_s"] * 2**5 / 2  # what it printed before: images/s × 2**M
 
 
-def test_nearest_projection_matches_brute_force_and_scales():
-    from iaside.report.local import _nearest
-
-    rng = np.random.default_rng(0)
-    seen = torch.from_numpy(rng.normal(size=500))
-    wanted = torch.cat([seen[rng.permutation(500)[:300]] + 1e-9, torch.from_numpy(rng.normal(size=50))])
-    brute = (wanted[:, None] - seen[None, :]).abs().argmin(dim=1)
-    assert torch.equal(_nearest(wanted, seen), brute)
-    big = torch.from_numpy(rng.normal(size=2**16))  # M = 16: a brute-force table would be 32 GiB
-    assert torch.equal(_nearest(big.flip(0), big), torch.arange(2**16).flip(0))
-
-
 def test_explain_image_refuses_bands_beyond_exact(made, tmp_path, capsys):
     code, _, err = cli(
         capsys,

@@ -291,9 +291,9 @@ def test_rank_zero_owns_the_folder_for_every_rank(tmp_path, monkeypatch, env, ow
     for key, value in env.items():
         monkeypatch.setenv(key, value)
 
-    @runs.owns_out_folder
     def job(data, *, out=None, shard=None):
-        return (Path(out) / ".lock").exists()
+        with runs.run_owner(out, shard):
+            return (Path(out) / ".lock").exists()
 
     (tmp_path / "r").mkdir()
     assert job("x", out=tmp_path / "r") is owned

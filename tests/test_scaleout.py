@@ -12,8 +12,8 @@ from conftest import TINY_ARGS as TINY
 from conftest import tiny_cnn
 
 import iaside
-from iaside.api import shard_indices
 from iaside.cli import main
+from iaside.distributed import shard_indices
 from iaside.engine import EngineState
 from iaside.errors import IasideError
 from iaside.estimators import estimator_from_config

@@ -119,7 +119,7 @@ def add_pass_arguments(parser: argparse.ArgumentParser, *, what: str, seed_help:
 
 
 def pass_options(args) -> dict:
-    """The keywords ``run_heatmap`` and ``run_cutoffs`` share (``variants.PassOptions``, the seed,
+    """The keywords ``run_heatmap`` and ``run_cutoffs`` share (``variants.PASS_OPTIONS`` and
     --dry-run), from ``add_pass_arguments``' options; ``out`` defaults to the run folder."""
     from .run import default_out
 
@@ -127,7 +127,7 @@ def pass_options(args) -> dict:
         "labels": args.labels,
         "samples": args.samples,
         "seed": args.seed,
-        "batch_size": 64 if args.batch_size == "auto" else args.batch_size,
+        "batch_size": args.batch_size,
         "device": args.device,
         "precision": args.precision,
         **model_options(args),

@@ -24,15 +24,10 @@ from ..game import coalition_bits
 from ..models.outputs import warn_if_probabilities
 from .loading import chunk_loader
 from .packer import Chunk, Packer, describe_pair, n_pairs, split_segments
+from .progress import Progress
+from .recorders import LogProbRecorder, Recorder, Top1HitRecorder
 from .runner import ModelRunner, is_oom
 from .state import EngineState, EngineStats
-
-
-class LogProbRecorder:
-    """What the run keeps of each (image, coalition) pass: log p(y | x_S) in nats, (n,) float64."""
-
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(logits, dim=1).gather(1, labels[:, None])[:, 0].double().cpu()
 
 
 class Engine:
@@ -64,9 +59,9 @@ class Engine:
         show_progress: bool = True,
         checkpoint: Callable[[EngineState], None] | None = None,
         checkpoint_every_s: float = 60.0,
-        recorder: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         compile_cache=None,
         record_top1: bool = True,
+        recorders: Sequence[Recorder] = (),
     ) -> None:
         if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
             raise IasideError(f"--batch-size must be a positive integer or 'auto', got {batch_size!r}")
@@ -76,8 +71,8 @@ class Engine:
         self.device = self.runner.device
         self.synth, self.fill = synthesizer, fill
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
-        self.record = recorder or LogProbRecorder()
-        self.record_top1 = record_top1  # also whether the arg-max on each coalition image is y (no extra pass)
+        # what each pass keeps: log p(y) always; whether the arg-max is y (no extra pass); the views' own
+        self.recorders: list[Recorder] = [LogProbRecorder(), *([Top1HitRecorder()] if record_top1 else []), *recorders]
         self.show_progress = show_progress
         self.checkpoint, self.checkpoint_every_s = checkpoint, checkpoint_every_s
         self.n_bands = synthesizer.n_bands
@@ -169,17 +164,17 @@ class Engine:
                 "check the labels file or class folders"
             )
         y_dev = y.to(self.device)
-        clean_logsoft = torch.log_softmax(clean, dim=1)
-        clean_logp = clean_logsoft.gather(1, y_dev[:, None])[:, 0].double().cpu()
+        clean_logp = torch.log_softmax(clean, dim=1).gather(1, y_dev[:, None])[:, 0].double().cpu()
         fill = self.fill(x, indices, None if partners is None else partners.to(self.device))
         prepared = self.synth.prepare(x, fill)
         chunk = Chunk(names, indices.numpy(), y_dev, top1.numpy(), clean_logp.numpy(), prepared, self.n_coalitions)
+        chunk.allocate(self.recorders, n_classes)
         chunk.bits = self._chunk_bits(chunk.indices)
         lo = np.zeros(len(names), dtype=np.int64)
         hi = np.full(len(names), self.n_coalitions, dtype=np.int64)
-        if self.reuse_full:
-            chunk.rows[:, -1] = clean_logp
-            chunk.hits[:, -1] = (top1 == y).to(torch.int8)
+        everyone = np.arange(len(names))
+        if self.reuse_full:  # the grand coalition is the clean image
+            self._keep(chunk, everyone, -1, clean, y_dev)
             hi -= 1
         if self.empty_mode == "shared":
             if self._empty_logits is None:
@@ -188,20 +183,28 @@ class Engine:
                 self.runner.check_finite(
                     self._empty_logits[None], lambda k: "the empty coalition (shared by all images)"
                 )
-            chunk.rows[:, 0] = torch.log_softmax(self._empty_logits, 0)[y_dev].double().cpu()
-            chunk.hits[:, 0] = (y == int(self._empty_logits.argmax())).to(torch.int8)
+            self._keep(chunk, everyone, 0, self._empty_logits.expand(len(names), -1), y_dev)
             lo += 1
         elif self.empty_mode == "partner":
             assert self._partner is not None  # the partner fill's pairing, made in _start
             position = {int(ix): k for k, ix in enumerate(chunk.indices)}
-            for j, ix in enumerate(chunk.indices):
-                p = position.get(int(self._partner[ix]))
-                if p is not None:  # the partner's clean image is this image's empty coalition
-                    chunk.rows[j, 0] = float(clean_logsoft[p, y[j]])
-                    chunk.hits[j, 0] = int(top1[p] == y[j])
-                    lo[j] = 1
+            pairs = [
+                (j, position[int(self._partner[ix])])
+                for j, ix in enumerate(chunk.indices)
+                if int(self._partner[ix]) in position
+            ]
+            if pairs:  # the partner's clean image is this image's empty coalition
+                rows, partners_at = (np.array(v) for v in zip(*pairs))
+                self._keep(chunk, rows, 0, clean[partners_at], y_dev[rows])
+                lo[rows] = 1
         chunk.remaining = hi - lo
         return chunk, [[chunk, j, int(lo[j]), int(hi[j])] for j in range(len(names)) if hi[j] > lo[j]]
+
+    def _keep(self, chunk: Chunk, rows: np.ndarray, column: int, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """Every recorder's value for passes already made: image ``rows`` of the chunk, coalition
+        ``column``, from their logits (len(rows), C) and classes y (len(rows),)."""
+        for recorder in self.recorders:
+            chunk.records[recorder.name][rows, column] = recorder(logits, y)
 
     # -- one model batch ---------------------------------------------------------------------
     def _run_segments(self, segments, stats: EngineStats) -> None:
@@ -238,8 +241,7 @@ class Engine:
             return
         self.runner.check_finite(logits, lambda k: describe_pair(segments, k))
         y = torch.cat([c.labels[i].expand(s1 - s0) for c, i, s0, s1 in segments])
-        kept = self.record(logits, y)
-        hits = (logits.argmax(dim=1) == y).to(torch.int8).cpu() if self.record_top1 else None
+        kept = {recorder.name: recorder(logits, y) for recorder in self.recorders}
         t2 = time.perf_counter()
         assert images is not None
         stats.passes += images.shape[0]
@@ -247,9 +249,8 @@ class Engine:
         stats.add_time("model", t2 - t1)
         at = 0
         for c, i, s0, s1 in segments:
-            c.rows[i, s0:s1] = kept[at : at + s1 - s0]
-            if hits is not None:
-                c.hits[i, s0:s1] = hits[at : at + s1 - s0]
+            for name, values in kept.items():
+                c.records[name][i, s0:s1] = values[at : at + s1 - s0]
             at += s1 - s0
             c.remaining[i] -= s1 - s0
 
@@ -312,16 +313,31 @@ class Engine:
         ``check_every`` finished images; when it says True the run ends early. ``exclude``:
         images left out (unreadable); nobody is paired with them. If anything fails, the
         finished images are checkpointed before the error propagates."""
-        from tqdm.auto import tqdm
-
         stats = EngineStats()
         t_start = time.perf_counter()
         compiled_before, loaded_before = self.runner.compile_s, self.runner.load_s
         state, todo = self._start(dataset, state, indices, exclude)
         stats.add_time("fill_fit", time.perf_counter() - t_start)
-        if not todo:
-            stats.seconds["total"] = time.perf_counter() - t_start
-            return state, stats
+        if todo:
+            images_per_batch = self._plan_batches(dataset, todo, stats)
+            progress = Progress(self, state, stats, len(todo))
+            try:
+                self._stream(self._loader(dataset, todo, images_per_batch), progress, stop, check_every)
+            except BaseException:
+                progress.save_finished()
+                raise
+            finally:
+                progress.bar.close()
+        if self.runner.optimized_as == "compile":  # included in the prepare and model stages
+            stats.seconds["compile"] = self.runner.compile_s - compiled_before
+            if self.runner.cache_used():
+                stats.seconds["compile_cache_load"] = self.runner.load_s - loaded_before
+        stats.seconds["total"] = time.perf_counter() - t_start
+        return state, stats
+
+    def _plan_batches(self, dataset: Dataset, todo: list[int], stats: EngineStats) -> int:
+        """Settle the batch size ('auto': probed on the first image) and tell the runner the
+        run's shape; returns the images per loader chunk."""
         if self.batch_size == "auto":
             t0 = time.perf_counter()
             self.batch_size = self.runner.probe_batch_size(tuple(dataset[todo[0]].pixels.shape))
@@ -330,80 +346,47 @@ class Engine:
         images_per_batch = max(-(-self.batch_size // self.n_coalitions), 4 if self.empty_mode == "partner" else 1)
         self.runner.plan.clean, self.runner.plan.passes_left = images_per_batch, len(todo) * self.n_coalitions
         self.runner.plan.batch = self.batch_size
-        bar = tqdm(total=len(todo), unit="img", disable=not self.show_progress, desc="I-ASIDE", dynamic_ncols=True)
-        last_ckpt = time.perf_counter()
-        since_check = 0
-        packer = Packer()
+        return images_per_batch
 
-        def finish(chunk: Chunk) -> None:
-            nonlocal last_ckpt, since_check
-            chunk.finished = True
-            idx = chunk.indices
-            state.logp_nats[idx] = chunk.rows.numpy()
-            state.label[idx] = chunk.labels.cpu().numpy()
-            state.clean_top1[idx] = chunk.top1
-            state.clean_logp_nats[idx] = chunk.clean_logp
-            if self.record_top1:
-                state.top1_hit[idx] = chunk.hits.numpy()
-                state.top1_recorded[idx] = 1
-            state.done[idx] = 1
-            stats.images += len(idx)
-            since_check += len(idx)
-            bar.update(len(idx))
-            bar.set_postfix(passes_per_s=f"{stats.passes / max(time.perf_counter() - t_start, 1e-9):.0f}")
-            if self.checkpoint is not None and time.perf_counter() - last_ckpt >= self.checkpoint_every_s:
-                self.checkpoint(state)
-                last_ckpt = time.perf_counter()
+    def _stream(self, batches, progress: Progress, stop, check_every: int) -> None:
+        """Prepare each loader chunk, queue its pairs and run every full model batch; at the end
+        (or when ``stop`` says so) the partial last batch."""
+        packer, stats = Packer(), progress.stats
+        assert isinstance(self.batch_size, int)
 
         def flush(size: int) -> None:
             segments = packer.take(size)
             self._run_segments(segments, stats)
             for chunk in {id(c): c for c, _, _, _ in segments}.values():
                 if not chunk.remaining.any() and not chunk.finished:
-                    finish(chunk)
+                    progress.finish(chunk)
 
         t_load = time.perf_counter()
-        batches = iter(self._loader(dataset, todo, images_per_batch))
-        try:
-            while True:
-                try:
-                    batch = next(batches)
-                except StopIteration:
-                    break
-                except IasideError:  # an unreadable image: finish what is loaded, then report it
-                    while packer.n_pending > 0:
-                        flush(self.batch_size)
-                    raise
-                t_prep = time.perf_counter()
-                stats.add_time("load", t_prep - t_load)
-                chunk, segments = self._prepare_chunk(batch)
-                stats.reused += len(chunk.names) * self.n_coalitions - int(chunk.remaining.sum())
-                stats.add_time("prepare", time.perf_counter() - t_prep)
-                if not segments:
-                    finish(chunk)
-                packer.add(segments)
-                while packer.n_pending >= self.batch_size:
+        batches = iter(batches)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except IasideError:  # an unreadable image: finish what is loaded, then report it
+                while packer.n_pending > 0:
                     flush(self.batch_size)
-                if stop is not None and since_check >= check_every:
-                    since_check = 0
-                    if stop(state):
-                        packer.clear()
-                        break
-                t_load = time.perf_counter()
-            while packer.n_pending > 0:
+                raise
+            t_prep = time.perf_counter()
+            stats.add_time("load", t_prep - t_load)
+            chunk, segments = self._prepare_chunk(batch)
+            stats.reused += len(chunk.names) * self.n_coalitions - int(chunk.remaining.sum())
+            stats.add_time("prepare", time.perf_counter() - t_prep)
+            if not segments:
+                progress.finish(chunk)
+            packer.add(segments)
+            while packer.n_pending >= self.batch_size:
                 flush(self.batch_size)
-        except BaseException:
-            if self.checkpoint is not None and stats.images:
-                try:
-                    self.checkpoint(state)  # keep every finished image before the error propagates
-                except Exception:
-                    pass  # the original error is the one to report
-            raise
-        finally:
-            bar.close()
-        if self.runner.optimized_as == "compile":  # included in the prepare and model stages
-            stats.seconds["compile"] = self.runner.compile_s - compiled_before
-            if self.runner.cache_used():
-                stats.seconds["compile_cache_load"] = self.runner.load_s - loaded_before
-        stats.seconds["total"] = time.perf_counter() - t_start
-        return state, stats
+            if stop is not None and progress.since_check >= check_every:
+                progress.since_check = 0
+                if stop(progress.state):
+                    packer.clear()
+                    break
+            t_load = time.perf_counter()
+        while packer.n_pending > 0:
+            flush(self.batch_size)

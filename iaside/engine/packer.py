@@ -13,18 +13,24 @@ import torch
 class Chunk:
     """One loader batch in flight: its prepared terms, clean-image facts and the rows being filled.
 
-    rows: (B, K) float64 log-probabilities; a row is written to the state only when complete,
-    so a stopped or killed run never leaves a half-filled row behind.
+    records: {recorder name: (B, K, *shape)} the recorders' values per image and coalition; a
+    row is handed on only when complete, so a stopped or killed run never leaves a half-filled
+    row behind.
     """
 
     def __init__(self, names, indices, labels, top1, clean_logp, prepared, n_coalitions):
         self.names, self.indices, self.labels, self.prepared = names, indices, labels, prepared
         self.top1, self.clean_logp = top1, clean_logp
-        self.rows = torch.zeros((len(names), n_coalitions), dtype=torch.float64)
-        self.hits = torch.zeros((len(names), n_coalitions), dtype=torch.int8)  # top-1 == y per coalition
+        self.n_coalitions = n_coalitions
+        self.records: dict[str, torch.Tensor] = {}
         self.bits: list[tuple[np.ndarray, torch.Tensor]] = []  # per image: its coalitions (K, M) bool and float
         self.remaining = np.zeros(len(names), dtype=np.int64)
-        self.finished = False  # rows copied into the state
+        self.finished = False  # rows handed to the recorders
+
+    def allocate(self, recorders, n_classes: int) -> None:
+        """Zeroed (B, K, *shape) rows for each recorder, once the model's class count is known."""
+        size = (len(self.names), self.n_coalitions)
+        self.records = {r.name: torch.zeros(size + r.shape(n_classes), dtype=r.dtype) for r in recorders}
 
 
 class Packer:

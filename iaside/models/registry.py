@@ -12,7 +12,7 @@ from torch import nn
 from ..config import DataConfig, data_config_file, resolve_data_config
 from ..errors import IasideError
 from ..log import warn
-from ._common import Built, Declared, suggest
+from ._common import Built, Declared, state_fingerprint, suggest
 from .base import Classifier, LoadedModel
 from .factory import load_factory
 from .hub_hf import load_hf
@@ -208,3 +208,34 @@ register_source("module", load_factory, "module:pkg.mod:factory")
 register_source("timm", load_timm, "timm:NAME")
 register_source("torchvision", load_torchvision, "torchvision:NAME")
 register_source("hf", load_hf, "hf:NAME_OR_DIR")
+
+
+def resolve_model(
+    model, weights=None, device="cpu", data_config=None, overrides=None, num_classes=None, outputs="logits", used=None
+) -> LoadedModel:
+    """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel, its data config
+    resolved by the one rule (``iaside.models.registry.data_config_layers``)."""
+    if isinstance(model, LoadedModel):
+        if data_config is not None or any(v is not None for v in (overrides or {}).values()):
+            raise IasideError("a LoadedModel carries its data config; pass overrides to load_model instead")
+        return model
+    if isinstance(model, str):
+        return load_model(
+            model,
+            weights=weights,
+            device=device,
+            overrides=overrides,
+            data_config=data_config,
+            num_classes=num_classes,
+            outputs=outputs,
+        )
+    if not isinstance(model, nn.Module):
+        raise IasideError(f"model must be a spec string or an nn.Module, got {type(model).__name__}")
+    return wrap_module(
+        model,
+        fingerprint=state_fingerprint(model),
+        data_config=data_config,
+        overrides=overrides,
+        outputs=outputs,
+        used=used,
+    )

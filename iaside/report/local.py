@@ -1,12 +1,10 @@
 """The per-image view: one image's band images, its own φ over bands, and the coalitions that
 keep or flip its prediction. The local counterpart of the global SID; 2**M passes per fill.
 
-The coalition passes go through ``Engine`` on a one-image ``TensorImages``. The engine keeps
-only log p(y | x_S); to read every coalition's top-1 as well, the model is wrapped in a
-pass-through ``_Recorder`` that keeps each forward's logits with a random projection of its
-inputs, and each coalition image is matched to its forward by that projection (so whatever
-passes the engine reuses or reorders, every coalition gets its own logits). The match is
-checked against the engine's own log-probabilities.
+The coalition passes go through ``Engine`` on a one-image ``TensorImages``, with a
+``LogSoftmaxRecorder`` beside the game's log p(y | x_S): every coalition's log-probabilities
+of every class come back from the same passes, so the top-1 of each coalition is read, not
+matched afterwards.
 
 Fills for one image (the global default, another image of the data set, needs >= 2 images):
 - ``image-mean`` (default): removed bands become the image's own per-channel mean colour. Its
@@ -30,91 +28,15 @@ from torch import nn
 
 from ..coalitions import CoalitionSynthesizer
 from ..config import DEFAULT_BANDS
-from ..engine import Engine
+from ..engine import Engine, LogSoftmaxRecorder
 from ..errors import IasideError
 from ..estimators import MAX_EXACT_BANDS
-from ..fills import Fill, make_fill
+from ..fills import IMAGE_FILLS, Fill, FixedFill, make_image_fill
 from ..game import coalition_bits, exact_shapley
 from ..spectral import band_masks
 from ..summary import sid_from_phi
 
-IMAGE_FILLS = ("image-mean", "zero")
-
-
-class ImageMeanFill(Fill):
-    """b = the image's own per-channel mean colour (a constant image: band 0's DC only)."""
-
-    name = "image-mean"
-
-    def __call__(self, x, indices, partner=None):
-        return x.mean(dim=(-2, -1), keepdim=True).expand_as(x).contiguous()
-
-
-class FixedFill(Fill):
-    """b = one given image (C, H, W): a partner from ``--fill-from``."""
-
-    name = "fixed"
-
-    def __init__(self, image: torch.Tensor, seed: int = 0) -> None:
-        super().__init__(seed)
-        self.image = image
-
-    def __call__(self, x, indices, partner=None):
-        return self.image.to(x.device, x.dtype).expand_as(x).contiguous()
-
-
-class _Recorder(nn.Module):
-    """Pass-through wrapper: keeps, per forward, a random projection of each input row
-    (float64) and its logits (float32), in call order: ``projections`` (S,), ``logits`` (S, K).
-
-    Both live in buffers preallocated for ``capacity`` rows (grown by doubling when a run needs
-    more): thousands of small kept tensors, each allocated after a batch's large temporaries,
-    fragment the heap (a 2**16-pass image peaked anywhere between 0.4 and 2 GB that way)."""
-
-    direction: torch.Tensor
-
-    def __init__(self, model: nn.Module, image_shape: Sequence[int], capacity: int = 1, seed: int = 0) -> None:
-        super().__init__()
-        self.model = model
-        gen = torch.Generator().manual_seed(seed)
-        self.register_buffer("direction", torch.randn(int(np.prod(image_shape)), generator=gen, dtype=torch.float64))
-        self._projections = torch.empty(max(int(capacity), 1), dtype=torch.float64)
-        self._logits: torch.Tensor | None = None
-        self.n_rows = 0
-
-    @property
-    def projections(self) -> torch.Tensor:
-        return self._projections[: self.n_rows]
-
-    @property
-    def logits(self) -> torch.Tensor:
-        assert self._logits is not None, "no forward pass recorded yet"
-        return self._logits[: self.n_rows]
-
-    def clear(self) -> None:
-        self.n_rows = 0
-
-    def forward(self, images: torch.Tensor):
-        out = self.model(images)
-        logits = out[0] if isinstance(out, (tuple, list)) else getattr(out, "logits", out)
-        self._keep(self.project(images), logits.detach().float().cpu())
-        return out
-
-    def _keep(self, projections: torch.Tensor, logits: torch.Tensor) -> None:
-        end = self.n_rows + len(projections)
-        if self._logits is None:
-            self._logits = torch.empty((len(self._projections), logits.shape[1]), dtype=torch.float32)
-        if end > len(self._projections):
-            size = max(end, 2 * len(self._projections))
-            self._projections = torch.cat([self.projections, self._projections.new_empty(size - self.n_rows)])
-            self._logits = torch.cat([self.logits, self._logits.new_empty((size - self.n_rows, logits.shape[1]))])
-        self._projections[self.n_rows : end] = projections
-        self._logits[self.n_rows : end] = logits
-        self.n_rows = end
-
-    def project(self, images: torch.Tensor) -> torch.Tensor:
-        flat = images.detach().reshape(images.shape[0], -1).to(torch.float64)
-        return (flat @ self.direction.to(flat.device)).cpu()
+__all__ = ["IMAGE_FILLS", "LocalExplanation", "explain_image", "local_figure", "plot_local"]
 
 
 @dataclass
@@ -270,52 +192,33 @@ def explain_image(
     from ..data.tensors import TensorImages
     from .loading import band_images
 
-    if partition not in ("linf", "l2"):
-        raise IasideError(f"--partition {partition!r}: the per-image view takes linf or l2")
-    if not 2 <= bands <= MAX_EXACT_BANDS:
-        raise IasideError(
-            f"--bands {bands}: the per-image view is exact (2**M passes per fill, memory linear in "
-            f"2**M), for 2 to {MAX_EXACT_BANDS} bands"
-        )
-    if fill not in IMAGE_FILLS:
-        raise IasideError(f"--fill {fill!r} is not one of {', '.join(IMAGE_FILLS)} (or give --fill-from FOLDER)")
-    pixels = pixels.detach().to(torch.float32).cpu()
-    c, h, w = pixels.shape
-    for k, other in enumerate(fill_from):
-        if tuple(other.shape) != (c, h, w):
-            raise IasideError(
-                f"fill image {k} is {tuple(other.shape)}, the image is {(c, h, w)}; "
-                "the --fill-from images go through the same preprocessing, so this should not happen"
-            )
-    masks = band_masks(h, w, bands, partition)
+    pixels = _checked_image(pixels, bands, partition, fill, fill_from)
+    masks = band_masks(pixels.shape[1], pixels.shape[2], bands, partition)
     synth = CoalitionSynthesizer(masks, "sum", False)
-    fills: list[Fill] = [FixedFill(img) for img in fill_from] or [
-        ImageMeanFill() if fill == "image-mean" else make_fill("zero")
-    ]
-    recorder = _Recorder(model, (c, h, w), capacity=2**bands + 1)  # every coalition and the clean pass
+    fills: list[Fill] = [FixedFill(img) for img in fill_from] or [make_image_fill(fill)]
     dataset = TensorImages(pixels[None], None if label is None else torch.tensor([int(label)]))
-    logsoft_sum, tables = None, []
-    y = None
+    logsoft_sum: np.ndarray | None = None  # Σ over fills of every coalition's log-probabilities, (2**M, K)
+    tables, y = [], 0
     for f in fills:
-        recorder.clear()
+        every_class = LogSoftmaxRecorder()
         engine = Engine(
-            recorder, synth, f, batch_size=batch_size, device=device, precision=precision, show_progress=False
+            model,
+            synth,
+            f,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+            show_progress=False,
+            record_top1=False,
+            recorders=[every_class],
         )
         state, _ = engine.run(dataset)
         y = int(state.label[0])
-        logits = _match(recorder, synth, f, pixels, masks.shape[0], device)
-        rows = torch.log_softmax(logits.double(), dim=1).numpy()
-        if not np.allclose(rows[:, y], state.logp_nats[0], atol=1e-3):
-            raise RuntimeError(
-                "per-image view: the recorded coalition logits do not reproduce the engine's "
-                "log-probabilities; report this as a bug"
-            )
+        rows = every_class.rows.pop(0).astype(np.float64)
         logsoft_sum = rows if logsoft_sum is None else logsoft_sum + rows
         tables.append(state.logp_nats[0])
-    assert logsoft_sum is not None and y is not None  # fills is never empty
-    x0 = pixels[None]
-    first_fill = fills[0](x0, torch.tensor([0]))[0].numpy().astype(np.float64)
-    mean_logsoft = logsoft_sum / len(fills)  # (2**M, K)
+    assert logsoft_sum is not None  # fills is never empty
+    mean_logsoft = logsoft_sum / len(fills)  # over partners
     v = np.mean(tables, axis=0)
     phi = exact_shapley(v)
     top1 = mean_logsoft.argmax(axis=1)
@@ -331,39 +234,34 @@ def explain_image(
         p_top1=np.exp(mean_logsoft[np.arange(len(top1)), top1]),
         p_label=np.exp(mean_logsoft[:, y]),
         fill="partner" if fill_from else fill,
-        fill_image=first_fill,
+        fill_image=fills[0](pixels[None], torch.tensor([0]))[0].numpy().astype(np.float64),
         partition=partition,
         n_partners=len(fill_from),
         class_names=class_names,
     )
 
 
-@torch.inference_mode()
-def _match(
-    recorder: _Recorder, synth: CoalitionSynthesizer, fill: Fill, pixels: torch.Tensor, n_bands: int, device: str
+def _checked_image(
+    pixels: torch.Tensor, bands: int, partition: str, fill: str, fill_from: Sequence[torch.Tensor]
 ) -> torch.Tensor:
-    """The recorded logits of every coalition, (2**M, K), matched by input projection."""
-    x = pixels[None].to(device)
-    prepared = synth.prepare(x, fill(x, torch.tensor([0])))
-    bits = torch.from_numpy(coalition_bits(n_bands)).to(x.device, torch.float32)
-    wanted = torch.cat(
-        [
-            recorder.project(synth.render(prepared.base[0], prepared.deltas[0], bits[k : k + 32]))
-            for k in range(0, bits.shape[0], 32)
-        ]
-    )
-    return recorder.logits[_nearest(wanted, recorder.projections)]
-
-
-def _nearest(wanted: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-    """For each of ``wanted`` (K,), the index of the closest of ``seen`` (S,): sorted search,
-    O((K + S) log S) time and O(K + S) memory (a K × S distance table is 32 GiB at M = 16)."""
-    order = torch.argsort(seen)
-    ranked = seen[order]
-    right = torch.searchsorted(ranked, wanted).clamp(max=len(ranked) - 1)
-    left = (right - 1).clamp(min=0)
-    closer_left = (wanted - ranked[left]).abs() <= (ranked[right] - wanted).abs()
-    return order[torch.where(closer_left, left, right)]
+    """The image as float32 on the CPU, after checking the view's arguments against it."""
+    if partition not in ("linf", "l2"):
+        raise IasideError(f"--partition {partition!r}: the per-image view takes linf or l2")
+    if not 2 <= bands <= MAX_EXACT_BANDS:
+        raise IasideError(
+            f"--bands {bands}: the per-image view is exact (2**M passes per fill, memory linear in "
+            f"2**M), for 2 to {MAX_EXACT_BANDS} bands"
+        )
+    if fill not in IMAGE_FILLS:
+        raise IasideError(f"--fill {fill!r} is not one of {', '.join(IMAGE_FILLS)} (or give --fill-from FOLDER)")
+    pixels = pixels.detach().to(torch.float32).cpu()
+    for k, other in enumerate(fill_from):
+        if tuple(other.shape) != tuple(pixels.shape):
+            raise IasideError(
+                f"fill image {k} is {tuple(other.shape)}, the image is {tuple(pixels.shape)}; "
+                "the --fill-from images go through the same preprocessing, so this should not happen"
+            )
+    return pixels
 
 
 def plot_local(exp: LocalExplanation, path=None, title: str = "") -> bytes:
@@ -386,7 +284,7 @@ def local_figure(exp: LocalExplanation, title: str = ""):
     stretch); φ per band (nats); the smallest coalition that keeps the top-1 and the smallest
     removal that flips it, as images. Returns the Figure."""
     from ..display import _plt, wrap
-    from .figures import _band_colours, stretch
+    from .figures import stretch
 
     plt = _plt()
     m = exp.n_bands
@@ -417,27 +315,7 @@ def local_figure(exp: LocalExplanation, title: str = ""):
     for k in range(len(panels), 2 * n_cols):
         fig.add_subplot(grid[k // n_cols, k % n_cols]).axis("off")
 
-    ax = fig.add_subplot(grid[2, : n_cols - 2])
-    x = np.arange(m)
-    ax.bar(x, exp.phi, color=_band_colours(m), edgecolor="black", linewidth=0.5)
-    ax.axhline(0, color="black", linewidth=0.6)
-    for i in range(m):
-        ax.annotate(
-            f"{exp.sid[i]:.2f}",
-            (i, exp.phi[i]),
-            textcoords="offset points",
-            xytext=(0, 3 if exp.phi[i] >= 0 else -10),
-            ha="center",
-            fontsize=7,
-        )
-    ax.set_xticks(x)
-    ax.set_xlabel("spectral band (0 = lowest frequency); numbers: this image's SID", fontsize=8)
-    ax.set_ylabel("φ of log p(y | x_S) (nats)", fontsize=8)
-    ax.set_title(
-        wrap(f"this image's Shapley values, y = {exp.class_name(exp.label)}", fig, 9, share=(n_cols - 2) / n_cols),
-        fontsize=9,
-    )
-    ax.grid(axis="y", alpha=0.3)
+    _phi_bars(fig, fig.add_subplot(grid[2, : n_cols - 2]), exp, n_cols)
 
     target = int(exp.top1[exp.full])
     keep = exp.smallest_keeping()
@@ -466,3 +344,31 @@ def local_figure(exp: LocalExplanation, title: str = ""):
     if title:
         fig.suptitle(wrap(title, fig, 10), fontsize=10)
     return fig
+
+
+def _phi_bars(fig, ax, exp: LocalExplanation, n_cols: int) -> None:
+    """φ per band (nats) as bars in the band colours, each labelled with its SID."""
+    from ..display import wrap
+    from .figures import _band_colours
+
+    m = exp.n_bands
+    x = np.arange(m)
+    ax.bar(x, exp.phi, color=_band_colours(m), edgecolor="black", linewidth=0.5)
+    ax.axhline(0, color="black", linewidth=0.6)
+    for i in range(m):
+        ax.annotate(
+            f"{exp.sid[i]:.2f}",
+            (i, exp.phi[i]),
+            textcoords="offset points",
+            xytext=(0, 3 if exp.phi[i] >= 0 else -10),
+            ha="center",
+            fontsize=7,
+        )
+    ax.set_xticks(x)
+    ax.set_xlabel("spectral band (0 = lowest frequency); numbers: this image's SID", fontsize=8)
+    ax.set_ylabel("φ of log p(y | x_S) (nats)", fontsize=8)
+    ax.set_title(
+        wrap(f"this image's Shapley values, y = {exp.class_name(exp.label)}", fig, 9, share=(n_cols - 2) / n_cols),
+        fontsize=9,
+    )
+    ax.grid(axis="y", alpha=0.3)
