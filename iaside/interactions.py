@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from .game import coalition_bits, shapley_weight
-from .summary import Estimate
+from .summary import Estimate, bootstrap_draws
 
 
 def _n_players(n_coalitions: int) -> int:
@@ -78,11 +78,8 @@ def bootstrap_means_by_counts(per_image: np.ndarray, n_resamples: int, seed: int
     """The resamples of ``summary.bootstrap_means`` (same seed, same image draws), as counts:
     (N, D) -> (R, D) float64, memory O(chunk·N) whatever D (wide tables such as 2**M dividends)."""
     n = per_image.shape[0]
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xB007]))
     out = np.empty((n_resamples, per_image.shape[1]))
-    for start in range(0, n_resamples, chunk):
-        stop = min(start + chunk, n_resamples)
-        rows = rng.integers(0, n, size=(stop - start, n))
+    for start, stop, rows in bootstrap_draws(n, n_resamples, seed, chunk):
         flat = (np.arange(stop - start)[:, None] * n + rows).ravel()
         counts = np.bincount(flat, minlength=(stop - start) * n).reshape(stop - start, n)
         out[start:stop] = counts @ per_image / n

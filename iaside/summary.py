@@ -76,14 +76,19 @@ def _statistics(mean_phi: np.ndarray, beta: float) -> dict[str, np.ndarray]:
     }
 
 
-def bootstrap_means(per_image: np.ndarray, n_resamples: int, seed: int, chunk: int = 64) -> np.ndarray:
-    """Means of ``n_resamples`` bootstrap resamples of the rows, (N, M) -> (R, M) float64."""
-    n = per_image.shape[0]
+def bootstrap_draws(n_images: int, n_resamples: int, seed: int, chunk: int = 64):
+    """The bootstrap's image draws, the one stream every interval of a run uses: yields
+    (start, stop, rows) with rows (stop − start, N) the images of resamples start..stop−1."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xB007]))
-    out = np.empty((n_resamples, per_image.shape[1]))
     for start in range(0, n_resamples, chunk):
         stop = min(start + chunk, n_resamples)
-        rows = rng.integers(0, n, size=(stop - start, n))
+        yield start, stop, rng.integers(0, n_images, size=(stop - start, n_images))
+
+
+def bootstrap_means(per_image: np.ndarray, n_resamples: int, seed: int, chunk: int = 64) -> np.ndarray:
+    """Means of ``n_resamples`` bootstrap resamples of the rows, (N, M) -> (R, M) float64."""
+    out = np.empty((n_resamples, per_image.shape[1]))
+    for start, stop, rows in bootstrap_draws(per_image.shape[0], n_resamples, seed, chunk):
         out[start:stop] = per_image[rows].mean(axis=1)
     return out
 
