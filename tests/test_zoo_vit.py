@@ -96,3 +96,27 @@ def test_study_adds_vits_after_the_earlier_models():
         assert not any(a.startswith("vit") for a in archs[:first_vit])
         for arch in archs:
             assert arch in zoo.ARCHITECTURES
+
+
+def test_retest_table_one_row_per_predictor_one_column_per_scope_and_measure():
+    study = _study()
+
+    def corr(scope, x, y, n, r, kind="spearman"):
+        return {"scope": scope, "kind": kind, "x": x, "y": y, "n": n, "r": r, "low": r - 0.1, "high": r + 0.1}
+
+    claim = [
+        corr("mnist", "score", "mCE", 19, 0.11),
+        corr("mnist", "score", "adversarial accuracy (mean)", 19, -0.1),
+        corr("mnist", "heatmap_error_mean", "mCE", 19, 0.96),
+        corr("mnist", "heatmap_error_mean", "adversarial accuracy (mean)", 19, -0.91),
+        corr("pooled", "score", "mCE", 31, 0.0),
+        corr("pooled", "heatmap_error_mean", "mCE", 31, 0.3),
+        corr("pooled", "score", "mCE", 31, 0.5, kind="partial"),
+    ]
+    lines = study.retest_table(claim).splitlines()
+    assert lines[0] == "| predictor | mnist mCE (n=19) | mnist adv acc (n=19) | pooled mCE (n=31) |"
+    assert lines[2] == "| score | +0.11 [+0.01, +0.21] | -0.10 [-0.20, +0.00] | +0.00 [-0.10, +0.10] |"
+    assert lines[3].startswith("| heatmap_error_mean | +0.96 [+0.86, +1.06] | -0.91")
+    assert len(lines) == 4
+    partial = study.retest_table(claim, "partial").splitlines()
+    assert partial[0] == "| predictor | pooled mCE (n=31) |" and partial[2] == "| score | +0.50 [+0.40, +0.60] |"
