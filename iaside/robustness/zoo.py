@@ -54,11 +54,52 @@ class _Residual(nn.Module):
         return F.relu(self.bn2(self.conv2(y)) + self.skip(x))
 
 
+class ViT(nn.Module):
+    """A small vision transformer: non-overlapping patches, a learned position embedding, pre-norm
+    ``nn.TransformerEncoderLayer`` blocks (GELU, no dropout), mean pooling over the tokens, a
+    linear head. (B, channels, size, size) -> (B, num_classes)."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        channels: int = 1,
+        *,
+        size: int = SIZE,
+        patch: int = 4,
+        dim: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+        mlp: int = 128,
+    ) -> None:
+        super().__init__()
+        if size % patch:
+            raise IasideError(f"ViT patch {patch} does not divide the image size {size}")
+        self.embed = nn.Conv2d(channels, dim, patch, stride=patch)  # one linear map per patch
+        self.position = nn.Parameter(torch.zeros(1, (size // patch) ** 2, dim))
+        nn.init.trunc_normal_(self.position, std=0.02)
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                dim, heads, mlp, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+            )
+            for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.embed(x).flatten(2).transpose(1, 2) + self.position  # (B, tokens, dim)
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.head(self.norm(tokens).mean(dim=1))
+
+
 def build(arch: str, num_classes: int = 10, channels: int = 1) -> nn.Module:
     """A fresh network, (B, channels, 32, 32) normalised pixels -> (B, num_classes) logits.
 
     arch: 'mlp' (2 hidden layers of 256), 'cnn' (2 conv blocks 16/32 + dense 128), 'wide_cnn'
-    (48/96 + dense 256), 'resnet' (stem + 3 residual blocks 16/32/64 with batch norm).
+    (48/96 + dense 256), 'resnet' (stem + 3 residual blocks 16/32/64 with batch norm), 'vit'
+    (patch 4 → 64 tokens, dim 64, 2 pre-norm blocks of 4 heads, MLP 128), 'vit_deep' (the same
+    with 4 blocks).
     """
     if arch == "mlp":
         return nn.Sequential(
@@ -95,10 +136,12 @@ def build(arch: str, num_classes: int = 10, channels: int = 1) -> nn.Module:
             nn.Flatten(),
             nn.Linear(64, num_classes),
         )
+    if arch in ("vit", "vit_deep"):
+        return ViT(num_classes, channels, depth=2 if arch == "vit" else 4)
     raise IasideError(f"zoo architecture {arch!r} is not one of {', '.join(ARCHITECTURES)}")
 
 
-ARCHITECTURES = ("mlp", "cnn", "wide_cnn", "resnet")
+ARCHITECTURES = ("mlp", "cnn", "wide_cnn", "resnet", "vit", "vit_deep")
 MNIST_CLASSES = 10
 PLANTED_CLASSES = 4
 
@@ -116,10 +159,14 @@ mnist_mlp = _factory("mlp", MNIST_CLASSES)
 mnist_cnn = _factory("cnn", MNIST_CLASSES)
 mnist_wide_cnn = _factory("wide_cnn", MNIST_CLASSES)
 mnist_resnet = _factory("resnet", MNIST_CLASSES)
+mnist_vit = _factory("vit", MNIST_CLASSES)
+mnist_vit_deep = _factory("vit_deep", MNIST_CLASSES)
 planted_mlp = _factory("mlp", PLANTED_CLASSES)
 planted_cnn = _factory("cnn", PLANTED_CLASSES)
 planted_wide_cnn = _factory("wide_cnn", PLANTED_CLASSES)
 planted_resnet = _factory("resnet", PLANTED_CLASSES)
+planted_vit = _factory("vit", PLANTED_CLASSES)
+planted_vit_deep = _factory("vit_deep", PLANTED_CLASSES)
 
 
 def mnist_digits(
