@@ -205,13 +205,14 @@ def trained_model(group: str, name: str, cfg: zoo.TrainConfig, x, y, n_classes: 
     cfg = replace(cfg, epochs=plan.epochs, seed=plan.seed)
     weights, meta = weights_file(group, name, plan, out), weights_file(group, name, plan, out, ".json")
     net = Classifier(
-        zoo.build(cfg.arch, n_classes),
+        zoo.build(cfg.arch, n_classes, seed=cfg.seed),
         zoo.DATA_CONFIG["mean"],
         zoo.DATA_CONFIG["std"],
         num_classes=n_classes,
         name=f"{group}-{name}",
     )
-    if meta.exists() and json.loads(meta.read_text()) == json.loads(json.dumps(cfg.to_dict())):
+    recipe = {**cfg.to_dict(), "init": "seeded"}  # initial weights from the seed alone (zoo.build's seed)
+    if meta.exists() and json.loads(meta.read_text()) == json.loads(json.dumps(recipe)):
         net.net.load_state_dict(torch.load(weights, weights_only=True))
         return net.eval(), 0.0
     t0 = time.perf_counter()
@@ -219,7 +220,7 @@ def trained_model(group: str, name: str, cfg: zoo.TrainConfig, x, y, n_classes: 
     seconds = time.perf_counter() - t0
     weights.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.net.state_dict(), weights)
-    meta.write_text(json.dumps(cfg.to_dict()))
+    meta.write_text(json.dumps(recipe))
     return net.eval(), seconds
 
 

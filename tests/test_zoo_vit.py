@@ -120,3 +120,17 @@ def test_retest_table_one_row_per_predictor_one_column_per_scope_and_measure():
     assert len(lines) == 4
     partial = study.retest_table(claim, "partial").splitlines()
     assert partial[0] == "| predictor | pooled mCE (n=31) |" and partial[2] == "| score | +0.50 [+0.40, +0.60] |"
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn", "vit"])
+def test_a_seeded_build_does_not_depend_on_what_ran_before(arch):
+    """The zoo's initial weights come from the seed alone (a cached model earlier in the study
+    must not change the next one's start), and building leaves torch's global stream alone."""
+    first = zoo.build(arch, 4, seed=3).state_dict()
+    torch.rand(1000)  # whatever ran before in the process
+    state = torch.random.get_rng_state()
+    again = zoo.build(arch, 4, seed=3).state_dict()
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    other = zoo.build(arch, 4, seed=4).state_dict()
+    assert not all(torch.equal(first[k], other[k]) for k in first)

@@ -93,14 +93,25 @@ class ViT(nn.Module):
         return self.head(self.norm(tokens).mean(dim=1))
 
 
-def build(arch: str, num_classes: int = 10, channels: int = 1) -> nn.Module:
+def build(arch: str, num_classes: int = 10, channels: int = 1, seed: int | None = None) -> nn.Module:
     """A fresh network, (B, channels, 32, 32) normalised pixels -> (B, num_classes) logits.
+    ``seed``: its initial weights are drawn from that seed alone (torch's global random state
+    is left as it was), so a model does not depend on what ran before it in the process;
+    None draws from the global state.
 
     arch: 'mlp' (2 hidden layers of 256), 'cnn' (2 conv blocks 16/32 + dense 128), 'wide_cnn'
     (48/96 + dense 256), 'resnet' (stem + 3 residual blocks 16/32/64 with batch norm), 'vit'
     (patch 4 → 64 tokens, dim 64, 2 pre-norm blocks of 4 heads, MLP 128), 'vit_deep' (the same
     with 4 blocks).
     """
+    if seed is None:
+        return _build(arch, num_classes, channels)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _build(arch, num_classes, channels)
+
+
+def _build(arch: str, num_classes: int, channels: int) -> nn.Module:
     if arch == "mlp":
         return nn.Sequential(
             nn.Flatten(),
