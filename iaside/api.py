@@ -24,7 +24,16 @@ from .fills import make_fill, processing_order
 from .models import state_fingerprint
 from .models.base import LoadedModel
 from .result import SID_PNG, Result
-from .runs import STATE_NPZ, checked_write, open_run, owns_out_folder, run_identity, state_file
+from .runs import (
+    STATE_NPZ,
+    atomic_write_json,
+    checked_write,
+    open_run,
+    owns_out_folder,
+    run_identity,
+    skips_file,
+    state_file,
+)
 from .runtime import apply_malloc_fix
 from .spectral import band_masks
 from .summary import summarize
@@ -386,6 +395,9 @@ def explain(
             checked_write("the checkpoint", out_dir / STATE_NPZ, lambda: state.save(out_dir / STATE_NPZ))
         run_meta["world_size"] = rank[1]
     elif shard is not None:
+        if out_dir is not None and bad:  # for 'iaside merge': the state keeps no reasons
+            reasons = skips_file(out_dir / state_file(shard))
+            checked_write("the skip reasons", reasons, lambda: atomic_write_json(reasons, run_meta["skip_reasons"]))
         return None
     t_summary = time.perf_counter()
     result = build_result(run_info, state, run_meta, views=views)

@@ -531,11 +531,6 @@ def test_merged_shards_list_each_skipped_image_once(tmp_path, scripted, capsys):
     assert d["data"]["n_images"] == 7 and d["data"]["n_images_available"] == 9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shards keep no skip reasons: a merged run calls every skipped image "
-    "'unreadable' (iaside.api.build_result's default)",
-)
 def test_merged_shards_keep_why_each_image_was_skipped(tmp_path, scripted, capsys):
     root = write_image_folder(tmp_path / "imgs", 4)
     (root / "1" / "huge.png").write_bytes(_png_header(15000, 15000))
@@ -552,7 +547,7 @@ def test_merged_shards_keep_why_each_image_was_skipped(tmp_path, scripted, capsy
         "--bands",
         "2",
         "--bootstrap",
-        "0",
+        "10",
         "--quiet",
         "--on-bad-image",
         "skip",
