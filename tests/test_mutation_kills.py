@@ -34,6 +34,82 @@ def test_square_masks_are_boolean():
     assert masks.sum(axis=0).max() == 1 and masks.sum() == 64
 
 
+def _signed_bins(n: int) -> list[int]:
+    """The signed frequency of DFT bin i of an n-point transform: i up to ⌊(n−1)/2⌋, then i − n."""
+    return [i if i <= (n - 1) // 2 else i - n for i in range(n)]
+
+
+def _exact_band(h: int, w: int, m: int, partition: str) -> np.ndarray:
+    """docs/method.md §2 with exact integers: band = min(⌊M·r⌋, M − 1), r = |2u/H| ∨ |2v/W| (ℓ∞) or
+    the Euclidean norm (ℓ2); ⌊√x⌋ = isqrt(⌊x⌋) for the ℓ2 radius."""
+    import math
+
+    out = np.zeros((h, w), dtype=int)
+    for i, u in enumerate(_signed_bins(h)):
+        for j, v in enumerate(_signed_bins(w)):
+            if partition == "linf":
+                k = max((2 * m * abs(u)) // h, (2 * m * abs(v)) // w)
+            else:  # M²r² = 4M²(u²/H² + v²/W²) = 4M²(u²W² + v²H²) / (HW)²
+                k = math.isqrt((4 * m * m * (u * u * w * w + v * v * h * h)) // (h * w) ** 2)
+            out[i, j] = min(k, m - 1)
+    return out
+
+
+@pytest.mark.parametrize("h, w, m", [(5, 7, 2), (7, 6, 3), (8, 13, 3), (16, 16, 4)])
+def test_l2_bands_put_bins_just_below_an_edge_in_the_lower_band(h, w, m):
+    """Sizes where a bin's M·r lies within 1/(HW) below a band edge: an integer square root off by
+    one moves it to the upper band."""
+    np.testing.assert_array_equal(band_masks(h, w, m, "l2").numpy().argmax(axis=0), _exact_band(h, w, m, "l2"))
+
+
+def test_masks_default_to_the_linf_partition_and_rings_follow_the_same_rule():
+    from iaside.spectral import radial_grid_masks
+
+    assert torch.equal(
+        band_masks(9, 12, 3), torch.from_numpy(_exact_band(9, 12, 3, "linf") == np.arange(3)[:, None, None])
+    )
+    rings = radial_grid_masks(12, 12, 6)
+    assert rings.dtype == torch.bool and rings.shape == (6, 12, 12)
+    np.testing.assert_array_equal(rings.numpy().argmax(axis=0), _exact_band(12, 12, 6, "linf"))
+    np.testing.assert_array_equal(
+        radial_grid_masks(12, 10, 5, "l2").numpy().argmax(axis=0), _exact_band(12, 10, 5, "l2")
+    )
+
+
+def test_one_band_is_the_whole_spectrum_and_bad_band_counts_say_why():
+    from iaside.spectral import freq_index
+
+    assert band_masks(4, 6, 1).numpy().tolist() == [[[True] * 6] * 4]
+    assert freq_index(6).dtype == np.int64 and freq_index(6).tolist() == _signed_bins(6)
+    with pytest.raises(IasideError, match=r"partition 'ring' is not one of linf, l2, square"):
+        band_masks(8, 8, 2, "ring")
+    with pytest.raises(IasideError, match=r"--bands must be at least 1, got 0"):
+        band_masks(8, 8, 0)
+    with pytest.raises(IasideError, match=r"image 6x9 is too small for 4 bands: min\(H, W\) must be >= 8"):
+        band_masks(6, 9, 4)
+
+
+def test_band_energy_and_snr_are_float64_sums_of_the_power_spectrum():
+    """ESD_i = Σ_{c, (u,v) ∈ band i} |X|² in float64 (numpy's FFT of the float64 image), per channel
+    on request; SNR_i = 10·log10(ESD_i(x) / ESD_i(x̃ − x))."""
+    from iaside.spectral import band_energy, snr_db
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(2, 3, 8, 10)).astype(np.float32) * 1000 + 0.001
+    masks = band_masks(8, 10, 3)
+    power = np.abs(np.fft.fft2(x.astype(np.float64))) ** 2
+    per_channel = np.einsum("bchw,mhw->bcm", power, masks.numpy().astype(np.float64))
+    got = band_energy(torch.from_numpy(x), masks, per_channel=True)
+    assert got.dtype == torch.float64 and got.shape == (2, 3, 3)
+    np.testing.assert_allclose(got.numpy(), per_channel, rtol=1e-12)
+    np.testing.assert_allclose(band_energy(torch.from_numpy(x), masks).numpy(), per_channel.sum(axis=1), rtol=1e-12)
+    perturbed = x + rng.normal(size=x.shape).astype(np.float32)
+    noise = (perturbed - x).astype(np.float64)  # the difference as the clean image's dtype holds it
+    noise_energy = np.einsum("bchw,mhw->bm", np.abs(np.fft.fft2(noise)) ** 2, masks.numpy().astype(np.float64))
+    got = snr_db(torch.from_numpy(x), torch.from_numpy(perturbed), masks)
+    np.testing.assert_allclose(got.numpy(), 10 * np.log10(per_channel.sum(axis=1) / noise_energy), rtol=1e-10)
+
+
 # ---------------------------------------------------------------- summary
 
 
