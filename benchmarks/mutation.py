@@ -3,7 +3,8 @@
     python benchmarks/mutation.py [MODULE ...] [--timeout-s 3600] [--workdir /tmp/iaside-mutation] [--recheck]
 
 For each module: copy the repository to WORKDIR/MODULE, write a setup.cfg [mutmut] section that
-mutates only that file and runs only the tests that cover it (``MODULES``), run
+mutates only that file and runs only the tests that cover it (``MODULES``; ``FUNCTIONS`` restricts a few to the functions that
+compute or format numbers), run
 ``mutmut run --max-children 1`` there (one worker: the CI machine has 2 cores), and count the
 outcome of every mutant. Prints one Markdown row per module (module, mutants, killed, survived,
 timeout, no tests, score, time) and writes the table and every survivor's name to
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import fnmatch
 import json
 import os
 import re
@@ -114,6 +116,32 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         ["tests/test_store.py", "tests/test_mutation_kills.py", N + "test_leaderboard_order_for_every_by"],
     ),
 }
+T = "tests/test_mutation_kills.py"
+MODULES.update(
+    {
+        "datasets": (
+            "iaside/data/datasets.py",
+            ["tests/test_data.py", T, N + "test_sorted_labels_order_folders_as_strings_like_imagefolder"],
+        ),
+        "transforms": ("iaside/data/transforms.py", ["tests/test_data.py", T, "tests/test_inputs.py"]),
+        "inputs": ("iaside/data/inputs.py", ["tests/test_inputs.py", T, "tests/test_data.py"]),
+        "report_numbers": (
+            "iaside/report/html.py",
+            [N + "test_every_number_of_the_html_report_is_result_json", T, "tests/test_views.py"],
+        ),
+    }
+)
+FUNCTIONS: dict[str, list[str]] = {
+    # modules restricted to the functions that compute or format numbers (mutmut name patterns)
+    "inputs": [
+        f"iaside.data.inputs.x_{f}__mutmut_*"
+        for f in ("_arrays", "_as_tensor", "_to_nchw", "_check_scale", "_check_range", "_labels", "_label", "_is_uint8")
+    ]
+    + ["iaside.data.inputs.xǁDatasetImagesǁ_pixels__mutmut_*"],
+    "report_numbers": [
+        f"iaside.report.html.x_{f}__mutmut_*" for f in ("_interval", "_numbers", "_key_numbers", "band_table_html")
+    ],
+}
 KILLED, TIMEOUT, SURVIVED, NO_TESTS = "killed", "timeout", "survived", "no tests"
 
 
@@ -137,11 +165,13 @@ def prepare(module: str, workdir: Path) -> Path:
     return dst
 
 
-def _status(dst: Path, env: dict) -> dict[str, str]:
+def _status(dst: Path, env: dict, module: str) -> dict[str, str]:
     listing = subprocess.run(
         [str(BIN / "mutmut"), "results", "--all", "true"], cwd=dst, env=env, capture_output=True, text=True
     ).stdout
-    return dict(re.findall(r"^\s*(\S+__mutmut_\d+): (.+?)\s*$", listing, re.M))
+    status = dict(re.findall(r"^\s*(\S+__mutmut_\d+): (.+?)\s*$", listing, re.M))
+    wanted = FUNCTIONS.get(module)
+    return {k: v for k, v in status.items() if not wanted or any(fnmatch.fnmatchcase(k, p) for p in wanted)}
 
 
 def run_module(module: str, workdir: Path, timeout_s: float, recheck: bool = False) -> dict:
@@ -149,7 +179,7 @@ def run_module(module: str, workdir: Path, timeout_s: float, recheck: bool = Fal
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     dst, names = workdir / module, []
     if recheck and (dst / "mutants").is_dir():  # the same mutants against the current tests
-        names = [k for k, v in _status(dst, env).items() if v in (SURVIVED, NO_TESTS, "not checked")]
+        names = [k for k, v in _status(dst, env, module).items() if v in (SURVIVED, NO_TESTS, "not checked")]
         for target in (dst / "tests", dst / "mutants" / "tests"):
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(ROOT / "tests", target, ignore=shutil.ignore_patterns("__pycache__"))
@@ -162,6 +192,7 @@ def run_module(module: str, workdir: Path, timeout_s: float, recheck: bool = Fal
             meta_path.write_text(json.dumps(meta))
     else:
         dst = prepare(module, workdir)
+        names = FUNCTIONS.get(module, [])
     env["HYPOTHESIS_STORAGE_DIRECTORY"] = str(dst / ".hypothesis")
     t0 = time.time()
     with open(dst / "mutmut-run.log", "a" if recheck else "w") as log:
@@ -177,7 +208,7 @@ def run_module(module: str, workdir: Path, timeout_s: float, recheck: bool = Fal
         except subprocess.TimeoutExpired:
             code = "time limit"
     seconds = time.time() - t0
-    status = _status(dst, env)
+    status = _status(dst, env, module)
     counts = collections.Counter(status.values())
     return {
         "module": module,
