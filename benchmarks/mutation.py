@@ -54,8 +54,29 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             "not torchrun and not merge and not resume and not end_to_end and not target_ci",
         ],
     ),
-    "fills": ("iaside/fills.py", ["tests/test_axioms.py", "tests/test_oracles.py", "tests/test_preset.py"]),
-    "coalitions": ("iaside/coalitions.py", ["tests/test_preset.py", "tests/test_oracles.py", "tests/test_axioms.py"]),
+    "fills": (
+        "iaside/fills.py",
+        [
+            "tests/test_axioms.py",
+            "tests/test_oracles.py",
+            "tests/test_preset.py",
+            "tests/test_mutation_kills.py",
+            "tests/test_engine.py::test_partner_pairing_is_seeded_derangement",
+            "tests/test_engine.py::test_mean_and_noise_fills_match_data_statistics",
+            "tests/test_engine.py::test_paper_preset_matches_authors_recipe",
+        ],
+    ),
+    "coalitions": (
+        "iaside/coalitions.py",
+        [
+            "tests/test_preset.py",
+            "tests/test_oracles.py",
+            "tests/test_axioms.py",
+            "tests/test_mutation_kills.py",
+            "tests/test_engine.py::test_paper_preset_matches_authors_recipe",
+            "tests/test_engine.py::test_engine_packing_is_exact",
+        ],
+    ),
     "summary": (
         "iaside/summary.py",
         [
@@ -146,7 +167,6 @@ KILLED, TIMEOUT, SURVIVED, NO_TESTS = "killed", "timeout", "survived", "no tests
 
 
 def prepare(module: str, workdir: Path) -> Path:
-    path, tests = MODULES[module]
     dst = workdir / module
     if dst.exists():
         shutil.rmtree(dst)
@@ -157,12 +177,18 @@ def prepare(module: str, workdir: Path) -> Path:
             ".venv", ".git", "mutants", "runs", "__pycache__", ".pytest_cache", ".hypothesis", "*.pyc"
         ),
     )
+    write_config(module, dst)
+    return dst
+
+
+def write_config(module: str, dst: Path) -> None:
+    """The [mutmut] section: mutate only the module's file, run only its tests (``MODULES``)."""
+    path, tests = MODULES[module]
     lines = ["[mutmut]", "source_paths = iaside", f"only_mutate = {path}", "pytest_add_cli_args_test_selection ="] + [
         f"    {t}" for t in tests
     ]
     lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "process_isolation = forkserver", ""]
     (dst / "setup.cfg").write_text("\n".join(lines))
-    return dst
 
 
 def _status(dst: Path, env: dict, module: str) -> dict[str, str]:
@@ -184,6 +210,7 @@ def run_module(module: str, workdir: Path, timeout_s: float, recheck: bool = Fal
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(ROOT / "tests", target, ignore=shutil.ignore_patterns("__pycache__"))
         (dst / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)  # new tests: collect coverage again
+        write_config(module, dst)  # the module's current test selection
         for meta_path in (dst / "mutants").glob(MODULES[module][0] + ".meta"):  # forget their verdicts
             meta = json.loads(meta_path.read_text())  # (or mutmut keeps them); a module may be a glob
             for name in names:

@@ -110,6 +110,33 @@ def test_band_energy_and_snr_are_float64_sums_of_the_power_spectrum():
     np.testing.assert_allclose(got.numpy(), 10 * np.log10(per_channel.sum(axis=1) / noise_energy), rtol=1e-10)
 
 
+
+# ---------------------------------------------------------------- game
+
+
+def test_exact_shapley_of_a_tensor_that_requires_grad_is_the_average_marginal_contribution():
+    """φ_i = mean over the M! orders of v(players before i, and i) − v(players before i), for a
+    model output that still carries its autograd graph; a wrong length says what it got."""
+    import itertools
+
+    from iaside.game import exact_shapley
+
+    rng = np.random.default_rng(2)
+    m = 3
+    v = rng.normal(size=2**m)
+    orders = list(itertools.permutations(range(m)))
+    expected = np.zeros(m)
+    for order in orders:
+        s = 0
+        for i in order:
+            expected[i] += (v[s | 1 << i] - v[s]) / len(orders)
+            s |= 1 << i
+    phi = exact_shapley(torch.tensor(v, requires_grad=True))
+    assert phi.dtype == np.float64
+    np.testing.assert_allclose(phi, expected, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"last axis must have 2\*\*M entries, got 6$"):
+        exact_shapley(np.zeros((3, 6)))
+
 # ---------------------------------------------------------------- summary
 
 
