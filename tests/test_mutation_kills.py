@@ -110,7 +110,6 @@ def test_band_energy_and_snr_are_float64_sums_of_the_power_spectrum():
     np.testing.assert_allclose(got.numpy(), 10 * np.log10(per_channel.sum(axis=1) / noise_energy), rtol=1e-10)
 
 
-
 # ---------------------------------------------------------------- game
 
 
@@ -136,6 +135,73 @@ def test_exact_shapley_of_a_tensor_that_requires_grad_is_the_average_marginal_co
     np.testing.assert_allclose(phi, expected, rtol=1e-12)
     with pytest.raises(ValueError, match=r"last axis must have 2\*\*M entries, got 6$"):
         exact_shapley(np.zeros((3, 6)))
+
+
+# ---------------------------------------------------------------- fills
+
+
+def test_partner_is_the_next_image_of_the_processing_order_skipping_the_excluded():
+    from iaside.fills import partner_index, processing_order
+
+    order = processing_order(9, seed=6)
+    assert sorted(order.tolist()) == list(range(9)) and order.dtype == np.int64
+    partner = partner_index(9, 6)
+    assert [int(partner[order[k]]) for k in range(9)] == [int(order[(k + 1) % 9]) for k in range(9)]
+    excluded = [int(order[3]), int(order[8])]
+    kept = [int(i) for i in order if int(i) not in excluded]
+    partner = partner_index(9, 6, exclude=excluded)
+    assert partner.dtype == np.int64 and [int(partner[i]) for i in excluded] == [-1, -1]
+    assert [int(partner[kept[k]]) for k in range(7)] == [kept[(k + 1) % 7] for k in range(7)]
+    assert partner_index(3, 6, exclude=[0]).tolist().count(-1) == 1  # two images left: still a pairing
+    with pytest.raises(IasideError, match="at least 2 images"):
+        partner_index(3, 6, exclude=[0, 1])
+
+
+def test_fill_names_aliases_and_the_error_listing_them():
+    from iaside.fills import FILLS, canonical_fill, make_fill
+
+    assert [canonical_fill(n) for n in FILLS] == list(FILLS) and canonical_fill("random") == "partner"
+    assert make_fill("random", seed=4).name == "partner" and make_fill("noise", seed=4).seed == 4
+    assert repr(make_fill("zero", 7)) == "ZeroFill(seed=7)"
+    with pytest.raises(IasideError, match=r"--fill 'blur' is not one of partner, zero, mean, noise, gaussian"):
+        canonical_fill("blur")
+
+
+def test_gaussian_spectrum_fill_has_standard_deviation_one_half_per_part_seeded_per_image():
+    from iaside.fills import make_fill
+
+    fill = make_fill("gaussian", seed=1)
+    x = torch.zeros(2, 3, 64, 64)
+    b = fill(x, torch.tensor([4, 9]))
+    assert b.is_complex() and b.shape == x.shape
+    for part in (b.real, b.imag):
+        assert abs(float(part.std()) - 0.5) < 0.01 and abs(float(part.mean())) < 0.01
+    assert torch.equal(b[1], fill(x[:1], torch.tensor([9]))[0])  # image 9's fill, wherever it sits in the batch
+    assert not torch.equal(b[0], make_fill("gaussian", seed=2)(x[:1], torch.tensor([4]))[0])
+
+
+def test_noise_fill_matches_the_mean_band_energy_of_each_channel():
+    """ESD of the fill per channel and band = the data set's mean ESD there (numpy float64 FFTs)."""
+    from iaside.fills import make_fill
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=(6, 2, 16, 16)).astype(np.float32)
+    x[:, 1] *= 0.1  # channels of very different energy
+    masks = band_masks(16, 16, 3)
+    m = masks.numpy().astype(np.float64)
+    fill = make_fill("noise", seed=2)
+    fill.fit([torch.from_numpy(x[:4]), torch.from_numpy(x[4:])], masks)
+    target = np.einsum("bchw,mhw->cm", np.abs(np.fft.fft2(x.astype(np.float64))) ** 2, m) / 6
+    np.testing.assert_allclose(fill.energy_per_band.numpy(), target, rtol=1e-10)
+    b = fill(torch.from_numpy(x[:2]), torch.tensor([0, 5])).numpy().astype(np.float64)
+    got = np.einsum("bchw,mhw->bcm", np.abs(np.fft.fft2(b)) ** 2, m)
+    np.testing.assert_allclose(got, np.broadcast_to(target, got.shape), rtol=1e-4)
+    mean = make_fill("mean")
+    mean.fit([torch.from_numpy(x[:1]), torch.from_numpy(x[1:])], masks)
+    np.testing.assert_allclose(
+        mean(torch.from_numpy(x[:3]), torch.arange(3)).numpy(), np.broadcast_to(x.mean(0), (3, 2, 16, 16)), rtol=1e-6
+    )
+
 
 # ---------------------------------------------------------------- summary
 
