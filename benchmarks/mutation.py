@@ -131,10 +131,25 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             "tests/test_mutation_kills.py",
         ],
     ),
-    "result": ("iaside/result.py", ["tests/test_numbers.py", "tests/test_mutation_kills.py", "tests/test_store.py"]),
+    "result": (
+        "iaside/result.py",
+        [
+            "tests/test_numbers.py",
+            "tests/test_mutation_kills.py",
+            "tests/test_store.py",
+            "-k",
+            "not merged_shards and not compare_command and not two_processes and not waits_for_a_held_lock",
+        ],
+    ),
     "store": (
         "iaside/store.py",
-        ["tests/test_store.py", "tests/test_mutation_kills.py", N + "test_leaderboard_order_for_every_by"],
+        [
+            "tests/test_store.py",
+            "tests/test_mutation_kills.py",
+            N + "test_leaderboard_order_for_every_by",
+            "-k",
+            "not two_processes and not waits_for_a_held_lock",  # 15-20 s each: they wait for locks
+        ],
     ),
 }
 T = "tests/test_mutation_kills.py"
