@@ -203,6 +203,86 @@ def test_noise_fill_matches_the_mean_band_energy_of_each_channel():
     )
 
 
+# ---------------------------------------------------------------- coalitions
+
+
+def _band_images(x: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Band images of (C, H, W) by numpy's complex FFT, (M, C, H, W) complex128."""
+    spectrum = np.fft.fft2(x.astype(np.float64))
+    return np.stack([np.fft.ifft2(spectrum * m) for m in masks.astype(np.float64)])
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_sum_synthesis_is_the_fill_plus_the_chosen_band_images(clip):
+    """x_S = b + Σ_{i∈S} band_i(x − b) (docs/method.md §3), clipped to [0, 1] on request, into a
+    caller's channels-last buffer too."""
+    from iaside.coalitions import CoalitionSynthesizer
+    from iaside.game import coalition_bits
+
+    rng = np.random.default_rng(11)
+    x = rng.uniform(-0.5, 1.5, size=(2, 3, 8, 10)).astype(np.float32)
+    fill = rng.uniform(size=(2, 3, 8, 10)).astype(np.float32)
+    masks = band_masks(8, 10, 3)
+    synth = CoalitionSynthesizer(masks, "sum", clip=clip)
+    assert synth.n_bands == 3
+    prep = synth.prepare(torch.from_numpy(x), torch.from_numpy(fill))
+    bits = coalition_bits(3)
+    for i in range(2):
+        bands = _band_images(x[i] - fill[i], masks.numpy()).real
+        expected = np.stack([fill[i] + bands[row].sum(axis=0) for row in bits])
+        if clip:
+            expected = np.clip(expected, 0, 1)
+        got = synth.render(prep.base[i], prep.deltas[i], torch.from_numpy(bits).float())
+        assert got.shape == (8, 3, 8, 10) and got.dtype == torch.float32
+        np.testing.assert_allclose(got.numpy(), expected, atol=2e-6)
+        out = torch.full((8, 8 * 10 * 3), np.nan)
+        into = synth.render(prep.base[i], prep.deltas[i], torch.from_numpy(bits).float(), out=out)
+        np.testing.assert_allclose(into.numpy(), expected, atol=2e-6)
+        np.testing.assert_allclose(out.view(8, 8, 10, 3).numpy(), expected.transpose(0, 2, 3, 1), atol=2e-6)
+
+
+def test_paper_synthesis_is_the_min_max_scaled_magnitude_and_the_empty_coalition_is_black():
+    """docs/method.md §9: |ifft(F(b) + Σ_{i∈S} m_i·(F(x) − F(b)))|, scaled to [0, 1] per image;
+    the empty coalition is 0; into a caller's buffer too."""
+    from iaside.coalitions import CoalitionSynthesizer
+    from iaside.game import coalition_bits
+
+    rng = np.random.default_rng(12)
+    x = rng.uniform(size=(1, 2, 8, 8)).astype(np.float32)
+    fill = rng.uniform(size=(1, 2, 8, 8)).astype(np.float32)
+    masks = band_masks(8, 8, 2, "square")
+    synth = CoalitionSynthesizer(masks, "paper")
+    prep = synth.prepare(torch.from_numpy(x), torch.from_numpy(fill))
+    bits = coalition_bits(2)
+    fx, fb = np.fft.fft2(x[0].astype(np.float64)), np.fft.fft2(fill[0].astype(np.float64))
+    m = masks.numpy().astype(np.float64)
+    expected = []
+    for row in bits:
+        a = np.abs(np.fft.ifft2(fb + sum(m[j][None] * (fx - fb) for j in range(2) if row[j])))
+        expected.append((a - a.min()) / (a.max() - a.min()) if row.any() else np.zeros_like(a))
+    got = synth.render(prep.base[0], prep.deltas[0], torch.from_numpy(bits).float())
+    np.testing.assert_allclose(got.numpy(), np.stack(expected), atol=1e-5)
+    out = torch.full((4, 8 * 8 * 2), np.nan)
+    into = synth.render(prep.base[0], prep.deltas[0], torch.from_numpy(bits).float(), out=out)
+    np.testing.assert_allclose(into.numpy(), np.stack(expected), atol=1e-5)
+    np.testing.assert_allclose(out.view(4, 8, 8, 2).numpy(), np.stack(expected).transpose(0, 2, 3, 1), atol=1e-5)
+    flat = synth.prepare(torch.ones(1, 2, 8, 8), torch.ones(1, 2, 8, 8))  # x = b: a constant image, span 0
+    assert synth.render(flat.base[0], flat.deltas[0], torch.ones(1, 2)).abs().max() == 0
+
+
+def test_synthesizer_refuses_what_it_cannot_build_saying_why():
+    from iaside.coalitions import CoalitionSynthesizer
+
+    with pytest.raises(IasideError, match=r"synthesis 'blend' is not one of sum, paper"):
+        CoalitionSynthesizer(band_masks(8, 8, 2), "blend")
+    with pytest.raises(IasideError, match="not Hermitian-symmetric; use the paper synthesis"):
+        CoalitionSynthesizer(band_masks(8, 8, 2, "square"), "sum")
+    with pytest.raises(IasideError, match=r"spectrum fill \(gaussian\) needs the paper preset"):
+        CoalitionSynthesizer(band_masks(8, 8, 2)).prepare(
+            torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8, dtype=torch.complex64)
+        )
+
+
 # ---------------------------------------------------------------- summary
 
 
