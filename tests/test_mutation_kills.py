@@ -176,6 +176,7 @@ def test_gaussian_spectrum_fill_has_standard_deviation_one_half_per_part_seeded_
     assert b.is_complex() and b.shape == x.shape
     for part in (b.real, b.imag):
         assert abs(float(part.std()) - 0.5) < 0.01 and abs(float(part.mean())) < 0.01
+    assert abs(np.corrcoef(b.real.flatten().numpy(), b.imag.flatten().numpy())[0, 1]) < 0.03  # independent parts
     assert torch.equal(b[1], fill(x[:1], torch.tensor([9]))[0])  # image 9's fill, wherever it sits in the batch
     assert not torch.equal(b[0], make_fill("gaussian", seed=2)(x[:1], torch.tensor([4]))[0])
 
@@ -198,6 +199,10 @@ def test_noise_fill_matches_the_mean_band_energy_of_each_channel():
     np.testing.assert_allclose(got, np.broadcast_to(target, got.shape), rtol=1e-4)
     mean = make_fill("mean")
     mean.fit([torch.from_numpy(x[:1]), torch.from_numpy(x[1:])], masks)
+    big = torch.tensor([2.0**24, 1.0, -(2.0**24)]).view(3, 1, 1, 1).expand(3, 2, 16, 16)
+    exact = make_fill("mean")
+    exact.fit([big[:2], big[2:]], masks)  # summed in float64: a float32 running sum loses the 1
+    np.testing.assert_allclose(exact(big[:1], torch.arange(1)).numpy(), np.full((1, 2, 16, 16), 1 / 3), rtol=1e-7)
     np.testing.assert_allclose(
         mean(torch.from_numpy(x[:3]), torch.arange(3)).numpy(), np.broadcast_to(x.mean(0), (3, 2, 16, 16)), rtol=1e-6
     )
