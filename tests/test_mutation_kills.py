@@ -197,6 +197,12 @@ def test_noise_fill_matches_the_mean_band_energy_of_each_channel():
     b = fill(torch.from_numpy(x[:2]), torch.tensor([0, 5])).numpy().astype(np.float64)
     got = np.einsum("bchw,mhw->bcm", np.abs(np.fft.fft2(b)) ** 2, m)
     np.testing.assert_allclose(got, np.broadcast_to(target, got.shape), rtol=1e-4)
+    # 4 × 4 pixels, 2 bands: band 0 is the DC bin alone, whose white-noise energy is often below 1
+    small, small_masks = torch.from_numpy(x[:, :, :4, :4].copy()), band_masks(4, 4, 2)
+    fill.fit([small], small_masks)
+    b = fill(small[:1].expand(40, -1, -1, -1), torch.arange(40)).numpy().astype(np.float64)
+    got = np.einsum("bchw,mhw->bcm", np.abs(np.fft.fft2(b)) ** 2, small_masks.numpy().astype(np.float64))
+    np.testing.assert_allclose(got, np.broadcast_to(fill.energy_per_band.numpy(), got.shape), rtol=1e-4)
     mean = make_fill("mean")
     mean.fit([torch.from_numpy(x[:1]), torch.from_numpy(x[1:])], masks)
     big = torch.tensor([2.0**24, 1.0, -(2.0**24)]).view(3, 1, 1, 1).expand(3, 2, 16, 16)
