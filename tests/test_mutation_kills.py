@@ -284,11 +284,11 @@ def test_paper_synthesis_is_the_min_max_scaled_magnitude_and_the_empty_coalition
 def test_synthesizer_refuses_what_it_cannot_build_saying_why():
     from iaside.coalitions import CoalitionSynthesizer
 
-    with pytest.raises(IasideError, match=r"synthesis 'blend' is not one of sum, paper"):
+    with pytest.raises(IasideError, match=r"^synthesis 'blend' is not one of sum, paper$"):
         CoalitionSynthesizer(band_masks(8, 8, 2), "blend")
-    with pytest.raises(IasideError, match="not Hermitian-symmetric; use the paper synthesis"):
+    with pytest.raises(IasideError, match=r"^these band masks are not Hermitian-symmetric; use the paper synthesis$"):
         CoalitionSynthesizer(band_masks(8, 8, 2, "square"), "sum")
-    with pytest.raises(IasideError, match=r"spectrum fill \(gaussian\) needs the paper preset"):
+    with pytest.raises(IasideError, match=r"^a spectrum fill \(gaussian\) needs the paper preset; use --fill noise$"):
         CoalitionSynthesizer(band_masks(8, 8, 2)).prepare(
             torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8, dtype=torch.complex64)
         )
