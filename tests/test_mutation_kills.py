@@ -294,6 +294,127 @@ def test_synthesizer_refuses_what_it_cannot_build_saying_why():
         )
 
 
+# ---------------------------------------------------------------- estimators
+
+
+def test_default_budgets_follow_their_documented_rules():
+    """kernel: 10 % of 2**M, at most 1024, at least 2M + 2; permutation: the largest even P whose
+    2 + P(M − 1) coalitions fit in that, at least 2; exact: 2**M. Written into the config."""
+    from iaside.config import ExplainConfig
+    from iaside.estimators import estimator_from_config, resolve_budget
+
+    for m, kernel in [(3, 8), (5, 12), (8, 25), (12, 409), (14, 1024)]:
+        assert max(2 * m + 2, min(2**m // 10, 1024)) == kernel  # the rule, by hand
+        perms = max(p for p in range(2, 2000, 2) if 2 + p * (m - 1) <= kernel) if 2 + 2 * (m - 1) <= kernel else 2
+        assert resolve_budget(ExplainConfig(bands=m, estimator="kernel")).coalitions == kernel
+        assert resolve_budget(ExplainConfig(bands=m, estimator="permutation")).permutations == perms
+        assert estimator_from_config(ExplainConfig(bands=m, estimator="kernel")).setting == kernel
+        assert estimator_from_config(ExplainConfig(bands=m, estimator="permutation")).setting == perms
+    exact = estimator_from_config(ExplainConfig(bands=3))
+    assert exact.setting == 8 and exact.n_coalitions == 8 and exact.draws == "shared"
+    kernel = estimator_from_config(ExplainConfig(bands=4, estimator="kernel", coalitions=12))
+    assert kernel.draws == "shared" and kernel.info(np.zeros((3, 12)), np.zeros((3, 4)))["draws"] == "shared"
+    with pytest.raises(
+        IasideError, match=r"^--coalitions: KernelSHAP with 4 bands needs at least 10 coalitions per image, got 5$"
+    ):
+        estimator_from_config(ExplainConfig(bands=4, estimator="kernel", coalitions=5))
+
+
+def test_kernel_plans_spend_their_budget_and_two_bands_are_exact():
+    from iaside.estimators.kernel import kernel_matrix, kernel_plan
+    from iaside.game import shapley_matrix
+
+    np.testing.assert_allclose(kernel_matrix(kernel_plan(2, 4)), shapley_matrix(2), atol=1e-12)
+    # M = 4: sizes 1 and 3 (8 coalitions) are enumerated, the 4 left go to two drawn pairs of size 2
+    for seed in range(5):
+        plan = kernel_plan(4, 14, seed)
+        assert len(plan.masks) == 14 and len(set(plan.masks.tolist())) == 14 and plan.enumerated_below == 2
+        assert sorted(bin(int(s)).count("1") for s in plan.masks).count(2) == 4
+    assert not np.array_equal(kernel_plan(6, 30, 3).masks, kernel_plan(6, 30).masks)
+
+
+def _marginal_estimate(values: dict, perms) -> np.ndarray:
+    """φ̂_i = mean over the orders of v(before i, and i) − v(before i), from the values by mask."""
+    m = len(perms[0])
+    phi = np.zeros(m)
+    for perm in perms:
+        before = 0
+        for i in perm:
+            phi[i] += values[before | 1 << int(i)] - values[before]
+            before |= 1 << int(i)
+    return phi / len(perms)
+
+
+def test_permutation_standard_error_is_the_spread_of_the_antithetic_pairs():
+    """SE = std (ddof 1) over the P/2 antithetic pairs' estimates / sqrt(P/2); NaN, quietly,
+    with one pair."""
+    import warnings
+
+    from iaside.estimators.permutation import permutation_plan, permutation_standard_error
+
+    rng = np.random.default_rng(8)
+    for p in (4, 6, 10):
+        masks, perms = permutation_plan(5, p, seed=p)
+        v = rng.normal(size=len(masks))
+        values = dict(zip(masks.tolist(), v))
+        half = p // 2
+        pairs = np.stack([_marginal_estimate(values, [perms[k], perms[k + half]]) for k in range(half)])
+        np.testing.assert_allclose(
+            permutation_standard_error(v, masks, perms), pairs.std(axis=0, ddof=1) / np.sqrt(half)
+        )
+    masks, perms = permutation_plan(5, 2, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        se = permutation_standard_error(np.ones(len(masks)), masks, perms)
+    assert se.shape == (5,) and se.dtype == np.float64 and np.isnan(se).all()
+
+
+def test_kernel_standard_error_is_a_reproducible_bootstrap_of_the_drawn_pairs():
+    """0 when every coalition is evaluated, NaN under two drawn pairs; with two pairs the
+    bootstrap picks one of four ordered pair choices, so with 2 resamples SE·√2 is the distance
+    between two of those four estimates (ddof 1), and with many it nears their spread."""
+    from iaside.estimators.kernel import kernel_matrix, kernel_plan, kernel_standard_error
+
+    assert kernel_standard_error(np.arange(16.0), kernel_plan(4, 16)).tolist() == [0.0] * 4
+    plan = next(p for p in (kernel_plan(4, 14, s) for s in range(50)) if len(p.draws) == 4)
+    pairs = plan.draws.reshape(2, 2)
+    v = np.random.default_rng(1).normal(size=len(plan.masks))
+    outcomes = np.stack([v @ kernel_matrix(plan, pairs[list(c)].ravel()) for c in [(0, 0), (0, 1), (1, 0), (1, 1)]])
+    assert np.ptp(outcomes, axis=0).max() > 1e-3  # the draws matter
+    for seed in range(3):
+        se = kernel_standard_error(v, plan, n_resamples=2, seed=seed)
+        gaps = [np.abs(a - b) for a in outcomes for b in outcomes]
+        assert any(np.allclose(se * np.sqrt(2), g, atol=1e-12) for g in gaps)
+    se = kernel_standard_error(v, plan, n_resamples=4000, seed=3)
+    np.testing.assert_allclose(se, outcomes.std(axis=0), rtol=0.1)
+    assert np.array_equal(se, kernel_standard_error(v, plan, n_resamples=4000, seed=3))
+    one_pair = next(p for p in (kernel_plan(4, 12, s) for s in range(50)) if len(p.draws) == 2)
+    assert np.isnan(kernel_standard_error(v[:12], one_pair)).all()
+
+
+def test_shared_estimators_report_the_standard_error_of_their_own_seeded_draw():
+    from iaside.config import ExplainConfig
+    from iaside.estimators import estimator_from_config
+    from iaside.estimators.kernel import kernel_plan, kernel_standard_error
+    from iaside.estimators.permutation import permutation_plan, permutation_standard_error
+
+    rng = np.random.default_rng(4)
+    kernel = estimator_from_config(ExplainConfig(bands=6, estimator="kernel", coalitions=30, seed=7))
+    plan = kernel_plan(6, 30, 7)
+    assert np.array_equal(kernel.masks(), plan.masks)
+    logp = rng.normal(size=(5, len(plan.masks)))
+    expected = kernel_standard_error(logp.mean(axis=0), plan, seed=7)
+    assert kernel.info(logp, np.zeros((5, 6)))["phi_se"] == pytest.approx(expected.tolist(), rel=1e-12)
+    assert not np.allclose(expected, kernel_standard_error(logp.mean(axis=0), plan, seed=0))
+    perm = estimator_from_config(
+        ExplainConfig(bands=5, estimator="permutation", permutations=6, draws="shared", seed=7)
+    )
+    masks, perms = permutation_plan(5, 6, 7)
+    logp = rng.normal(size=(5, len(masks)))
+    expected = permutation_standard_error(logp.mean(axis=0), masks, perms)
+    assert perm.info(logp, np.zeros((5, 5)))["phi_se"] == pytest.approx(expected.tolist(), rel=1e-12)
+
+
 # ---------------------------------------------------------------- summary
 
 
