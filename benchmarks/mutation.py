@@ -51,6 +51,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "iaside/game.py",
         [
             "tests/test_game.py",
+            "tests/test_mutation_kills.py",
             "tests/test_scaleout.py",
             "-k",
             "not torchrun and not merge and not resume and not end_to_end and not target_ci",
