@@ -153,8 +153,12 @@ def test_partner_is_the_next_image_of_the_processing_order_skipping_the_excluded
     assert partner.dtype == np.int64 and [int(partner[i]) for i in excluded] == [-1, -1]
     assert [int(partner[kept[k]]) for k in range(7)] == [kept[(k + 1) % 7] for k in range(7)]
     assert partner_index(3, 6, exclude=[0]).tolist().count(-1) == 1  # two images left: still a pairing
-    with pytest.raises(IasideError, match="at least 2 images"):
+    with pytest.raises(IasideError, match=r"^the partner fill needs at least 2 images; use --fill zero or add images$"):
         partner_index(3, 6, exclude=[0, 1])
+    from iaside.fills import make_fill
+
+    with pytest.raises(ValueError, match=r"^PartnerFill needs the partner images$"):
+        make_fill("partner")(torch.zeros(1, 1, 4, 4), torch.tensor([0]))
 
 
 def test_fill_names_aliases_and_the_error_listing_them():
