@@ -115,6 +115,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             R + "test_few_models_get_exact_permutation_p_values",
             R + "test_bootstrap_statistics_equal_scipy_on_resamples_with_ties",
             R + "test_correlation_with_too_few_models_is_undefined",
+            "tests/test_external.py::test_partial_correlation_equals_the_residual_route_and_the_t_test",
+            "tests/test_external.py::test_a_correlation_carried_by_clean_accuracy_vanishes_when_it_is_held_fixed",
             "tests/test_mutation_kills.py",
         ],
     ),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from iaside.errors import IasideError
 from iaside.spectral import band_masks, freq_radius, square_band_masks_centred
@@ -598,3 +599,88 @@ def test_correlation_table_nests_score_measure_method_and_passes_its_options():
         "confidence",
         "p_method",
     }
+
+
+def test_correlation_of_fewer_than_three_models_is_a_full_record_of_nothing():
+    import math
+
+    from iaside.robustness.correlation import correlate
+
+    c = correlate(
+        [0.1, 0.5, np.nan], [1.0, 2.0, 3.0], "kendall", x_name="score", y_name="mCE", n_bootstrap=50, confidence=0.9
+    )
+    d = c.to_dict()
+    assert [d[k] for k in ("method", "x", "y", "n", "n_bootstrap", "n_valid", "confidence", "p_method")] == [
+        "kendall",
+        "score",
+        "mCE",
+        2,
+        50,
+        0,
+        0.9,
+        "n < 3",
+    ]
+    assert all(isinstance(d[k], float) and math.isnan(d[k]) for k in ("r", "p_value", "low", "high"))
+    default = correlate([1, 2, 3, 4], [2, 1, 4, 3])  # the defaults: Spearman, named x and y
+    assert (default.method, default.x, default.y) == ("spearman", "x", "y") and default.line().startswith(
+        "x vs y: spearman "
+    )
+    assert default.r == pytest.approx(0.6)  # 1 − 6·Σd²/(n(n²−1)) = 1 − 6·4/60
+
+
+def test_correlation_refusals_and_bootstrap_counts():
+    from iaside.robustness.correlation import correlate, statistic_rows
+
+    for call in (lambda: correlate([1, 2, 3], [1, 2, 3], "tau"), lambda: statistic_rows("tau", [1, 2], [1, 2])):
+        with pytest.raises(IasideError, match=r"^correlation method 'tau' is not one of spearman, kendall, pearson$"):
+            call()
+    with pytest.raises(IasideError, match=r"^x and y need one value per model, got shapes \(3,\) and \(4,\)$"):
+        correlate([1, 2, 3], [1, 2, 3, 4])
+    with pytest.raises(IasideError, match=r"got shapes \(2, 2\) and \(2, 2\)"):
+        correlate([[1, 2], [3, 4]], [[1, 2], [3, 4]])
+    x, y = [0.1, 0.4, 0.2, 0.9, 0.5, 0.7], [3.0, 1.0, 2.0, 0.5, 2.5, 1.5]
+    none = correlate(x, y, "pearson", n_bootstrap=0)
+    assert none.n_valid == 0 and np.isnan(none.low) and np.isnan(none.high) and np.isfinite(none.r)
+    one = correlate(x, y, "pearson", n_bootstrap=1)
+    assert one.n_valid == 1 and one.low == one.high and -1 <= one.low <= 1
+
+
+def test_pearson_rows_are_undefined_on_constant_rows_and_never_beyond_one():
+    """A row of 0.1s has a float mean that is not 0.1: without the constant-row check its r is
+    noise. Rounding can put |r| of a perfect line above 1; r is clipped to [−1, 1]."""
+    import warnings
+
+    from iaside.robustness.correlation import statistic_rows
+
+    assert np.full(7, 0.1).mean() != 0.1  # the precondition: centring leaves a residue
+    x = np.array([np.full(7, 0.1), np.arange(7.0), np.arange(7.0)])
+    y = np.array([np.arange(7.0), np.full(7, 0.1), np.arange(7.0) ** 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = statistic_rows("pearson", x, y)
+    assert np.isnan(r[:2]).all() and r[2] == pytest.approx(np.corrcoef(x[2], y[2])[0, 1])
+    a = np.array(
+        [0.09401229776087457, -0.7434992493538084, -0.9217253762584194, -0.45772582566733916, 0.2201951234700494]
+    )
+    assert statistic_rows("pearson", a, a * 3.7 + 1.3)[0] == 1.0 and statistic_rows("pearson", a, -3.7 * a)[0] == -1.0
+
+
+def test_eight_models_still_get_the_exact_permutation_p_value():
+    """Up to 8 models the p-value is the exact test over all 8! pairings (scipy's own
+    permutation test of its Spearman ρ, here), not the asymptotic one."""
+    from iaside.robustness.correlation import correlate
+
+    x = np.array([0.3, 0.1, 0.8, 0.5, 0.9, 0.2, 0.7, 0.4])
+    y = np.array([2.0, 1.0, 5.0, 3.0, 4.0, 2.5, 6.0, 1.5])
+    c = correlate(x, y, "spearman", n_bootstrap=0)
+    rx = stats.rankdata(x) - 4.5
+
+    def rho(b, axis=-1):  # Spearman ρ = Pearson r of the ranks, for every pairing at once
+        rb = np.moveaxis(stats.rankdata(b, axis=axis), axis, -1) - 4.5
+        return (rb @ rx) / np.sqrt((rb**2).sum(axis=-1) * (rx**2).sum())
+
+    exact = stats.permutation_test((y,), rho, permutation_type="pairings", n_resamples=np.inf, vectorized=True).pvalue
+    assert c.p_value == pytest.approx(exact, rel=1e-9) and c.p_value != pytest.approx(
+        stats.spearmanr(x, y).pvalue, rel=1e-3
+    )
+    assert c.p_method.startswith("exact permutation test over 8! pairings")
