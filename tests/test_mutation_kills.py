@@ -684,3 +684,61 @@ def test_eight_models_still_get_the_exact_permutation_p_value():
         stats.spearmanr(x, y).pvalue, rel=1e-3
     )
     assert c.p_method.startswith("exact permutation test over 8! pairings")
+
+
+# ---------------------------------------------------------------- robustness/snr
+
+
+def test_snr_files_hold_every_number_and_load_back(tmp_path):
+    """snr.csv: one row per perturbation and level with the mean dB per band (4 decimals) and
+    the three fits; snr_grid.csv: dB per ring under the ring centres; snr.json loads back
+    equal, +inf (no perturbation energy in a band) included. Saved into new nested folders,
+    twice."""
+    import csv
+    import json
+
+    from iaside.robustness.snr import SnrCurve, SnrResult
+
+    band = np.array([[20.0, 14.0, 9.0, np.inf], [18.0, 15.0, 7.0, np.inf]])
+    grid = np.array([[30.0, 26.0, 21.0], [28.0, 25.0, 20.0]])
+    curves = [
+        SnrCurve.from_per_image("gaussian_noise", "noise", 3, band, grid, 4, 3),
+        SnrCurve.from_per_image("fog", "weather", 1, band - 5, grid - 2, 4, 3),
+    ]
+    result = SnrResult(4, "l2", 3, {"spec": "imgs"}, {"spec": "m"}, 7, curves)
+    out = tmp_path / "a" / "b"
+    result.save(out)
+    result.save(out)
+    rows = list(csv.reader((out / "snr.csv").open()))
+    assert rows[0] == [
+        "perturbation", "family", "level", "n_images", "band0_db", "band1_db", "band2_db", "band3_db",
+        "slope_db_per_band", "r2_band", "grid_slope_db_per_radius", "r2_grid_exponential",
+        "grid_slope_db_per_decade", "r2_grid_power",
+    ]  # fmt: skip
+    slope_band = np.polyfit([0, 1, 2], [19.0, 14.5, 8.0], 1)[0]  # the finite band means
+    centres = np.array([1, 3, 5]) / 6
+    slope_exp = np.polyfit(centres, [29.0, 25.5, 20.5], 1)[0]
+    slope_pow = np.polyfit(np.log10(centres), [29.0, 25.5, 20.5], 1)[0]
+    assert rows[1][:8] == ["gaussian_noise", "noise", "3", "2", "19.0000", "14.5000", "8.0000", "inf"]
+    assert [float(v) for v in rows[1][8:13:2]] == pytest.approx([slope_band, slope_exp, slope_pow], abs=1e-4)
+    assert rows[2][:7] == ["fog", "weather", "1", "2", "14.0000", "9.5000", "3.0000"]
+    grid_rows = list(csv.reader((out / "snr_grid.csv").open()))
+    assert grid_rows[0] == ["perturbation", "family", "level", "r0.1667", "r0.5000", "r0.8333"]
+    assert grid_rows[1] == ["gaussian_noise", "noise", "3", "29.0000", "25.5000", "20.5000"]
+    assert json.loads((out / "snr.json").read_text())["curves"][0]["band_db"][3] is None
+    back = SnrResult.load(out)
+    assert (back.n_bands, back.partition, back.n_rings, back.data, back.model, back.seed) == (
+        4,
+        "l2",
+        3,
+        {"spec": "imgs"},
+        {"spec": "m"},
+        7,
+    )
+    for a, b in zip(back.curves, curves):
+        assert (a.name, a.family, a.level, a.n_images, a.fits) == (b.name, b.family, b.level, b.n_images, b.fits)
+        for key in ("band_db", "band_db_sd", "grid_db"):
+            assert getattr(a, key).dtype == np.float64
+            np.testing.assert_array_equal(getattr(a, key)[:3], getattr(b, key)[:3])
+        np.testing.assert_array_equal(a.band_db, b.band_db)
+    assert back.curves[0].band_db[3] == np.inf
