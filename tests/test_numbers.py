@@ -575,3 +575,33 @@ def _png_header(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
         + chunk(b"IEND", b"")
     )
+
+
+def test_the_header_and_estimator_line_of_show_name_the_run(run):
+    """`iaside show`'s first two lines: what was run on what, and how φ was estimated (each
+    sampling estimator with its cost, draws and largest φ standard error)."""
+    import dataclasses
+
+    d, r = run["json"], run["result"]
+    head, estimator = r.table().splitlines()[:2]
+    assert head == (
+        f"I-ASIDE  model={d['model']['spec']}  data={d['data']['spec']}  images=12  M=8  "
+        f"fill={d['config']['fill']}  partition={d['config']['partition']}"
+    )
+    assert estimator == "estimator: exact Shapley values (all 256 coalitions per image)"
+    assert dataclasses.replace(r, estimator=None).estimator_line() == estimator
+    perm = {
+        "name": "permutation",
+        "passes_per_image": 58,
+        "permutations": 8,
+        "draws": "per-image",
+        "phi_se": [0.002, None, 0.0123],
+    }
+    assert dataclasses.replace(r, estimator=perm).estimator_line() == (
+        "estimator: permutation (58 coalition passes per image, 8 antithetic permutations, draws per-image, "
+        "largest φ standard error 1.2e-02 nats)"
+    )
+    kernel = {"name": "kernel", "coalitions": 40, "draws": "shared", "phi_se": [None, None]}
+    assert (
+        dataclasses.replace(r, estimator=kernel).estimator_line() == "estimator: kernel (40 coalitions, draws shared)"
+    )
