@@ -135,7 +135,7 @@ def test_exact_shapley_of_a_tensor_that_requires_grad_is_the_average_marginal_co
     assert phi.dtype == np.float64
     np.testing.assert_allclose(phi, expected, rtol=1e-12)
     with pytest.raises(ValueError, match=r"last axis must have 2\*\*M entries, got 6$"):
-        exact_shapley(np.zeros((3, 6)))
+        exact_shapley(np.zeros((2, 3, 6)))
 
 
 # ---------------------------------------------------------------- fills
