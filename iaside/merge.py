@@ -36,7 +36,9 @@ def _skip_reasons(sources: list[str]) -> dict[str, str]:
             try:
                 reasons.update(json.loads(path.read_text()))
             except (OSError, ValueError, TypeError) as err:
-                raise IasideError(f"{path} is damaged ({err}); delete it (skipped images then read 'unreadable')") from err
+                raise IasideError(
+                    f"{path} is damaged ({err}); delete it (skipped images then read 'unreadable')"
+                ) from err
     return reasons
 
 
