@@ -742,3 +742,25 @@ def test_snr_files_hold_every_number_and_load_back(tmp_path):
             np.testing.assert_array_equal(getattr(a, key)[:3], getattr(b, key)[:3])
         np.testing.assert_array_equal(a.band_db, b.band_db)
     assert back.curves[0].band_db[3] == np.inf
+
+
+def test_per_image_estimators_report_the_standard_error_over_images():
+    """Per-image draws: SE of the data set's φ = std over images (ddof 1) / √N, None (JSON null)
+    with one image; the info names the estimator, its draws, passes and permutations."""
+    from iaside.config import ExplainConfig
+    from iaside.estimators import estimator_from_config
+
+    est = estimator_from_config(ExplainConfig(bands=4, estimator="permutation", permutations=4, seed=2))
+    phi = np.random.default_rng(5).normal(size=(7, 4))
+    info = est.info(np.zeros((7, est.n_coalitions)), phi)
+    assert {k: info[k] for k in ("name", "draws", "passes_per_image", "permutations")} == {
+        "name": "permutation",
+        "draws": "per-image",
+        "passes_per_image": 2 + 4 * 3,
+        "permutations": 4,
+    }
+    assert info["phi_se"] == pytest.approx((phi.std(axis=0, ddof=1) / np.sqrt(7)).tolist(), rel=1e-12)
+    assert est.info(np.zeros((1, est.n_coalitions)), phi[:1])["phi_se"] == [None] * 4
+    assert estimator_from_config(ExplainConfig(bands=3, seed=4)).info(np.zeros((2, 8)), phi[:2, :3]) == {
+        "name": "exact"
+    }
