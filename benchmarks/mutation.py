@@ -3,7 +3,8 @@
     python benchmarks/mutation.py [MODULE ...] [--timeout-s 3600] [--workdir /tmp/iaside-mutation] [--recheck]
 
 For each module: copy the repository to WORKDIR/MODULE, write a setup.cfg [mutmut] section that
-mutates only that file and runs only the tests that cover it (``MODULES``), run
+mutates only that file and runs only the tests that cover it (``MODULES``; ``FUNCTIONS`` restricts a few to the functions that
+compute or format numbers), run
 ``mutmut run --max-children 1`` there (one worker: the CI machine has 2 cores), and count the
 outcome of every mutant. Prints one Markdown row per module (module, mutants, killed, survived,
 timeout, no tests, score, time) and writes the table and every survivor's name to
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import fnmatch
 import json
 import os
 import re
@@ -33,7 +35,9 @@ BIN = Path(sys.executable).parent
 
 N, R = "tests/test_numbers.py::", "tests/test_robustness.py::"
 MODULES: dict[str, tuple[str, list[str]]] = {
-    # module: (file, the tests that cover it; each run is restricted to these, fast ones first)
+    # module: (file, the tests that cover it; each run is restricted to these, fast ones first).
+    # fills and coalitions leave out test_oracles/test_axioms (30-80 s per mutant on this machine):
+    # test_mutation_kills checks both against numpy FFT definitions instead
     "spectral": (
         "iaside/spectral.py",
         [
@@ -47,13 +51,31 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "iaside/game.py",
         [
             "tests/test_game.py",
+            "tests/test_mutation_kills.py",
             "tests/test_scaleout.py",
             "-k",
             "not torchrun and not merge and not resume and not end_to_end and not target_ci",
         ],
     ),
-    "fills": ("iaside/fills.py", ["tests/test_axioms.py", "tests/test_oracles.py", "tests/test_preset.py"]),
-    "coalitions": ("iaside/coalitions.py", ["tests/test_preset.py", "tests/test_oracles.py", "tests/test_axioms.py"]),
+    "fills": (
+        "iaside/fills.py",
+        [
+            "tests/test_preset.py",
+            "tests/test_mutation_kills.py",
+            "tests/test_engine.py::test_partner_pairing_is_seeded_derangement",
+            "tests/test_engine.py::test_mean_and_noise_fills_match_data_statistics",
+            "tests/test_engine.py::test_paper_preset_matches_authors_recipe",
+        ],
+    ),
+    "coalitions": (
+        "iaside/coalitions.py",
+        [
+            "tests/test_preset.py",
+            "tests/test_mutation_kills.py",
+            "tests/test_engine.py::test_paper_preset_matches_authors_recipe",
+            "tests/test_engine.py::test_engine_packing_is_exact",
+        ],
+    ),
     "summary": (
         "iaside/summary.py",
         [
@@ -63,7 +85,17 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             N + "test_bootstrap_resamples_are_means_of_resampled_images",
         ],
     ),
-    "plans": ("iaside/plans.py", ["tests/test_scaleout.py", "-k", "not torchrun"]),
+    "estimators": (
+        "iaside/estimators/*.py",
+        [
+            "tests/test_game.py",
+            "tests/test_mutation_kills.py",
+            "tests/test_scaleout.py",
+            "tests/test_preset.py",
+            "-k",
+            "not torchrun",
+        ],
+    ),
     "metrics": (
         "iaside/robustness/metrics.py",
         [
@@ -83,6 +115,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             R + "test_few_models_get_exact_permutation_p_values",
             R + "test_bootstrap_statistics_equal_scipy_on_resamples_with_ties",
             R + "test_correlation_with_too_few_models_is_undefined",
+            "tests/test_external.py::test_partial_correlation_equals_the_residual_route_and_the_t_test",
+            "tests/test_external.py::test_a_correlation_carried_by_clean_accuracy_vanishes_when_it_is_held_fixed",
             "tests/test_mutation_kills.py",
         ],
     ),
@@ -98,17 +132,57 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             "tests/test_mutation_kills.py",
         ],
     ),
-    "result": ("iaside/result.py", ["tests/test_numbers.py", "tests/test_mutation_kills.py", "tests/test_store.py"]),
+    "result": (
+        "iaside/result.py",
+        [
+            "tests/test_numbers.py",
+            "tests/test_mutation_kills.py",
+            "tests/test_store.py",
+            "-k",
+            "not merged_shards and not compare_command and not two_processes and not waits_for_a_held_lock",
+        ],
+    ),
     "store": (
         "iaside/store.py",
-        ["tests/test_store.py", "tests/test_mutation_kills.py", N + "test_leaderboard_order_for_every_by"],
+        [
+            "tests/test_store.py",
+            "tests/test_mutation_kills.py",
+            N + "test_leaderboard_order_for_every_by",
+            "-k",
+            "not two_processes and not waits_for_a_held_lock",  # 15-20 s each: they wait for locks
+        ],
     ),
+}
+T = "tests/test_mutation_kills.py"
+MODULES.update(
+    {
+        "datasets": (
+            "iaside/data/datasets.py",
+            ["tests/test_data.py", T, N + "test_sorted_labels_order_folders_as_strings_like_imagefolder"],
+        ),
+        "transforms": ("iaside/data/transforms.py", ["tests/test_data.py", T, "tests/test_inputs.py"]),
+        "arrays": ("iaside/data/arrays.py", ["tests/test_inputs.py", T, "tests/test_data.py"]),
+        "report_numbers": (
+            "iaside/report/[mr]*.py",  # markup.py (intervals, number lists) and run_section.py (key numbers, band table)
+            [
+                N + "test_every_number_of_the_html_report_is_result_json",
+                T,
+                "tests/test_views.py",
+                "-k",
+                "not gallery",  # runs docs/gallery.py, which the mutants folder does not hold
+            ],
+        ),
+    }
+)
+FUNCTIONS: dict[str, list[str]] = {
+    # modules restricted to the functions that compute or format numbers (mutmut name patterns)
+    "report_numbers": [f"iaside.report.markup.x_{f}__mutmut_*" for f in ("_interval", "_numbers")]
+    + [f"iaside.report.run_section.x_{f}__mutmut_*" for f in ("_key_numbers", "band_table_html")],
 }
 KILLED, TIMEOUT, SURVIVED, NO_TESTS = "killed", "timeout", "survived", "no tests"
 
 
 def prepare(module: str, workdir: Path) -> Path:
-    path, tests = MODULES[module]
     dst = workdir / module
     if dst.exists():
         shutil.rmtree(dst)
@@ -119,19 +193,27 @@ def prepare(module: str, workdir: Path) -> Path:
             ".venv", ".git", "mutants", "runs", "__pycache__", ".pytest_cache", ".hypothesis", "*.pyc"
         ),
     )
+    write_config(module, dst)
+    return dst
+
+
+def write_config(module: str, dst: Path) -> None:
+    """The [mutmut] section: mutate only the module's file, run only its tests (``MODULES``)."""
+    path, tests = MODULES[module]
     lines = ["[mutmut]", "source_paths = iaside", f"only_mutate = {path}", "pytest_add_cli_args_test_selection ="] + [
         f"    {t}" for t in tests
     ]
     lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "process_isolation = forkserver", ""]
     (dst / "setup.cfg").write_text("\n".join(lines))
-    return dst
 
 
-def _status(dst: Path, env: dict) -> dict[str, str]:
+def _status(dst: Path, env: dict, module: str) -> dict[str, str]:
     listing = subprocess.run(
         [str(BIN / "mutmut"), "results", "--all", "true"], cwd=dst, env=env, capture_output=True, text=True
     ).stdout
-    return dict(re.findall(r"^\s*(\S+__mutmut_\d+): (.+?)\s*$", listing, re.M))
+    status = dict(re.findall(r"^\s*(\S+__mutmut_\d+): (.+?)\s*$", listing, re.M))
+    wanted = FUNCTIONS.get(module)
+    return {k: v for k, v in status.items() if not wanted or any(fnmatch.fnmatchcase(k, p) for p in wanted)}
 
 
 def run_module(module: str, workdir: Path, timeout_s: float, recheck: bool = False) -> dict:
@@ -139,18 +221,21 @@ def run_module(module: str, workdir: Path, timeout_s: float, recheck: bool = Fal
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     dst, names = workdir / module, []
     if recheck and (dst / "mutants").is_dir():  # the same mutants against the current tests
-        names = [k for k, v in _status(dst, env).items() if v in (SURVIVED, NO_TESTS, "not checked")]
+        names = [k for k, v in _status(dst, env, module).items() if v in (SURVIVED, NO_TESTS, "not checked")]
         for target in (dst / "tests", dst / "mutants" / "tests"):
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(ROOT / "tests", target, ignore=shutil.ignore_patterns("__pycache__"))
         (dst / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)  # new tests: collect coverage again
-        meta_path = dst / "mutants" / (MODULES[module][0] + ".meta")  # forget their verdicts, or mutmut keeps them
-        meta = json.loads(meta_path.read_text())
-        for name in names:
-            meta["exit_code_by_key"][name] = None
-        meta_path.write_text(json.dumps(meta))
+        write_config(module, dst)  # the module's current test selection
+        for meta_path in (dst / "mutants").glob(MODULES[module][0] + ".meta"):  # forget their verdicts
+            meta = json.loads(meta_path.read_text())  # (or mutmut keeps them); a module may be a glob
+            for name in names:
+                if name in meta["exit_code_by_key"]:
+                    meta["exit_code_by_key"][name] = None
+            meta_path.write_text(json.dumps(meta))
     else:
         dst = prepare(module, workdir)
+        names = FUNCTIONS.get(module, [])
     env["HYPOTHESIS_STORAGE_DIRECTORY"] = str(dst / ".hypothesis")
     t0 = time.time()
     with open(dst / "mutmut-run.log", "a" if recheck else "w") as log:
@@ -166,7 +251,7 @@ def run_module(module: str, workdir: Path, timeout_s: float, recheck: bool = Fal
         except subprocess.TimeoutExpired:
             code = "time limit"
     seconds = time.time() - t0
-    status = _status(dst, env)
+    status = _status(dst, env, module)
     counts = collections.Counter(status.values())
     return {
         "module": module,

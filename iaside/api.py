@@ -28,7 +28,7 @@ from .models.base import LoadedModel
 from .models.registry import resolve_model
 from .options import RunOptions, SourceOptions, split_options
 from .result import SID_PNG, Result
-from .runs import STATE_NPZ, checked_write, open_run, run_identity, run_owner, state_file
+from .runs import STATE_NPZ, atomic_write_json, checked_write, open_run, run_identity, run_owner, skips_file, state_file
 from .runtime import apply_malloc_fix
 from .spectral import band_masks
 from .summary import summarize
@@ -186,6 +186,9 @@ def _explain(model, data, config: ExplainConfig, run: RunOptions, sources: Sourc
             checked_write("the checkpoint", out_dir / STATE_NPZ, lambda: state.save(out_dir / STATE_NPZ))
         run_meta["world_size"] = rank[1]
     elif run.shard is not None:
+        if out_dir is not None and bad:  # for 'iaside merge': the state keeps no reasons
+            reasons = skips_file(out_dir / state_file(run.shard))
+            checked_write("the skip reasons", reasons, lambda: atomic_write_json(reasons, run_meta["skip_reasons"]))
         return None
     t_summary = time.perf_counter()
     result = build_result(run_info, state, run_meta, views=run.views)

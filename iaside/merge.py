@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .api import build_result
@@ -9,7 +10,7 @@ from .engine import EngineState
 from .errors import IasideError
 from .report.plots import plot_sid
 from .result import SID_PNG, Result
-from .runs import RUN_JSON, STATE_NPZ, checked_write, claim, differences, owner
+from .runs import RUN_JSON, STATE_NPZ, checked_write, claim, differences, owner, skips_file
 from .validate import read_run_info
 
 
@@ -20,11 +21,25 @@ def merge_runs(run_dirs: list[Path], out: Path) -> Result:
     with owner(out) as out:
         run_info, state, sources = _read_shards(run_dirs)
         claim(out, run_info)
-        result = build_result(run_info, state, {"merged_from": sources})
+        result = build_result(run_info, state, {"merged_from": sources, "skip_reasons": _skip_reasons(sources)})
         checked_write("the merged state", out / STATE_NPZ, lambda: state.save(out / STATE_NPZ))
         checked_write("the result", out / "result.json", lambda: result.save(out))
         checked_write("the SID plot", out / SID_PNG, lambda: plot_sid(result, out / SID_PNG))
     return result
+
+
+def _skip_reasons(sources: list[str]) -> dict[str, str]:
+    """{image name: why it was skipped}, from the files the shards wrote beside their states."""
+    reasons: dict[str, str] = {}
+    for path in map(skips_file, sources):
+        if path.exists():
+            try:
+                reasons.update(json.loads(path.read_text()))
+            except (OSError, ValueError, TypeError) as err:
+                raise IasideError(
+                    f"{path} is damaged ({err}); delete it (skipped images then read 'unreadable')"
+                ) from err
+    return reasons
 
 
 def _read_shards(run_dirs: list[Path]) -> tuple[dict, EngineState, list[str]]:

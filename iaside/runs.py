@@ -260,6 +260,13 @@ def state_file(shard: tuple[int, int] | None) -> str:
     return STATE_NPZ if shard is None else f"state-shard{shard[0]}of{shard[1]}.npz"
 
 
+def skips_file(state: str | os.PathLike) -> Path:
+    """Beside a shard's state file: {image name: why it was skipped}, which the state (numbers
+    only) cannot hold and ``iaside merge`` puts back into the merged result."""
+    state = Path(state)
+    return state.with_name(state.stem + ".skips.json")
+
+
 def run_identity(config, loaded, dataset, precision: str) -> dict[str, Any]:
     """What must match for saved states to be resumed or merged (not the shard, not the batch size)."""
     return {

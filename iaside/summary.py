@@ -25,8 +25,8 @@ def sid_from_phi(phi: np.ndarray) -> np.ndarray:
 def signed_shares(phi: np.ndarray) -> np.ndarray:
     """φ/Σφ, (..., M) -> (..., M); NaN where Σφ = 0."""
     total = phi.sum(axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return phi / total
+    with np.errstate(invalid="ignore", divide="ignore"):  # φ ≠ 0 with Σφ = 0 would give ±inf
+        return np.where(total != 0, phi / total, np.nan)
 
 
 def _score_terms(n_bands: int, beta: float) -> tuple[np.ndarray, float]:

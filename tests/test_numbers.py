@@ -531,11 +531,6 @@ def test_merged_shards_list_each_skipped_image_once(tmp_path, scripted, capsys):
     assert d["data"]["n_images"] == 7 and d["data"]["n_images_available"] == 9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shards keep no skip reasons: a merged run calls every skipped image "
-    "'unreadable' (iaside.api.build_result's default)",
-)
 def test_merged_shards_keep_why_each_image_was_skipped(tmp_path, scripted, capsys):
     root = write_image_folder(tmp_path / "imgs", 4)
     (root / "1" / "huge.png").write_bytes(_png_header(15000, 15000))
@@ -552,7 +547,7 @@ def test_merged_shards_keep_why_each_image_was_skipped(tmp_path, scripted, capsy
         "--bands",
         "2",
         "--bootstrap",
-        "0",
+        "10",
         "--quiet",
         "--on-bad-image",
         "skip",
@@ -580,3 +575,57 @@ def _png_header(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
         + chunk(b"IEND", b"")
     )
+
+
+def test_the_header_and_estimator_line_of_show_name_the_run(run):
+    """`iaside show`'s first two lines: what was run on what, and how φ was estimated (each
+    sampling estimator with its cost, draws and largest φ standard error)."""
+    import dataclasses
+
+    d, r = run["json"], run["result"]
+    head, estimator = r.table().splitlines()[:2]
+    assert head == (
+        f"I-ASIDE  model={d['model']['spec']}  data={d['data']['spec']}  images=12  M=8  "
+        f"fill={d['config']['fill']}  partition={d['config']['partition']}"
+    )
+    assert estimator == "estimator: exact Shapley values (all 256 coalitions per image)"
+    assert dataclasses.replace(r, estimator=None).estimator_line() == estimator
+    perm = {
+        "name": "permutation",
+        "passes_per_image": 58,
+        "permutations": 8,
+        "draws": "per-image",
+        "phi_se": [0.002, None, 0.0123],
+    }
+    assert dataclasses.replace(r, estimator=perm).estimator_line() == (
+        "estimator: permutation (58 coalition passes per image, 8 antithetic permutations, draws per-image, "
+        "largest φ standard error 1.2e-02 nats)"
+    )
+    kernel = {"name": "kernel", "coalitions": 40, "draws": "shared", "phi_se": [None, None]}
+    assert (
+        dataclasses.replace(r, estimator=kernel).estimator_line() == "estimator: kernel (40 coalitions, draws shared)"
+    )
+
+
+def test_the_html_key_numbers_are_result_json(run):
+    """The HTML report's key-number boxes, each against result.json: score and score_signed
+    (signed) with their intervals at the stated level, clean top-1, the low-band share of the
+    lowest quarter of the bands, v(N) − v(∅); intervals without finite bounds show none."""
+    from iaside.report.html import _interval, _key_numbers, _numbers
+
+    d, r = run["json"], run["result"]
+    boxes = re.findall(r"<div><span>(.*?)</span><b>(.*?)</b><span>(.*?)</span></div>", _key_numbers(r))
+    s, ss = d["score"], d["score_signed"]
+    sid = np.asarray(d["sid"]["value"])
+    v = np.asarray(d["v_nats"])
+    expected = [
+        ("score", f"{s['value']:.4f} [{s['low']:.4f}, {s['high']:.4f}]", "paper formula, 95% CI"),
+        ("score_signed", f"{ss['value']:+.4f} [{ss['low']:+.4f}, {ss['high']:+.4f}]", "1 = band 0 only, 0 = uniform"),
+        ("clean top-1", f"{np.mean(run['top1'] == LABELS):.3f}", "accuracy on these images"),
+        ("low-band share", f"{sid[:2].sum():.3f}", "SID on the lowest 2 band(s)"),
+    ]
+    assert [tuple(html.unescape(x) for x in b) for b in boxes[:4]] == expected
+    assert html.unescape(boxes[4][0]) == "v(N) − v(∅)" and boxes[4][1] == f"{v[-1] - v[0]:+.3f} nats"
+    assert _interval(Estimate(0.5, np.nan, 0.7)) == "0.5000" and _interval(Estimate(0.5, 0.1, np.inf)) == "0.5000"
+    assert _interval(Estimate(0.25, -0.5, 1.0), signed=True, digits=2) == "+0.25 [-0.50, +1.00]"
+    assert _numbers([]) == "-" and _numbers([1, 2.5, 1 / 3]) == "(1, 2.5, 0.3333)"

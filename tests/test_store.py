@@ -263,3 +263,29 @@ def test_a_writer_waits_for_a_held_lock_and_fails_fast_without_busy_timeout(run_
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
+
+
+def test_leaderboard_filters_escapes_and_keys(run_dir, db, tmp_path):
+    """The leaderboard honours --model/--data/--preset like `runs` (LIKE wildcards and the
+    escape character taken literally), names each board's key and data config, and refuses an
+    unknown --by in one line."""
+    result = Result.load(run_dir)
+    store.record_run(variant(result, "net_a%1", 0.7), tmp_path / "a", strict=True)
+    store.record_run(variant(result, "net-b\\x", 0.6), tmp_path / "b", strict=True)
+    store.record_run(variant(result, "netXa11", 0.5, preset="paper"), tmp_path / "c", strict=True)
+    spec = result.model["spec"]
+    names = lambda boards: [[r["model_spec"] for r in b["rows"]] for b in boards]
+    assert names(store.leaderboard(model="_a%")) == [["net_a%1"]]
+    assert names(store.leaderboard(model="b\\x")) == [["net-b\\x"]]
+    assert names(store.leaderboard(model="net", preset="none")) == [["net_a%1", "net-b\\x"]]
+    assert names(store.leaderboard(preset="paper")) == [["netXa11"]]
+    assert store.leaderboard(data="no such data") == []
+    board = store.leaderboard(data="tensor", preset="none")[0]
+    ranked = sorted([(0.7, "net_a%1"), (0.6, "net-b\\x"), (float(result.score.value), spec)], reverse=True)
+    assert [r["model_spec"] for r in board["rows"]] == [name for _, name in ranked]
+    assert board["key"] == board["rows"][0]["config_key"] and board["data_config"] == board["rows"][0].get(
+        "data_config"
+    )
+    assert board["data_spec"] == result.data["spec"] and board["n_images"] == 6
+    with pytest.raises(iaside.IasideError, match=r"^--by 'sid' is not one of score, score_signed$"):
+        store.leaderboard(by="sid")

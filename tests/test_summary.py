@@ -50,3 +50,25 @@ def test_bootstrap_interval_narrows_with_more_images():
     large = summarize(rng.normal(size=(2000, 8)), np.zeros(2000), n_bootstrap=400)
     width = lambda e: np.mean(e.high - e.low)
     assert width(large["phi"]) < width(small["phi"]) / 4
+
+
+def test_shares_are_nan_not_infinite_where_the_phi_sum_is_zero():
+    """φ/Σφ is undefined where Σφ = 0 even when φ ≠ 0: NaN (as result.json's check and the
+    reports' nan-aware quantiles expect), never ±inf, row by row and in the bootstrap."""
+    from iaside.summary import bootstrap_means
+
+    shares = signed_shares(np.array([[1.0, -1.0], [1.0, 3.0], [0.0, 0.0]]))
+    assert np.isnan(shares[0]).all() and np.isnan(shares[2]).all()
+    assert shares[1].tolist() == [0.25, 0.75]
+    # image sums +1 and -1: the mean has Σφ = 0, and so has every resample that draws each image once
+    per_image = np.array([[2.0, -1.0], [-1.0, 0.0]])
+    out = summarize(per_image, np.zeros(2, int), n_bootstrap=200, seed=4)
+    assert np.isnan(out["shares"].value).all()
+    means = bootstrap_means(per_image, 200, 4)
+    sums = means[:, 0] + means[:, 1]
+    assert (sums == 0).any() and (sums != 0).any()
+    expected = np.full_like(means, np.nan)
+    expected[sums != 0] = means[sums != 0] / sums[sums != 0, None]
+    assert np.isfinite(out["shares"].low).all() and np.isfinite(out["shares"].high).all()
+    np.testing.assert_allclose(out["shares"].low, np.nanpercentile(expected, 2.5, axis=0))
+    np.testing.assert_allclose(out["shares"].high, np.nanpercentile(expected, 97.5, axis=0))
