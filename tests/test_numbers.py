@@ -611,7 +611,8 @@ def test_the_html_key_numbers_are_result_json(run):
     """The HTML report's key-number boxes, each against result.json: score and score_signed
     (signed) with their intervals at the stated level, clean top-1, the low-band share of the
     lowest quarter of the bands, v(N) − v(∅); intervals without finite bounds show none."""
-    from iaside.report.html import _interval, _key_numbers, _numbers
+    from iaside.report.markup import _interval, _numbers
+    from iaside.report.run_section import _key_numbers
 
     d, r = run["json"], run["result"]
     boxes = re.findall(r"<div><span>(.*?)</span><b>(.*?)</b><span>(.*?)</span></div>", _key_numbers(r))
