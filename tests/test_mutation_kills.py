@@ -741,7 +741,9 @@ def test_snr_files_hold_every_number_and_load_back(tmp_path):
             assert getattr(a, key).dtype == np.float64
             np.testing.assert_array_equal(getattr(a, key)[:3], getattr(b, key)[:3])
         np.testing.assert_array_equal(a.band_db, b.band_db)
+        np.testing.assert_array_equal(a.band_db_sd, b.band_db_sd)  # NaN where the SD over +inf is undefined
     assert back.curves[0].band_db[3] == np.inf
+    assert np.isnan(curves[0].band_db_sd[3]) and np.isnan(back.curves[0].band_db_sd[3])
 
 
 def test_per_image_estimators_report_the_standard_error_over_images():

@@ -112,7 +112,7 @@ class SnrCurve:
             d["family"],
             d["level"],
             _array(d["band_db"]),
-            _array(d["band_db_sd"]),
+            _array(d["band_db_sd"], missing=np.nan),  # a SD over images with +inf among them is undefined
             _array(d["grid_db"]),
             d["n_images"],
             d["fits"],
@@ -124,8 +124,9 @@ def _floats(a) -> list:
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, np.float64)]
 
 
-def _array(values) -> np.ndarray:
-    return np.array([np.inf if v is None else v for v in values], np.float64)
+def _array(values, missing: float = np.inf) -> np.ndarray:
+    """A list of ``_floats`` back: null is ``missing`` (+inf for SNRs in dB, NaN for their SDs)."""
+    return np.array([missing if v is None else v for v in values], np.float64)
 
 
 @dataclass(repr=False)
