@@ -766,3 +766,17 @@ def test_per_image_estimators_report_the_standard_error_over_images():
     assert estimator_from_config(ExplainConfig(bands=3, seed=4)).info(np.zeros((2, 8)), phi[:2, :3]) == {
         "name": "exact"
     }
+
+
+def test_kernel_shap_with_one_band_is_refused_in_one_line():
+    """One band leaves sizes 0 and M only (every kernel weight 0): a named refusal, not numpy's
+    'Singular matrix' from inverting a zero system."""
+    from iaside.config import ExplainConfig
+    from iaside.errors import IasideError
+    from iaside.estimators import estimator_from_config, resolve_budget
+    from iaside.estimators.kernel import kernel_plan
+
+    with pytest.raises(IasideError, match="^--estimator kernel needs at least 2 bands, got 1; use --estimator exact$"):
+        estimator_from_config(resolve_budget(ExplainConfig(bands=1, estimator="kernel"))).bits()
+    with pytest.raises(ValueError, match="KernelSHAP needs at least 2 bands, got 1"):
+        kernel_plan(1, 4)

@@ -69,6 +69,8 @@ def kernel_plan(n_players: int, n_coalitions: int, seed: int | tuple[int, ...] =
     budget goes to complement pairs (S, N∖S) drawn from the remaining sizes in proportion to
     their kernel weight. With a budget of 2**M every coalition is enumerated (exact Shapley).
     """
+    if n_players < 2:  # sizes 0 and M only: every kernel weight is 0 and the system is singular
+        raise ValueError(f"KernelSHAP needs at least 2 bands, got {n_players}; use --estimator exact")
     full = 2**n_players - 1
     n_coalitions = min(int(n_coalitions), 2**n_players)
     smallest = min(2 * n_players + 2, 2**n_players)
@@ -162,6 +164,8 @@ class KernelEstimator(Estimator):
         return default_kernel_coalitions(n_bands)
 
     def plan(self, index: int = 0) -> KernelPlan:
+        if self.n_bands < 2:
+            raise IasideError(f"--estimator kernel needs at least 2 bands, got {self.n_bands}; use --estimator exact")
         try:
             return kernel_plan(self.n_bands, self.setting, self._seed(index))
         except ValueError as err:
