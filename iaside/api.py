@@ -186,9 +186,12 @@ def _explain(model, data, config: ExplainConfig, run: RunOptions, sources: Sourc
             checked_write("the checkpoint", out_dir / STATE_NPZ, lambda: state.save(out_dir / STATE_NPZ))
         run_meta["world_size"] = rank[1]
     elif run.shard is not None:
-        if out_dir is not None and bad:  # for 'iaside merge': the state keeps no reasons
+        if out_dir is not None:  # for 'iaside merge': the state keeps no reasons
             reasons = skips_file(out_dir / state_file(run.shard))
-            checked_write("the skip reasons", reasons, lambda: atomic_write_json(reasons, run_meta["skip_reasons"]))
+            if bad:
+                checked_write("the skip reasons", reasons, lambda: atomic_write_json(reasons, run_meta["skip_reasons"]))
+            else:
+                reasons.unlink(missing_ok=True)  # an earlier session's, for images now readable
         return None
     t_summary = time.perf_counter()
     result = build_result(run_info, state, run_meta, views=run.views)

@@ -104,5 +104,10 @@ def split_options(
     settled = ExplainConfig.build(
         given.pop("preset", None), base=config, **{k: given.pop(k) for k in CONFIG_OPTIONS if k in given}
     )
+    if labels_file is not None and settled.labels == "predicted":
+        raise IasideError(
+            f"labels={labels_file!r} is a labels file, but the configuration scores predicted labels; "
+            "pass labels='given' with the file, or leave the file out"
+        )
     sources = SourceOptions(labels_file=labels_file, **{k: given.pop(k) for k in SOURCE_OPTIONS if k in given})
     return settled, replace(run or RunOptions(), **given), sources

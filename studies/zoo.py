@@ -88,8 +88,8 @@ MNIST_MODELS = {
     "cnn-label-noise-40": T(label_noise=0.4),
     "wide-cnn": T(arch="wide_cnn"),
     "resnet": T(arch="resnet"),
-    # small vision transformers (issue 17), after the CNNs so that every earlier model is built
-    # and trained exactly as before
+    # small vision transformers; every model's initial weights come from the seed alone
+    # (zoo.build(seed=...)), so the order of this table does not change any model
     "vit": T(arch="vit"),
     "vit-noise": T(arch="vit", noise_sigma=0.3),
     "vit-fgsm-0.1": T(arch="vit", fgsm_eps=0.1),

@@ -776,7 +776,9 @@ def test_kernel_shap_with_one_band_is_refused_in_one_line():
     from iaside.estimators import estimator_from_config, resolve_budget
     from iaside.estimators.kernel import kernel_plan
 
-    with pytest.raises(IasideError, match="^--estimator kernel needs at least 2 bands, got 1; use --estimator exact$"):
+    with pytest.raises(
+        IasideError, match="^--estimator kernel: KernelSHAP needs at least 2 bands, got 1; use --estimator exact$"
+    ):
         estimator_from_config(resolve_budget(ExplainConfig(bands=1, estimator="kernel"))).bits()
     with pytest.raises(ValueError, match="KernelSHAP needs at least 2 bands, got 1"):
         kernel_plan(1, 4)

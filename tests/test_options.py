@@ -28,6 +28,21 @@ def test_options_are_sorted_into_config_sources_and_run():
     assert sources == SourceOptions(num_classes=10, labels_file="labels.csv")
     config, _, sources = split_options(None, None, {"labels": "predicted", "fill": "random"})
     assert (config.labels, config.fill, sources.labels_file) == ("predicted", "partner", None)
+    config, _, _ = split_options(ExplainConfig(labels="predicted"), None, {"labels": "given"})
+    assert config.labels == "given"  # a keyword given beside a config is over it, 'given' included
+    with pytest.raises(IasideError, match="is a labels file, but the configuration scores predicted labels"):
+        split_options(ExplainConfig(labels="predicted"), None, {"labels": "labels.csv"})
+
+
+def test_options_a_model_object_would_ignore_are_refused():
+    from iaside.models.registry import resolve_model
+
+    for given in ({"weights": "w.pt"}, {"num_classes": 10}):
+        with pytest.raises(IasideError, match="apply to a model spec"):
+            resolve_model(tiny_cnn(), **given)
+    loaded = resolve_model(tiny_cnn())
+    with pytest.raises(IasideError, match="carries its output kind"):
+        resolve_model(loaded, outputs="probs")
 
 
 @pytest.mark.parametrize(

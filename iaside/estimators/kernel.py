@@ -164,12 +164,10 @@ class KernelEstimator(Estimator):
         return default_kernel_coalitions(n_bands)
 
     def plan(self, index: int = 0) -> KernelPlan:
-        if self.n_bands < 2:
-            raise IasideError(f"--estimator kernel needs at least 2 bands, got {self.n_bands}; use --estimator exact")
         try:
             return kernel_plan(self.n_bands, self.setting, self._seed(index))
-        except ValueError as err:
-            raise IasideError(f"--coalitions: {err}") from err
+        except ValueError as err:  # too few bands, or a budget below the paired minimum
+            raise IasideError(f"{'--coalitions' if self.n_bands >= 2 else '--estimator kernel'}: {err}") from err
 
     def _draw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         plan = self.plan(index)

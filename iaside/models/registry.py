@@ -215,9 +215,18 @@ def resolve_model(
 ) -> LoadedModel:
     """A spec string, a LoadedModel, a Classifier or any nn.Module -> LoadedModel, its data config
     resolved by the one rule (``iaside.models.registry.data_config_layers``)."""
+    if not isinstance(model, str):
+        ignored = [name for name, v in (("weights", weights), ("num_classes", num_classes)) if v is not None]
+        if ignored:
+            raise IasideError(
+                f"{', '.join(ignored)} apply to a model spec (a hub or file model) that is loaded here; "
+                f"a {type(model).__name__} is used as it is: load its weights and set its head first"
+            )
     if isinstance(model, LoadedModel):
         if data_config is not None or any(v is not None for v in (overrides or {}).values()):
             raise IasideError("a LoadedModel carries its data config; pass overrides to load_model instead")
+        if outputs != "logits":
+            raise IasideError("a LoadedModel carries its output kind; pass outputs to load_model instead")
         return model
     if isinstance(model, str):
         return load_model(

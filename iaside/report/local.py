@@ -252,8 +252,7 @@ def _checked_image(
             f"--bands {bands}: the per-image view is exact (2**M passes per fill, memory linear in "
             f"2**M), for 2 to {MAX_EXACT_BANDS} bands"
         )
-    if fill not in IMAGE_FILLS:
-        raise IasideError(f"--fill {fill!r} is not one of {', '.join(IMAGE_FILLS)} (or give --fill-from FOLDER)")
+    make_image_fill(fill)  # refuses a fill the view does not have, naming the ones it has
     pixels = pixels.detach().to(torch.float32).cpu()
     for k, other in enumerate(fill_from):
         if tuple(other.shape) != tuple(pixels.shape):
