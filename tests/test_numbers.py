@@ -630,3 +630,45 @@ def test_the_html_key_numbers_are_result_json(run):
     assert _interval(Estimate(0.5, np.nan, 0.7)) == "0.5000" and _interval(Estimate(0.5, 0.1, np.inf)) == "0.5000"
     assert _interval(Estimate(0.25, -0.5, 1.0), signed=True, digits=2) == "+0.25 [-0.50, +1.00]"
     assert _numbers([]) == "-" and _numbers([1, 2.5, 1 / 3]) == "(1, 2.5, 0.3333)"
+
+
+def test_the_html_key_numbers_and_band_table_at_another_level_and_band_count():
+    """At confidence 0.90 and M = 4 the labels say 90 % and the lowest 1 band (the defaults, 95 %
+    and M // 4 = 2 at M = 8, would hide a label read from the wrong place); every cell of the
+    band table is result.json's value in its column, numeric columns marked, the min-shift band
+    starred; interval edges print as written, signs included."""
+    from iaside.report.markup import _interval, _numbers
+    from iaside.report.run_section import _key_numbers, band_table_html
+
+    g = torch.Generator().manual_seed(11)
+    r = iaside.explain(
+        tiny_cnn(),
+        (torch.rand(8, 3, 24, 24, generator=g), torch.arange(8) % 3),
+        bands=4,
+        confidence=0.9,
+        n_bootstrap=60,
+        show_progress=False,
+    )
+    boxes = re.findall(r"<div><span>(.*?)</span><b>(.*?)</b><span>(.*?)</span></div>", _key_numbers(r))
+    assert html.unescape(boxes[0][2]) == "paper formula, 90% CI"
+    assert boxes[3] == ("low-band share", f"{r.sid.value[0]:.3f}", "SID on the lowest 1 band(s)")
+    table = band_table_html(r)
+    head = re.findall(r"<th>(.*?)</th>", table)
+    assert [html.unescape(h) for h in head] == ["band", "SID", "90% CI", "φ/Σφ", "φ (nats)", "90% CI"]
+    rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1])
+    shifted = int(np.argmin(r.phi.value))
+    for i, row in enumerate(rows):
+        cells = re.findall(r'<td( class="num")?>(.*?)</td>', row)
+        assert [bool(c) for c, _ in cells] == [False, True, True, True, True, True]
+        assert [v for _, v in cells] == [
+            f"{i} *" if i == shifted else str(i),
+            f"{r.sid.value[i]:.4f}",
+            f"[{r.sid.low[i]:.4f}, {r.sid.high[i]:.4f}]",
+            f"{r.shares.value[i]:+.3f}",
+            f"{r.phi.value[i]:+.4f}",
+            f"[{r.phi.low[i]:+.4f}, {r.phi.high[i]:+.4f}]",
+        ]
+    assert len(rows) == 4 and f"* band {shifted} has the smallest φ" in html.unescape(table)
+    assert _interval(Estimate(0.25, 0.125, 0.5)) == "0.2500 [0.1250, 0.5000]"  # unsigned by default
+    assert _interval(Estimate(0.25, 0.125, 0.5), digits=2) == "0.25 [0.12, 0.50]"
+    assert _numbers([0.123456, 12345.6]) == "(0.1235, 1.235e+04)"
