@@ -292,7 +292,9 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--recheck",
         action="store_true",
-        help="rerun only the survivors of an earlier run in WORKDIR against the current tests",
+        help="rerun only the survivors of an earlier run in WORKDIR against the current tests (the "
+        "earlier run's copy of the code is kept: when the library changed since, a current test that "
+        "needs the change fails on the copy and mutmut stops; run the module afresh instead)",
     )
     args = ap.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
