@@ -166,6 +166,8 @@ MODULES.update(
             "iaside/report/[mr]*.py",  # markup.py (intervals, number lists) and run_section.py (key numbers, band table)
             [
                 N + "test_every_number_of_the_html_report_is_result_json",
+                N + "test_the_html_key_numbers_are_result_json",
+                N + "test_the_html_key_numbers_and_band_table_at_another_level_and_band_count",
                 T,
                 "tests/test_views.py",
                 "-k",
