@@ -289,3 +289,53 @@ def test_leaderboard_filters_escapes_and_keys(run_dir, db, tmp_path):
     assert board["data_spec"] == result.data["spec"] and board["n_images"] == 6
     with pytest.raises(iaside.IasideError, match=r"^--by 'sid' is not one of score, score_signed$"):
         store.leaderboard(by="sid")
+
+
+def test_every_stored_column_is_the_run_s_own_value(run_dir, db):
+    """The SQLite row, column by column, against result.json read here (not through the store's
+    own reader): configuration fields, model and data, both scores with their intervals, SID and
+    φ arrays, clean accuracy, efficiency gap, versions, device, passes, timings."""
+    d = json.loads((run_dir / "result.json").read_text())
+    with sqlite3.connect(db) as con:
+        con.row_factory = sqlite3.Row
+        row = dict(con.execute("SELECT * FROM runs").fetchone())
+    cfg, data, meta, model = d["config"], d["data"], d["meta"], d["model"]
+    expected = {
+        "run_dir": str(run_dir.resolve()),
+        "created": meta["created"],
+        "model_spec": model["spec"],
+        "model_fingerprint": model["fingerprint"],
+        "num_classes": model["num_classes"],
+        "data_spec": data["spec"],
+        "data_fingerprint": data["fingerprint"],
+        "n_images": 6,
+        "clip": 0,
+        "config_json": cfg,
+        "data_config_json": data["data_config"],
+        "sid_json": d["sid"]["value"],
+        "sid_low_json": d["sid"]["low"],
+        "sid_high_json": d["sid"]["high"],
+        "phi_json": d["phi"]["value"],
+        "timings_json": meta["timings_s"],
+        "clean_accuracy": d["clean_accuracy"],
+        "efficiency_gap": d["efficiency_gap"],
+        "images_per_s": meta["images_per_s"],
+        "wall_s": meta["timings_s"]["wall"],
+        **{k: cfg[k] for k in ("labels", "bands", "partition", "fill", "synthesis", "preset", "samples", "seed")},
+        **{k: cfg[k] for k in ("n_bootstrap", "confidence", "beta")},
+        **{k: meta[k] for k in ("iaside_version", "torch_version", "numpy_version", "python", "machine")},
+        **{k: meta[k] for k in ("device", "precision", "batch_size", "forward_passes")},
+        **{
+            f"{name}{part}": d[name][key]
+            for name in ("score", "score_signed")
+            for part, key in (("", "value"), ("_low", "low"), ("_high", "high"))
+        },
+    }
+    assert (cfg["n_bootstrap"], cfg["bands"], cfg["samples"]) == (50, 3, None)  # values a default would not give
+    for column, value in expected.items():
+        got = json.loads(row[column]) if column.endswith("_json") else row[column]
+        if isinstance(value, float) or (isinstance(value, list) and value and isinstance(value[0], float)):
+            assert np.allclose(got, value, rtol=0, atol=0), column
+        else:
+            assert got == value, column
+    assert row["config_key"] == store.config_key(cfg, data)
