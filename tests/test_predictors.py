@@ -102,3 +102,8 @@ def test_result_predictors_from_an_exact_runs_views():
     )
     empty = P.result_predictors(SimpleNamespace(interactions=None, band_limited=None))
     assert set(empty) == set(P.PREDICTORS[:6]) and all(np.isnan(x) for x in empty.values())
+
+
+def test_a_dividend_table_that_is_not_2_to_the_m_is_refused():
+    with pytest.raises(IasideError, match="dividends: last axis must have 2\\*\\*M entries .* got 6"):
+        P.nonadditive_share(np.ones(6))

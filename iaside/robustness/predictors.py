@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import IasideError
 from ..game import coalition_bits
+from ..interactions import _n_players
 
 PREDICTORS = (
     "interaction_low_high",
@@ -75,9 +76,10 @@ def nonadditive_share(dividends) -> float:
     """Σ_{|T|≥2}|m(T)| / Σ_{|T|≥1}|m(T)| of Möbius dividends indexed by bit mask, (2**M,) -> float
     (NaN when every dividend but m(∅) is 0)."""
     d = np.abs(np.asarray(dividends, np.float64))
-    n_bands = int(round(np.log2(d.size)))
-    if 2**n_bands != d.size:
-        raise IasideError(f"dividends need 2**M entries, got {d.size}")
+    try:
+        n_bands = _n_players(d.size)  # the one check that a table has 2**M entries
+    except ValueError as err:
+        raise IasideError(f"dividends: {err}") from err
     size = coalition_bits(n_bands).sum(axis=1)
     total = d[size >= 1].sum()
     return float(d[size >= 2].sum() / total) if total > 0 else float("nan")
