@@ -183,12 +183,16 @@ PARTIAL_METHODS = ("pearson", "spearman")
 
 def _partial_rows(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Partial Pearson r of x and y given z, row by row, (R, n)³ -> (R,):
-    (r_xy − r_xz·r_yz) / sqrt((1 − r_xz²)(1 − r_yz²)); NaN where undefined."""
+    (r_xy − r_xz·r_yz) / sqrt((1 − r_xz²)(1 − r_yz²)); NaN where undefined: x, y or z constant,
+    or x or y a linear function of z (nothing is left of it once z is held fixed). Each factor
+    1 − r² is tested on its own: when x is exactly linear in z, rounding leaves 1 − r_xz² at a
+    few ulp (about 1e-16) and the product with a large 1 − r_yz² can pass a test on the
+    product, giving a rounding residue (r ≈ 1e-8, p ≈ 1) instead of NaN."""
     r_xy, r_xz, r_yz = _pearson_rows(x, y), _pearson_rows(x, z), _pearson_rows(y, z)
     with np.errstate(invalid="ignore", divide="ignore"):
-        den = np.sqrt((1 - r_xz**2) * (1 - r_yz**2))
-        r = (r_xy - r_xz * r_yz) / den
-    return np.where(den > 1e-12, np.clip(r, -1.0, 1.0), np.nan)
+        left_x, left_y = 1 - r_xz**2, 1 - r_yz**2
+        r = (r_xy - r_xz * r_yz) / np.sqrt(left_x * left_y)
+    return np.where((left_x > 1e-12) & (left_y > 1e-12), np.clip(r, -1.0, 1.0), np.nan)
 
 
 def partial_statistic_rows(method: str, x, y, z) -> np.ndarray:
