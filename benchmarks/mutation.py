@@ -110,6 +110,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "correlation": (
         "iaside/robustness/correlation.py",
         [
+            "tests/test_partial_correlation.py",
             N + "test_correlations_with_ties_and_both_signs",
             R + "test_correlations_match_scipy_on_known_data",
             R + "test_few_models_get_exact_permutation_p_values",
