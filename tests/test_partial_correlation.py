@@ -3,7 +3,8 @@ accuracy held fixed: every field of its record against values computed here inde
 r by the residual route (least squares on z, then the correlation of what is left), the
 p-value as the t test of x's coefficient in the regression of y on (1, z, x), the interval as
 the percentile interval of the residual-route r over the documented model resamples — and the
-cases where it is undefined (docs/proofs.md §6 lists the mutants these kill).
+cases where it is undefined; and None (a JSON null) as a missing number in every correlation
+(docs/proofs.md §6 lists the mutants these kill).
 """
 
 from __future__ import annotations
@@ -229,3 +230,25 @@ def test_partial_correlation_with_no_or_one_resample():
             assert one.n_valid == 1 and one.low == pytest.approx(boot[0], abs=1e-12) and one.low == one.high
         else:
             assert one.n_valid == 0 and np.isnan(one.low)
+
+
+def test_a_null_number_is_a_missing_model_in_every_correlation():
+    """A model's number read as None (null in compare.json, an empty cell) is a missing number:
+    that model is left out of r, p and the resamples, as NaN is; a row with one has no
+    correlation. Mutant: the float conversion dropped (None then breaks the arithmetic)."""
+    from iaside.robustness.correlation import METHODS, correlate, statistic_rows
+
+    full = [*X, 0.6], [*Y, 0.6], [*Z, 70.0]  # a sixth model
+    assert abs(_residual_r(*map(np.array, full)) - _residual_r(X, Y, Z)) > 0.1  # it would change r
+    assert abs(stats.pearsonr(*full[:2]).statistic - stats.pearsonr(X, Y).statistic) > 0.1
+    for k in range(3):  # with each of its numbers missing in turn
+        xyz = [v if j != k else [*v[:5], None] for j, v in enumerate(full)]
+        assert partial_correlate(*xyz, "pearson", n_bootstrap=100) == partial_correlate(
+            X, Y, Z, "pearson", n_bootstrap=100
+        )
+        for method in ("pearson", "spearman"):
+            assert np.isnan(partial_statistic_rows(method, *([v] for v in xyz))).all()
+        if k < 2:
+            for method in METHODS:
+                assert correlate(*xyz[:2], method, n_bootstrap=100) == correlate(X, Y, method, n_bootstrap=100)
+                assert np.isnan(statistic_rows(method, *([v] for v in xyz[:2]))).all()
