@@ -607,19 +607,19 @@ def test_leaderboard_keeps_each_model_s_latest_run_and_puts_missing_scores_last(
 
 
 def test_boards_with_more_models_come_first_then_by_data_set(db, tmp_path):
-    _record(db, tmp_path, "b1", "m-a", 0.5, data={"spec": "folder:/b"})
+    _record(db, tmp_path, "b1", "m-a", 0.5, data={"spec": "/data/b"})
     _record(db, tmp_path, "none", "m-a", 0.5, data={"spec": None})
     _record(db, tmp_path, "big1", "m-a", 0.5)
     _record(db, tmp_path, "big2", "m-b", 0.25)
-    _record(db, tmp_path, "a1", "m-a", 0.5, data={"spec": "folder:/a"})
-    _record(db, tmp_path, "bands", "m-a", 0.5, config={"bands": 8}, data={"spec": "folder:/c"})
+    _record(db, tmp_path, "a1", "m-a", 0.5, data={"spec": "/data/a"})
+    _record(db, tmp_path, "bands", "m-a", 0.5, config={"bands": 8}, data={"spec": "/data/c"})
     boards = store.leaderboard(db)
     assert [(b["data_spec"], len(b["rows"])) for b in boards] == [
         ("folder:/data/big", 2),
-        (None, 1),
-        ("folder:/a", 1),
-        ("folder:/b", 1),
-        ("folder:/c", 1),
+        (None, 1),  # no description: as empty text, before any other
+        ("/data/a", 1),
+        ("/data/b", 1),
+        ("/data/c", 1),
     ]
     assert boards[-1]["config"]["bands"] == 8 and boards[0]["config"]["bands"] == 4
 
