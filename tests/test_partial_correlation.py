@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 
 from iaside.errors import IasideError
-from iaside.robustness.correlation import partial_correlate, partial_statistic_rows
+from iaside.robustness.correlation import correlate, partial_correlate, partial_statistic_rows
 
 Z = np.array([71.2, 64.5, 80.3, 58.9, 76.0])  # clean accuracy of five models
 X = np.array([0.42, 0.31, 0.18, 0.55, 0.27])  # a score
@@ -179,6 +179,10 @@ def test_partial_correlation_is_undefined_quietly_when_nothing_is_left_of_x_or_y
     for what, c in cases.items():
         assert all(np.isnan(getattr(c, k)) for k in ("r", "p_value", "low", "high")), what
         assert (c.n, c.n_valid, c.n_bootstrap) == (5, 0, 100), what
+        kind = "monotone" if what in ("y ranked like -z", "constant x") else "linear"
+        assert c.p_method == (  # what `iaside compare` prints as "n/a (...)": why, not a test never run
+            f"undefined: nothing is left of x or y with clean accuracy held fixed (a constant, or a {kind} function of it)"
+        ), what
     assert np.isnan(_residual_r(0.02 * Z + 0.3, Y, Z)) and np.isnan(_residual_r(X, 100 - Z, Z))
 
 
@@ -252,3 +256,16 @@ def test_a_null_number_is_a_missing_model_in_every_correlation():
             for method in METHODS:
                 assert correlate(*xyz[:2], method, n_bootstrap=100) == correlate(X, Y, method, n_bootstrap=100)
                 assert np.isnan(statistic_rows(method, *([v] for v in xyz[:2]))).all()
+
+
+def test_an_undefined_correlation_says_why_and_an_unknown_method_is_refused_at_any_n():
+    """A constant measure has no correlation: the record says so instead of naming a scipy
+    class; an unknown partial method is refused even with too few models to compute anything."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in ("pearson", "spearman", "kendall"):
+            c = correlate([0.3, 0.3, 0.3, 0.3], [1.0, 2.0, 4.0, 3.0], method, x_name="score", y_name="mCE")
+            assert np.isnan(c.r) and np.isnan(c.p_value) and c.p_method == "undefined: score or mCE is constant"
+    for n in (3, 5):
+        with pytest.raises(IasideError, match="partial correlation method 'kendall' is not one of pearson, spearman"):
+            partial_correlate(np.arange(n), np.arange(n), np.arange(n), "kendall")

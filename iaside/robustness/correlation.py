@@ -146,6 +146,8 @@ def correlate(
     if n < 3:
         return Correlation(method, x_name, y_name, n, nan, nan, nan, nan, n_bootstrap, 0, confidence, "n < 3")
     r, p, how = _scipy(method, x, y)
+    if not np.isfinite(r):
+        how = f"undefined: {x_name} or {y_name} is constant"
     low = high = nan
     n_valid = 0
     if n_bootstrap > 0:
@@ -221,6 +223,8 @@ def partial_correlate(
     """Partial correlation of x and y with z held fixed (one value per model), with a two-sided
     p-value (t = r·sqrt((n−3)/(1−r²)), n−3 degrees of freedom) and a bootstrap interval over
     models. Models where any of x, y, z is NaN are left out; fewer than 4 models: NaN."""
+    if method not in PARTIAL_METHODS:
+        raise IasideError(f"partial correlation method {method!r} is not one of {', '.join(PARTIAL_METHODS)}")
     x, y, z = (np.asarray(a, np.float64) for a in (x, y, z))
     if not (x.shape == y.shape == z.shape) or x.ndim != 1:
         raise IasideError(f"x, y and z need one value per model, got shapes {x.shape}, {y.shape}, {z.shape}")
@@ -233,9 +237,14 @@ def partial_correlate(
         return Correlation(name, x_name, y_name, n, nan, nan, nan, nan, n_bootstrap, 0, confidence, "n < 4")
     r = float(partial_statistic_rows(method, x, y, z)[0])
     p = nan
+    how = f"t test on n−3 = {n - 3} degrees of freedom, controlling for {z_name}"
     if np.isfinite(r):
         t = r * np.sqrt((n - 3) / max(1.0 - r * r, 1e-300))
         p = float(2 * stats.t.sf(abs(t), n - 3))
+    else:
+        kind = "monotone" if method == "spearman" else "linear"
+        how = f"undefined: nothing is left of {x_name} or {y_name} with {z_name} held fixed (a constant, or a {kind} function of it)"
+
     low = high = nan
     n_valid = 0
     if n_bootstrap > 0:
@@ -259,5 +268,5 @@ def partial_correlate(
         n_bootstrap,
         n_valid,
         confidence,
-        f"t test on n−3 = {n - 3} degrees of freedom, controlling for {z_name}",
+        how,
     )
