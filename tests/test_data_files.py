@@ -215,6 +215,8 @@ def test_class_names_match_exactly_then_loosely_and_never_when_repeated():
     # two names with one loose form: each exact name is its own class
     assert resolve("mud_turtle") == 6 and resolve("mud turtle") == 7 and resolve("Mud Turtle") is None
     assert resolve("cat") is None
+    # lower-casing, not full case folding: "STRASSE" is not "Straße", "STRAßE" is
+    assert label_resolver(["Straße"])("STRASSE") is None and label_resolver(["Straße"])("STRAßE") == 0
 
 
 def test_wordnet_ids_need_a_1000_class_model(tmp_path):
@@ -274,6 +276,12 @@ def test_csv_labels_header_whitespace_bom_and_blank_lines(flat):
     assert data.class_names == ["x", "cat", "y"] and data.labels_kind == "given"
     assert data.sources == [str(flat / n) for n in ("a.png", "b.png", "c.png")]
     assert data.description == f"{flat} (3 images labelled by labels.csv)"
+
+
+def test_csv_with_a_byte_order_mark_and_no_header(flat):
+    """Read as utf-8-sig: the BOM a spreadsheet writes is not part of the first file name."""
+    data = _csv(flat, "\ufeffa.png,2\nb.png,1\nc.png,0\n")
+    assert _labels(data) == {"a.png": 2, "b.png": 1, "c.png": 0}
 
 
 def test_csv_path_with_a_tilde_is_under_home(flat, monkeypatch):
@@ -431,6 +439,19 @@ def test_items_are_read_with_the_configured_channels_and_index(tmp_path):
     assert abs(float(item.pixels.max()) - 29 / 255) < 1e-6
     with pytest.raises(IndexError):
         data[2]
+
+
+def test_a_gray_model_reads_the_luma_plane_of_a_ycbcr_file(tmp_path):
+    """channels=1 decodes straight to gray: for a YCbCr TIFF that is its stored Y plane, not the
+    luma of an RGB image rebuilt from it (which rounds and clips)."""
+    rng = np.random.default_rng(0)
+    planes = [Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)) for _ in range(3)]
+    (tmp_path / "0").mkdir()
+    Image.merge("YCbCr", planes).save(tmp_path / "0" / "y.tif")
+    gray = DataConfig(input_size=(16, 16), resize_size=16, mean=(0.5,), std=(0.5,), channels=1)
+    pixels = open_dataset(tmp_path, gray)[0].pixels
+    assert pixels.shape == (1, 16, 16)
+    np.testing.assert_array_equal(pixels[0].numpy(), np.asarray(planes[0], dtype=np.float32) / 255)
 
 
 def test_fingerprint_is_the_documented_digest(tmp_path):
