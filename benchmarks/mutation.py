@@ -148,12 +148,21 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "store": ("iaside/store.py", ["tests/test_store_direct.py"]),
 }
 T = "tests/test_mutation_kills.py"
+DATA_FILES = [
+    "tests/test_data_files.py",
+    "tests/test_data.py",
+    N + "test_sorted_labels_order_folders_as_strings_like_imagefolder",
+    "--deselect",
+    "tests/test_data.py::test_samples_photos",
+]
 MODULES.update(
     {
-        "datasets": (
-            "iaside/data/datasets.py",
-            ["tests/test_data.py", T, N + "test_sorted_labels_order_folders_as_strings_like_imagefolder"],
-        ),
+        # the image-folder part of data/, one module per file; the real samples:photos test (3 s:
+        # it imports scikit-image and scikit-learn) is left out: test_data_files reads stand-ins
+        "datasets": ("iaside/data/datasets.py", DATA_FILES),
+        "scan": ("iaside/data/scan.py", DATA_FILES),
+        "labels": ("iaside/data/labels.py", DATA_FILES),
+        "samples": ("iaside/data/samples.py", DATA_FILES),
         "transforms": ("iaside/data/transforms.py", ["tests/test_data.py", T, "tests/test_inputs.py"]),
         "arrays": ("iaside/data/arrays.py", ["tests/test_inputs.py", T, "tests/test_data.py"]),
         "report_numbers": (
