@@ -134,13 +134,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     ),
     "result": (
         "iaside/result.py",
-        [
-            "tests/test_numbers.py",
-            "tests/test_mutation_kills.py",
-            "tests/test_store.py",
-            "-k",
-            "not merged_shards and not compare_command and not two_processes and not waits_for_a_held_lock",
-        ],
+        ["tests/test_result.py"],  # hand-made results: no model, no run
     ),
     "store": (
         "iaside/store.py",
@@ -165,6 +159,7 @@ MODULES.update(
         "report_numbers": (
             "iaside/report/[mr]*.py",  # markup.py (intervals, number lists) and run_section.py (key numbers, band table)
             [
+                "tests/test_result.py",  # hand-made results: the key numbers and band table, whole
                 N + "test_every_number_of_the_html_report_is_result_json",
                 N + "test_the_html_key_numbers_are_result_json",
                 N + "test_the_html_key_numbers_and_band_table_at_another_level_and_band_count",
