@@ -510,6 +510,12 @@ def test_from_json_dict_fills_what_older_results_lack():
     assert r.table().splitlines()[-2] == "NOT INFORMATIVE: w."
     assert "v(N) − v(∅) = +1.0000 nats" in r.table()
     np.testing.assert_array_equal(r.per_image["label"], LABELS)
+    kernel = {"name": "kernel", "coalitions": 40, "draws": "shared", "phi_se": [0.01, 0.02, None, 0.005]}
+    r = Result.from_json_dict({**d, "estimator": kernel})
+    assert r.estimator == kernel
+    assert (
+        r.estimator_line() == "estimator: kernel (40 coalitions, draws shared, largest φ standard error 2.0e-02 nats)"
+    )
 
 
 def test_load_refuses_a_missing_result_and_warns_about_edited_files(tmp_path, capsys):
@@ -664,3 +670,24 @@ def test_html_band_table_of_a_hand_made_result():
     config = dict(CONFIG)
     del config["confidence"]
     assert band_table_html(make(config=config)) == table("95% CI")
+
+
+def test_the_reading_sums_a_float32_sid_in_float64():
+    """The sentence's low-band percentage is the float64 sum of the SID whatever its dtype: for
+    a float32 SID with 0.574 + 0.151 on the lowest 2 of 8 bands it reads 72 % (the float32 sum,
+    0.72500002, would round to 73 %)."""
+    low = np.array([0.574, 0.151], dtype=np.float32)
+    assert f"{100 * float(low.sum()):.0f}" == "73" and f"{100 * float(low.astype(np.float64).sum()):.0f}" == "72"
+    sid = np.array([0.574, 0.151, 0.1, 0.075, 0.05, 0.03, 0.02, 0.0], dtype=np.float32)
+    phi = np.array([0.6, 0.2, 0.15, 0.1, 0.05, 0.0, -0.05, -0.1])
+    r = make(
+        sid=Estimate(sid, sid, sid),
+        phi=Estimate(phi, phi, phi),
+        shares=Estimate(phi, phi, phi),
+        v_nats=np.linspace(-1.0, 0.0, 2**8),
+        per_image={**per_image(), "phi_per_image": np.hstack([PHI_IMG, PHI_IMG])},
+    )
+    assert r.interpretation["sentence"] == (
+        "The lowest 2 of 8 bands carry 72% of the spectral importance (uniform would be 25%); band 0 matters "
+        "most, so the model leans on robust low-frequency features (score_signed +0.50)."
+    )
