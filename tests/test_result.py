@@ -691,3 +691,23 @@ def test_the_reading_sums_a_float32_sid_in_float64():
         "The lowest 2 of 8 bands carry 72% of the spectral importance (uniform would be 25%); band 0 matters "
         "most, so the model leans on robust low-frequency features (score_signed +0.50)."
     )
+
+
+def test_html_intervals_and_number_lists():
+    """An estimate as the report prints it: 4 decimals unless told, a sign only when asked, the
+    interval only when both ends are finite; a list of numbers to 4 significant digits, "-"
+    for none."""
+    from iaside.report.markup import _interval, _numbers
+
+    assert _interval(Estimate(0.25, 0.125, 0.5)) == "0.2500 [0.1250, 0.5000]"
+    assert _interval(Estimate(0.25, 0.125, 0.5), digits=2) == "0.25 [0.12, 0.50]"
+    assert _interval(Estimate(0.25, -0.5, 1.0), signed=True, digits=2) == "+0.25 [-0.50, +1.00]"
+    assert _interval(Estimate(np.float64(-0.03125), np.float64(-0.0625), np.float64(0.0)), signed=True) == (
+        "-0.0312 [-0.0625, +0.0000]"
+    )
+    for low, high in ((np.nan, 0.7), (0.1, np.nan), (0.1, np.inf), (-np.inf, 0.7), (np.nan, np.nan)):
+        assert _interval(Estimate(0.5, low, high)) == "0.5000", (low, high)
+        assert _interval(Estimate(0.5, low, high), signed=True, digits=1) == "+0.5", (low, high)
+    assert _numbers([]) == "-" and _numbers(None) == "-" and _numbers(()) == "-"
+    assert _numbers([1, 2.5, 1 / 3]) == "(1, 2.5, 0.3333)"
+    assert _numbers((0.123456, 12345.6)) == "(0.1235, 1.235e+04)" and _numbers([0.5]) == "(0.5)"
