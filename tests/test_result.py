@@ -578,12 +578,9 @@ def test_repr_and_frames_of_a_result():
         make(per_image={}).per_image_frame()
 
 
-def test_plot_draws_the_kind_asked_into_the_axes_given(monkeypatch):
-    """``plot()`` is the SID figure, ``plot(kind, ax)`` draws that kind into ``ax``; the
-    notebook's HTML view names the run and its scores (its PNG is not drawn here: time)."""
+def test_plot_draws_the_kind_asked_into_the_axes_given():
+    """``plot()`` is the SID figure, ``plot(kind, ax)`` draws that kind into ``ax``."""
     import matplotlib.pyplot as plt
-
-    from iaside.report import figures
 
     r = make()
     fig = r.plot()
@@ -595,11 +592,19 @@ def test_plot_draws_the_kind_asked_into_the_axes_given(monkeypatch):
     plt.close(fig)
     with pytest.raises(IasideError, match="plot kind 'bars' is not one of sid, phi, coalitions, per-class"):
         r.plot("bars")
-    monkeypatch.setattr(figures, "png", lambda f: (plt.close(f), b"PNG")[1])
-    page = r._repr_html_()
+
+
+def test_notebook_html_view_names_the_run_and_its_scores(monkeypatch):
+    """The notebook's HTML view: the run, its scores and the SID figure (not drawn here: time)."""
+    from iaside.report import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "plot", lambda result, kind: drawn.append(kind) or "figure")
+    monkeypatch.setattr(figures, "png", lambda fig: b"PNG")
+    page = make()._repr_html_()
     assert "<b>I-ASIDE</b> tiny.pt on imgs/: N = 6, M = 4, fill partner, partition linf<br>" in page
     assert "score 0.3125 [0.2500, 0.3750], score_signed +0.5000 [+0.3750, +0.6250], clean top-1 0.833" in page
-    assert "data:image/png;base64,UE5H" in page  # base64 of b"PNG"
+    assert "data:image/png;base64,UE5H" in page and drawn == ["sid"]  # base64 of b"PNG"
 
 
 # ---------------------------------------------------------------- the HTML report's numbers
