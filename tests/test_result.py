@@ -11,6 +11,7 @@ default), β is 0.5 (not 0.75), the bootstrap has 50 resamples and seed 3 (not 1
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -643,6 +644,8 @@ def test_html_key_numbers_of_a_hand_made_result():
     for coalitions in ([0, 3, 5], [3, 5, 15]):  # v(N) or v(∅) not evaluated: no box
         r = make(coalitions=np.array(coalitions), v_nats=np.array([-1.25, -0.75, -0.25]))
         assert _key_numbers(r) == '<div class="key">' + "".join(boxes) + "</div>", coalitions
+    eight = re.findall(r"<div><span>(.*?)</span><b>(.*?)</b><span>(.*?)</span></div>", _key_numbers(make(**_bands(8))))
+    assert eight[3] == ("low-band share", f"{(1 + 2) / 36:.3f}", "SID on the lowest 2 band(s)")  # M // 4 = 2
     r = make(coalitions=np.array([15, 2, 0]), v_nats=np.array([-0.5, -0.75, -2.0]))
     assert _key_numbers(r).endswith(_box("v(N) − v(∅)", "+1.500 nats", "= Σφ (gap 3.5e-16)") + "</div>")
 
