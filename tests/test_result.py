@@ -1,7 +1,8 @@
 """``Result`` (iaside/result.py) on hand-made results, no model and no run: every line `iaside
 show` prints, result.json and per_image.npz written and read back field by field, and the
 helpers (score_columns, low_band_share, chance_accuracy, total, interpret, estimator_line,
-outside_interval_notes), each against values worked out here.
+outside_interval_notes), each against values worked out here; and on the same results the
+HTML report's key numbers, band table and interval formats (report/markup.py, run_section.py).
 
 The numbers are chosen so that the plausible mistakes give a different answer: the band with
 the smallest φ is neither the first nor the last, the stated level is 90 % (not the 95 %
