@@ -582,8 +582,9 @@ def test_repr_and_frames_of_a_result():
 
 def test_plot_draws_the_kind_asked_into_the_axes_given():
     """``plot()`` is the SID figure, ``plot(kind, ax)`` draws that kind into ``ax``."""
-    import matplotlib.pyplot as plt
+    from iaside.display import _plt
 
+    plt = _plt()  # the Agg backend, as the tool's own figures use
     r = make()
     fig = r.plot()
     assert fig.axes[0].get_title() == "SID with 90% bootstrap interval"
