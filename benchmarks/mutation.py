@@ -135,13 +135,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     ),
     "result": (
         "iaside/result.py",
-        [
-            "tests/test_numbers.py",
-            "tests/test_mutation_kills.py",
-            "tests/test_store.py",
-            "-k",
-            "not merged_shards and not compare_command and not two_processes and not waits_for_a_held_lock",
-        ],
+        ["tests/test_result.py"],  # hand-made results: no model, no run
     ),
     # store: hand-made Results, no model run (test_store.py's tests run explain, about 1 s each,
     # and two of them wait for real locks); the lock retry is checked with a fake clock
@@ -167,15 +161,9 @@ MODULES.update(
         "arrays": ("iaside/data/arrays.py", ["tests/test_inputs.py", T, "tests/test_data.py"]),
         "report_numbers": (
             "iaside/report/[mr]*.py",  # markup.py (intervals, number lists) and run_section.py (key numbers, band table)
-            [
-                N + "test_every_number_of_the_html_report_is_result_json",
-                N + "test_the_html_key_numbers_are_result_json",
-                N + "test_the_html_key_numbers_and_band_table_at_another_level_and_band_count",
-                T,
-                "tests/test_views.py",
-                "-k",
-                "not gallery",  # runs docs/gallery.py, which the mutants folder does not hold
-            ],
+            # hand-made results: the key numbers, the band table, intervals and number lists, whole; the
+            # end-to-end checks (test_numbers' html tests, test_views) run explain per mutant: too slow here
+            ["tests/test_result.py", T],
         ),
     }
 )
