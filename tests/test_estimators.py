@@ -297,6 +297,12 @@ def test_draw_generators_are_seeded_per_run_and_per_image():
     draws = [tuple(g.integers(0, 2**62, 4)) for g in others]
     assert len({tuple(a), *draws}) == 5
     assert np.array_equal(draw_rng((3, 1), 7).integers(0, 2**62, 4), draws[3])
+    # no run seed reproduces an image's draw: SeedSequence reads the seed 3 + 2**32 as the
+    # 32-bit words [3, 1], the words of image 1 of seed 3
+    assert np.array_equal(
+        np.random.SeedSequence([3 + 2**32, 7]).generate_state(4), np.random.SeedSequence([3, 1, 7]).generate_state(4)
+    )
+    assert not np.array_equal(draw_rng(3 + 2**32, 7).integers(0, 2**62, 4), draws[3])
 
 
 # ---------------------------------------------------------------- kernel
@@ -386,6 +392,16 @@ def test_kernel_weights_and_matrix_are_the_constrained_weighted_regression(m, bu
     np.testing.assert_allclose(
         v @ kernel_matrix(plan, resample), constrained_wls(v, plan.masks, weights, m), atol=1e-10
     )
+    # draws that are not complement pairs: the weights are no longer symmetric under S ↔ N∖S, so
+    # a game equal to 1 on every proper coalition (0 on ∅ and N) no longer has φ = 0, and v(∅)
+    # enters through every weighted coalition (y = v − v(∅)), not only through Δ
+    lone = plan.draws[::2]
+    weights = weights_by_formula(plan, lone)
+    ones = np.r_[0.0, np.ones(len(v) - 2), 0.0]
+    assert np.abs(constrained_wls(ones, plan.masks, weights, m)).max() > 1e-3
+    for game in (v, ones):
+        want = constrained_wls(game, plan.masks, weights, m)
+        np.testing.assert_allclose(game @ kernel_matrix(plan, lone), want, atol=1e-10)
 
 
 @pytest.mark.parametrize("m", [2, 3, 4])
@@ -547,3 +563,15 @@ def test_per_image_permutation_info_names_its_cost_and_the_error_over_images():
     }
     masks, means = est.common_values(np.arange(28.0).reshape(2, 14), np.array([0, 1]))
     assert masks.tolist() == [0, 15] and means.tolist() == [7.0, 20.0]
+
+
+def test_permutation_masks_stay_exact_bit_masks_beyond_float64_integers():
+    """60 bands: prefix masks up to 2**60 − 1, past the 2**53 a float64 holds exactly, so a
+    plan built through floats would name the wrong coalitions."""
+    m = 60
+    perms = antithetic_permutations(m, 2, 4)
+    prefixes = [sum(1 << int(i) for i in row[:j]) for row in perms.tolist() for j in range(1, m)]
+    assert max(prefixes) > 2**53 and float(2**m - 1) != 2**m - 1
+    masks, _ = permutation_plan(m, 2, 4)
+    assert masks.dtype == np.int64 and masks.tolist() == [0, *sorted(set(prefixes)), 2**m - 1]
+    assert walk_masks(perms).tolist() == [0, *prefixes, 2**m - 1]
