@@ -575,3 +575,23 @@ def test_permutation_masks_stay_exact_bit_masks_beyond_float64_integers():
     masks, _ = permutation_plan(m, 2, 4)
     assert masks.dtype == np.int64 and masks.tolist() == [0, *sorted(set(prefixes)), 2**m - 1]
     assert walk_masks(perms).tolist() == [0, *prefixes, 2**m - 1]
+
+
+def test_more_bands_than_a_signed_bit_mask_holds_are_refused_before_any_work():
+    """64 bands: the grand coalition 2**64 − 1 does not fit an int64 mask (it overflowed, or
+    per image became a wrong mask evaluated on every image before the run failed); 63 is the most."""
+    for estimator, draws in [("kernel", "shared"), ("permutation", "shared"), ("permutation", "per-image")]:
+        with pytest.raises(
+            IasideError, match=r"^--bands 64: coalitions are stored as 64-bit signed bit masks, so at most 63 bands$"
+        ):
+            estimator_from_config(ExplainConfig(bands=64, estimator=estimator, draws=draws))
+    with pytest.raises(IasideError, match=r"^exact I-ASIDE with 64 bands needs 2\*\*64 passes per image"):
+        estimator_from_config(ExplainConfig(bands=64))
+    full = 2**63 - 1
+    per_image = estimator_from_config(ExplainConfig(bands=63, estimator="permutation", permutations=2, seed=1))
+    masks = per_image.masks(5)
+    assert masks[-1] == full and len(orders_of_walk(masks, 63)) == 2
+    assert per_image.common_values(np.zeros((1, len(masks))), np.array([5]))[0].tolist() == [0, full]
+    kernel = estimator_from_config(ExplainConfig(bands=63, estimator="kernel", coalitions=200))
+    assert kernel.masks()[-1] == full and (kernel.masks()[1:-1] > 0).all()
+    assert all(0 < popcount(s) < 63 for s in kernel.masks()[1:-1])
