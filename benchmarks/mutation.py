@@ -85,17 +85,6 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             N + "test_bootstrap_resamples_are_means_of_resampled_images",
         ],
     ),
-    "estimators": (
-        "iaside/estimators/*.py",
-        [
-            "tests/test_game.py",
-            "tests/test_mutation_kills.py",
-            "tests/test_scaleout.py",
-            "tests/test_preset.py",
-            "-k",
-            "not torchrun",
-        ],
-    ),
     "metrics": (
         "iaside/robustness/metrics.py",
         [
@@ -165,6 +154,31 @@ MODULES.update(
             # end-to-end checks (test_numbers' html tests, test_views) run explain per mutant: too slow here
             ["tests/test_result.py", T],
         ),
+    }
+)
+# the estimators: tests/test_estimators.py (tiny games, no model: about 1 s) and the estimator
+# tests of test_mutation_kills but its 4000-resample bootstrap (test_estimators has a smaller one);
+# one module per file (base holds the package's __init__ too), so each fits in minutes
+E = [
+    "tests/test_estimators.py",
+    *(
+        T + "::" + t
+        for t in (
+            "test_default_budgets_follow_their_documented_rules",
+            "test_kernel_plans_spend_their_budget_and_two_bands_are_exact",
+            "test_permutation_standard_error_is_the_spread_of_the_antithetic_pairs",
+            "test_shared_estimators_report_the_standard_error_of_their_own_seeded_draw",
+            "test_per_image_estimators_report_the_standard_error_over_images",
+            "test_kernel_shap_with_one_band_is_refused_in_one_line",
+        )
+    ),
+]
+MODULES.update(
+    {
+        "estimators_base": ("iaside/estimators/[_b]*.py", E),  # __init__.py and base.py
+        "estimators_exact": ("iaside/estimators/exact.py", E),
+        "estimators_kernel": ("iaside/estimators/kernel.py", E),
+        "estimators_permutation": ("iaside/estimators/permutation.py", E),
     }
 )
 FUNCTIONS: dict[str, list[str]] = {

@@ -66,6 +66,10 @@ class Estimator:
             )
         budget = getattr(config, cls.budget_field) if cls.budget_field else None
         estimator = cls._build(config.bands, config.draws, budget, config.seed)
+        if config.bands > 63:  # a coalition is an int64 bit mask: band 63 would be its sign bit
+            raise IasideError(
+                f"--bands {config.bands}: coalitions are stored as 64-bit signed bit masks, so at most 63 bands"
+            )
         estimator.masks(0)
         return estimator
 
