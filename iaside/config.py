@@ -12,6 +12,9 @@ import numpy as np
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
 DEFAULT_BANDS = 8
 """M, the number of spectral bands, when the user names none."""
+MAX_BANDS = 63
+"""Most bands a run or a saved result may have: a coalition is an int64 bit mask, and band 63
+would be its sign bit."""
 FALLBACK = "fallback"
 """The source of a field nobody declared (``DataConfig.sources``)."""
 

@@ -23,8 +23,6 @@ MAX_TEXT_CHARS = 4096
 """Longest model spec, data description or data source: every table and the store print them."""
 MAX_STRING_CHARS = 65536
 """Longest string anywhere else in a run's JSON (skip reasons, versions, paths)."""
-MAX_BANDS = 64
-"""Most bands a saved result may claim (the sampling estimators reach M = 32 and more)."""
 
 
 def fail(path: Path | str, field: str, problem: str, fix: str = "rerun the analysis") -> IasideError:

@@ -20,8 +20,9 @@ import numpy as np
 
 from .argument_checks import check_command_arguments, check_run_arguments
 from .checksum import CHECKSUM_KEY, content_checksum, edited_note
+from .config import MAX_BANDS
 from .errors import IasideError
-from .json_fields import MAX_BANDS, MAX_STRING_CHARS, Fields, fail, kind_of, read_json_file
+from .json_fields import MAX_STRING_CHARS, Fields, fail, kind_of, read_json_file
 
 __all__ = [  # the checksum and the argument checks stay importable from here
     "CHECKSUM_KEY",

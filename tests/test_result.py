@@ -721,3 +721,17 @@ def test_html_intervals_and_number_lists():
     assert _numbers([]) == "-" and _numbers(None) == "-" and _numbers(()) == "-"
     assert _numbers([1, 2.5, 1 / 3]) == "(1, 2.5, 0.3333)"
     assert _numbers((0.123456, 12345.6)) == "(0.1235, 1.235e+04)" and _numbers([0.5]) == "(0.5)"
+
+
+def test_a_result_claiming_more_bands_than_a_coalition_mask_holds_is_refused(tmp_path):
+    """A coalition is an int64 bit mask, so 63 bands at most (the engine refuses --bands 64):
+    a result.json claiming 64 bands, with the grand coalition 2**64 − 1, is refused by its
+    band count first, in one line naming the field and the limit (a consistent 64-band file
+    used to pass the check and then fail in a bare OverflowError when its masks were read)."""
+    folder = make().save(tmp_path / "run")
+    d = json.loads((folder / RESULT_JSON).read_text())
+    d["config"]["bands"], d["coalitions"] = 64, [0, 2**64 - 1]
+    (folder / RESULT_JSON).write_text(json.dumps(d))
+    with pytest.raises(IasideError) as err:
+        Result.load(folder)
+    assert "config.bands" in str(err.value) and "63" in str(err.value)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..config import MAX_BANDS
 from ..errors import IasideError
 from ..game import masks_to_bits
 
@@ -66,9 +67,9 @@ class Estimator:
             )
         budget = getattr(config, cls.budget_field) if cls.budget_field else None
         estimator = cls._build(config.bands, config.draws, budget, config.seed)
-        if config.bands > 63:  # a coalition is an int64 bit mask: band 63 would be its sign bit
+        if config.bands > MAX_BANDS:
             raise IasideError(
-                f"--bands {config.bands}: coalitions are stored as 64-bit signed bit masks, so at most 63 bands"
+                f"--bands {config.bands}: coalitions are stored as 64-bit signed bit masks, so at most {MAX_BANDS} bands"
             )
         estimator.masks(0)
         return estimator
