@@ -68,6 +68,13 @@ def test_fit_line_is_least_squares_over_the_finite_points_with_r2():
     assert fit["intercept"] == pytest.approx(ref.intercept, rel=1e-12)
     assert fit["r2"] == pytest.approx(ref.rvalue**2, rel=1e-12) and fit["r2"] < 0.99
     assert fit["n_points"] == 5 and type(fit["n_points"]) is int
+    # float32 points are fitted in float64: R² from a float32 mean of y would be off by ~1e-10
+    x32 = np.array([0.1, 0.2, 0.3, 0.7, 1.3], np.float32)
+    y32 = np.array([3.1, 1.7, -0.2, -2.9, -7.3], np.float32)
+    ref = stats.linregress(x32.astype(np.float64), y32.astype(np.float64))
+    assert abs(y32.mean() - y32.astype(np.float64).mean()) > 1e-8  # precondition: float32 rounds
+    fit = fit_line(x32, y32)
+    assert fit["slope"] == pytest.approx(ref.slope, rel=1e-13) and fit["r2"] == pytest.approx(ref.rvalue**2, rel=1e-14)
     two = fit_line([1, 4], [2, 8])  # integer lists: (1, 2), (4, 8): slope 2, intercept 0
     assert two == pytest.approx({"slope": 2.0, "intercept": 0.0, "r2": 1.0, "n_points": 2}, abs=1e-12)
     for xs, ys, n in (([0.0, 1.0], [5.0, np.inf], 1), ([0.0], [np.nan], 0), ([], [], 0)):
@@ -95,6 +102,10 @@ def test_mean_db_is_the_mean_over_images_and_inf_where_any_image_has_no_perturba
     np.testing.assert_array_equal(got[:3], [15.0, np.inf, 1.0])
     assert np.isnan(got[3]) and got.shape == (4,) and got.dtype == np.float64
     np.testing.assert_array_equal(mean_db(np.array([[1, 2], [4, 8], [7, 5]])), [4.0, 5.0])
+    per_image = np.array([[0.1, 0.7], [0.2, 0.9], [0.4, 1.3]], np.float32)  # averaged in float64
+    got = mean_db(per_image)
+    assert got.dtype == np.float64 and abs(per_image.mean(axis=0)[0] - got[0]) > 1e-9  # float32 would round
+    np.testing.assert_array_equal(got, [np.float64(v).item() for v in per_image.astype(np.float64).sum(axis=0) / 3])
 
 
 def test_ring_centres_for_four_rings():
@@ -129,6 +140,11 @@ def test_a_curve_is_the_mean_and_sd_over_images_with_its_three_fits():
         assert c.fits[key]["r2"] == pytest.approx(ref.rvalue**2, rel=1e-9), key
         assert c.fits[key]["n_points"] == 4
     assert c.fits["grid_exponential"]["r2"] != pytest.approx(c.fits["grid_power"]["r2"], abs=1e-3)
+    band32 = np.array([[0.1, 0.7], [0.2, 0.9], [0.4, 1.3]], np.float32)  # SD over images in float64 too
+    c = SnrCurve.from_per_image("fog", "weather", 3, band32, grid[:, :2], 2, 2)
+    sd = np.sqrt(((band32.astype(np.float64) - band32.astype(np.float64).mean(axis=0)) ** 2).mean(axis=0))
+    assert c.band_db_sd.dtype == np.float64 and abs(band32.std(axis=0)[1] - sd[1]) > 1e-9
+    np.testing.assert_allclose(c.band_db_sd, sd, rtol=1e-15)
 
 
 def _curve(name, family, level, band, grid, n_rings=4):
@@ -343,7 +359,7 @@ def test_meter_is_the_fft_snr_per_band_and_per_ring(h, w, partition):
     delta = np.stack([rng.normal(0, 0.05, (3, h, w)), np.full((3, h, w), 1 / 64)])
     perturbed = (clean + delta).astype(np.float32)
     meter = SnrMeter(torch.from_numpy(clean), n_bands=3, partition=partition)
-    assert meter.n_rings == 4  # min(32, min(H, W) // 2)
+    assert meter.n_rings == 4 and type(meter.n_rings) is int  # min(32, min(H, W) // 2)
     band, ring = meter.measure(torch.from_numpy(perturbed))
     assert band.dtype == ring.dtype == np.float64 and band.shape == (2, 3) and ring.shape == (2, 4)
     np.testing.assert_allclose(band, _snr(clean, perturbed, 3, partition), rtol=1e-9)
@@ -353,6 +369,11 @@ def test_meter_is_the_fft_snr_per_band_and_per_ring(h, w, partition):
     band, ring = two.measure(torch.from_numpy(perturbed))
     np.testing.assert_allclose(band, _snr(clean, perturbed, 2, partition), rtol=1e-9)
     np.testing.assert_allclose(ring, _snr(clean, perturbed, 3, partition), rtol=1e-9)
+    # perturbed images are taken in the clean images' dtype (as spectral.snr_db does): a float64
+    # change below float32's resolution of float32 clean images is no change, +inf everywhere
+    clean32 = torch.from_numpy((0.5 + clean / 2).astype(np.float32))  # all pixels >= 1/2
+    band, ring = SnrMeter(clean32, 2, partition).measure(clean32.double() + 1e-12 * torch.from_numpy(delta))
+    assert np.isposinf(band).all() and np.isposinf(ring).all()
 
 
 def test_meter_rings_default_to_32_and_must_each_hold_a_frequency():
@@ -402,6 +423,7 @@ def test_measure_snr_of_each_corruption_at_each_severity(capsys):
         np.testing.assert_allclose(c.band_db_sd, band.std(axis=0), rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(c.grid_db, ring.mean(axis=0), rtol=1e-5)
         assert c.n_images == 2 and c.fits["band"]["n_points"] == 3
+    assert '"n_rings": 16,' in json.dumps(res.to_json_dict())  # an integer, as --rings reads it
 
 
 def test_measure_snr_options_and_refusals():
@@ -474,3 +496,20 @@ def test_measure_snr_of_pgd_is_the_snr_of_the_attack_with_its_seed_and_batch_siz
         assert np.abs(adv - other).max() > 1e-4  # the batch size changes the random starts
         np.testing.assert_allclose(c.band_db, _snr(q, adv, 2, "linf").mean(axis=0), rtol=1e-5)
         np.testing.assert_allclose(c.grid_db, _snr(q, adv, 3, "linf").mean(axis=0), rtol=1e-5)
+
+
+def test_measure_snr_attacks_64_images_at_a_time_by_default(capsys):
+    """65 images: PGD's random starts are drawn per batch of 64 (pgd's default), so the 65th
+    image gets another start than in one batch of 65; no progress bars unless asked."""
+    g = torch.Generator().manual_seed(2)
+    q = torch.round(torch.rand(65, 1, 8, 8, generator=g) * 255) / 255
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    attack = Attack("l2", 0.3, 1)
+    labels = np.arange(65) % 2
+    res = measure_snr(q, attacks=[attack], model=model, labels=labels, n_bands=2, n_rings=2)
+    assert capsys.readouterr().err == ""
+    target = torch.as_tensor(labels)
+    adv = pgd(model, q, target, attack, batch_size=64).numpy()
+    one_batch = pgd(model, q, target, attack, batch_size=65).numpy()
+    assert np.abs(adv - one_batch)[64].max() > 1e-4  # precondition: the batching shows
+    np.testing.assert_allclose(res.curves[0].band_db, _snr(q.numpy(), adv, 2, "linf").mean(axis=0), rtol=1e-5)
