@@ -75,6 +75,12 @@ def test_fit_line_is_least_squares_over_the_finite_points_with_r2():
     assert abs(y32.mean() - y32.astype(np.float64).mean()) > 1e-8  # precondition: float32 rounds
     fit = fit_line(x32, y32)
     assert fit["slope"] == pytest.approx(ref.slope, rel=1e-13) and fit["r2"] == pytest.approx(ref.rvalue**2, rel=1e-14)
+    # float32 x one float32 step apart: in float64 they are 5 distinct points on a steep line
+    # (np.polyfit given float32 x cuts singular values at float32 precision: rank 1, slope ~1)
+    x32 = (1 + np.arange(5) * 2.0**-23).astype(np.float32)
+    y = np.array([0.0, 1.0, 2.5, 2.9, 4.0])
+    ref = stats.linregress(x32.astype(np.float64), y)
+    assert fit_line(x32, y)["slope"] == pytest.approx(ref.slope, rel=1e-6) and ref.slope > 8e6
     two = fit_line([1, 4], [2, 8])  # integer lists: (1, 2), (4, 8): slope 2, intercept 0
     assert two == pytest.approx({"slope": 2.0, "intercept": 0.0, "r2": 1.0, "n_points": 2}, abs=1e-12)
     for xs, ys, n in (([0.0, 1.0], [5.0, np.inf], 1), ([0.0], [np.nan], 0), ([], [], 0)):
