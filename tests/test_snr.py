@@ -522,3 +522,23 @@ def test_measure_snr_attacks_64_images_at_a_time_by_default(capsys):
     expected = _snr(q.numpy(), adv, 2, "linf").mean(axis=0)
     assert not np.allclose(_snr(q.numpy(), one_batch, 2, "linf").mean(axis=0), expected, rtol=1e-5)  # precondition
     np.testing.assert_allclose(res.curves[0].band_db, expected, rtol=1e-8)
+
+
+def test_snr_json_keeps_minus_infinity_and_nan_apart_from_plus_infinity(tmp_path):
+    """A band where the clean image has no energy is −inf dB, one where neither image has any is
+    NaN, and no perturbation energy is +inf: each reads back as itself (+inf was the only
+    non-finite value a file could hold, so −inf and NaN came back as +inf, the opposite)."""
+    per_image = np.array([[12.0, np.inf, -np.inf, np.nan], [13.0, np.inf, -np.inf, np.nan]])
+    grid = np.array([[3.0, -np.inf], [4.0, -np.inf]])
+    curve = SnrCurve.from_per_image("fog", "weather", 2, per_image, grid, 4, 2)
+    np.testing.assert_array_equal(curve.band_db, [12.5, np.inf, -np.inf, np.nan])  # precondition
+    SnrResult(4, "linf", 2, {"spec": "imgs"}, {"spec": "m"}, 0, [curve]).save(tmp_path)
+    written = json.loads((tmp_path / "snr.json").read_text())["curves"][0]
+    assert written["band_db"] == [12.5, None, "-inf", "nan"]
+    assert written["band_db_sd"][1:] == [None, None, None]  # an SD with ±inf or NaN among the images: NaN
+    assert written["grid_db"] == [3.5, "-inf"]
+    back = SnrResult.load(tmp_path).curves[0]
+    for field in ("band_db", "band_db_sd", "grid_db"):
+        np.testing.assert_array_equal(getattr(back, field), getattr(curve, field))  # NaN == NaN here
+    older = SnrCurve.from_dict({**written, "band_db": [12.5, None, None, None]})
+    np.testing.assert_array_equal(older.band_db, [12.5, np.inf, np.inf, np.inf])  # files before: null is +inf

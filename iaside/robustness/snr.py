@@ -100,7 +100,7 @@ class SnrCurve:
             "level": self.level,
             "n_images": self.n_images,
             "band_db": _floats(self.band_db),
-            "band_db_sd": _floats(self.band_db_sd),
+            "band_db_sd": _floats(self.band_db_sd, missing=np.nan),
             "grid_db": _floats(self.grid_db),
             "fits": self.fits,
         }
@@ -119,14 +119,19 @@ class SnrCurve:
         )
 
 
-def _floats(a) -> list:
-    """JSON-safe list: +inf (a perturbation with no energy in that band) is written as null."""
-    return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, np.float64)]
+def _floats(a, missing: float = np.inf) -> list:
+    """JSON-safe list: ``missing`` is written as null (+inf for SNRs in dB: a perturbation with
+    no energy in that band; NaN for their SDs), any other non-finite value as "inf", "-inf"
+    (a clean image with no energy there) or "nan"."""
+    return [
+        float(v) if np.isfinite(v) else None if v == missing or (v != v and missing != missing) else str(v)
+        for v in np.asarray(a, np.float64)
+    ]
 
 
 def _array(values, missing: float = np.inf) -> np.ndarray:
-    """A list of ``_floats`` back: null is ``missing`` (+inf for SNRs in dB, NaN for their SDs)."""
-    return np.array([missing if v is None else v for v in values], np.float64)
+    """A list of ``_floats`` back: null is ``missing``; "inf", "-inf" and "nan" are themselves."""
+    return np.array([missing if v is None else float(v) for v in values], np.float64)
 
 
 @dataclass(repr=False)
