@@ -112,6 +112,8 @@ def test_check_resized_size_refuses_over_the_pixel_limit_naming_the_image():
     assert check_resized_size(30, 20, cfg) == (300, 200)
     with pytest.raises(IasideError, match="^the image is 20000x2 pixels; resized to 2000000x200"):
         preprocess(Image.new("L", (20000, 2)), cfg)
+    with pytest.raises(IasideError, match=r"^data\[2\] is 20000x2 pixels; resized to 2000000x200"):
+        preprocess(Image.new("L", (20000, 2)), cfg, "data[2]")
 
 
 # ---- preprocess ------------------------------------------------------------------------------
@@ -196,6 +198,20 @@ def test_the_thin_route_starts_above_sixteen_crops():
     np.testing.assert_allclose(preprocess(img, cfg).numpy(), want, rtol=0, atol=1e-6)
 
 
+def test_the_thin_route_is_chosen_by_the_resized_area():
+    # 12 × 4 → (9, 3) with resize 3 and crop 1 × 1: 27 pixels > 16 crops (though 9 / 3 and 3 · 3 are not),
+    # so only the crop's box is resized: left round(8 / 2) = 4, top round(2 / 2) = 1, in source pixels
+    # ×12/9 and ×4/3. With nearest that samples another pixel than the whole resize does (90, not 87)
+    a = (3 * np.arange(48).reshape(4, 12)).astype(np.uint8)
+    img = Image.fromarray(a)
+    cfg = DataConfig(input_size=(1, 1), resize_size=3, interpolation="nearest", mean=(0.5,), std=(0.5,), channels=1)
+    assert resized_size(12, 4, 3, (1, 1)) == (9, 3)
+    box = (4 * 12 / 9, 1 * 4 / 3, 5 * 12 / 9, 2 * 4 / 3)
+    want = np.asarray(img.resize((1, 1), Image.Resampling.NEAREST, box=box), dtype=np.float64)[None] / 255
+    assert not np.array_equal(want, _expected(img, (9, 3), 1, 4, (1, 1), "nearest"))
+    np.testing.assert_allclose(preprocess(img, cfg).numpy(), want, rtol=0, atol=1e-6)
+
+
 # ---- to_mode ---------------------------------------------------------------------------------
 
 
@@ -207,8 +223,10 @@ def test_to_mode_refuses_other_channel_counts(channels):
 
 
 def test_sixteen_bit_and_float_images_are_scaled_to_eight_bits():
-    values16 = np.array([[0, 257, 65535], [32767, 1000, 40000]], dtype=np.uint16)
-    want = np.rint(values16 / 65535 * 255)  # 0, 1, 255, 127, 4, 156 (not clipped at 255 like PIL's own)
+    # v / 65535 · 255 = v / 257: 64379 / 257 = 250.502 → 251 (over 65536 it would be 250.497 → 250)
+    values16 = np.array([[0, 257, 65535, 64379], [32767, 1000, 40000, 128]], dtype=np.uint16)
+    want = np.rint(values16 / 257)  # 0, 1, 255, 251, 127, 4, 156, 0 (not clipped at 255 like PIL's own)
+    assert want[0, 3] == 251
     for mode, img in [
         ("I;16", Image.fromarray(values16)),
         ("I", Image.fromarray(values16.astype(np.int32))),
@@ -228,6 +246,10 @@ def test_sixteen_bit_and_float_images_are_scaled_to_eight_bits():
     floats = Image.fromarray(np.array([[0.25, 0.6, -0.5, 1.5, 1.0]], dtype=np.float32))
     assert floats.mode == "F"
     np.testing.assert_array_equal(np.asarray(to_mode(floats, 1)), [[64, 153, 0, 255, 255]])
+    # scaled in float64: float32(0.5 / 255) is a little above 0.5 / 255, so it is 1, not 0 (as in float32)
+    half = np.float32(0.5 / 255)
+    assert np.float64(half) * 255 > 0.5
+    np.testing.assert_array_equal(np.asarray(to_mode(Image.fromarray(np.array([[half]], np.float32)), 1)), [[1]])
 
 
 def test_palette_alpha_and_grey_images_become_rgb_or_l():
@@ -239,6 +261,14 @@ def test_palette_alpha_and_grey_images_become_rgb_or_l():
         out = to_mode(img, 3)
         assert out.mode == "RGB"
         np.testing.assert_array_equal(np.asarray(out), colours)
+    # transparency given per palette entry: converted through RGBA, without PIL's warning for P → RGB
+    clear = pal.copy()
+    clear.info["transparency"] = bytes([0, 128, 255])
+    r, g, b = (colours[..., k].astype(np.int64) for k in range(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(np.asarray(to_mode(clear, 3)), colours)
+        np.testing.assert_array_equal(np.asarray(to_mode(clear, 1)), (19595 * r + 38470 * g + 7471 * b + 32768) >> 16)
     grey = Image.fromarray(np.array([[3, 100], [250, 7]], dtype=np.uint8))
     assert to_mode(grey, 1) is grey  # already the target mode: the image itself
     np.testing.assert_array_equal(np.asarray(to_mode(grey, 3)), np.repeat(np.asarray(grey)[..., None], 3, -1))
@@ -301,6 +331,25 @@ def test_over_the_pixel_limit_is_refused_from_the_header(tmp_path, monkeypatch):
     assert _refused(load_image, path, 3, lambda w, h: None) == (
         f"image {path} is too large ({MAX_PIXELS + 1}x1 pixels; at most {MAX_PIXELS} pixels); downscale it first"
     )
+    (tmp_path / "wide.png").write_bytes(_png_header(20000, 10000))  # 2·10⁸ pixels (a width/height of 2 is not)
+
+    def caller(width, height):
+        raise IasideError("reached the caller")
+
+    assert _refused(load_image, tmp_path / "wide.png", 3, caller) == (
+        f"image {tmp_path / 'wide.png'} is too large (20000x10000 pixels; at most {MAX_PIXELS} pixels); downscale it first"
+    )
+
+
+def test_only_the_decompression_bomb_warning_is_silenced(tmp_path):
+    # a PNG whose EXIF block is cut short: PIL warns while reading it, and that warning reaches the user
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    exif[0x010E] = "x" * 60
+    Image.new("RGB", (3, 2), (9, 8, 7)).save(tmp_path / "e.png", exif=exif.tobytes()[:101])
+    with pytest.warns(UserWarning, match="Truncated File Read"):
+        img = load_image(tmp_path / "e.png")
+    np.testing.assert_array_equal(np.asarray(img), np.full((2, 3, 3), [9, 8, 7]))
 
 
 def _frames(fmt: str, n: int) -> bytes:
@@ -315,10 +364,12 @@ def _frames(fmt: str, n: int) -> bytes:
 @pytest.mark.parametrize("fmt, name", [("GIF", "a.gif"), ("PNG", "a.png"), ("WEBP", "a.webp")])
 def test_animations_are_refused_and_still_images_of_the_same_formats_load(tmp_path, fmt, name):
     path = tmp_path / name
-    path.write_bytes(_frames(fmt, 3))
-    assert _refused(load_image, path) == (
-        f"image {path} is animated (3 frames); save the frame to analyse as a still image, or remove it from the data"
-    )
+    for n in (3, 2):
+        path.write_bytes(_frames(fmt, n))
+        assert _refused(load_image, path) == (
+            f"image {path} is animated ({n} frames); save the frame to analyse as a still image, or remove it from "
+            "the data"
+        )
     path.write_bytes(_frames(fmt, 1))
     np.testing.assert_array_equal(np.asarray(load_image(path)), np.full((4, 5, 3), 10))
 
