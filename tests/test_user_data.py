@@ -142,6 +142,14 @@ def test_float_channel_last_and_grey_items_without_labels(capsys):
     ]
     assert grey.shape == (1, 4, 5) and grey[0].label == PREDICTED
     np.testing.assert_allclose(grey[1].pixels.numpy(), f[1, :1], rtol=0, atol=1e-7)
+    both = DatasetImages(Items([torch.from_numpy(_bytes(1)[0])]), CFG)
+    assert both.description == (
+        "Dataset Items (1 items), uint8 rescaled to [0, 1] (/ 255), items without labels: labels predicted by the model"
+    )
+    assert _notes(capsys) == [
+        "iaside: note: data: Dataset Items: uint8 rescaled to [0, 1] (/ 255); items without labels: labels predicted "
+        "by the model"
+    ]
     # float items with labels: nothing filled in, nothing said
     DatasetImages(Items([(torch.from_numpy(f[0]), 1)]), CFG)
     assert _notes(capsys) == []
@@ -169,6 +177,21 @@ def test_pil_images_and_paths_are_preprocessed_by_the_config(tmp_path):
     )
     small.min_side = 2
     assert tuple(small[1].pixels.shape) == (3, 3, 4)
+    # by default any image of at least one pixel a side is read (resized by the config)
+    line = Image.fromarray(np.arange(5, dtype=np.uint8).reshape(1, 5) * 50)
+    assert torch.equal(DatasetImages(Items([line]), CFG)[0].pixels, preprocess(line, CFG))
+
+
+def test_paths_are_decoded_at_the_config_s_channels(tmp_path):
+    # a YCbCr TIFF read for a grey model: its Y plane itself (through RGB it would be off by a level)
+    ycc = Image.fromarray(np.random.default_rng(0).integers(0, 256, (3, 4, 3), dtype=np.uint8)).convert("YCbCr")
+    ycc.save(tmp_path / "y.tif")
+    grey_cfg = DataConfig(input_size=(3, 4), resize_size=3, mean=(0.5,), std=(0.5,), channels=1)
+    y = np.asarray(ycc)[..., 0]
+    assert not np.array_equal(np.asarray(ycc.convert("RGB").convert("L")), y)
+    data = DatasetImages(Items([(tmp_path / "y.tif", 0)]), grey_cfg)
+    np.testing.assert_allclose(data[0].pixels.numpy(), y[None] / 255, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(data.subset([0])[0].pixels.numpy(), y[None] / 255, rtol=0, atol=1e-7)
 
 
 def test_dataset_refusals_name_the_item():
@@ -203,6 +226,8 @@ def test_dataset_refusals_name_the_item():
             "int32; convert them (e.g. x.astype('float32') / 65535 for 16-bit images)",
         ),
         (Items([]), "data: Dataset Items is empty"),
+        (Items([(f[0], 0), (f[1], 1, "x")]), "data[1] has 3 parts; yield (image, label) or the image alone"),
+        (Items([{"pic": f[0]}]), "data[0] is a dict without an image (image, img, pixel_values, pixels); it has pic"),
         (
             Items([(f[0] * 2, 0)]),
             "data[0]: float pixel values span [0, 2], outside [0, 1]; they look like 0-255 values: "
@@ -300,6 +325,11 @@ def test_a_loader_that_yields_its_data_set_is_read_through_it():
         assert isinstance(data, DatasetImages) and data.what == "DataLoader over TensorDataset"
         assert [data[i].label for i in range(4)] == [3, 1, 4, 1]
     assert read_loader(DataLoader(ds), CFG, predicted=True)[0].label == PREDICTED
+    # PIL images through the loader's data set: preprocessed by the config (also in a subset)
+    pics = [Image.fromarray(np.random.default_rng(k).integers(0, 256, (6, 8, 3), dtype=np.uint8)) for k in range(2)]
+    lazy = read_loader(DataLoader(Items([(p, k) for k, p in enumerate(pics)])), CFG, predicted=False)
+    assert isinstance(lazy, DatasetImages) and torch.equal(lazy[1].pixels, preprocess(pics[1], CFG))
+    assert torch.equal(lazy.subset([1])[0].pixels, preprocess(pics[1], CFG))
 
 
 def test_a_loader_that_changes_its_items_is_gathered_batch_by_batch(capsys):
@@ -334,6 +364,18 @@ def test_a_loader_that_changes_its_items_is_gathered_batch_by_batch(capsys):
     data = read_loader(DataLoader(ds, batch_size=3, collate_fn=lambda b: tuple(map(torch.stack, zip(*b)))), CFG, False)
     assert data.images.dtype == torch.uint8 and data.labels == [3, 1, 4, 1]
     np.testing.assert_allclose(torch.stack([data[i].pixels for i in range(4)]).numpy(), a / 255, rtol=0, atol=1e-7)
+    assert read_loader(DataLoader(ds, batch_size=3, drop_last=True), CFG, True).labels == [PREDICTED] * 3
+    # PIL images gathered from batches (a collation that keeps them a list): preprocessed by the config
+    pics = [Image.fromarray(np.random.default_rng(k).integers(0, 256, (6, 8, 3), dtype=np.uint8)) for k in range(3)]
+    pil_loader = DataLoader(
+        Items([(p, k) for k, p in enumerate(pics)]), batch_size=2, collate_fn=lambda b: tuple(zip(*b))
+    )
+    gathered = read_loader(pil_loader, CFG, False)
+    assert torch.equal(gathered.images, torch.stack([preprocess(p, CFG) for p in pics])) and gathered.labels == [
+        0,
+        1,
+        2,
+    ]
     stream = read_loader(DataLoader(Stream([(x[i], int(y[i])) for i in range(4)]), batch_size=None), CFG, False)
     assert stream.labels == [3, 1, 4, 1] and stream.description.startswith("DataLoader over Stream (4 images)")
 
@@ -346,6 +388,12 @@ def test_materialise_gathers_items_and_batches_of_every_kind(capsys):
     assert data.description == "IterableDataset S (3 images)" and data.labels == [0, 1, 2]
     np.testing.assert_allclose(data.images.numpy(), f[:3], rtol=0, atol=0)
     assert _notes(capsys) == []
+    raw = materialise(iter([torch.from_numpy(_bytes(2))]), "S", False, batched=True, cfg=CFG)
+    assert raw.names == ["data[0]", "data[1]"] and raw.labels == [PREDICTED] * 2
+    assert raw.description == "S (2 images), rescaled to [0, 1] (/ 255), labels predicted by the model"
+    assert _notes(capsys) == [
+        "iaside: note: data: S (2 images): rescaled to [0, 1] (/ 255); labels predicted by the model"
+    ]
     grey = materialise(iter([f[0, 0], f[1, 0]]), "S", True, batched=False, cfg=CFG)
     assert tuple(grey.images.shape) == (2, 1, 4, 5) and grey.labels == [PREDICTED] * 2
     assert grey.description == "S (2 images), labels predicted by the model"
@@ -418,6 +466,8 @@ def test_materialise_refusals_name_the_batch_or_item():
             "values: pass x / 255 (or the uint8 tensor itself)",
         ),
         ([], True, "data: S yielded nothing"),
+        ([(f[0], 0, "name")], False, "data item 0 has 3 parts; yield (image, label) or the image alone"),
+        ([{"x": f[:2]}], True, "data batch 0 is a dict without an image (image, img, pixel_values, pixels); it has x"),
         (
             [(x[0].to(torch.int32), 0)],
             False,
