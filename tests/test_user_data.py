@@ -548,6 +548,12 @@ def test_arrays_are_read_with_their_layout_and_scale_said_once(capsys):
     )
     assert "data labels: expected 2 class indices" in _refused(as_dataset, (f, [1, 2, 3]), CFG)
     assert _refused(as_dataset, f * 3, CFG).startswith("data (tensor (2, 3, 4, 5) float32): float pixel values span")
+    assert _refused(as_dataset, f[None], CFG).startswith(
+        "data (tensor (1, 2, 3, 4, 5) float32): expected images (N, C, H, W), (N, H, W, C), (N, H, W) or one image"
+    )
+    assert _refused(as_dataset, a.astype(np.int16), CFG).startswith(
+        "data (numpy array (2, 3, 4, 5) int16): pixels must be uint8 (0-255) or float in [0, 1], not int16;"
+    )
 
 
 def test_pil_images_and_paths_become_an_image_data_set(tmp_path, capsys):
@@ -605,6 +611,35 @@ def test_as_dataset_dispatches_every_kind():
             return x[i], i
 
     assert isinstance(as_dataset(Sequence(), CFG), DatasetImages) and as_dataset(Sequence(), CFG)[1].label == 1
+    # labels="predicted" reaches every kind of source
+    pics = [Image.fromarray(np.random.default_rng(k).integers(0, 256, (6, 8, 3), dtype=np.uint8)) for k in range(2)]
+    for source in (
+        Items([(p, 1) for p in pics]),
+        DataLoader(Items([(p, 1) for p in pics])),
+        DataLoader(Items([(x[0], 1)]), batch_size=1, drop_last=True),
+        Stream([(p, 1) for p in pics]),
+        Sequence(),
+    ):
+        data = as_dataset(source, CFG, predicted=True)
+        assert [data[i].label for i in range(len(data))] == [PREDICTED] * len(data)
+        assert [as_dataset(source, CFG)[i].label for i in range(len(data))] != [PREDICTED] * len(data)
+    # PIL images from every kind of source are preprocessed by the config
+    want = preprocess(pics[1], CFG)
+    for source in (
+        Items([(p, 1) for p in pics]),
+        DataLoader(Items([(p, 1) for p in pics])),
+        Stream([(p, 1) for p in pics]),
+    ):
+        assert torch.equal(as_dataset(source, CFG)[1].pixels, want)
+
+    class Claims0(Dataset):  # says it is empty: refused as empty, even if [0] answers
+        def __len__(self):
+            return 0
+
+        def __getitem__(self, i):
+            return ImageItem(torch.zeros(3, 3, 4), 0, 0, "z")
+
+    assert _refused(as_dataset, Claims0(), CFG) == "data: Dataset Claims0 is empty"
     for bad, message in [
         ([], "data is empty: pass at least one image"),
         (
@@ -613,6 +648,8 @@ def test_as_dataset_dispatches_every_kind():
             "numpy array or torch tensor of pixels, an (images, labels) pair, a Dataset or a DataLoader",
         ),
         (3.5, "data of type float is not accepted"),
+        # three grey images in a list (each could pass for labels): still a list of arrays, refused
+        ([np.zeros((4, 5))] * 3, "data[0] is a ndarray; a list holds PIL images or image paths (stack arrays or "),
     ]:
         assert _refused(as_dataset, bad, CFG).startswith(message)
 
