@@ -518,6 +518,9 @@ def test_tensor_subset_keeps_names_and_labels():
     sub = data.subset([3, 1])
     assert sub.labels == [8, 6] and sub.names == ["d", "b"] and sub.description == "four [2 of 4]"
     assert torch.equal(sub.images, torch.from_numpy(a[[3, 1]]))
+    assert data.subset(np.array([2, 0], dtype=np.int32)).labels == [7, 5]
+    empty = data.subset([])
+    assert len(empty) == 0 and empty.labels == [] and tuple(empty.images.shape) == (0, 3, 3, 4)
     predicted = TensorImages(torch.from_numpy(a)).subset(np.array([2]))
     assert predicted.labels == [PREDICTED] and predicted.labels_kind == "predicted" and predicted.names == ["tensor[2]"]
 
