@@ -687,7 +687,11 @@ def test_resolve_data_opens_folders_and_draws_seeded_subsets(tmp_path):
     sub = resolve_data((x, torch.arange(6)), CFG, ExplainConfig(samples=4, seed=7), None, None)
     chosen = sorted(np.random.default_rng(7).choice(6, 4, replace=False).tolist())
     assert sub.labels == chosen and sub.names == [f"data[{i}]" for i in chosen]
-    assert len(resolve_data((x, torch.arange(6)), CFG, ExplainConfig(samples=6), None, None)) == 6
+    every = resolve_data((x, torch.arange(6)), CFG, ExplainConfig(samples=6), None, None)
+    assert (
+        every.labels == list(range(6)) and every.description == "tensor(6, 3, 3, 4) uint8, rescaled to [0, 1] (/ 255)"
+    )
+    assert sub.description == "tensor(6, 3, 3, 4) uint8, rescaled to [0, 1] (/ 255) [4 of 6]"
     predicted = resolve_data((x, torch.arange(6)), CFG, ExplainConfig(labels="predicted"), None, None)
     assert predicted.labels == [PREDICTED] * 6
     assert _refused(resolve_data, x, CFG, ExplainConfig(), "labels.csv", None) == (
@@ -701,6 +705,17 @@ def test_resolve_data_opens_folders_and_draws_seeded_subsets(tmp_path):
     assert isinstance(folder, ImageDataset) and [folder[i].label for i in range(2)] == [0, 2]
     folder = resolve_data(tmp_path, CFG, ExplainConfig(labels="predicted"), "ignored.csv", None)
     assert [folder[i].label for i in range(2)] == [PREDICTED] * 2
+    # the model's class names name the folders; samples and seed reach the folder's subset
+    for k, name in enumerate(["cat", "dog", "emu", "fox", "gnu", "hen"]):
+        (tmp_path / "named" / name).mkdir(parents=True)
+        Image.new("RGB", (5, 4), (10 * k, 0, 0)).save(tmp_path / "named" / name / f"{name}.png")
+    classes = ["hen", "gnu", "fox", "emu", "dog", "cat"]
+    named = resolve_data(tmp_path / "named", CFG, ExplainConfig(), None, classes)
+    assert [named[i].label for i in range(6)] == [5, 4, 3, 2, 1, 0]
+    chosen = sorted(np.random.default_rng(3).choice(6, 3, replace=False).tolist())
+    assert chosen != sorted(np.random.default_rng(0).choice(6, 3, replace=False).tolist())
+    drawn = resolve_data(tmp_path / "named", CFG, ExplainConfig(samples=3, seed=3), None, classes)
+    assert [drawn[i].label for i in range(3)] == [5 - i for i in chosen]
     one = resolve_data(str(tmp_path / "2" / "a.png"), CFG, ExplainConfig(), None, None)
     assert len(one) == 1 and one[0].label == PREDICTED
 
@@ -720,3 +735,9 @@ def test_find_bad_images_names_each_unreadable_one(tmp_path):
         "missing file)"
     )
     assert find_bad_images(all_bad) == {1: "data[1] has no label but item 0 has one; label every item or none"}
+    # decoded in this process by default, in worker processes when asked (their reads are not ours)
+    source = Items([(f[0], 0), (f[0] * 2, 1), (f[2], 2)])
+    data = DatasetImages(source, CFG)
+    reads = source.reads
+    assert list(find_bad_images(data)) == [1] and source.reads == reads + 3
+    assert list(find_bad_images(data, num_workers=1)) == [1] and source.reads == reads + 3
