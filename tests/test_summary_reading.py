@@ -13,7 +13,16 @@ import warnings
 import numpy as np
 import pytest
 
-from iaside.summary import Estimate, bootstrap_draws, interpret, score_range, signed_shares, total_estimate
+from iaside.summary import (
+    Estimate,
+    bootstrap_draws,
+    interpret,
+    score,
+    score_range,
+    score_signed,
+    signed_shares,
+    total_estimate,
+)
 
 
 def _range_by_geometric_sums(m: int, beta: float) -> float:
@@ -252,11 +261,12 @@ def test_the_score_rule_uses_the_range_at_the_given_beta_and_ignores_missing_int
         n_classes_seen=2,
         n_classes_model=2,
     )
-    wide = interpret(score_estimate=Estimate(0.2, 0.0, 0.42), **common)
+    wide = interpret(score_estimate=Estimate(0.2, 0.02, 0.44), **common)  # 0.42 wide, not from 0
     assert wide["why"] == (
-        f"the score's interval [0.000, 0.420] spans {100 * 0.42 / r75:.0f}% of its range [0, {r75:.3f}]"
+        f"the score's interval [0.020, 0.440] spans {100 * 0.42 / r75:.0f}% of its range [0, {r75:.3f}]"
     )
-    assert interpret(score_estimate=Estimate(0.2, 0.0, 0.42), beta=0.5, **common)["informative"] is True
+    assert f"{100 * 0.42 / r75:.0f}" == "100" and f"{100 * 0.46 / r75:.0f}" == "109"  # its width, not lo + hi
+    assert interpret(score_estimate=Estimate(0.2, 0.02, 0.44), beta=0.5, **common)["informative"] is True
     for missing in (Estimate(0.2, np.nan, 0.42), Estimate(0.2, 0.0, np.nan), Estimate(0.2, -np.inf, 0.42)):
         assert interpret(score_estimate=missing, **common)["informative"] is True
 
@@ -275,6 +285,8 @@ def test_total_estimate_is_the_percentile_interval_of_the_resampled_sums():
         assert est.value == pytest.approx(sums.mean(), rel=1e-12)
         assert est.low == pytest.approx(np.quantile(resampled, a), rel=1e-12)
         assert est.high == pytest.approx(np.quantile(resampled, 1 - a), rel=1e-12)
+    one = total_estimate(phi, n_bootstrap=1, confidence=0.95, seed=5)  # one resample: both ends are it
+    assert one.low == one.high == pytest.approx(sums[next(bootstrap_draws(12, 1, 5))[2][0]].mean(), rel=1e-12)
     two = total_estimate(phi[:2], n_bootstrap=50, confidence=0.95, seed=5)  # two images: an interval
     assert np.isfinite(two.low) and np.isfinite(two.high) and two.low <= two.high
     for none in (
@@ -307,3 +319,14 @@ def test_signed_shares_of_negative_zero_and_mixed_sums():
     assert np.isnan(got[2:4]).all()
     np.testing.assert_array_equal(got[4], [1.0, 0.0])  # a tiny Σφ is still a sum, not zero
     assert signed_shares(np.array([4.0])).tolist() == [1.0]
+
+
+def test_the_scores_of_one_band_are_undefined_quietly():
+    """M = 1: η = 1 and b̂₀ = 1, so both scores are 0/0 for the only SID, [1]: NaN, with no
+    RuntimeWarning on the way (a one-band result loaded by `iaside show` prints none)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = score(np.array([1.0]))
+        signed = score_signed(np.array([1.0]), beta=0.5)
+        rows = score(np.ones((3, 1))), score_signed(np.ones((3, 1)))
+    assert np.isnan(one) and np.isnan(signed) and all(r.shape == (3,) and np.isnan(r).all() for r in rows)
