@@ -155,3 +155,17 @@ def test_every_fill_declares_its_domain_partner_fit_and_reuse():
     }
     assert [type(make_fill(n)) for n in FILLS] == [PartnerFill, ZeroFill, MeanFill, NoiseFill, GaussianSpectrumFill]
     assert make_fill("noise", seed=11).seed == 11 and GaussianSpectrumFill(seed=2).seed == 2
+
+
+def test_every_fill_lands_on_the_batchs_device():
+    """The fill is built on the CPU (fitted statistics, seeded CPU generators) and handed back on the
+    images' device: torch's meta device stands in for an accelerator here (placement, no data)."""
+    x = torch.from_numpy(_images(2, 2, 6, 8))
+    meta, indices = x.to("meta"), torch.arange(2)
+    # (zero and image-mean are built from the images themselves, on their device by construction)
+    fills = [make_fill(n, seed=1) for n in ("mean", "noise", "gaussian")] + [FixedFill(torch.ones(2, 6, 8).double())]
+    for fill in fills:
+        fill.fit([x], band_masks(6, 8, 2))
+        got = fill(meta, indices)
+        assert got.device.type == "meta" and got.shape == x.shape, type(fill).__name__
+        assert got.dtype == (torch.complex64 if fill.domain == "spectrum" else torch.float32), type(fill).__name__
