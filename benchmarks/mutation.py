@@ -59,12 +59,12 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     ),
     "fills": (
         "iaside/fills.py",
-        [
-            "tests/test_preset.py",
+        [  # test_fills computes every fill with numpy on tiny images; test_preset's runs were 15 min a pass
+            "tests/test_fills.py",
             "tests/test_mutation_kills.py",
             "tests/test_engine.py::test_partner_pairing_is_seeded_derangement",
             "tests/test_engine.py::test_mean_and_noise_fills_match_data_statistics",
-            "tests/test_engine.py::test_paper_preset_matches_authors_recipe",
+            "tests/test_preset.py::test_gaussian_fill_statistics_and_seeding",
         ],
     ),
     "coalitions": (
@@ -80,6 +80,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "iaside/summary.py",
         [
             "tests/test_summary.py",
+            "tests/test_summary_reading.py",  # interpret(), score_range, total_estimate, bootstrap_draws
             "tests/test_mutation_kills.py",
             N + "test_bootstrap_interval_is_at_the_stated_level",
             N + "test_bootstrap_resamples_are_means_of_resampled_images",

@@ -82,3 +82,23 @@ def test_matches_captum_shapley_values():
         torch.ones(1, m, dtype=torch.float64), baselines=torch.zeros(1, m, dtype=torch.float64)
     )
     assert exact_shapley(v) == pytest.approx(phi[0].numpy(), abs=1e-6)  # captum accumulates in float32
+
+
+def test_bit_masks_of_any_integer_type_and_shapley_values_always_float64():
+    """masks_to_bits reads unsigned and Python-int masks as well as int64 ones (bit i of 6 = 0b110
+    is set for i = 1, 2); exact_shapley returns float64 whatever real dtype the game comes in."""
+    from iaside.game import masks_to_bits
+
+    expected = [[False, True, True], [True, False, False], [True, True, True]]
+    for masks in ([6, 1, 7], np.array([6, 1, 7], np.uint64), np.array([6, 1, 7], np.uint8)):
+        got = masks_to_bits(masks, 3)
+        assert got.dtype == bool and got.tolist() == expected
+    v = np.array([0.0, 1.0, 2.0, 5.0])  # φ = (2, 3) by hand (test_two_player_game_by_hand)
+    for game in (
+        v.astype(np.longdouble),
+        v.astype(np.float32),
+        v.astype(np.int32),
+        torch.tensor(v, dtype=torch.float16),
+    ):
+        phi = exact_shapley(game)
+        assert phi.dtype == np.float64 and phi.tolist() == [2.0, 3.0]
