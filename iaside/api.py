@@ -151,7 +151,14 @@ def explain(
 
 
 def _explain(model, data, config: ExplainConfig, run: RunOptions, sources: SourceOptions) -> Result | None:
-    check_run_arguments(bands=config.bands, seed=config.seed, workers=run.num_workers, samples=config.samples)
+    check_run_arguments(
+        bands=config.bands,
+        seed=config.seed,
+        workers=run.num_workers,
+        samples=config.samples,
+        confidence=config.confidence,
+        beta=config.beta,
+    )
     config = resolve_budget(config)
     rank, device = distributed.setup(run.device)
     if rank is not None:

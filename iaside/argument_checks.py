@@ -1,5 +1,6 @@
 """Settings whose output would be meaningless, refused before anything runs, each with its
-reason: one band, no bootstrap, negative seeds or worker counts, an empty sample."""
+reason: one band, no bootstrap, negative seeds or worker counts, an empty sample, an interval
+level or a score decay outside (0, 1)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ def check_run_arguments(
     seed: int | None = None,
     workers: int | None = None,
     samples: int | None = None,
+    confidence: float | None = None,
+    beta: float | None = None,
 ) -> None:
     """Refuse settings whose output would be meaningless, each with its reason."""
     if bands is not None and bands < 2:
@@ -34,6 +37,15 @@ def check_run_arguments(
         )
     if samples is not None and samples < 1:
         raise IasideError(f"--samples {samples}: pass a positive number of images, or leave it out")
+    if confidence is not None and not 0.0 < confidence < 1.0:
+        raise IasideError(
+            f"confidence={confidence}: the intervals' level is a fraction between 0 and 1 (0.95 is the default)"
+        )
+    if beta is not None and not 0.0 < beta < 1.0:
+        raise IasideError(
+            f"beta={beta}: the score weighs band k by beta**k with 0 < beta < 1 (0.75 is the default; at 1 "
+            "every band weighs the same and the score is undefined)"
+        )
 
 
 def check_command_arguments(args: Any) -> None:

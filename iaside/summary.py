@@ -251,7 +251,7 @@ def _reading(sid: np.ndarray, score_signed_estimate: Estimate) -> str:
             f"(score_signed {signed:+.2f}, interval [{signed_lo:+.2f}, {signed_hi:+.2f}] contains 0)"
         )
     else:
-        kind = "robust low-frequency" if signed > 0 else "non-robust high-frequency"
+        kind = "robust low-frequency" if signed_lo > 0 else "non-robust high-frequency"  # the interval's side
         lean = f"so the model leans on {kind} features (score_signed {signed:+.2f})"
     return (
         f"The lowest {n_low} of {m} bands carry {100 * low:.0f}% of the spectral importance "

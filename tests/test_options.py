@@ -1,5 +1,7 @@
 """explain's options: the configuration, how to read the inputs and how to run, sorted by name."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -53,10 +55,20 @@ def test_options_a_model_object_would_ignore_are_refused():
         ({"on_bad_image": "ignore"}, "--on-bad-image 'ignore' is not one of error, skip"),
         ({"target_ci": 0.01, "shard": (0, 2)}, "--target-ci needs one process"),
         ({"checkpoint_every_s": -1.0}, "seconds between checkpoints"),
+        (
+            {"confidence": 1.5},
+            "confidence=1.5: the intervals' level is a fraction between 0 and 1 (0.95 is the default)",
+        ),
+        ({"confidence": 0.0}, "confidence=0.0: the intervals' level is a fraction between 0 and 1"),
+        ({"beta": 1.0}, "beta=1.0: the score weighs band k by beta**k with 0 < beta < 1 (0.75 is the default; at 1 "),
+        ({"beta": 0.0}, "beta=0.0: the score weighs band k by beta"),
+        ({"beta": -2.0}, "beta=-2.0: the score weighs band k by beta"),
     ],
 )
 def test_bad_options_are_named(options, message):
-    with pytest.raises(IasideError, match=message.replace("(", r"\(")):
+    """Refused before anything runs (β = 1 used to end in a ZeroDivisionError after every pass;
+    β < 0 or a level of 1.5 gave numbers that mean nothing)."""
+    with pytest.raises(IasideError, match=re.escape(message)):
         iaside.explain(tiny_cnn(), data(), **options)
 
 

@@ -330,3 +330,32 @@ def test_the_scores_of_one_band_are_undefined_quietly():
         signed = score_signed(np.array([1.0]), beta=0.5)
         rows = score(np.ones((3, 1))), score_signed(np.ones((3, 1)))
     assert np.isnan(one) and np.isnan(signed) and all(r.shape == (3,) and np.isnan(r).all() for r in rows)
+
+
+@pytest.mark.parametrize(
+    "signed, kind",
+    [
+        (Estimate(0.0, 0.05, 0.3), "robust low-frequency"),  # point exactly 0: the interval says low
+        (Estimate(0.02, -0.3, -0.05), "non-robust high-frequency"),  # point above 0, interval below
+    ],
+)
+def test_a_settled_lean_takes_its_direction_from_its_interval_not_the_point(signed, kind):
+    """The score is a nonlinear function of the mean φ, so its point can sit outside its own
+    percentile interval: whether the lean is settled and which way it goes are both read from
+    the interval, so the sentence never calls a lean settled one way while its interval lies on
+    the other side of 0."""
+    sid = np.array([0.25, 0.25, 0.1] + [0.4 / 9] * 9)
+    got = interpret(
+        phi=sid,
+        sid=sid,
+        total=Estimate(1.0, 0.8, 1.2),
+        score_estimate=Estimate(0.3, 0.25, 0.35),
+        score_signed_estimate=signed,
+        clean_accuracy=0.9,
+        chance_accuracy=None,
+        n_classes_seen=3,
+        n_classes_model=None,
+    )
+    assert got["sentence"].endswith(
+        f"band 0 matters most, so the model leans on {kind} features (score_signed {float(signed.value):+.2f})."
+    )
