@@ -390,6 +390,18 @@ def test_a_damaged_frame_table_is_unreadable(tmp_path):
     )
 
 
+def test_a_frame_table_cut_inside_a_frame_header_is_unreadable(tmp_path):
+    path = tmp_path / "cut.gif"
+    data = _frames("GIF", 3)
+    assert len(data) == 132
+    path.write_bytes(data[:104])  # cut inside a frame descriptor: PIL raises struct.error counting frames
+    assert _refused(load_image, path) == (
+        f"image {path} is unreadable or truncated (damaged frames (error: unpack_from requires a buffer of at "
+        "least 8 bytes for unpacking 2 bytes at offset 6 (actual buffer size is 6))); re-export it or remove it "
+        "from the data"
+    )
+
+
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 

@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, RandomSampler, TensorDataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    RandomSampler,
+    SubsetRandomSampler,
+    TensorDataset,
+)
 
 from iaside.config import DataConfig, ExplainConfig
 from iaside.data.base import PREDICTED, ImageItem
@@ -299,13 +307,12 @@ def test_dataset_subset_keeps_the_original_positions(capsys):
     sub = data.subset([3, 1, -1])
     assert _notes(capsys) == []  # said once, for the whole data set
     assert sub.indices == [3, 1, 4] and sub.names == ["data[3]", "data[1]", "data[4]"] and len(sub) == 3
-    assert sub.description.startswith("Dataset Items [3 of 5] (")
-    assert sub.description.endswith("), uint8 rescaled to [0, 1] (/ 255)")
+    assert sub.description == "Dataset Items [3 of 5] (3 items), uint8 rescaled to [0, 1] (/ 255)"  # its own count
     item = sub[2]
     assert (item.label, item.index, item.name) == (14, 2, "data[4]")
     np.testing.assert_allclose(item.pixels.numpy(), a[4] / 255, rtol=0, atol=1e-7)
     subsub = sub.subset([0])
-    assert subsub.indices == [3] and subsub.description.startswith("Dataset Items [3 of 5] [1 of 3] (")
+    assert subsub.indices == [3] and subsub.description.startswith("Dataset Items [3 of 5] [1 of 3] (1 items),")
     predicted = DatasetImages(Items([(torch.from_numpy(a[i]), i) for i in range(5)]), CFG, predicted=True)
     assert predicted.subset([2])[0].label == PREDICTED
 
@@ -378,6 +385,53 @@ def test_a_loader_that_changes_its_items_is_gathered_batch_by_batch(capsys):
     ]
     stream = read_loader(DataLoader(Stream([(x[i], int(y[i])) for i in range(4)]), batch_size=None), CFG, False)
     assert stream.labels == [3, 1, 4, 1] and stream.description.startswith("DataLoader over Stream (4 images)")
+
+
+def test_a_loader_with_its_own_batch_sampler_is_read_as_it_batches():
+    a = _bytes(4)
+    ds = TensorDataset(torch.from_numpy(a), torch.tensor([3, 1, 4, 1]))
+    for batch_sampler, chosen in [
+        ([[2, 0], [3]], [2, 0, 3]),  # any iterable of index lists: batches, though the loader has no batch_size
+        (BatchSampler([3, 0], 2, False), [3, 0]),  # a BatchSampler over 2 of the 4 items: those 2 only
+    ]:
+        data = read_loader(DataLoader(ds, batch_sampler=batch_sampler), CFG, predicted=False)
+        assert isinstance(data, TensorImages) and data.labels == [[3, 1, 4, 1][i] for i in chosen]
+        assert data.description == f"DataLoader over TensorDataset ({len(chosen)} images), rescaled to [0, 1] (/ 255)"
+        np.testing.assert_array_equal(data.images.numpy(), a[chosen])
+    subset = DataLoader(ds, batch_sampler=BatchSampler(SubsetRandomSampler([0, 2]), 2, False))
+    data = read_loader(subset, CFG, predicted=False)
+    assert len(data) == 2 and sorted(data.labels) == [3, 4]
+
+
+def test_a_gathered_loader_of_paths_decodes_them_like_a_data_set_does(tmp_path):
+    paths = []
+    for k in range(3):
+        paths.append(tmp_path / f"{k}.png")
+        Image.fromarray(np.random.default_rng(k).integers(0, 256, (6, 8, 3), dtype=np.uint8)).save(paths[-1])
+    want = torch.stack([preprocess(Image.open(p).convert("RGB"), CFG) for p in paths])
+    labelled = Items([(str(p), k) for k, p in enumerate(paths)])
+    for loader, n in [
+        (DataLoader(labelled, batch_size=2, drop_last=True), 2),  # (paths, labels) batches
+        (DataLoader(labelled, batch_size=None), 3),  # (path, label) items
+    ]:
+        data = read_loader(loader, CFG, predicted=False)
+        assert isinstance(data, TensorImages) and data.labels == [0, 1, 2][:n]
+        assert torch.equal(data.images, want[:n])
+    for size in (2, 3):  # bare paths: a batch of two is two images, not (image, label)
+        data = read_loader(
+            DataLoader(Items(list(map(str, paths))), batch_size=size, drop_last=True), CFG, predicted=False
+        )
+        assert data.labels == [PREDICTED] * size and torch.equal(data.images, want[:size])
+    missing = tmp_path / "gone.png"
+    assert _refused(
+        read_loader, DataLoader(Items([str(paths[0]), str(missing)]), batch_size=2, drop_last=True), CFG, False
+    ) == (f"data batch 0: image {missing} does not exist (or is a link to a missing file)")
+    assert _refused(read_loader, DataLoader(Stream([([1, 2], 0)]), batch_size=None), CFG, False) == (
+        "data item 0: the image is a list; yield a tensor, a numpy array, a PIL image or a path"
+    )
+    assert _refused(materialise, iter([({"a": 1}, [0])]), "S", False, batched=True, cfg=CFG) == (
+        "data batch 0: the images are a dict; yield a tensor or numpy array of images, or a list of PIL images or paths"
+    )
 
 
 def test_materialise_gathers_items_and_batches_of_every_kind(capsys):
@@ -718,6 +772,16 @@ def test_resolve_data_opens_folders_and_draws_seeded_subsets(tmp_path):
     assert [drawn[i].label for i in range(3)] == [5 - i for i in chosen]
     one = resolve_data(str(tmp_path / "2" / "a.png"), CFG, ExplainConfig(), None, None)
     assert len(one) == 1 and one[0].label == PREDICTED
+
+
+def test_samples_below_one_are_refused_for_every_source(tmp_path):
+    x = torch.from_numpy(_bytes(2))
+    (tmp_path / "0").mkdir()
+    Image.new("RGB", (5, 4)).save(tmp_path / "0" / "a.png")
+    for samples in (0, -2):
+        message = f"samples={samples}: pass a positive number of images, or leave it out"
+        for data in (tmp_path, x, (x, torch.arange(2)), Items([(x[0], 0)]), DataLoader(TensorDataset(x))):
+            assert _refused(resolve_data, data, CFG, ExplainConfig(samples=samples), None, None) == message
 
 
 def test_find_bad_images_names_each_unreadable_one(tmp_path):

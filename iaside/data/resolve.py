@@ -20,6 +20,8 @@ def resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str 
         return open_dataset(data, cfg, labels=labels, class_names=class_names, samples=config.samples, seed=config.seed)
     from .inputs import as_dataset
 
+    if config.samples is not None and config.samples < 1:  # as open_dataset refuses it for a folder
+        raise IasideError(f"samples={config.samples}: pass a positive number of images, or leave it out")
     if labels_file is not None:
         raise IasideError(
             f"labels={labels_file!r} labels the images of a folder; with in-memory data pass (images, labels) instead"

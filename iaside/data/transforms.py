@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import warnings
 from collections.abc import Callable
 
@@ -18,8 +19,12 @@ MAX_PIXELS = 178_956_970
 """Largest width × height accepted, read from the header before decoding (PIL's own limit), and
 again for the size an image is resized to."""
 THIN_FACTOR = 16
-"""Resized images over this many times the crop's area are resized over the crop's region only
-(the same pixels up to rounding: at most a few levels in 255)."""
+"""Resized images over this many times the crop's area are resized over the crop's region only.
+That route is not the full resize's pixels: measured over 400 thin strips (crops 8-63 pixels,
+strips 20-60 times longer than wide), the largest difference per channel in levels of 255, on
+random pixels / on a smooth image (a sinusoid, at most 13 levels between neighbouring pixels):
+nearest 253 / 21 (a neighbouring source pixel is taken: a quarter of the pixels differ),
+bilinear 2 / 2, bicubic 22 / 2, lanczos 46 / 2."""
 
 RESAMPLING = {
     "nearest": Image.Resampling.NEAREST,
@@ -79,7 +84,7 @@ def _frame_count(img: Image.Image) -> int:
         return 1
     try:
         return int(img.n_frames) if getattr(img, "is_animated", False) else 1  # type: ignore[attr-defined]
-    except (TypeError, KeyError, IndexError, EOFError) as err:
+    except (TypeError, KeyError, IndexError, EOFError, struct.error) as err:
         raise OSError(f"damaged frames ({type(err).__name__}: {err})") from None
 
 

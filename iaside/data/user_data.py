@@ -112,7 +112,7 @@ class DatasetImages(Dataset):
                 if label is None
                 else "given labels replaced by the model's top-1 (labels='predicted')"
             )
-        self.description = f"{self.what} ({n} items)" + "".join(f", {s}" for s in said_now)
+        self.description = f"{self.what} ({len(self.indices)} items)" + "".join(f", {s}" for s in said_now)
         if said_now and not said:
             note(f"{ARGUMENT}: {self.what}: {'; '.join(said_now)}")
 
@@ -209,6 +209,7 @@ def read_loader(loader: DataLoader, cfg: DataConfig, predicted: bool) -> Dataset
         and whole
         and loader.collate_fn is default_collate
         and type(loader.batch_sampler) is BatchSampler
+        and loader.batch_sampler.sampler is loader.sampler  # not a batch sampler of the user's own
         and not loader.drop_last
     ):
         return DatasetImages(
@@ -218,9 +219,19 @@ def read_loader(loader: DataLoader, cfg: DataConfig, predicted: bool) -> Dataset
         iter(loader),
         f"DataLoader over {type(loader.dataset).__name__}",
         predicted,
-        batched=loader.batch_size is not None,
+        batched=loader.batch_sampler is not None,  # batch_size is None under a user's batch_sampler
         cfg=cfg,
     )
+
+
+def _decoded(image: Any, cfg: DataConfig, where: str) -> Image.Image:
+    """A PIL image as it is, a path decoded at ``cfg.channels`` (its errors naming ``where``)."""
+    if isinstance(image, Image.Image):
+        return image
+    try:
+        return load_image(image, cfg.channels)
+    except IasideError as err:
+        raise IasideError(f"{where}: {err}") from None
 
 
 def materialise(items, what: str, predicted: bool, *, batched: bool, cfg: DataConfig) -> TensorImages:
@@ -229,11 +240,25 @@ def materialise(items, what: str, predicted: bool, *, batched: bool, cfg: DataCo
     labels: list[Any] = []
     for k, item in enumerate(items):
         where = f"{ARGUMENT} {'batch' if batched else 'item'} {k}"
-        image, label = _split(item, where)
-        if isinstance(image, Image.Image):
-            image = preprocess(image, cfg)
-        elif isinstance(image, (list, tuple)) and image and all(isinstance(v, Image.Image) for v in image):
-            image = torch.stack([preprocess(v, cfg) for v in image])
+        paths = isinstance(item, (list, tuple)) and bool(item) and all(isinstance(v, (str, os.PathLike)) for v in item)
+        image, label = (item, None) if batched and paths else _split(item, where)  # default_collate keeps paths a list
+        if isinstance(image, (Image.Image, str, os.PathLike)):
+            image = preprocess(_decoded(image, cfg, where), cfg)
+        elif (
+            isinstance(image, (list, tuple))
+            and image
+            and all(isinstance(v, (Image.Image, str, os.PathLike)) for v in image)
+        ):
+            image = torch.stack([preprocess(_decoded(v, cfg, where), cfg) for v in image])
+        elif not isinstance(image, (torch.Tensor, np.ndarray)):
+            hint = (
+                "a tensor or numpy array of images, or a list of PIL images or paths"
+                if batched
+                else "a tensor, a numpy array, a PIL image or a path"
+            )
+            raise IasideError(
+                f"{where}: the image{'s are' if batched else ' is'} a {type(image).__name__}; yield {hint}"
+            )
         x = as_tensor(image, where)
         if (not batched and x.dim() in (2, 3)) or x.dim() == 4:
             x = to_nchw(x, where)[0]
