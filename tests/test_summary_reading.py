@@ -92,6 +92,24 @@ def test_a_negative_total_and_a_high_frequency_lean_are_read_as_such():
     }
 
 
+def _read_m12(signed: Estimate) -> dict:
+    """interpret() of an informative M = 12 run whose lean is ``signed``: 12 // 4 = 3 low bands
+    hold 0.25 + 0.25 + 0.1 = 60 % (uniform 25 %), band 0 first among equals; given labels but
+    no chance rate, so no accuracy rule and no accuracy clause."""
+    sid = np.array([0.25, 0.25, 0.1] + [0.4 / 9] * 9)
+    return interpret(
+        phi=sid,
+        sid=sid,
+        total=Estimate(1.0, 0.8, 1.2),
+        score_estimate=Estimate(0.3, 0.25, 0.35),
+        score_signed_estimate=signed,
+        clean_accuracy=0.9,
+        chance_accuracy=None,
+        n_classes_seen=3,
+        n_classes_model=None,
+    )
+
+
 @pytest.mark.parametrize(
     "signed, shown",
     [
@@ -101,19 +119,7 @@ def test_a_negative_total_and_a_high_frequency_lean_are_read_as_such():
     ],
 )
 def test_a_lean_whose_interval_reaches_zero_is_not_settled(signed, shown):
-    # M = 12: 12 // 4 = 3 low bands, 0.25 + 0.25 + 0.1 = 60 % (uniform 25 %); band 0 comes first among equals
-    sid = np.array([0.25, 0.25, 0.1] + [0.4 / 9] * 9)
-    got = interpret(
-        phi=sid,
-        sid=sid,
-        total=Estimate(1.0, 0.8, 1.2),
-        score_estimate=Estimate(0.3, 0.25, 0.35),
-        score_signed_estimate=signed,
-        clean_accuracy=0.9,  # given labels but no chance rate: no accuracy rule, no accuracy clause
-        chance_accuracy=None,
-        n_classes_seen=3,
-        n_classes_model=None,
-    )
+    got = _read_m12(signed)
     assert got["informative"] is True
     assert got["why"] == "Σφ = +1.0000 nats [+0.8000, +1.2000] is away from 0"
     assert got["sentence"] == (
@@ -344,18 +350,7 @@ def test_a_settled_lean_takes_its_direction_from_its_interval_not_the_point(sign
     percentile interval: whether the lean is settled and which way it goes are both read from
     the interval, so the sentence never calls a lean settled one way while its interval lies on
     the other side of 0."""
-    sid = np.array([0.25, 0.25, 0.1] + [0.4 / 9] * 9)
-    got = interpret(
-        phi=sid,
-        sid=sid,
-        total=Estimate(1.0, 0.8, 1.2),
-        score_estimate=Estimate(0.3, 0.25, 0.35),
-        score_signed_estimate=signed,
-        clean_accuracy=0.9,
-        chance_accuracy=None,
-        n_classes_seen=3,
-        n_classes_model=None,
-    )
+    got = _read_m12(signed)
     assert got["sentence"].endswith(
         f"band 0 matters most, so the model leans on {kind} features (score_signed {float(signed.value):+.2f})."
     )
