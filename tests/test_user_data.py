@@ -805,3 +805,24 @@ def test_find_bad_images_names_each_unreadable_one(tmp_path):
     reads = source.reads
     assert list(find_bad_images(data)) == [1] and source.reads == reads + 3
     assert list(find_bad_images(data, num_workers=1)) == [1] and source.reads == reads + 3
+
+
+def test_a_loader_s_path_items_decode_at_the_model_s_channels_and_name_the_item(tmp_path):
+    """A (path, label) item of a gathered loader is decoded at the config's channels — for a
+    YCbCr TIFF and a grey model, its stored Y plane, not the luma of an RGB image rebuilt from
+    it — and a missing path is refused naming the item; samples=1 is one image, not refused."""
+    rng = np.random.default_rng(0)
+    planes = [Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)) for _ in range(3)]
+    Image.merge("YCbCr", planes).save(tmp_path / "y.tif")
+    grey = DataConfig(input_size=(16, 16), resize_size=16, mean=(0.0,), std=(1.0,), channels=1)
+    data = read_loader(DataLoader(Items([(str(tmp_path / "y.tif"), 0)]), batch_size=None), grey, predicted=False)
+    np.testing.assert_array_equal(data.images[0, 0].numpy(), np.asarray(planes[0], dtype=np.float32) / 255)
+    rebuilt = np.asarray(Image.merge("YCbCr", planes).convert("RGB").convert("L"), dtype=np.float32) / 255
+    assert not np.array_equal(rebuilt, np.asarray(planes[0], dtype=np.float32) / 255)  # precondition: they differ
+    missing = tmp_path / "gone.png"
+    assert _refused(read_loader, DataLoader(Items([(str(missing), 0)]), batch_size=None), CFG, False) == (
+        f"data item 0: image {missing} does not exist (or is a link to a missing file)"
+    )
+    x = torch.from_numpy(_bytes(3))
+    one = resolve_data(x, CFG, ExplainConfig(samples=1, seed=0), None, None)
+    assert len(one) == 1
