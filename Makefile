@@ -45,7 +45,7 @@ format: $(STAMP)  ## apply ruff's fixes and formatting
 docs: $(STAMP)  ## the documentation site with the API reference, into build/site (strict: warnings fail)
 	$(BIN)/mkdocs build --strict
 
-mutation: $(STAMP)  ## mutmut per module, one worker (long: tens of minutes a module); MODULES="summary snr" for some
+mutation: $(STAMP)  ## mutmut per module, one worker (1-10 min a module on a quiet machine, about 2 h for all); MODULES="summary snr" for some
 	$(BIN)/python benchmarks/mutation.py $(MODULES)
 
 clean:
