@@ -94,7 +94,7 @@ NUMBERS = {
     ],
     "report_phi_ci_is_sid": [
         (
-            "iaside/report/html.py",
+            "iaside/report/run_section.py",
             'f"[{r.phi.low[i]:+.4f}, {r.phi.high[i]:+.4f}]"',
             'f"[{r.sid.low[i]:+.4f}, {r.sid.high[i]:+.4f}]"',
         )
