@@ -123,10 +123,13 @@ def _floats(a, missing: float = np.inf) -> list:
     """JSON-safe list: ``missing`` is written as null (+inf for SNRs in dB: a perturbation with
     no energy in that band; NaN for their SDs), any other non-finite value as "inf", "-inf"
     (a clean image with no energy there) or "nan"."""
-    return [
-        float(v) if np.isfinite(v) else None if v == missing or (v != v and missing != missing) else str(v)
-        for v in np.asarray(a, np.float64)
-    ]
+
+    def cell(v: float) -> float | str | None:
+        if np.isfinite(v):
+            return float(v)
+        return None if v == missing or (np.isnan(v) and np.isnan(missing)) else str(v)  # "inf", "-inf", "nan"
+
+    return [cell(v) for v in np.asarray(a, np.float64)]
 
 
 def _array(values, missing: float = np.inf) -> np.ndarray:
