@@ -100,6 +100,12 @@ class ImageDataset(Dataset):
         )
 
 
+def check_samples(samples: int | None) -> None:
+    """Refuse a sample size below 1 (None: every image), for a folder and in-memory data alike."""
+    if samples is not None and samples < 1:
+        raise IasideError(f"samples={samples}: pass a positive number of images, or leave it out")
+
+
 def open_dataset(
     spec: str | os.PathLike,
     cfg: DataConfig,
@@ -117,8 +123,7 @@ def open_dataset(
     images without replacement (numpy default_rng(seed)), kept in data-set order.
     """
     spec = os.fspath(spec)
-    if samples is not None and samples < 1:
-        raise IasideError(f"samples={samples}: pass a positive number of images, or leave it out")
+    check_samples(samples)
     if spec.startswith("samples:"):
         items, own_names, description = bundled(spec.removeprefix("samples:"), labels)
     else:

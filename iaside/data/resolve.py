@@ -13,15 +13,14 @@ from ..errors import IasideError
 
 
 def resolve_data(data, cfg: DataConfig, config: ExplainConfig, labels_file: str | None, class_names):
-    from .datasets import open_dataset
+    from .datasets import check_samples, open_dataset
 
     if isinstance(data, (str, os.PathLike)) and not os.path.isfile(data):
         labels = "predicted" if config.labels == "predicted" else labels_file
         return open_dataset(data, cfg, labels=labels, class_names=class_names, samples=config.samples, seed=config.seed)
     from .inputs import as_dataset
 
-    if config.samples is not None and config.samples < 1:  # as open_dataset refuses it for a folder
-        raise IasideError(f"samples={config.samples}: pass a positive number of images, or leave it out")
+    check_samples(config.samples)
     if labels_file is not None:
         raise IasideError(
             f"labels={labels_file!r} labels the images of a folder; with in-memory data pass (images, labels) instead"
