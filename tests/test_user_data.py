@@ -738,9 +738,11 @@ def test_resolve_data_opens_folders_and_draws_seeded_subsets(tmp_path):
     x = torch.from_numpy(_bytes(6))
     full = resolve_data((x, torch.arange(6)), CFG, ExplainConfig(), None, None)
     assert len(full) == 6 and full.labels == list(range(6))
+    many = torch.from_numpy(_bytes(40))  # 5 of 40: an unseeded draw matches with chance 1 in 658008
+    drawn = resolve_data((many, torch.arange(40)), CFG, ExplainConfig(samples=5, seed=7), None, None)
+    chosen = sorted(np.random.default_rng(7).choice(40, 5, replace=False).tolist())
+    assert drawn.labels == chosen and drawn.names == [f"data[{i}]" for i in chosen]
     sub = resolve_data((x, torch.arange(6)), CFG, ExplainConfig(samples=4, seed=7), None, None)
-    chosen = sorted(np.random.default_rng(7).choice(6, 4, replace=False).tolist())
-    assert sub.labels == chosen and sub.names == [f"data[{i}]" for i in chosen]
     every = resolve_data((x, torch.arange(6)), CFG, ExplainConfig(samples=6), None, None)
     assert (
         every.labels == list(range(6)) and every.description == "tensor(6, 3, 3, 4) uint8, rescaled to [0, 1] (/ 255)"
